@@ -1,0 +1,433 @@
+"""The affectflow corpus: recordings, time-indexed feature sets and labels on disk.
+
+Layout (all times in **seconds** from the start of the recording, ``float64``)::
+
+    <corpus>/
+      corpus.json                         {"format": "affectflow-corpus", "version": 1, "name", "label_rate_hz", ...}
+      recordings.csv                      id, subject, partition, duration   (duration in s; partition: train/devel/test/...)
+      features/<set>/feature_set.json     {"name", "modality", "rate_hz" (or null), "columns", "params", ...}
+      features/<set>/<recording>.parquet  column "time" then one float32 column per feature; NaN = missing value
+      labels/<label set>/label_set.json   {"name", "dims", "rate_hz"}
+      labels/<label set>/<recording>.parquet  column "time" then one float column per dimension; NaN = not annotated
+      labels/segments.parquet             recording, segment_id, start, end, <class columns ...>   (optional)
+      labels/clips.csv                    recording, <class or value columns ...>                   (optional)
+      reports/                            import and generation reports (JSON)
+      cache/                              derived data (aligned arrays); safe to delete
+
+A feature set has either a fixed ``rate_hz`` or explicit timestamps (``rate_hz: null``); its frames need not lie on
+the label grid: :mod:`affectflow.data.align` brings them there. The continuous label set used for training is
+``labels/continuous`` by default; other label sets (e.g. the noise-free labels of a synthetic corpus) sit beside it.
+
+Every file is written atomically (temporary file, then rename), so a crash never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from affectflow.errors import CorpusError
+
+FORMAT_NAME = "affectflow-corpus"
+FORMAT_VERSION = 1
+TIME = "time"
+RECORDING_COLUMNS = ["id", "subject", "partition", "duration"]
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+@dataclass
+class FeatureSetInfo:
+    """Description of one feature set.
+
+    Attributes
+    ----------
+    name:
+        Feature set name (folder name), e.g. ``"egemaps"``.
+    modality:
+        ``"audio"``, ``"video"``, ``"text"``, ``"physio"`` or any other string.
+    columns:
+        Feature column names, in storage order.
+    rate_hz:
+        Frame rate in Hz if the frames are regular, else ``None`` (explicit timestamps only).
+    params:
+        Extractor parameters or provenance, stored verbatim.
+    description:
+        Free text.
+    """
+
+    name: str
+    modality: str
+    columns: list[str]
+    rate_hz: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def dim(self) -> int:
+        """Number of feature columns."""
+        return len(self.columns)
+
+
+@dataclass
+class LabelSetInfo:
+    """Description of a continuous label set: dimensions on a time grid of ``rate_hz`` (or explicit times)."""
+
+    name: str
+    dims: list[str]
+    rate_hz: float | None = None
+    description: str = ""
+
+
+def check_name(kind: str, name: str) -> str:
+    """Return ``name`` if it is safe as a file name, else raise :class:`CorpusError`."""
+    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+        raise CorpusError(
+            f"Invalid {kind} {name!r}: names must start with a letter or digit and contain only letters, digits "
+            "and the characters '_', '.', '+', '-' (they become file names)."
+        )
+    return name
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename the temporary file to ``path`` (same folder, so the rename is atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n"))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write(path, lambda p: frame.to_parquet(p, index=False))
+
+
+class Corpus:
+    """A corpus directory (see the module docstring for the layout).
+
+    Open an existing corpus with ``Corpus(path)``; make a new one with :meth:`Corpus.create`. Reading is lazy:
+    nothing but the small index files is loaded until a recording's features or labels are asked for.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        meta_file = self.path / "corpus.json"
+        if not self.path.is_dir():
+            raise CorpusError(
+                f"Corpus folder {str(self.path)!r} does not exist. Expected a folder made by `affectflow generate` "
+                "or `affectflow import-muse` (it holds corpus.json, recordings.csv, features/ and labels/)."
+            )
+        if not meta_file.is_file():
+            raise CorpusError(
+                f"{str(self.path)!r} is not an affectflow corpus: corpus.json is missing. Create one with "
+                "`affectflow generate` or import challenge data with `affectflow import-muse`."
+            )
+        self.meta: dict[str, Any] = json.loads(meta_file.read_text())
+        if self.meta.get("format") != FORMAT_NAME:
+            raise CorpusError(f"{meta_file} does not describe an affectflow corpus (format={self.meta.get('format')!r}).")
+        if int(self.meta.get("version", 0)) > FORMAT_VERSION:
+            raise CorpusError(
+                f"{meta_file} has corpus format version {self.meta.get('version')}; this affectflow reads up to "
+                f"version {FORMAT_VERSION}. Upgrade affectflow."
+            )
+        self._recordings: pd.DataFrame | None = None
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        *,
+        name: str,
+        label_rate_hz: float | None,
+        description: str = "",
+        exist_ok: bool = False,
+        **extra: Any,
+    ) -> "Corpus":
+        """Create an empty corpus at ``path`` and return it.
+
+        Raises :class:`CorpusError` if ``path`` exists and is not empty (unless ``exist_ok`` and it is a corpus).
+        """
+        p = Path(path)
+        if p.exists() and any(p.iterdir()):
+            if exist_ok and (p / "corpus.json").is_file():
+                return cls(p)
+            raise CorpusError(f"Cannot create a corpus in {str(p)!r}: the folder exists and is not empty.")
+        p.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "name": name,
+            "label_rate_hz": label_rate_hz,
+            "description": description,
+            **extra,
+        }
+        write_json(p / "corpus.json", meta)
+        empty = pd.DataFrame(columns=RECORDING_COLUMNS)
+        atomic_write(p / "recordings.csv", lambda t: empty.to_csv(t, index=False))
+        return cls(p)
+
+    def update_meta(self, **values: Any) -> None:
+        """Merge ``values`` into corpus.json."""
+        self.meta.update(values)
+        write_json(self.path / "corpus.json", self.meta)
+
+    # ------------------------------------------------------------------ recordings
+    @property
+    def recordings(self) -> pd.DataFrame:
+        """Table of recordings: ``id`` (str), ``subject`` (str), ``partition`` (str), ``duration`` (s, float)."""
+        if self._recordings is None:
+            f = self.path / "recordings.csv"
+            if not f.is_file():
+                raise CorpusError(f"Corpus {str(self.path)!r} has no recordings.csv.")
+            df = pd.read_csv(f, dtype={"id": str, "subject": str, "partition": str})
+            missing = [c for c in RECORDING_COLUMNS if c not in df.columns]
+            if missing:
+                raise CorpusError(f"{f} lacks the columns {missing}; expected {RECORDING_COLUMNS}.")
+            if df["id"].duplicated().any():
+                dups = df.loc[df["id"].duplicated(), "id"].tolist()
+                raise CorpusError(f"{f} lists recording ids more than once: {dups[:10]}.")
+            self._recordings = df.reset_index(drop=True)
+        return self._recordings
+
+    def set_recordings(self, table: pd.DataFrame) -> None:
+        """Write the recordings table (columns ``id, subject, partition, duration``, extra columns kept)."""
+        missing = [c for c in RECORDING_COLUMNS if c not in table.columns]
+        if missing:
+            raise CorpusError(f"Recordings table lacks the columns {missing}; expected {RECORDING_COLUMNS}.")
+        table = table.copy()
+        table["id"] = table["id"].astype(str)
+        table["subject"] = table["subject"].astype(str)
+        for rid in table["id"]:
+            check_name("recording id", rid)
+        if table["id"].duplicated().any():
+            raise CorpusError(f"Recording ids must be unique; repeated: {table.loc[table['id'].duplicated(), 'id'].tolist()[:10]}")
+        atomic_write(self.path / "recordings.csv", lambda p: table.to_csv(p, index=False))
+        self._recordings = None
+
+    def recording_ids(self, partitions: Iterable[str] | None = None) -> list[str]:
+        """Ids of the recordings in ``partitions`` (all if ``None``), in table order."""
+        rec = self.recordings
+        if partitions is None:
+            return rec["id"].tolist()
+        parts = list(partitions)
+        known = sorted(rec["partition"].unique())
+        unknown = [p for p in parts if p not in known]
+        if unknown:
+            raise CorpusError(f"Partitions {unknown} do not exist in corpus {str(self.path)!r}; it has {known}.")
+        return rec.loc[rec["partition"].isin(parts), "id"].tolist()
+
+    def recording(self, rid: str) -> pd.Series:
+        """The recordings-table row of ``rid``."""
+        rec = self.recordings
+        row = rec.loc[rec["id"] == rid]
+        if row.empty:
+            raise CorpusError(f"Recording {rid!r} is not in corpus {str(self.path)!r} ({len(rec)} recordings).")
+        return row.iloc[0]
+
+    # ------------------------------------------------------------------ feature sets
+    @property
+    def feature_sets(self) -> dict[str, FeatureSetInfo]:
+        """All feature sets, by name."""
+        out = {}
+        root = self.path / "features"
+        if root.is_dir():
+            for d in sorted(root.iterdir()):
+                f = d / "feature_set.json"
+                if f.is_file():
+                    out[d.name] = FeatureSetInfo(**json.loads(f.read_text()))
+        return out
+
+    def feature_set(self, name: str) -> FeatureSetInfo:
+        """Info of feature set ``name``; the error lists the available ones."""
+        sets = self.feature_sets
+        if name not in sets:
+            raise CorpusError(
+                f"Feature set {name!r} is not in corpus {str(self.path)!r}; available: {sorted(sets) or 'none'}."
+            )
+        return sets[name]
+
+    def write_feature_set_info(self, info: FeatureSetInfo) -> None:
+        """Declare (or update) a feature set."""
+        check_name("feature set name", info.name)
+        if len(set(info.columns)) != len(info.columns):
+            raise CorpusError(f"Feature set {info.name!r} has repeated column names.")
+        if TIME in info.columns:
+            raise CorpusError(f"Feature set {info.name!r} must not have a feature column called {TIME!r}.")
+        write_json(self.path / "features" / info.name / "feature_set.json", asdict(info))
+
+    def feature_file(self, name: str, rid: str) -> Path:
+        """Path of the Parquet file of feature set ``name`` for recording ``rid`` (may not exist)."""
+        return self.path / "features" / name / f"{rid}.parquet"
+
+    def has_features(self, name: str, rid: str) -> bool:
+        """Whether recording ``rid`` has frames of feature set ``name``."""
+        return self.feature_file(name, rid).is_file()
+
+    def write_features(self, name: str, rid: str, frame: pd.DataFrame) -> None:
+        """Store the frames of feature set ``name`` for recording ``rid``.
+
+        ``frame`` has a ``time`` column (seconds, strictly increasing) and exactly the declared feature columns.
+        Values are stored as float32; NaN marks a missing value.
+        """
+        info = self.feature_set(name)
+        if TIME not in frame.columns:
+            raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r} have no {TIME!r} column.")
+        cols = [c for c in frame.columns if c != TIME]
+        if cols != info.columns:
+            raise CorpusError(
+                f"Frames for feature set {name!r}, recording {rid!r} have columns {cols[:5]}... ({len(cols)}); "
+                f"the feature set declares {info.columns[:5]}... ({info.dim})."
+            )
+        t = frame[TIME].to_numpy(dtype=np.float64)
+        if len(t) > 1 and not np.all(np.diff(t) > 0):
+            raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r}: times must be strictly increasing.")
+        out = pd.DataFrame({TIME: t})
+        values = frame[cols].to_numpy(dtype=np.float32)
+        out = pd.concat([out, pd.DataFrame(values, columns=cols)], axis=1)
+        _write_parquet(self.feature_file(name, check_name("recording id", rid)), out)
+
+    def read_features(self, name: str, rid: str) -> pd.DataFrame:
+        """Frames of feature set ``name`` for recording ``rid``: ``time`` then the feature columns (float32)."""
+        f = self.feature_file(name, rid)
+        if not f.is_file():
+            self.feature_set(name)
+            raise CorpusError(f"Recording {rid!r} has no frames of feature set {name!r} ({f} is missing).")
+        return pd.read_parquet(f)
+
+    # ------------------------------------------------------------------ labels
+    @property
+    def label_sets(self) -> dict[str, LabelSetInfo]:
+        """Continuous label sets, by name (``continuous`` is the default one)."""
+        out = {}
+        root = self.path / "labels"
+        if root.is_dir():
+            for d in sorted(root.iterdir()):
+                f = d / "label_set.json"
+                if d.is_dir() and f.is_file():
+                    out[d.name] = LabelSetInfo(**json.loads(f.read_text()))
+        return out
+
+    def label_set(self, name: str = "continuous") -> LabelSetInfo:
+        """Info of label set ``name``; the error lists the available ones."""
+        sets = self.label_sets
+        if name not in sets:
+            raise CorpusError(
+                f"Label set {name!r} is not in corpus {str(self.path)!r}; available: {sorted(sets) or 'none'}."
+            )
+        return sets[name]
+
+    def write_label_set_info(self, info: LabelSetInfo) -> None:
+        """Declare (or update) a continuous label set."""
+        check_name("label set name", info.name)
+        write_json(self.path / "labels" / info.name / "label_set.json", asdict(info))
+
+    def label_file(self, rid: str, label_set: str = "continuous") -> Path:
+        """Path of the labels of recording ``rid`` in ``label_set`` (may not exist)."""
+        return self.path / "labels" / label_set / f"{rid}.parquet"
+
+    def write_labels(self, rid: str, frame: pd.DataFrame, label_set: str = "continuous") -> None:
+        """Store continuous labels: a ``time`` column (s, strictly increasing) and one column per dimension."""
+        info = self.label_set(label_set)
+        cols = [c for c in frame.columns if c != TIME]
+        if TIME not in frame.columns or cols != info.dims:
+            raise CorpusError(
+                f"Labels for recording {rid!r} must have columns {[TIME] + info.dims}; got {list(frame.columns)}."
+            )
+        t = frame[TIME].to_numpy(dtype=np.float64)
+        if len(t) > 1 and not np.all(np.diff(t) > 0):
+            raise CorpusError(f"Labels for recording {rid!r}: times must be strictly increasing.")
+        out = frame[[TIME] + cols].astype({c: np.float32 for c in cols}).astype({TIME: np.float64})
+        _write_parquet(self.label_file(check_name("recording id", rid), label_set), out)
+
+    def read_labels(self, rid: str, label_set: str = "continuous") -> pd.DataFrame | None:
+        """Continuous labels of ``rid`` (``time`` + dims), or ``None`` if the recording has none (e.g. blind test)."""
+        self.label_set(label_set)
+        f = self.label_file(rid, label_set)
+        return pd.read_parquet(f) if f.is_file() else None
+
+    def write_segments(self, table: pd.DataFrame) -> None:
+        """Store segment labels: columns ``recording, segment_id, start, end`` (s) and one column per class target."""
+        need = ["recording", "segment_id", "start", "end"]
+        missing = [c for c in need if c not in table.columns]
+        if missing:
+            raise CorpusError(f"Segment table lacks the columns {missing}; expected {need} + class columns.")
+        _write_parquet(self.path / "labels" / "segments.parquet", table.reset_index(drop=True))
+
+    def segments(self) -> pd.DataFrame | None:
+        """Segment labels, or ``None`` if the corpus has none."""
+        f = self.path / "labels" / "segments.parquet"
+        return pd.read_parquet(f) if f.is_file() else None
+
+    def write_clips(self, table: pd.DataFrame) -> None:
+        """Store clip-level labels: a ``recording`` column and one column per class or value target."""
+        if "recording" not in table.columns:
+            raise CorpusError("Clip label table needs a 'recording' column.")
+        atomic_write(self.path / "labels" / "clips.csv", lambda p: table.to_csv(p, index=False))
+
+    def clips(self) -> pd.DataFrame | None:
+        """Clip-level labels, or ``None`` if the corpus has none."""
+        f = self.path / "labels" / "clips.csv"
+        return pd.read_csv(f, dtype={"recording": str}) if f.is_file() else None
+
+    # ------------------------------------------------------------------ misc
+    @property
+    def label_rate_hz(self) -> float | None:
+        """Rate of the default label grid in Hz (used for recordings without labels)."""
+        r = self.meta.get("label_rate_hz")
+        return float(r) if r else None
+
+    def cache_dir(self) -> Path:
+        """Folder for derived data (aligned arrays)."""
+        return self.path / "cache"
+
+    def write_report(self, name: str, report: dict[str, Any]) -> Path:
+        """Write a JSON report under ``reports/`` and return its path."""
+        p = self.path / "reports" / f"{name}.json"
+        write_json(p, report)
+        return p
+
+    def summary(self) -> str:
+        """A short human-readable description."""
+        rec = self.recordings
+        lines = [f"Corpus {self.meta.get('name')!r} at {self.path}"]
+        lines.append(f"  recordings: {len(rec)} ({', '.join(f'{k}: {v}' for k, v in rec['partition'].value_counts().sort_index().items())})")
+        lines.append(f"  subjects: {rec['subject'].nunique()}, total duration: {rec['duration'].sum() / 3600:.2f} h")
+        for n, fs in self.feature_sets.items():
+            rate = f"{fs.rate_hz:g} Hz" if fs.rate_hz else "explicit times"
+            lines.append(f"  feature set {n}: {fs.modality}, {fs.dim} dims, {rate}")
+        for n, ls in self.label_sets.items():
+            lines.append(f"  label set {n}: {ls.dims}")
+        if self.segments() is not None:
+            lines.append(f"  segment labels: {len(self.segments())} segments")
+        if self.clips() is not None:
+            lines.append(f"  clip labels: {len(self.clips())} clips")
+        return "\n".join(lines)

@@ -1,0 +1,29 @@
+"""Exceptions and warnings raised by affectflow.
+
+Every error a user can cause (a bad config, path or corpus) is an :class:`AffectflowError`; the CLI prints its
+message as one paragraph instead of a traceback. Messages say what was found and what was expected.
+"""
+
+
+class AffectflowError(Exception):
+    """Base class of all errors a user can cause and fix."""
+
+
+class ConfigError(AffectflowError, ValueError):
+    """A configuration value or key is invalid."""
+
+
+class CorpusError(AffectflowError, ValueError):
+    """A corpus on disk is missing, incomplete or inconsistent."""
+
+
+class ImportFormatError(AffectflowError, ValueError):
+    """Files being imported do not follow the expected layout (the message lists files and counts)."""
+
+
+class RunError(AffectflowError, ValueError):
+    """A run directory is missing, incomplete, or would be overwritten."""
+
+
+class AffectflowWarning(UserWarning):
+    """A recoverable data problem (missing frames, dropped duplicates...), with counts in the message."""

@@ -1,0 +1,146 @@
+"""The contract every feature extractor follows.
+
+An extractor turns the raw media of one recording into frames of one feature set::
+
+    extractor = EXTRACTORS.build("egemaps", {"rate_hz": 2.0, "win_dur": 1.0})
+    frame = extractor.extract(MediaRecording(id="r1", audio=Path("r1.wav")))
+    # frame: pandas DataFrame, column "time" (float64 s, strictly increasing, the instant each frame stands for,
+    #        i.e. the window centre for windowed features), then extractor.columns() as float32.
+    #        Frames where the feature does not exist (no face, no speech...) are rows of NaN, never zeros.
+
+Extractors are registered by name in :data:`EXTRACTORS`; their constructor keyword arguments are their whole
+configuration, returned by :meth:`Extractor.params` (stored with the features and hashed to decide whether a stored
+output is still valid).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from affectflow.errors import ConfigError
+
+
+@dataclass
+class MediaRecording:
+    """Raw inputs of one recording; any subset may be present.
+
+    Attributes
+    ----------
+    id:
+        Recording id.
+    audio:
+        Audio file (wav, flac, mp3) or ``None``; a video's audio track is used when ``audio`` is ``None``.
+    video:
+        Video file (mp4, avi, mkv) or ``None``.
+    physio:
+        Physiological signals: CSV (time column or a sampling rate), EDF, or a WFDB record (``.hea``) or ``None``.
+    transcript:
+        Transcript: utterance-level (start, end, text) or word-level (start, end, word) as CSV/JSON, or ``None``.
+    duration:
+        Duration in seconds if known.
+    """
+
+    id: str
+    audio: Path | None = None
+    video: Path | None = None
+    physio: Path | None = None
+    transcript: Path | None = None
+    duration: float | None = None
+
+    def audio_source(self) -> Path | None:
+        """The file to read audio from: ``audio``, else the video's audio track."""
+        return self.audio if self.audio is not None else self.video
+
+
+class ExtractionError(Exception):
+    """A recording's file is corrupt, truncated, empty or unsupported (the message names the file)."""
+
+
+class Extractor(ABC):
+    """Base class of all feature extractors.
+
+    Subclasses set ``name``, ``modality`` and ``inputs`` (which :class:`MediaRecording` fields they need), take
+    their configuration as keyword-only constructor arguments stored unchanged on ``self``, and implement
+    :meth:`columns` and :meth:`extract`.
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[str]
+    inputs: ClassVar[tuple[str, ...]]
+
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments and their current values (JSON-serialisable)."""
+        sig = inspect.signature(type(self).__init__)
+        return {k: _plain(getattr(self, k)) for k in sig.parameters if k != "self"}
+
+    def config_hash(self) -> str:
+        """Hash of the extractor name and parameters: a stored output with another hash is recomputed."""
+        blob = json.dumps({"name": self.name, "params": self.params()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def can_process(self, rec: MediaRecording) -> bool:
+        """Whether ``rec`` has the inputs this extractor needs."""
+        if "audio" in self.inputs:
+            return rec.audio_source() is not None
+        return all(getattr(rec, k) is not None for k in self.inputs)
+
+    @abstractmethod
+    def columns(self) -> list[str]:
+        """Names of the feature columns, in order."""
+
+    @abstractmethod
+    def extract(self, rec: MediaRecording) -> pd.DataFrame:
+        """Frames of this feature set for ``rec`` (see the module docstring for the format)."""
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+class ExtractorRegistry:
+    """Name → extractor class; :meth:`build` rejects unknown names and keys with the list of valid ones."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[Extractor]] = {}
+
+    def register(self, cls: type[Extractor]) -> type[Extractor]:
+        """Class decorator: register ``cls`` under ``cls.name``."""
+        if cls.name in self._classes:
+            raise ValueError(f"extractor {cls.name!r} registered twice")
+        self._classes[cls.name] = cls
+        return cls
+
+    def names(self) -> list[str]:
+        """Registered extractor names, sorted."""
+        return sorted(self._classes)
+
+    def get(self, name: str) -> type[Extractor]:
+        """The class registered as ``name``."""
+        if name not in self._classes:
+            raise ConfigError(f"Unknown extractor {name!r}; valid extractors: {self.names()}.")
+        return self._classes[name]
+
+    def build(self, name: str, params: dict[str, Any] | None = None) -> Extractor:
+        """Instantiate extractor ``name`` with ``params`` (unknown keys are an error listing the valid keys)."""
+        cls = self.get(name)
+        params = dict(params or {})
+        valid = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+        bad = sorted(set(params) - set(valid))
+        if bad:
+            raise ConfigError(f"Extractor {name!r} has no parameters {bad}; valid parameters: {valid}.")
+        return cls(**params)
+
+
+EXTRACTORS = ExtractorRegistry()
