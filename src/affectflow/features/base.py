@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from affectflow.errors import ConfigError
+from affectflow.registry import Registry
 
 
 @dataclass
@@ -109,38 +109,5 @@ def _plain(v: Any) -> Any:
     return v
 
 
-class ExtractorRegistry:
-    """Name → extractor class; :meth:`build` rejects unknown names and keys with the list of valid ones."""
-
-    def __init__(self) -> None:
-        self._classes: dict[str, type[Extractor]] = {}
-
-    def register(self, cls: type[Extractor]) -> type[Extractor]:
-        """Class decorator: register ``cls`` under ``cls.name``."""
-        if cls.name in self._classes:
-            raise ValueError(f"extractor {cls.name!r} registered twice")
-        self._classes[cls.name] = cls
-        return cls
-
-    def names(self) -> list[str]:
-        """Registered extractor names, sorted."""
-        return sorted(self._classes)
-
-    def get(self, name: str) -> type[Extractor]:
-        """The class registered as ``name``."""
-        if name not in self._classes:
-            raise ConfigError(f"Unknown extractor {name!r}; valid extractors: {self.names()}.")
-        return self._classes[name]
-
-    def build(self, name: str, params: dict[str, Any] | None = None) -> Extractor:
-        """Instantiate extractor ``name`` with ``params`` (unknown keys are an error listing the valid keys)."""
-        cls = self.get(name)
-        params = dict(params or {})
-        valid = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
-        bad = sorted(set(params) - set(valid))
-        if bad:
-            raise ConfigError(f"Extractor {name!r} has no parameters {bad}; valid parameters: {valid}.")
-        return cls(**params)
-
-
-EXTRACTORS = ExtractorRegistry()
+EXTRACTORS: Registry[Extractor] = Registry("extractor")
+"""All registered extractors: ``EXTRACTORS.build(name, params)``; names via ``EXTRACTORS.names()``."""
