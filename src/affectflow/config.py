@@ -1,0 +1,283 @@
+"""Experiment configuration: YAML files plus ``key.path=value`` overrides, validated before any data is read.
+
+A config has four sections (every key has a default, see ``configs/default.yaml``)::
+
+    data:      corpus, features, targets, label_set, normalize, window {size, hop}, eval_window {size, hop}, ...
+    model:     type (a name in the model registry) + that model's hyperparameters
+    training:  loss, lr, weight_decay, batch_size, epochs, patience, lr_patience, lr_factor, min_lr, grad_clip,
+               seeds, device, num_workers
+    output:    runs_dir, name
+
+Loading merges, in order: the packaged defaults, the YAML file, then command-line overrides such as
+``training.lr=5e-4`` or ``data.features=[egemaps,face]`` (values parsed as YAML). Unknown keys, wrong types and
+unknown model names fail with a :class:`~affectflow.errors.ConfigError` that lists the valid choices. Relative
+paths are taken relative to the current directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from affectflow.errors import ConfigError
+
+
+@dataclass
+class WindowConfig:
+    """Window size and hop in label steps; ``size: null`` means whole recordings."""
+
+    size: int | None = 200
+    hop: int | None = 100
+
+
+@dataclass
+class DataConfig:
+    """Which data to train on and how to present it."""
+
+    corpus: str = ""
+    features: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=lambda: ["arousal", "valence"])
+    label_set: str = "continuous"
+    normalize: str = "global"
+    window: WindowConfig = field(default_factory=WindowConfig)
+    eval_window: WindowConfig = field(default_factory=lambda: WindowConfig(size=None, hop=None))
+    train_partitions: list[str] = field(default_factory=lambda: ["train"])
+    devel_partition: str = "devel"
+    test_partitions: list[str] = field(default_factory=lambda: ["test"])
+    cache_dir: str | None = None
+
+
+@dataclass
+class ModelConfig:
+    """``type`` names a registered model; ``params`` are its hyperparameters (written flat in YAML)."""
+
+    type: str = "gru"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation, early stopping and seeds."""
+
+    loss: str = "ccc"
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    epochs: int = 60
+    patience: int = 10
+    lr_patience: int = 4
+    lr_factor: float = 0.5
+    min_lr: float = 1e-5
+    grad_clip: float | None = 1.0
+    seeds: list[int] = field(default_factory=lambda: [101, 102, 103])
+    device: str = "auto"
+    num_workers: int = 0
+
+
+@dataclass
+class OutputConfig:
+    """Where runs go. A run directory is ``<runs_dir>/<name>-<timestamp>`` and is never overwritten."""
+
+    runs_dir: str = "runs"
+    name: str | None = None
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole training experiment."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict in the YAML shape (model params flattened next to ``type``)."""
+        d = dataclasses.asdict(self)
+        d["model"] = {"type": self.model.type, **self.model.params}
+        return d
+
+    def validate(self) -> "ExperimentConfig":
+        """Check cross-field constraints and the model's hyperparameters; return self."""
+        from affectflow.data.normalize import MODES
+        from affectflow.data.windows import check_window
+        from affectflow.models import MODELS
+        from affectflow.training.losses import LOSSES
+
+        d, t = self.data, self.training
+        if not d.corpus:
+            raise ConfigError("`data.corpus` is not set: give the corpus folder (e.g. --corpus path or data.corpus=path).")
+        if not d.features:
+            raise ConfigError("`data.features` is empty: list one feature set, or several for early fusion.")
+        if not d.targets:
+            raise ConfigError("`data.targets` is empty: list the label dimensions to predict, e.g. [arousal, valence].")
+        if len(set(d.features)) != len(d.features):
+            raise ConfigError(f"`data.features` lists a feature set twice: {d.features}.")
+        if d.normalize not in MODES:
+            raise ConfigError(f"`data.normalize` must be one of {list(MODES)}, got {d.normalize!r}.")
+        check_window(d.window.size, d.window.hop)
+        check_window(d.eval_window.size, d.eval_window.hop)
+        MODELS.check_params(self.model.type, self.model.params)
+        if t.loss not in LOSSES:
+            raise ConfigError(f"`training.loss` must be one of {sorted(LOSSES)}, got {t.loss!r}.")
+        if t.optimizer != "adam":
+            raise ConfigError(f"`training.optimizer` must be 'adam', got {t.optimizer!r}.")
+        if not t.seeds:
+            raise ConfigError("`training.seeds` is empty: give at least one seed.")
+        for name, v in [("lr", t.lr), ("batch_size", t.batch_size), ("epochs", t.epochs)]:
+            if v <= 0:
+                raise ConfigError(f"`training.{name}` must be positive, got {v!r}.")
+        if t.patience < 1 or t.lr_patience < 0 or not 0 < t.lr_factor < 1 or t.num_workers < 0:
+            raise ConfigError(
+                "`training.patience` must be >= 1, `lr_patience` >= 0, `lr_factor` in (0, 1), `num_workers` >= 0; got "
+                f"{t.patience}, {t.lr_patience}, {t.lr_factor}, {t.num_workers}."
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------- dict <-> dataclass
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, path)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"`{path}` has an invalid value {value!r}.")
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"`{path}` must be a list, got {value!r}.")
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"`{path}` must be a mapping, got {value!r}.")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"`{path}` must be true or false, got {value!r}.")
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"`{path}` must be an integer, got {value!r}.")
+    if tp is str and not isinstance(value, str):
+        raise ConfigError(f"`{path}` must be a string, got {value!r}.")
+    if tp in (int, float, str, bool) and not isinstance(value, tp):
+        raise ConfigError(f"`{path}` must be of type {_type_name(tp)}, got {value!r}.")
+    return value
+
+
+def _from_dict(cls: type, data: Any, path: str = "") -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"`{path or 'config'}` must be a mapping, got {data!r}.")
+    if cls is ModelConfig:
+        data = dict(data)
+        mtype = data.pop("type", "gru")
+        if not isinstance(mtype, str):
+            raise ConfigError(f"`model.type` must be a model name, got {mtype!r}.")
+        params = data.pop("params", {}) or {}
+        return ModelConfig(type=mtype, params={**params, **data})
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        where = f"`{path}`" if path else "the config"
+        raise ConfigError(f"Unknown key(s) {unknown} in {where}; valid keys: {names}.")
+    kwargs = {k: _coerce(v, hints[k], f"{path}.{k}" if path else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "model":
+            out[k] = _merge(out[k], v)
+        elif k == "model" and isinstance(v, dict) and isinstance(out.get(k), dict):
+            # a different model type drops the previous type's hyperparameters
+            out[k] = dict(v) if v.get("type", out[k].get("type")) != out[k].get("type") else {**out[k], **v}
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"a.b.c=value"`` → ``{"a": {"b": {"c": value}}}`` with ``value`` parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"Override {text!r} is not of the form key.path=value (e.g. training.lr=0.0005).")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"Override {text!r} has an empty key part; expected key.path=value.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Cannot parse the value of override {text!r} as YAML: {e}") from e
+    out: dict[str, Any] = {}
+    cur = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def default_config_dict() -> dict[str, Any]:
+    """The packaged ``configs/default.yaml`` as a dict."""
+    text = resources.files("affectflow.configs").joinpath("default.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with a clear error for a missing or malformed file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Config file {str(p)!r} does not exist.")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Config file {str(p)!r} is not valid YAML: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {str(p)!r} must contain a mapping at the top level, got {type(data).__name__}.")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> ExperimentConfig:
+    """Build a validated :class:`ExperimentConfig` from the defaults, an optional YAML file and overrides."""
+    merged = default_config_dict() if base is None else copy.deepcopy(base)
+    if path is not None:
+        merged = _merge(merged, read_yaml(path))
+    for o in overrides or []:
+        merged = _merge(merged, parse_override(o))
+    return config_from_dict(merged).validate()
+
+
+def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    """Strictly convert a dict (YAML shape) to :class:`ExperimentConfig` (no cross-field validation)."""
+    return _from_dict(ExperimentConfig, data)

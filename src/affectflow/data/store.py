@@ -1,0 +1,206 @@
+"""Recordings as aligned, lazily read arrays on the label grid.
+
+:class:`SequenceStore` is the one place where feature sets are aligned to the label grid (see
+:mod:`affectflow.data.align`). Aligned arrays are cached as ``.npy`` files under the corpus ``cache/`` folder,
+keyed by the source file's size and modification time, and read **by byte offset** for each window, so a corpus
+far larger than memory trains with bounded memory (only the windows of the current batch are in RAM).
+
+Axes: time steps ``T`` (label grid), feature columns ``D`` of one set, targets ``K``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from affectflow.corpus.corpus import TIME, Corpus, atomic_write
+from affectflow.data.align import align_to_grid, regular_grid
+from affectflow.errors import CorpusError
+
+ALIGN_VERSION = 1
+
+
+@dataclass
+class RecordingIndex:
+    """One recording of a :class:`SequenceStore`.
+
+    Attributes
+    ----------
+    id, subject, partition:
+        From the corpus recordings table.
+    times:
+        Shape ``(T,)``: the label grid in seconds.
+    y:
+        Shape ``(T, K)`` float32 labels of the selected targets, NaN where not annotated; ``None`` if unlabelled.
+    arrays:
+        Feature set → path of the aligned ``(T, D)`` float32 ``.npy`` (NaN = missing), or ``None`` if the recording
+        has no frames of that set (all steps missing).
+    """
+
+    id: str
+    subject: str
+    partition: str
+    times: np.ndarray
+    y: np.ndarray | None
+    arrays: dict[str, Path | None] = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        """Number of steps ``T``."""
+        return len(self.times)
+
+
+def _npy_data_offset(path: Path) -> tuple[int, tuple[int, ...]]:
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = reader(f)
+        if fortran or dtype != np.float32:
+            raise CorpusError(f"Cached array {path} has an unexpected layout; delete the corpus cache/ folder.")
+        return f.tell(), shape
+
+
+class SequenceStore:
+    """Aligned features and labels of a list of recordings, read lazily.
+
+    Parameters
+    ----------
+    corpus:
+        The corpus.
+    feature_sets:
+        Names of the feature sets to use (early fusion concatenates them in this order).
+    targets:
+        Label dimensions to predict (columns of the label set); may be empty for prediction only.
+    recordings:
+        Recording ids.
+    label_set:
+        Continuous label set that defines the time grid and the targets.
+    cache_dir:
+        Where aligned arrays are cached (default: ``<corpus>/cache/aligned``).
+    progress:
+        Show a progress bar while aligning.
+    """
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        feature_sets: list[str],
+        targets: list[str],
+        recordings: list[str],
+        *,
+        label_set: str = "continuous",
+        cache_dir: str | os.PathLike | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.corpus = corpus
+        self.feature_sets = list(feature_sets)
+        self.targets = list(targets)
+        self.label_set = label_set
+        self.infos = {name: corpus.feature_set(name) for name in self.feature_sets}
+        self.dims = {name: info.dim for name, info in self.infos.items()}
+        if self.targets:
+            dims = corpus.label_set(label_set).dims
+            bad = [t for t in self.targets if t not in dims]
+            if bad:
+                raise CorpusError(f"Targets {bad} are not in label set {label_set!r}; it has {dims}.")
+        self.cache_dir = Path(cache_dir) if cache_dir else corpus.cache_dir() / "aligned"
+        self.records: list[RecordingIndex] = []
+        self._offsets: dict[Path, tuple[int, tuple[int, ...]]] = {}
+        it = tqdm(recordings, desc="aligning", unit="rec", disable=not progress, leave=False)
+        for rid in it:
+            self.records.append(self._index(rid))
+
+    # ------------------------------------------------------------------ building
+    def _grid_and_labels(self, rid: str) -> tuple[np.ndarray, np.ndarray | None]:
+        labels = self.corpus.read_labels(rid, self.label_set) if self.corpus.label_sets else None
+        if labels is not None and len(labels):
+            times = labels[TIME].to_numpy(np.float64)
+            y = labels[self.targets].to_numpy(np.float32) if self.targets else None
+            return times, y
+        rate = self.corpus.label_rate_hz
+        if not rate:
+            raise CorpusError(
+                f"Recording {rid!r} has no labels and the corpus sets no label_rate_hz, so its time grid is unknown."
+            )
+        duration = float(self.corpus.recording(rid)["duration"])
+        return regular_grid(duration, rate), None
+
+    def _index(self, rid: str) -> RecordingIndex:
+        row = self.corpus.recording(rid)
+        times, y = self._grid_and_labels(rid)
+        grid_key = hashlib.sha256(np.ascontiguousarray(times).tobytes()).hexdigest()[:12]
+        arrays: dict[str, Path | None] = {}
+        for name in self.feature_sets:
+            src = self.corpus.feature_file(name, rid)
+            if not src.is_file():
+                arrays[name] = None
+                continue
+            st = src.stat()
+            key = hashlib.sha256(f"{ALIGN_VERSION}|{st.st_size}|{st.st_mtime_ns}|{grid_key}".encode()).hexdigest()[:16]
+            dst = self.cache_dir / name / f"{rid}.{key}.npy"
+            if not dst.is_file():
+                self._align_one(name, rid, src, times, dst)
+            arrays[name] = dst
+        return RecordingIndex(rid, str(row["subject"]), str(row["partition"]), times, y, arrays)
+
+    def _align_one(self, name: str, rid: str, src: Path, grid: np.ndarray, dst: Path) -> None:
+        frames = self.corpus.read_features(name, rid)
+        info = self.infos[name]
+        values = frames[info.columns].to_numpy(np.float32)
+        aligned = align_to_grid(
+            frames[TIME].to_numpy(np.float64),
+            values,
+            grid,
+            frame_period=(1.0 / info.rate_hz) if info.rate_hz else None,
+        )
+        for old in dst.parent.glob(f"{rid}.*.npy"):
+            old.unlink(missing_ok=True)
+        def write(p: Path) -> None:
+            with open(p, "wb") as f:  # a file object: np.save would append ".npy" to a path
+                np.save(f, aligned, allow_pickle=False)
+
+        atomic_write(dst, write)
+
+    # ------------------------------------------------------------------ reading
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def read(self, i: int, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+        """Raw aligned features of recording ``i``, steps ``start:stop``: set → ``(L, D)`` float32 with NaN."""
+        rec = self.records[i]
+        stop = rec.length if stop is None else min(stop, rec.length)
+        n = max(stop - start, 0)
+        out = {}
+        for name, path in rec.arrays.items():
+            d = self.dims[name]
+            if path is None:
+                out[name] = np.full((n, d), np.nan, dtype=np.float32)
+                continue
+            if path not in self._offsets:
+                self._offsets[path] = _npy_data_offset(path)
+            offset, shape = self._offsets[path]
+            if shape != (rec.length, d):
+                raise CorpusError(f"Cached array {path} has shape {shape}, expected {(rec.length, d)}; delete cache/.")
+            with open(path, "rb") as f:
+                f.seek(offset + start * d * 4)
+                buf = f.read(n * d * 4)
+            out[name] = np.frombuffer(buf, dtype=np.float32).reshape(n, d).copy()
+        return out
+
+    def labels(self, i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Labels of recording ``i``: ``(L, K)`` float32, NaN where missing (all NaN if unlabelled)."""
+        rec = self.records[i]
+        stop = rec.length if stop is None else min(stop, rec.length)
+        if rec.y is None:
+            return np.full((max(stop - start, 0), len(self.targets)), np.nan, dtype=np.float32)
+        return rec.y[start:stop]
+
+    def iter_blocks(self, i: int, block: int = 20000):
+        """Yield ``read(i, s, s + block)`` over the whole recording (for streaming statistics)."""
+        for s in range(0, self.records[i].length, block):
+            yield self.read(i, s, s + block)

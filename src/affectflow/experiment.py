@@ -1,0 +1,362 @@
+"""The Python API of the pipeline: train, evaluate and predict (the CLI only wraps these).
+
+>>> from affectflow.config import load_config
+>>> from affectflow.experiment import train, evaluate, predict
+>>> run_dir = train(load_config("my.yaml", ["data.corpus=corpus", "training.seeds=[1,2]"]))   # doctest: +SKIP
+>>> evaluate(run_dir, partitions=["devel", "test"])                                            # doctest: +SKIP
+>>> predict(run_dir, recordings=["S01_test"])                                                 # doctest: +SKIP
+
+Protocol of :func:`train`: z-normalisation statistics from the train partitions only; one model per seed, trained
+with early stopping on the devel partition; the seed with the best devel score (pooled CCC averaged over targets)
+is selected, so **devel scores are optimistic** (they were used for selection; the report says so); every partition
+is scored with every seed's best weights, and mean ± std over seeds is reported next to the selected seed's scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from affectflow.config import ExperimentConfig, config_from_dict
+from affectflow.corpus.corpus import TIME, Corpus, atomic_write, write_json
+from affectflow.data.dataset import WindowDataset
+from affectflow.data.normalize import Normalizer
+from affectflow.data.store import SequenceStore
+from affectflow.errors import CorpusError, RunError
+from affectflow.metrics import ccc, score_recordings
+from affectflow.models import MODELS, build_model
+from affectflow.runs import Run, environment_info, load_checkpoint, new_run_dir, new_subdir, save_checkpoint, write_run_info
+from affectflow.training.inference import predict_store
+from affectflow.training.seeds import resolve_device, seed_everything
+from affectflow.training.trainer import fit_seed
+
+log = logging.getLogger("affectflow")
+
+
+# ---------------------------------------------------------------------------- helpers
+def _stores(cfg: ExperimentConfig, corpus: Corpus, partitions: list[str], progress: bool) -> dict[str, SequenceStore]:
+    d = cfg.data
+    out = {}
+    for part in partitions:
+        ids = corpus.recording_ids([part])
+        out[part] = SequenceStore(
+            corpus, d.features, d.targets, ids, label_set=d.label_set, cache_dir=d.cache_dir, progress=progress
+        )
+    return out
+
+
+def score_predictions(store: SequenceStore, preds: list[np.ndarray]) -> dict[str, dict[str, float]]:
+    """Metrics per target (pooled and per-recording mean) of predictions for a store's labelled recordings."""
+    out = {}
+    labelled = [i for i, r in enumerate(store.records) if r.y is not None]
+    for k, target in enumerate(store.targets):
+        out[target] = score_recordings(
+            [store.records[i].y[:, k] for i in labelled], [preds[i][:, k] for i in labelled]
+        )
+    return out
+
+
+def _mean_ccc(scores: dict[str, dict[str, float]]) -> float:
+    vals = [s["ccc"] for s in scores.values()]
+    return float(np.mean(vals)) if vals and np.all(np.isfinite(vals)) else float("nan")
+
+
+def write_predictions(folder: Path, store: SequenceStore, preds: list[np.ndarray]) -> None:
+    """One CSV per recording: ``time``, ``<target>_pred`` and, when labelled, ``<target>_label``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for rec, p in zip(store.records, preds):
+        df = pd.DataFrame({TIME: rec.times})
+        for k, t in enumerate(store.targets):
+            df[f"{t}_pred"] = p[:, k]
+            if rec.y is not None:
+                df[f"{t}_label"] = rec.y[:, k]
+        atomic_write(folder / f"{rec.id}.csv", lambda f, df=df: df.to_csv(f, index=False, float_format="%.6g"))
+
+
+def noise_free_ceiling(corpus: Corpus, store: SequenceStore, clean_set: str = "continuous_clean") -> dict[str, float] | None:
+    """Pooled CCC between noise-free and observed labels per target (the best any predictor can expect), if known."""
+    if clean_set not in corpus.label_sets:
+        return None
+    out = {}
+    clean_dims = corpus.label_set(clean_set).dims
+    for k, target in enumerate(store.targets):
+        if target not in clean_dims:
+            continue
+        ys, cs = [], []
+        for rec in store.records:
+            clean = corpus.read_labels(rec.id, clean_set)
+            if rec.y is None or clean is None:
+                continue
+            ys.append(rec.y[:, k])
+            cs.append(np.interp(rec.times, clean[TIME].to_numpy(), clean[target].to_numpy()))
+        if ys:
+            out[target] = ccc(np.concatenate(ys), np.concatenate(cs))
+    return out
+
+
+def _setup_logging(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("affectflow").addHandler(handler)
+    logging.getLogger("affectflow").setLevel(logging.INFO)
+    return handler
+
+
+# ---------------------------------------------------------------------------- train
+def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None = None) -> Path:
+    """Train ``cfg`` over all its seeds, evaluate, and write a new run directory; return its path."""
+    cfg.validate()
+    corpus = Corpus(cfg.data.corpus)
+    d, t = cfg.data, cfg.training
+    for name in d.features:
+        corpus.feature_set(name)
+    device = resolve_device(t.device)
+    parts = list(dict.fromkeys([*d.train_partitions, d.devel_partition, *d.test_partitions]))
+    known = set(corpus.recordings["partition"])
+    missing = [p for p in parts if p not in known]
+    if missing:
+        raise CorpusError(f"Partitions {missing} are not in corpus {str(corpus.path)!r}; it has {sorted(known)}.")
+
+    name = cfg.output.name or f"{cfg.model.type}-{'+'.join(d.features)}"
+    run_dir = run_dir or new_run_dir(cfg.output.runs_dir, name)
+    handler = _setup_logging(run_dir)
+    info = {**environment_info(), "status": "running", "corpus": str(Path(d.corpus).resolve()),
+            "corpus_name": corpus.meta.get("name"), "seeds": list(t.seeds), "device": str(device), "best_seed": None}
+    write_run_info(run_dir, info)
+    atomic_write(run_dir / "config.yaml", lambda p: p.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
+    try:
+        return _train_in(cfg, corpus, run_dir, info, device, progress)
+    except BaseException as e:
+        info["status"] = f"failed: {type(e).__name__}: {e}"
+        write_run_info(run_dir, info)
+        raise
+    finally:
+        logging.getLogger("affectflow").removeHandler(handler)
+        handler.close()
+
+
+def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
+    d, t = cfg.data, cfg.training
+    log.info("run %s: config %s", run_dir, cfg.to_dict())
+    train_parts = d.train_partitions
+    stores = _stores(cfg, corpus, list(dict.fromkeys([*train_parts, d.devel_partition, *d.test_partitions])), progress)
+    train_store = SequenceStore(
+        corpus, d.features, d.targets, corpus.recording_ids(train_parts), label_set=d.label_set, cache_dir=d.cache_dir
+    )
+    others = [s for p, s in stores.items() if p not in train_parts]
+    normalizer = Normalizer(mode=d.normalize).fit(train_store, others)
+    train_ds = WindowDataset(train_store, normalizer, d.window.size, d.window.hop, require_labels=True)
+    devel = stores[d.devel_partition]
+    ew = d.eval_window
+
+    def predict(model, store):
+        return predict_store(model, store, normalizer, window=ew.size, hop=ew.hop, device=device)
+
+    def score_devel(model):
+        return _mean_ccc(score_predictions(devel, predict(model, devel)))
+
+    data_spec = {"features": d.features, "targets": d.targets, "label_set": d.label_set,
+                 "eval_window": dataclasses.asdict(ew), "input_dims": train_store.dims}
+    per_seed: dict[str, Any] = {}
+    selection: dict[str, float] = {}
+    models: dict[int, torch.nn.Module] = {}
+    throughput = []
+    for seed in t.seeds:
+        seed_everything(seed)
+        model = MODELS.build(cfg.model.type, cfg.model.params, input_dims=train_store.dims, targets=d.targets)
+        res = fit_seed(model, train_ds, score_devel, t, seed, device=device, progress=progress)
+        throughput.append(res.windows_per_s)
+        selection[str(seed)] = res.best_score
+        hist = pd.DataFrame(res.history)
+        (run_dir / "history").mkdir(exist_ok=True)
+        hist.to_csv(run_dir / "history" / f"seed-{seed}.csv", index=False)
+        save_checkpoint(
+            run_dir / "checkpoints" / f"seed-{seed}.pt",
+            model=model,
+            normalizer_state=normalizer.state_dict(),
+            data_spec=data_spec,
+            extra={"seed": seed, "best_epoch": res.best_epoch, "devel_score": res.best_score},
+        )
+        per_seed[str(seed)] = {p: score_predictions(s, predict(model, s)) for p, s in stores.items()}
+        models[seed] = model
+        log.info("seed %d: best epoch %d, devel CCC %.4f", seed, res.best_epoch, res.best_score)
+
+    best_seed = max(t.seeds, key=lambda s: selection[str(s)] if np.isfinite(selection[str(s)]) else -np.inf)
+    summary = summarise_seeds(per_seed)
+    ceiling = {p: noise_free_ceiling(corpus, s) for p, s in stores.items()}
+    metrics = {
+        "protocol": "z-norm on train; early stopping and seed selection on "
+        f"{d.devel_partition!r} (devel scores are optimistic); metrics pooled over concatenated recordings "
+        "('ccc') and mean of per-recording values ('ccc_mean'); CCC with population moments",
+        "selection": {"partition": d.devel_partition, "score": "mean pooled CCC over targets", "per_seed": selection,
+                      "best_seed": best_seed},
+        "best": per_seed[str(best_seed)],
+        "per_seed": per_seed,
+        "summary": summary,
+        "ceiling": {p: c for p, c in ceiling.items() if c},
+        "train_windows_per_s": float(np.nanmean(throughput)),
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    best_model = models[best_seed]
+    for p, s in stores.items():
+        write_predictions(run_dir / "predictions" / p, s, predict(best_model, s))
+    table = results_table(metrics, d.targets)
+    atomic_write(run_dir / "results.md", lambda f: f.write_text(table + "\n"))
+    try:
+        from affectflow.plots import plot_run
+
+        plot_run(run_dir)
+    except Exception as e:  # noqa: BLE001 - plots are a convenience; never lose a finished run over them
+        log.warning("plots failed: %s", e)
+    info.update(status="finished", best_seed=best_seed, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    write_run_info(run_dir, info)
+    log.info("run finished: %s", run_dir)
+    return run_dir
+
+
+def summarise_seeds(per_seed: dict[str, Any]) -> dict[str, Any]:
+    """Mean and population std over seeds of every partition/target/metric."""
+    seeds = list(per_seed)
+    out: dict[str, Any] = {}
+    for part, targets in per_seed[seeds[0]].items():
+        out[part] = {}
+        for target, mets in targets.items():
+            out[part][target] = {}
+            for m in mets:
+                vals = np.array([per_seed[s][part][target][m] for s in seeds], dtype=float)
+                out[part][target][m] = {"mean": float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"),
+                                        "std": float(np.nanstd(vals)) if np.isfinite(vals).any() else float("nan")}
+    return out
+
+
+def results_table(metrics: dict[str, Any], targets: list[str]) -> str:
+    """Markdown table: per partition and target, selected-seed CCC, mean ± std over seeds, Pearson, RMSE, ceiling."""
+    best, summ, ceil = metrics["best"], metrics["summary"], metrics.get("ceiling", {})
+    lines = [
+        f"Selected seed: {metrics['selection']['best_seed']} (on {metrics['selection']['partition']}; "
+        "its devel scores are optimistic).",
+        "",
+        "| partition | target | CCC (pooled) | CCC mean ± std over seeds | CCC (per-rec. mean) | Pearson r | RMSE | noise-free ceiling |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for part in best:
+        for t in targets:
+            b, s = best[part][t], summ[part][t]
+            c = ceil.get(part, {}).get(t)
+            lines.append(
+                f"| {part} | {t} | {b['ccc']:.4f} | {s['ccc']['mean']:.4f} ± {s['ccc']['std']:.4f} | "
+                f"{b['ccc_mean']:.4f} | {b['pearson']:.4f} | {b['rmse']:.4f} | {'' if c is None else f'{c:.4f}'} |"
+            )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- evaluate / predict
+def load_model(run: Run | str | Path, seed: int | None = None) -> tuple[torch.nn.Module, Normalizer, dict[str, Any]]:
+    """Rebuild the model of ``run`` (best seed by default), its normaliser and the checkpoint's data spec."""
+    run = run if isinstance(run, Run) else Run(run)
+    ckpt = load_checkpoint(run.checkpoint_path(seed))
+    model = build_model(ckpt["model"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model, Normalizer.from_state_dict(ckpt["normalizer"]), ckpt
+
+
+def _open_corpus(run: Run, corpus: str | Path | None) -> Corpus:
+    path = corpus or run.config_dict["data"]["corpus"]
+    return Corpus(path)
+
+
+def evaluate(
+    run_path: str | Path,
+    *,
+    partitions: list[str] | None = None,
+    corpus: str | Path | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> tuple[Path, dict[str, Any]]:
+    """Score a trained run on ``partitions`` (default: devel and test partitions of its config).
+
+    Writes ``<run>/evaluations/eval-<timestamp>/`` with ``metrics.json``, ``results.md`` and predictions, and
+    returns that folder and the metrics.
+    """
+    run = Run(run_path)
+    cfg = config_from_dict(run.config_dict)
+    c = _open_corpus(run, corpus)
+    model, normalizer, ckpt = load_model(run, seed)
+    dev = resolve_device(device)
+    model.to(dev)
+    data = ckpt["data"]
+    parts = partitions or [cfg.data.devel_partition, *cfg.data.test_partitions]
+    ew = data["eval_window"]
+    out_dir = new_subdir(run.path / "evaluations", "eval")
+    metrics: dict[str, Any] = {"run": str(run.path), "seed": ckpt["seed"], "corpus": str(c.path), "partitions": {}}
+    for part in parts:
+        store = SequenceStore(c, data["features"], data["targets"], c.recording_ids([part]), label_set=data["label_set"],
+                              cache_dir=cfg.data.cache_dir, progress=progress)
+        preds = predict_store(model, store, normalizer, window=ew["size"], hop=ew["hop"], device=dev)
+        metrics["partitions"][part] = score_predictions(store, preds)
+        ceiling = noise_free_ceiling(c, store)
+        if ceiling:
+            metrics.setdefault("ceiling", {})[part] = ceiling
+        write_predictions(out_dir / "predictions" / part, store, preds)
+    write_json(out_dir / "metrics.json", metrics)
+    lines = ["| partition | target | CCC (pooled) | CCC (per-rec. mean) | Pearson r | RMSE |", "|---|---|---|---|---|---|"]
+    for part, tg in metrics["partitions"].items():
+        for t, m in tg.items():
+            lines.append(f"| {part} | {t} | {m['ccc']:.4f} | {m['ccc_mean']:.4f} | {m['pearson']:.4f} | {m['rmse']:.4f} |")
+    atomic_write(out_dir / "results.md", lambda f: f.write_text("\n".join(lines) + "\n"))
+    return out_dir, metrics
+
+
+def predict(
+    run_path: str | Path,
+    *,
+    recordings: list[str] | None = None,
+    partitions: list[str] | None = None,
+    corpus: str | Path | None = None,
+    out: str | Path | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> Path:
+    """Predict recordings of a corpus (labelled or not) with a trained run; return the output folder.
+
+    The output folder (``out``, which must not exist yet, or ``<run>/predictions-<timestamp>``) gets one CSV per
+    recording with ``time`` and ``<target>_pred`` (plus ``<target>_label`` where labels exist).
+    """
+    run = Run(run_path)
+    cfg = config_from_dict(run.config_dict)
+    c = _open_corpus(run, corpus)
+    model, normalizer, ckpt = load_model(run, seed)
+    dev = resolve_device(device)
+    model.to(dev)
+    data = ckpt["data"]
+    if recordings:
+        for r in recordings:
+            c.recording(r)
+        ids = list(recordings)
+    else:
+        ids = c.recording_ids(partitions)
+    if out is not None:
+        out_dir = Path(out)
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise RunError(f"Output folder {str(out_dir)!r} exists and is not empty; choose a new one.")
+        out_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        out_dir = new_subdir(run.path, "predictions")
+    store = SequenceStore(c, data["features"], data["targets"], ids, label_set=data["label_set"],
+                          cache_dir=cfg.data.cache_dir, progress=progress)
+    ew = data["eval_window"]
+    preds = predict_store(model, store, normalizer, window=ew["size"], hop=ew["hop"], device=dev)
+    write_predictions(out_dir, store, preds)
+    return out_dir
