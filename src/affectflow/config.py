@@ -179,6 +179,11 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         return value
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "5e-4" (no dot) as a string
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"`{path}` must be a number, got {value!r}.") from None
     if tp is bool and not isinstance(value, bool):
         raise ConfigError(f"`{path}` must be true or false, got {value!r}.")
     if tp is int and (isinstance(value, bool) or not isinstance(value, int)):

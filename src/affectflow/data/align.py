@@ -76,12 +76,10 @@ def align_to_grid(
     p = frame_period if frame_period is not None else grid_step(frame_times, default=h)
 
     # 1. bin frames into the grid interval they fall in, mean per bin ignoring NaN.
-    pos = np.searchsorted(grid, frame_times)
-    left = np.clip(pos - 1, 0, len(grid) - 1)
-    right = np.clip(pos, 0, len(grid) - 1)
-    nearest = np.where(np.abs(frame_times - grid[left]) <= np.abs(grid[right] - frame_times), left, right)
-    off = frame_times - grid[nearest]
-    inside = (off >= -h / 2 - _EPS) & (off < h / 2 - _EPS)
+    # the step g whose interval [t_g - h/2, t_g + h/2) contains the frame (latest start <= frame time)
+    g_of = np.searchsorted(grid - h / 2 - _EPS, frame_times, side="right") - 1
+    nearest = np.clip(g_of, 0, len(grid) - 1)
+    inside = (g_of >= 0) & (frame_times < grid[nearest] + h / 2 - _EPS)
     filled = np.zeros(len(grid), dtype=bool)
     if inside.any():
         idx = nearest[inside]

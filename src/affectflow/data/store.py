@@ -22,7 +22,7 @@ from affectflow.corpus.corpus import TIME, Corpus, atomic_write
 from affectflow.data.align import align_to_grid, regular_grid
 from affectflow.errors import CorpusError
 
-ALIGN_VERSION = 1
+ALIGN_VERSION = 2
 
 
 @dataclass

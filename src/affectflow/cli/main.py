@@ -1,0 +1,209 @@
+"""The ``affectflow`` command line: one subcommand per pipeline stage, each a thin wrapper over the Python API.
+
+Errors a user can fix (bad config, path or corpus) are printed as one paragraph, with exit code 2; unexpected
+errors keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import sys
+import textwrap
+from pathlib import Path
+
+from affectflow import __version__
+from affectflow.errors import AffectflowError
+
+
+# ---------------------------------------------------------------------------- subcommands
+def cmd_generate(args: argparse.Namespace) -> int:
+    from affectflow.synthetic.corpus import generate_corpus
+
+    overrides = {"n_subjects": args.subjects, "duration_s": args.duration, "seed": args.seed}
+    if args.label_noise is not None:
+        overrides["label_noise"] = args.label_noise
+    corpus = generate_corpus(args.out, progress=not args.quiet, **overrides)
+    print(corpus.summary())
+    return 0
+
+
+def cmd_import_muse(args: argparse.Namespace) -> int:
+    from affectflow.corpus.muse import import_muse
+
+    _, report = import_muse(
+        args.task_dir,
+        args.out,
+        features=_split(args.features),
+        labels=_split(args.labels),
+        name=args.name,
+        progress=not args.quiet,
+    )
+    print(report.summary())
+    print(f"Report: {Path(args.out) / 'reports' / 'import.json'}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from affectflow.corpus import Corpus
+
+    print(Corpus(args.corpus).summary())
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from affectflow.models import MODELS
+
+    for name in MODELS.names():
+        print(f"{name}: {MODELS.defaults(name)}")
+    return 0
+
+
+def _load_cfg(args: argparse.Namespace):
+    from affectflow.config import load_config
+
+    overrides = list(args.set or [])
+    if getattr(args, "corpus", None):
+        overrides.insert(0, f"data.corpus={args.corpus}")
+    if getattr(args, "runs_dir", None):
+        overrides.insert(0, f"output.runs_dir={args.runs_dir}")
+    return load_config(args.config, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from affectflow.experiment import train
+
+    cfg = _load_cfg(args)
+    run_dir = train(cfg, progress=not args.quiet)
+    print((run_dir / "results.md").read_text())
+    print(f"Run directory: {run_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from affectflow.experiment import evaluate
+
+    out, _ = evaluate(args.run, partitions=_split(args.partitions), corpus=args.corpus, seed=args.seed,
+                      device=args.device, progress=not args.quiet)
+    print((out / "results.md").read_text())
+    print(f"Evaluation written to {out}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from affectflow.experiment import predict
+
+    out = predict(args.run, recordings=_split(args.recordings), partitions=_split(args.partitions), corpus=args.corpus,
+                  out=args.out, seed=args.seed, device=args.device, progress=not args.quiet)
+    n = len(list(out.glob("*.csv")))
+    print(f"Predictions for {n} recording(s) written to {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from affectflow.demo import run_demo
+
+    run_demo(args.out, quick=args.quick, progress=not args.quiet)
+    return 0
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="affectflow",
+        description="Time-continuous emotion recognition: generate or import a corpus, extract features, train, "
+        "evaluate, predict.",
+    )
+    p.add_argument("--version", action="version", version=f"affectflow {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name, func, help_):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        sp.set_defaults(func=func)
+        return sp
+
+    g = add("generate", cmd_generate, "Write a synthetic TSST-like corpus with known latent affect.")
+    g.add_argument("out", help="new corpus folder")
+    g.add_argument("--subjects", type=int, default=40, help="number of subjects (one recording each; default 40)")
+    g.add_argument("--duration", type=float, default=300.0, help="mean recording length in seconds (default 300)")
+    g.add_argument("--label-noise", type=float, default=None, help="std of the annotation noise (default 0.12)")
+    g.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+
+    m = add("import-muse", cmd_import_muse, "Import a MuSe 2021/2022/2023 task folder into a new corpus.")
+    m.add_argument("task_dir", help="folder with metadata/, feature_segments/, label_segments/")
+    m.add_argument("out", help="new corpus folder")
+    m.add_argument("--features", help="comma-separated feature sets to import (default: all)")
+    m.add_argument("--labels", help="comma-separated label dimensions to import (default: all)")
+    m.add_argument("--name", help="corpus name (default: task folder name)")
+
+    i = add("info", cmd_info, "Describe a corpus.")
+    i.add_argument("corpus")
+
+    add("models", cmd_models, "List the registered models and their default hyperparameters.")
+
+    t = add("train", cmd_train, "Train a model over several seeds and write a new run directory.")
+    t.add_argument("-c", "--config", help="YAML config (merged over the defaults)")
+    t.add_argument("--corpus", help="corpus folder (same as --set data.corpus=...)")
+    t.add_argument("--runs-dir", help="where run directories go (same as --set output.runs_dir=...)")
+    t.add_argument("-s", "--set", action="append", metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set training.lr=5e-4 --set data.features=[acoustic,visual]")
+
+    e = add("evaluate", cmd_evaluate, "Score a trained run on partitions of its corpus (or another corpus).")
+    e.add_argument("run", help="run directory")
+    e.add_argument("--partitions", help="comma-separated partitions (default: devel and test of the run's config)")
+    e.add_argument("--corpus", help="corpus folder (default: the run's corpus)")
+    e.add_argument("--seed", type=int, help="use this seed's checkpoint (default: the selected seed)")
+    e.add_argument("--device", default="auto", help="auto | cpu | cuda")
+
+    r = add("predict", cmd_predict, "Predict recordings of a corpus with a trained run.")
+    r.add_argument("run", help="run directory")
+    r.add_argument("--recordings", help="comma-separated recording ids")
+    r.add_argument("--partitions", help="comma-separated partitions (used when --recordings is not given)")
+    r.add_argument("--corpus", help="corpus folder (default: the run's corpus)")
+    r.add_argument("--out", help="new output folder (default: <run>/predictions-<timestamp>)")
+    r.add_argument("--seed", type=int, help="use this seed's checkpoint (default: the selected seed)")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda")
+
+    d = add("demo", cmd_demo, "End-to-end demo: generate a corpus, train, evaluate, predict, print results, plot.")
+    d.add_argument("--out", default="demo_out", help="demo folder (a new run directory is added on every call)")
+    d.add_argument("--quick", action="store_true", help="smaller corpus, one seed, fewer epochs")
+
+    if importlib.util.find_spec("affectflow.cli.extract") is not None:
+        from affectflow.cli import extract as extract_cli
+
+        extract_cli.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except AffectflowError as e:
+        text = str(e)
+        body = "\n".join(textwrap.fill(line, 110) if len(line) > 110 else line for line in text.splitlines())
+        print(f"affectflow {args.command}: error: {body}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

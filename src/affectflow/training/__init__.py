@@ -1,0 +1,1 @@
+"""Losses, seeding, the training loop and the shared inference path."""
