@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from affectflow.config import load_config
 from affectflow.experiment import train
 from affectflow.synthetic.corpus import generate_corpus
+
+# One intra-op thread: deterministic timing and no OpenMP spin-wait collapse when the machine is busy.
+torch.set_num_threads(1)
 
 SMALL_MODEL = ["model.d_model=32", "model.d_fc=16", "model.dropout=0.0"]
 

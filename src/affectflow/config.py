@@ -5,7 +5,7 @@ A config has four sections (every key has a default, see ``configs/default.yaml`
     data:      corpus, features, targets, label_set, normalize, window {size, hop}, eval_window {size, hop}, ...
     model:     type (a name in the model registry) + that model's hyperparameters
     training:  loss, lr, weight_decay, batch_size, epochs, patience, lr_patience, lr_factor, min_lr, grad_clip,
-               seeds, device, num_workers
+               seeds, device, num_workers, num_threads
     output:    runs_dir, name
 
 Loading merges, in order: the packaged defaults, the YAML file, then command-line overrides such as
@@ -81,6 +81,7 @@ class TrainingConfig:
     seeds: list[int] = field(default_factory=lambda: [101, 102, 103])
     device: str = "auto"
     num_workers: int = 0
+    num_threads: int | None = None
 
 
 @dataclass
@@ -131,6 +132,8 @@ class ExperimentConfig:
             raise ConfigError(f"`training.loss` must be one of {sorted(LOSSES)}, got {t.loss!r}.")
         if t.optimizer != "adam":
             raise ConfigError(f"`training.optimizer` must be 'adam', got {t.optimizer!r}.")
+        if t.num_threads is not None and t.num_threads < 1:
+            raise ConfigError(f"`training.num_threads` must be >= 1 or null, got {t.num_threads!r}.")
         if not t.seeds:
             raise ConfigError("`training.seeds` is empty: give at least one seed.")
         for name, v in [("lr", t.lr), ("batch_size", t.batch_size), ("epochs", t.epochs)]:

@@ -120,6 +120,8 @@ def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None 
     for name in d.features:
         corpus.feature_set(name)
     device = resolve_device(t.device)
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
     parts = list(dict.fromkeys([*d.train_partitions, d.devel_partition, *d.test_partitions]))
     known = set(corpus.recordings["partition"])
     missing = [p for p in parts if p not in known]
