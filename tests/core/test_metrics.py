@@ -67,3 +67,19 @@ def test_pooled_differs_from_mean_of_recordings():
     assert s["ccc"] == pytest.approx(ccc(np.r_[t1, t2], np.r_[p1, p2]))
     assert s["ccc_mean"] == pytest.approx((1.0 + ccc(t2, p2)) / 2)
     assert s["pearson_mean"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_f1_scores_match_sklearn(seed):
+    from sklearn.metrics import f1_score
+
+    from affectflow.metrics import macro_f1, mer_score, weighted_f1
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 5, 60)
+    p = np.where(rng.random(60) < 0.6, y, rng.integers(0, 5, 60))
+    assert macro_f1(y, p) == pytest.approx(f1_score(y, p, average="macro", zero_division=0))
+    assert weighted_f1(y, p) == pytest.approx(f1_score(y, p, average="weighted", zero_division=0))
+    v = rng.normal(size=60)
+    assert mer_score(y, p, v, v + 1.0) == pytest.approx(weighted_f1(y, p) - 0.25)
+    assert macro_f1(y, y) == 1.0
