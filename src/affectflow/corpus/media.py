@@ -1,0 +1,713 @@
+"""Raw media of a corpus: which audio, video, physiology and transcript files each recording has.
+
+A corpus that holds raw recordings has a ``media.csv`` beside ``recordings.csv``::
+
+    id,audio,video,physio,transcript
+    r01,media/r01.wav,media/r01.mp4,media/r01.physio.csv,media/r01.transcript.csv
+    r02,/data/study/r02.flac,,,
+
+Paths are relative to the corpus folder or absolute; an empty cell means the recording has no such file. Feature
+extraction (:func:`affectflow.features.pipeline.extract`) reads this table through :func:`media_recordings`.
+
+:func:`import_media` builds or extends a corpus from raw files, either from a **manifest** CSV or by **scanning a
+folder**.
+
+Manifest (CSV)
+    Columns ``id`` (required), ``subject`` and ``partition`` (optional; default: the recording id and the
+    ``partition`` argument), and any of ``audio``, ``video``, ``physio``, ``transcript`` (paths; relative paths are
+    taken relative to the folder holding the manifest). Other columns are ignored (and listed in the report).
+
+Folder scan (file-name rule)
+    Every file directly in the folder (or below it with ``recursive=True``) is assigned to a recording id and a
+    kind by its name, tested in this order:
+
+    ==========================================================  ==========  ==============================
+    file name                                                   kind        recording id
+    ==========================================================  ==========  ==============================
+    ``<id>.transcript.<ext>`` or ``<id>.words.<ext>``,          transcript  ``<id>``
+    ext in csv, tsv, json, txt
+    ``<id>.json``                                               transcript  ``<id>``
+    ``<id>.wav|flac|mp3|ogg|m4a|aac|opus``                      audio       ``<id>``
+    ``<id>.mp4|avi|mkv|mov|webm``                               video       ``<id>``
+    ``<id>.physio.<ext>`` or ``<id>.csv|tsv|edf|hea``           physio      ``<id>``
+    ==========================================================  ==========  ==============================
+
+    Anything else (a WFDB ``.dat`` beside its ``.hea``, hidden files, notes) is ignored and listed in the report.
+    Two files of the same kind for one id make that id ambiguous: it is reported and not imported. The subject is
+    the recording id unless ``subject_regex`` (a regular expression whose first group is the subject, searched in
+    the id) says otherwise.
+
+Every file is probed cheaply for its duration (``soundfile.info`` for audio, the container duration from PyAV
+for video, the sample count and rate for physiology, the last word's end for a transcript). A file that is missing
+or cannot be probed is reported with its path and the reason and left out of ``media.csv``; the recording is still
+imported with its other files. A recording none of whose files can be probed is not imported. The recording's
+duration is the longest probed duration of its audio, video and physiology (the transcript only when there is
+nothing else); a spread of more than ``1 s`` between them is reported as a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from affectflow.corpus.corpus import Corpus, atomic_write, check_name
+from affectflow.errors import CorpusError, ImportFormatError
+from affectflow.features.base import MediaRecording
+
+MEDIA_COLUMNS = ["id", "audio", "video", "physio", "transcript"]
+MEDIA_KINDS = ("audio", "video", "physio", "transcript")
+MEDIA_FILE = "media.csv"
+
+AUDIO_EXTS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus")
+VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+PHYSIO_EXTS = (".csv", ".tsv", ".edf", ".hea")
+TRANSCRIPT_EXTS = (".csv", ".tsv", ".json", ".txt")
+_TIME_NAMES = ("time", "time_s", "t", "timestamp", "seconds", "sec", "time_sec")
+_RATE_NAMES = ("sampling_rate", "sample_rate", "rate", "fs", "rate_hz", "sampling_rate_hz")
+
+
+# ---------------------------------------------------------------------------------------------------- media table
+def media_table_path(corpus: Corpus) -> Path:
+    """Path of ``media.csv`` of ``corpus`` (may not exist)."""
+    return corpus.path / MEDIA_FILE
+
+
+def read_media_table(corpus: Corpus) -> pd.DataFrame:
+    """The media table of ``corpus`` (columns :data:`MEDIA_COLUMNS`, strings, ``""`` = absent).
+
+    Returns an empty table when the corpus has no ``media.csv``.
+    """
+    f = media_table_path(corpus)
+    if not f.is_file():
+        return pd.DataFrame({c: pd.Series(dtype=str) for c in MEDIA_COLUMNS})
+    df = pd.read_csv(f, dtype=str, keep_default_na=False)
+    if "id" not in df.columns:
+        raise CorpusError(f"{f} has no 'id' column; expected the columns {MEDIA_COLUMNS}.")
+    for c in MEDIA_KINDS:
+        if c not in df.columns:
+            df[c] = ""
+    if df["id"].duplicated().any():
+        raise CorpusError(
+            f"{f} lists recording ids more than once: {df.loc[df['id'].duplicated(), 'id'].tolist()[:10]}."
+        )
+    return df[MEDIA_COLUMNS].reset_index(drop=True)
+
+
+def write_media_table(corpus: Corpus, table: pd.DataFrame) -> None:
+    """Write ``media.csv`` atomically.
+
+    Parameters
+    ----------
+    corpus:
+        The corpus.
+    table:
+        Columns ``id`` and any of ``audio``, ``video``, ``physio``, ``transcript`` (paths as ``str``/``Path``,
+        ``None``/NaN/``""`` = absent). Paths inside the corpus folder are stored relative to it, others absolute.
+    """
+    if "id" not in table.columns:
+        raise CorpusError(f"Media table needs an 'id' column; got {list(table.columns)}.")
+    out = pd.DataFrame({"id": table["id"].astype(str)})
+    for c in MEDIA_KINDS:
+        vals = table[c].tolist() if c in table.columns else [None] * len(table)
+        out[c] = [_store_path(corpus, v) for v in vals]
+    for rid in out["id"]:
+        check_name("recording id", rid)
+    if out["id"].duplicated().any():
+        raise CorpusError(
+            f"Media table ids must be unique; repeated: {out.loc[out['id'].duplicated(), 'id'].tolist()[:10]}."
+        )
+    atomic_write(media_table_path(corpus), lambda p: out.to_csv(p, index=False))
+
+
+def _is_blank(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def _store_path(corpus: Corpus, v: Any) -> str:
+    if _is_blank(v):
+        return ""
+    p = Path(v)
+    if not p.is_absolute():
+        return p.as_posix()
+    root = corpus.path.resolve()
+    try:
+        return p.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(p.resolve())
+
+
+def resolve_media_path(corpus: Corpus, value: str) -> Path | None:
+    """The absolute path that a ``media.csv`` cell stands for (``None`` when empty)."""
+    if _is_blank(value):
+        return None
+    p = Path(value)
+    return p if p.is_absolute() else corpus.path / p
+
+
+def media_recordings(
+    corpus: Corpus | str | os.PathLike, ids: Iterable[str] | None = None
+) -> list[MediaRecording]:
+    """The raw inputs of the recordings of ``corpus`` that have any.
+
+    Parameters
+    ----------
+    corpus:
+        A corpus or its folder.
+    ids:
+        Recording ids to return (in this order); ``None``: every recording listed in ``media.csv``, in the order
+        of ``recordings.csv``. An id without media, or unknown, raises :class:`CorpusError`.
+
+    Returns
+    -------
+    list of MediaRecording
+        Absolute paths; ``duration`` (s) from ``recordings.csv`` when the recording is listed there.
+    """
+    corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
+    table = read_media_table(corpus)
+    if table.empty and not media_table_path(corpus).is_file():
+        raise CorpusError(
+            f"Corpus {str(corpus.path)!r} has no raw media ({MEDIA_FILE} is missing). Add recordings with "
+            "`affectflow import-media MANIFEST_OR_FOLDER CORPUS`, or make a synthetic one with "
+            "affectflow.synthetic.media.generate_media_corpus."
+        )
+    rec = corpus.recordings
+    durations = dict(zip(rec["id"], rec["duration"]))
+    by_id = {r["id"]: r for r in table.to_dict("records")}
+    if ids is None:
+        order = [i for i in rec["id"] if i in by_id] + [i for i in table["id"] if i not in durations]
+    else:
+        order = list(ids)
+        unknown = [i for i in order if i not in by_id]
+        if unknown:
+            raise CorpusError(
+                f"Recordings {unknown[:10]} have no raw media in corpus {str(corpus.path)!r}; "
+                f"{len(by_id)} recordings do, e.g. {sorted(by_id)[:5]}."
+            )
+    out = []
+    for rid in order:
+        row = by_id[rid]
+        d = durations.get(rid)
+        out.append(
+            MediaRecording(
+                id=rid,
+                audio=resolve_media_path(corpus, row["audio"]),
+                video=resolve_media_path(corpus, row["video"]),
+                physio=resolve_media_path(corpus, row["physio"]),
+                transcript=resolve_media_path(corpus, row["transcript"]),
+                duration=None if d is None or pd.isna(d) else float(d),
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- probing
+class ProbeError(Exception):
+    """A file could not be opened or its duration could not be read (the message says why)."""
+
+
+def probe_duration(path: Path, kind: str, *, physio_rate_hz: float | None = None) -> float:
+    """Duration in seconds of one media file, read cheaply (headers, or one column for CSV).
+
+    Parameters
+    ----------
+    path:
+        The file.
+    kind:
+        ``"audio"``, ``"video"``, ``"physio"`` or ``"transcript"``.
+    physio_rate_hz:
+        Sampling rate of a physiology CSV that has no time column (and no rate column).
+
+    Returns
+    -------
+    float
+        Duration (s), > 0.
+
+    Raises
+    ------
+    ProbeError
+        Missing, empty, corrupt or unsupported file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ProbeError("file not found")
+    if path.stat().st_size == 0:
+        raise ProbeError("file is empty (0 bytes)")
+    if kind not in MEDIA_KINDS:
+        raise ProbeError(f"unknown media kind {kind!r}; expected one of {list(MEDIA_KINDS)}")
+    try:
+        if kind == "audio":
+            d = _probe_audio(path)
+        elif kind == "video":
+            d = _probe_av(path, "video")
+        elif kind == "physio":
+            d = _probe_physio(path, physio_rate_hz)
+        else:
+            d = _probe_transcript(path)
+    except ProbeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any library error is a probe failure of this file
+        raise ProbeError(f"{type(e).__name__}: {e}") from e
+    if d is None or not np.isfinite(d) or d <= 0:
+        raise ProbeError(f"no usable duration (got {d!r})")
+    return float(d)
+
+
+def _probe_audio(path: Path) -> float:
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        if info.frames > 0 and info.samplerate > 0:
+            return info.frames / info.samplerate
+    except Exception:  # noqa: BLE001 - fall back to PyAV (mp3/m4a/opus without libsndfile support)
+        pass
+    return _probe_av(path, "audio")
+
+
+def _probe_av(path: Path, want: str) -> float:
+    import av
+
+    try:
+        container = av.open(str(path))
+    except Exception as e:  # noqa: BLE001
+        raise ProbeError(f"cannot open as media ({type(e).__name__}: {e})") from e
+    with container:
+        streams = container.streams.video if want == "video" else container.streams.audio
+        if len(streams) == 0:
+            raise ProbeError(f"has no {want} stream")
+        s = streams[0]
+        if s.duration is not None and s.time_base is not None and s.duration > 0:
+            return float(s.duration * s.time_base)
+        if container.duration is not None and container.duration > 0:
+            return container.duration / 1_000_000.0  # AV_TIME_BASE
+        if want == "video" and s.frames and s.average_rate:
+            return float(s.frames / s.average_rate)
+        # last resort: demux packets (no decoding) and take the last timestamp
+        end = 0.0
+        for pkt in container.demux(s):
+            if pkt.pts is not None and pkt.time_base is not None:
+                end = max(end, float((pkt.pts + (pkt.duration or 0)) * pkt.time_base))
+        return end
+
+
+def _probe_physio(path: Path, physio_rate_hz: float | None) -> float:
+    suffix = path.suffix.lower()
+    if suffix == ".edf":
+        return _probe_edf(path)
+    if suffix == ".hea":
+        return _probe_wfdb(path)
+    sep = "\t" if suffix == ".tsv" else ","
+    header = pd.read_csv(path, sep=sep, nrows=5)
+    if header.empty:
+        raise ProbeError("has a header but no samples")
+    lower = {str(c).strip().lower(): c for c in header.columns}
+    tcol = next((lower[n] for n in _TIME_NAMES if n in lower), None)
+    if tcol is not None:
+        t = pd.read_csv(path, sep=sep, usecols=[tcol])[tcol].to_numpy(dtype=np.float64)
+        t = t[np.isfinite(t)]
+        if len(t) < 2:
+            raise ProbeError(f"time column {tcol!r} has fewer than 2 valid values")
+        step = float(np.median(np.diff(t)))
+        if step <= 0:
+            raise ProbeError(f"time column {tcol!r} is not increasing")
+        return float(t[-1] - t[0] + step)
+    rcol = next((lower[n] for n in _RATE_NAMES if n in lower), None)
+    rate = float(header[rcol].iloc[0]) if rcol is not None else physio_rate_hz
+    if not rate or rate <= 0:
+        raise ProbeError(
+            f"has no time column (one of {list(_TIME_NAMES)}) and no sampling-rate column (one of "
+            f"{list(_RATE_NAMES)}); pass the sampling rate (--physio-rate)"
+        )
+    with open(path, "rb") as fh:
+        n = sum(1 for _ in fh) - 1
+    return n / rate
+
+
+def _probe_edf(path: Path) -> float:
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+    if len(head) < 256:
+        raise ProbeError("truncated EDF header (< 256 bytes)")
+    try:
+        n_records = int(head[236:244].decode("ascii").strip())
+        rec_dur = float(head[244:252].decode("ascii").strip())
+    except ValueError as e:
+        raise ProbeError(f"not an EDF file (bad header field: {e})") from e
+    if n_records < 0:  # -1: unknown while recording; count from the file size
+        n_sig = int(head[252:256].decode("ascii").strip())
+        with open(path, "rb") as fh:
+            fh.seek(256 + n_sig * 216)
+            spr = [int(fh.read(8).decode("ascii").strip() or 0) for _ in range(n_sig)]
+        rec_bytes = 2 * sum(spr)
+        n_records = (path.stat().st_size - 256 * (n_sig + 1)) // max(rec_bytes, 1)
+    return n_records * rec_dur
+
+
+def _probe_wfdb(path: Path) -> float:
+    first = ""
+    for line in path.read_text(errors="replace").splitlines():
+        if line.strip() and not line.startswith("#"):
+            first = line
+            break
+    parts = first.split()
+    if len(parts) < 4:
+        raise ProbeError("WFDB header line lacks the sampling frequency or the number of samples")
+    fs = float(re.match(r"[0-9.]+", parts[2]).group(0))
+    n = int(parts[3])
+    if fs <= 0:
+        raise ProbeError(f"WFDB sampling frequency {parts[2]!r} is not positive")
+    return n / fs
+
+
+def _probe_transcript(path: Path) -> float:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        data = json.loads(path.read_text())
+        items = data
+        if isinstance(data, dict):
+            items = next(
+                (data[k] for k in ("words", "segments", "utterances", "transcript") if k in data), []
+            )
+        ends = [float(it["end"]) for it in items if isinstance(it, dict) and "end" in it]
+        return max(ends) if ends else 0.0
+    sep = "\t" if suffix in (".tsv", ".txt") else ","
+    df = pd.read_csv(path, sep=sep)
+    cols = {str(c).strip().lower(): c for c in df.columns}
+    for name in ("end", "end_s", "stop", "offset", "end_time"):
+        if name in cols:
+            return float(pd.to_numeric(df[cols[name]], errors="coerce").max())
+    raise ProbeError(f"has no 'end' column (columns: {list(df.columns)[:8]})")
+
+
+# ---------------------------------------------------------------------------------------------------- import
+@dataclass
+class MediaImportReport:
+    """What :func:`import_media` did.
+
+    Attributes
+    ----------
+    corpus_path:
+        The corpus folder.
+    added, replaced:
+        Recording ids added / replaced.
+    failures:
+        One dict per file or recording that could not be imported: ``id``, ``kind``, ``file``, ``message``.
+    warnings:
+        Recoverable problems (duration spread, ignored files or columns).
+    """
+
+    corpus_path: str
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every file was imported."""
+        return not self.failures
+
+    def format(self) -> str:
+        """A human-readable summary."""
+        lines = [
+            f"Imported {len(self.added)} new and {len(self.replaced)} replaced recordings into {self.corpus_path}."
+        ]
+        if self.failures:
+            lines.append(f"{len(self.failures)} problems:")
+            lines += [f"  {f['id'] or '?'} [{f['kind']}] {f['file']}: {f['message']}" for f in self.failures]
+        if self.warnings:
+            lines.append(f"{len(self.warnings)} warnings:")
+            lines += [f"  {w}" for w in self.warnings[:50]]
+            if len(self.warnings) > 50:
+                lines.append(f"  ... and {len(self.warnings) - 50} more (see the report)")
+        return "\n".join(lines)
+
+
+def _classify(name: str) -> tuple[str, str] | None:
+    """(recording id, kind) of a file name under the folder-scan rule, or ``None``."""
+    low = name.lower()
+    for marker in (".transcript", ".words"):
+        for ext in TRANSCRIPT_EXTS:
+            if low.endswith(marker + ext):
+                return name[: -len(marker + ext)], "transcript"
+    for ext in PHYSIO_EXTS:
+        if low.endswith(".physio" + ext):
+            return name[: -len(".physio" + ext)], "physio"
+    stem, ext = os.path.splitext(name)
+    ext = ext.lower()
+    if ext == ".json":
+        return stem, "transcript"
+    if ext in AUDIO_EXTS:
+        return stem, "audio"
+    if ext in VIDEO_EXTS:
+        return stem, "video"
+    if ext in PHYSIO_EXTS:
+        return stem, "physio"
+    return None
+
+
+def scan_media_folder(
+    folder: Path, *, recursive: bool = False
+) -> tuple[dict[str, dict[str, Path]], list[str], list[dict[str, str]]]:
+    """Group the files of ``folder`` by recording id under the folder-scan rule (module docstring).
+
+    Returns
+    -------
+    found:
+        ``{id: {kind: path}}``.
+    ignored:
+        Files that match no rule.
+    problems:
+        Ambiguous ids (two files of one kind): dicts ``id, kind, file, message``.
+    """
+    files = sorted(folder.rglob("*") if recursive else folder.iterdir())
+    found: dict[str, dict[str, Path]] = {}
+    ignored: list[str] = []
+    dup: dict[tuple[str, str], list[Path]] = {}
+    for f in files:
+        if not f.is_file() or f.name.startswith("."):
+            continue
+        c = _classify(f.name)
+        if c is None or not c[0]:
+            ignored.append(str(f))
+            continue
+        rid, kind = c
+        dup.setdefault((rid, kind), []).append(f)
+    problems = []
+    bad_ids = set()
+    for (rid, kind), paths in dup.items():
+        if len(paths) > 1:
+            bad_ids.add(rid)
+            problems.append(
+                {
+                    "id": rid,
+                    "kind": kind,
+                    "file": ", ".join(str(p) for p in paths),
+                    "message": f"{len(paths)} {kind} files for one recording id; keep one or use a manifest",
+                }
+            )
+    for (rid, kind), paths in dup.items():
+        if rid not in bad_ids:
+            found.setdefault(rid, {})[kind] = paths[0]
+    return found, ignored, problems
+
+
+def _read_manifest(path: Path, partition: str) -> tuple[list[dict[str, Any]], list[str]]:
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as e:  # noqa: BLE001
+        raise ImportFormatError(f"Cannot read the manifest {path}: {type(e).__name__}: {e}.") from e
+    cols = {c.strip().lower(): c for c in df.columns}
+    if "id" not in cols:
+        raise ImportFormatError(
+            f"Manifest {path} has no 'id' column; expected the columns id, subject, partition, audio, video, physio, "
+            f"transcript (any subset of the last four). Found: {list(df.columns)}."
+        )
+    if not any(k in cols for k in MEDIA_KINDS):
+        raise ImportFormatError(
+            f"Manifest {path} has none of the media columns {list(MEDIA_KINDS)}; found {list(df.columns)}."
+        )
+    known = {"id", "subject", "partition", *MEDIA_KINDS}
+    warnings = [f"manifest column {c!r} ignored" for k, c in cols.items() if k not in known]
+    base = path.parent
+    rows = []
+    for r in df.to_dict("records"):
+        rid = str(r[cols["id"]]).strip()
+        row: dict[str, Any] = {
+            "id": rid,
+            "subject": (str(r[cols["subject"]]).strip() if "subject" in cols else "") or rid,
+            "partition": (str(r[cols["partition"]]).strip() if "partition" in cols else "") or partition,
+        }
+        for k in MEDIA_KINDS:
+            v = str(r[cols[k]]).strip() if k in cols else ""
+            row[k] = None if not v else (Path(v) if Path(v).is_absolute() else base / v)
+        rows.append(row)
+    return rows, warnings
+
+
+def import_media(
+    manifest_or_folder: str | os.PathLike,
+    corpus_path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    label_rate_hz: float | None = 2.0,
+    partition: str = "train",
+    subject_regex: str | None = None,
+    recursive: bool = False,
+    physio_rate_hz: float | None = None,
+    overwrite: bool = False,
+    duration_tolerance_s: float = 1.0,
+) -> MediaImportReport:
+    """Create or extend a corpus with raw recordings (see the module docstring for the manifest and scan rules).
+
+    Parameters
+    ----------
+    manifest_or_folder:
+        A manifest CSV file or a folder of media files.
+    corpus_path:
+        Corpus folder: created when missing (or empty), extended when it is a corpus.
+    name:
+        Name of a new corpus (default: the folder name).
+    label_rate_hz:
+        Label grid rate of a new corpus (Hz).
+    partition:
+        Partition of recordings whose manifest row gives none (all of them for a folder scan).
+    subject_regex:
+        Regular expression searched in the recording id; its first group (or the whole match) is the subject.
+        Default: the subject is the manifest's ``subject`` or the recording id.
+    recursive:
+        Scan sub-folders too (folder mode).
+    physio_rate_hz:
+        Sampling rate of physiology CSVs that have no time or rate column.
+    overwrite:
+        Replace recordings whose id is already in the corpus (otherwise they are reported and kept as they are).
+    duration_tolerance_s:
+        A larger spread between the durations of one recording's files is reported as a warning.
+
+    Returns
+    -------
+    MediaImportReport
+        Also written to ``<corpus>/reports/import_media.json``.
+
+    Raises
+    ------
+    ImportFormatError
+        The manifest or folder does not exist or is unreadable, or it names no recording at all.
+    CorpusError
+        ``corpus_path`` exists and is neither empty nor a corpus.
+    """
+    src = Path(manifest_or_folder)
+    report = MediaImportReport(corpus_path=str(corpus_path))
+    if src.is_dir():
+        found, ignored, problems = scan_media_folder(src, recursive=recursive)
+        report.failures += problems
+        report.warnings += [f"ignored file (no naming rule matches): {f}" for f in ignored]
+        rows = [
+            {"id": rid, "subject": rid, "partition": partition, **{k: kinds.get(k) for k in MEDIA_KINDS}}
+            for rid, kinds in sorted(found.items())
+        ]
+    elif src.is_file():
+        rows, warnings = _read_manifest(src, partition)
+        report.warnings += warnings
+    else:
+        raise ImportFormatError(
+            f"{str(src)!r} does not exist; give a manifest CSV or a folder of media files."
+        )
+    if not rows and not report.failures:
+        raise ImportFormatError(
+            f"No recordings found in {str(src)!r}. Files are matched by name: <id>.wav|flac|mp3 (audio), "
+            "<id>.mp4|avi|mkv (video), <id>.csv|edf|hea or <id>.physio.csv (physiology), <id>.transcript.csv|json "
+            "(transcript)."
+        )
+    rx = re.compile(subject_regex) if subject_regex else None
+
+    cpath = Path(corpus_path)
+    if (cpath / "corpus.json").is_file():
+        corpus = Corpus(cpath)
+    else:
+        corpus = Corpus.create(
+            cpath,
+            name=name or cpath.resolve().name,
+            label_rate_hz=label_rate_hz,
+            description=f"Raw recordings imported from {src}",
+        )
+    recordings = corpus.recordings.copy()
+    media = read_media_table(corpus)
+    existing = set(recordings["id"])
+
+    new_rec, new_media = [], []
+    seen: set[str] = set()
+    for row in rows:
+        rid = row["id"]
+        try:
+            check_name("recording id", rid)
+            check_name("partition", row["partition"])
+        except CorpusError as e:
+            report.failures.append({"id": rid, "kind": "recording", "file": "", "message": str(e)})
+            continue
+        if rid in seen:
+            report.failures.append({"id": rid, "kind": "recording", "file": "", "message": "id listed twice"})
+            continue
+        seen.add(rid)
+        if rid in existing and not overwrite:
+            report.failures.append(
+                {
+                    "id": rid,
+                    "kind": "recording",
+                    "file": "",
+                    "message": "already in the corpus (use overwrite to replace it)",
+                }
+            )
+            continue
+        subject = row["subject"]
+        if rx is not None:
+            m = rx.search(rid)
+            if m is None:
+                report.warnings.append(f"{rid}: subject_regex {subject_regex!r} does not match; subject = id")
+            else:
+                subject = m.group(1) if m.groups() else m.group(0)
+        durations: dict[str, float] = {}
+        kept: dict[str, Path | None] = {k: None for k in MEDIA_KINDS}
+        for kind in MEDIA_KINDS:
+            p = row.get(kind)
+            if p is None:
+                continue
+            try:
+                durations[kind] = probe_duration(Path(p), kind, physio_rate_hz=physio_rate_hz)
+                kept[kind] = Path(p).resolve()
+            except ProbeError as e:
+                report.failures.append({"id": rid, "kind": kind, "file": str(p), "message": str(e)})
+        if not durations:
+            report.failures.append(
+                {
+                    "id": rid,
+                    "kind": "recording",
+                    "file": "",
+                    "message": "no file of this recording could be read; recording not imported",
+                }
+            )
+            continue
+        signal = {k: d for k, d in durations.items() if k != "transcript"}
+        duration = max(signal.values()) if signal else durations["transcript"]
+        if len(signal) > 1 and max(signal.values()) - min(signal.values()) > duration_tolerance_s:
+            report.warnings.append(
+                f"{rid}: file durations differ by more than {duration_tolerance_s:g} s: "
+                + ", ".join(f"{k} {d:.2f} s" for k, d in signal.items())
+                + f"; using {duration:.2f} s"
+            )
+        if "transcript" in durations and durations["transcript"] > duration + duration_tolerance_s:
+            report.warnings.append(
+                f"{rid}: transcript ends at {durations['transcript']:.2f} s, after the media ({duration:.2f} s)"
+            )
+        new_rec.append(
+            {"id": rid, "subject": subject, "partition": row["partition"], "duration": round(duration, 6)}
+        )
+        new_media.append({"id": rid, **kept})
+        (report.replaced if rid in existing else report.added).append(rid)
+
+    if new_rec:
+        ids = {r["id"] for r in new_rec}
+        keep_rec = recordings[~recordings["id"].isin(ids)]
+        recordings = (
+            pd.concat([keep_rec, pd.DataFrame(new_rec)], ignore_index=True)
+            if len(keep_rec)
+            else pd.DataFrame(new_rec)
+        )
+        keep_media = media[~media["id"].isin(ids)]
+        media = (
+            pd.concat([keep_media, pd.DataFrame(new_media)], ignore_index=True)
+            if len(keep_media)
+            else pd.DataFrame(new_media)
+        )
+        # media first: a crash between the two writes leaves media for ids not yet in recordings, never the reverse
+        write_media_table(corpus, media)
+        corpus.set_recordings(recordings)
+    corpus.write_report("import_media", {"source": str(src), **asdict(report)})
+    return report

@@ -1,0 +1,861 @@
+"""The extraction runner: every (recording, feature set) job of a corpus, in parallel, resumable, atomic.
+
+::
+
+    from affectflow.features.pipeline import extract
+    summary = extract("corpus/", "extract.yaml", workers=2)   # or {"egemaps": EXTRACTORS.build("egemaps")}
+    print(summary.format()); assert summary.ok
+
+Configuration
+    A mapping (or a YAML file holding one) from feature-set name to the extractor that makes it::
+
+        defaults:            # optional: applied to every extractor that has the parameter and does not set it
+          rate_hz: 2.0
+        features:
+          egemaps: {}                                   # type defaults to the feature-set name
+          egemaps_2s: {type: egemaps, win_dur: 2.0}     # a second configuration of the same extractor
+          hrv: {type: hrv, window_s: 4.0}
+
+    The ``features:`` level may be left out when there are no defaults (the mapping then holds the feature sets
+    directly).
+
+Outputs
+    ``features/<set>/<recording>.parquet`` through :meth:`Corpus.write_features` (written to a temporary file and
+    renamed, so a crash or a kill never leaves a partial parquet), then ``features/<set>/.extract/<recording>.json``
+    (the record of how it was made: extractor, parameters, config hash, compute time), also written atomically. An
+    output counts as finished only when both exist and the recorded config hash is the extractor's current
+    :meth:`~affectflow.features.base.Extractor.config_hash`; a run skips finished outputs (unless ``overwrite``)
+    and recomputes the others. A crash between the two writes leaves data without a record, which is recomputed.
+    ``features/<set>/feature_set.json`` declares the set: modality, ``rate_hz``, columns and
+    ``params = {"extractor", "config_hash", "params"}``.
+
+Failures
+    A job fails when the extractor raises (an :class:`~affectflow.features.base.ExtractionError` for a bad input
+    file, or any other exception), when its worker process dies (killed, out of memory, crashed), or when its
+    output is unusable: not a DataFrame, no ``time`` column, columns other than the declared ones, no rows,
+    non-finite or non-increasing times, or every value NaN. Failed jobs are listed with the input file and the
+    message and the other jobs go on; the output of a failed job is removed, so no stale frames of an older
+    configuration stay behind. Recoverable oddities (infinite values turned into NaN, an output that is all zeros,
+    frames not covering the recording) are kept as warnings of the job. A recording without the inputs an
+    extractor needs is counted as "no input", not as a failure.
+
+Parallelism
+    ``workers=1`` runs every job in this process. ``workers>1`` runs them in a pool of processes (``fork`` where
+    available). Each worker receives the extractors once, so a model an extractor loads lazily is loaded once per
+    worker, not once per recording, and each worker's BLAS/OpenMP threads are limited to ``cpu_count // workers``
+    unless ``OMP_NUM_THREADS`` is already set. At most ``workers`` jobs are in flight; when a worker dies, the jobs
+    it took down are retried once, alone, so that only the job that kills its worker fails.
+
+Report
+    A summary (done / skipped / failed / no input, compute seconds and real-time factor per feature set, failures
+    listed) is returned as :class:`ExtractionSummary`, and written as JSON to ``reports/extract-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import multiprocessing
+import os
+import time
+import traceback
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, check_name, write_json
+from affectflow.errors import ConfigError, CorpusError
+from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
+from affectflow.registry import Registry
+
+RECORD_DIR = ".extract"
+BUILTIN_MODULES = (
+    "affectflow.features.audio",
+    "affectflow.features.face",
+    "affectflow.features.text",
+    "affectflow.features.physio",
+    "affectflow.features.hrv",
+)
+STATUSES = ("done", "skipped", "failed", "no_input")
+
+_import_errors: dict[str, str] = {}
+
+
+# ---------------------------------------------------------------------------------------------------- registry
+def load_builtin_extractors() -> dict[str, str]:
+    """Import the modules that register affectflow's extractors in :data:`EXTRACTORS`.
+
+    Returns
+    -------
+    dict
+        ``{module: error message}`` of the modules that could not be imported (missing optional dependency or
+        module); the others are registered.
+    """
+    for mod in BUILTIN_MODULES:
+        if mod in _import_errors:
+            continue
+        try:
+            importlib.import_module(mod)
+        except Exception as e:  # noqa: BLE001 - a broken optional module must not stop the others
+            _import_errors[mod] = f"{type(e).__name__}: {e}"
+        else:
+            _import_errors.pop(mod, None)
+    return dict(_import_errors)
+
+
+def default_config_path() -> Path:
+    """The packaged default extraction configuration (``configs/extract_default.yaml``)."""
+    from importlib import resources
+
+    return Path(str(resources.files("affectflow.configs").joinpath("extract_default.yaml")))
+
+
+def load_config(config: Mapping[str, Any] | str | os.PathLike) -> dict[str, Any]:
+    """Read an extraction configuration (a mapping, or a YAML file holding one) into ``{"defaults", "features"}``.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, or not a mapping of feature-set names to parameter mappings.
+    """
+    if isinstance(config, (str, os.PathLike)):
+        import yaml
+
+        p = Path(config)
+        if not p.is_file():
+            raise ConfigError(f"Extraction config {str(p)!r} does not exist.")
+        try:
+            config = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Extraction config {str(p)!r} is not valid YAML: {e}") from e
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            f"An extraction config is a mapping of feature-set names to parameters; got {type(config).__name__}."
+        )
+    config = dict(config)
+    if "features" in config:
+        extra = sorted(set(config) - {"features", "defaults"})
+        if extra:
+            raise ConfigError(
+                f"Unknown top-level keys {extra} in the extraction config; valid: ['defaults', 'features']."
+            )
+        feats, defaults = config["features"] or {}, config.get("defaults") or {}
+    else:
+        feats, defaults = config, {}
+    if not isinstance(feats, Mapping) or not isinstance(defaults, Mapping):
+        raise ConfigError(
+            "'features' must map feature-set names to parameter mappings and 'defaults' must be a mapping."
+        )
+    out = {}
+    for name, spec in feats.items():
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, Mapping):
+            raise ConfigError(
+                f"Feature set {name!r}: expected a mapping of parameters (e.g. {{type: egemaps}}), got {spec!r}."
+            )
+        out[str(name)] = dict(spec)
+    if not out:
+        raise ConfigError("The extraction config names no feature sets.")
+    return {"defaults": dict(defaults), "features": out}
+
+
+def build_extractors(
+    config: Mapping[str, Any] | str | os.PathLike, registry: Registry | None = None
+) -> dict[str, Extractor]:
+    """Instantiate the extractors of a configuration (see the module docstring).
+
+    Parameters
+    ----------
+    config:
+        Mapping or YAML path; ``{feature_set: {type: extractor_name, **params}}`` with optional ``defaults``.
+    registry:
+        Where extractor names are looked up; default :data:`EXTRACTORS` (the built-in modules are imported first).
+
+    Returns
+    -------
+    dict
+        Feature-set name → extractor, in config order.
+    """
+    import inspect
+
+    cfg = load_config(config)
+    if registry is None:
+        registry = EXTRACTORS
+        load_builtin_extractors()
+    out: dict[str, Extractor] = {}
+    for name, spec in cfg["features"].items():
+        try:
+            check_name("feature set name", name)
+        except CorpusError as e:
+            raise ConfigError(str(e)) from e
+        spec = dict(spec)
+        kind = spec.pop("type", name)
+        try:
+            cls = registry.get(kind)
+        except ConfigError as e:
+            msg = f"Feature set {name!r}: {e}"
+            if registry is EXTRACTORS and _import_errors:
+                msg += " Extractor modules that failed to import: " + "; ".join(
+                    f"{m}: {err}" for m, err in _import_errors.items()
+                )
+            raise ConfigError(msg) from e
+        valid = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        params = {k: v for k, v in cfg["defaults"].items() if k in valid and k not in spec}
+        params.update(spec)
+        try:
+            out[name] = registry.build(kind, params)
+        except ConfigError as e:
+            raise ConfigError(f"Feature set {name!r}: {e}") from e
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"Feature set {name!r} ({kind}): invalid parameters {params}: {e}") from e
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- results
+@dataclass
+class JobResult:
+    """Outcome of one (recording, feature set) job.
+
+    Attributes
+    ----------
+    feature_set, extractor, recording:
+        What was run.
+    status:
+        ``"done"``, ``"skipped"`` (finished output with the same config hash), ``"failed"`` or ``"no_input"``.
+    message:
+        Why it failed (or why it was skipped).
+    file:
+        The input file(s) the extractor reads for this recording.
+    seconds:
+        Compute time (s) of the job, in its worker.
+    media_seconds:
+        Duration (s) of the recording, if known.
+    n_frames:
+        Rows written.
+    warnings:
+        Recoverable problems of the output.
+    traceback:
+        Traceback of an unexpected exception (not of an :class:`ExtractionError`).
+    """
+
+    feature_set: str
+    extractor: str
+    recording: str
+    status: str
+    message: str = ""
+    file: str = ""
+    seconds: float = 0.0
+    media_seconds: float | None = None
+    n_frames: int = 0
+    warnings: list[str] = field(default_factory=list)
+    traceback: str = ""
+
+
+@dataclass
+class ExtractionSummary:
+    """All job results of one :func:`extract` call.
+
+    Attributes
+    ----------
+    results:
+        One :class:`JobResult` per (recording, feature set).
+    feature_sets:
+        Feature-set name → ``{"extractor", "config_hash", "params", "stale_outputs"}``.
+    wall_seconds:
+        Elapsed time of the whole call (s).
+    workers:
+        Worker processes used (1 = in-process).
+    report_path:
+        The JSON report written to the corpus.
+    """
+
+    results: list[JobResult]
+    feature_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    workers: int = 1
+    report_path: Path | None = None
+
+    @property
+    def failures(self) -> list[JobResult]:
+        """The failed jobs."""
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        """Whether no job failed."""
+        return not self.failures
+
+    def counts(self) -> pd.DataFrame:
+        """Per feature set: jobs ``done``, ``skipped``, ``failed``, ``no_input``; ``compute_s`` (s) and ``rtf``.
+
+        ``rtf`` = compute seconds / media seconds of the jobs done (< 1: faster than real time).
+        """
+        rows = []
+        for name, meta in self.feature_sets.items():
+            rs = [r for r in self.results if r.feature_set == name]
+            done = [r for r in rs if r.status == "done"]
+            comp = float(sum(r.seconds for r in done))
+            media = float(sum(r.media_seconds or 0.0 for r in done))
+            rows.append(
+                {
+                    "feature_set": name,
+                    "extractor": meta.get("extractor", ""),
+                    **{s: sum(r.status == s for r in rs) for s in STATUSES},
+                    "warnings": sum(len(r.warnings) > 0 for r in rs),
+                    "compute_s": round(comp, 3),
+                    "rtf": round(comp / media, 5) if media > 0 else float("nan"),
+                }
+            )
+        return pd.DataFrame(
+            rows, columns=["feature_set", "extractor", *STATUSES, "warnings", "compute_s", "rtf"]
+        )
+
+    def format(self, max_failures: int = 50) -> str:
+        """The summary table, then the failures (recording, file, message) and warnings."""
+        c = self.counts()
+        lines = [
+            f"Extraction: {len(self.results)} jobs in {self.wall_seconds:.1f} s with {self.workers} worker(s)."
+        ]
+        lines.append(c.to_string(index=False) if not c.empty else "(no feature sets)")
+        for name, meta in self.feature_sets.items():
+            if meta.get("stale_outputs"):
+                lines.append(
+                    f"Note: {len(meta['stale_outputs'])} output(s) of {name!r} were made with another configuration "
+                    f"and were not part of this run: {meta['stale_outputs'][:5]}; rerun on all recordings."
+                )
+        fails = self.failures
+        if fails:
+            lines.append(f"Failures ({len(fails)}):")
+            for r in fails[:max_failures]:
+                lines.append(f"  {r.feature_set} / {r.recording} ({r.file or 'no file'}): {r.message}")
+            if len(fails) > max_failures:
+                lines.append(f"  ... and {len(fails) - max_failures} more")
+        warned = [r for r in self.results if r.warnings]
+        if warned:
+            lines.append(f"Warnings ({sum(len(r.warnings) for r in warned)}):")
+            for r in warned[:max_failures]:
+                for w in r.warnings:
+                    lines.append(f"  {r.feature_set} / {r.recording}: {w}")
+        if self.report_path is not None:
+            lines.append(f"Report: {self.report_path}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the report)."""
+        return {
+            "wall_seconds": self.wall_seconds,
+            "workers": self.workers,
+            "ok": self.ok,
+            "feature_sets": self.feature_sets,
+            "counts": self.counts().to_dict("records"),
+            "failures": [asdict(r) for r in self.failures],
+            "results": [asdict(r) for r in self.results],
+        }
+
+
+# ---------------------------------------------------------------------------------------------------- records
+def record_path(corpus: Corpus, feature_set: str, rid: str) -> Path:
+    """Path of the record (how it was made) of one output: ``features/<set>/.extract/<rid>.json``."""
+    return corpus.path / "features" / feature_set / RECORD_DIR / f"{rid}.json"
+
+
+def read_record(corpus: Corpus, feature_set: str, rid: str) -> dict[str, Any] | None:
+    """The record of one output, or ``None`` when missing or unreadable."""
+    p = record_path(corpus, feature_set, rid)
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_current(corpus: Corpus, feature_set: str, rid: str, config_hash: str) -> bool:
+    """Whether the output of ``rid`` in ``feature_set`` exists and was made with ``config_hash``."""
+    if not corpus.feature_file(feature_set, rid).is_file():
+        return False
+    rec = read_record(corpus, feature_set, rid)
+    return rec is not None and rec.get("config_hash") == config_hash
+
+
+def _remove_output(corpus: Corpus, feature_set: str, rid: str) -> None:
+    corpus.feature_file(feature_set, rid).unlink(missing_ok=True)
+    record_path(corpus, feature_set, rid).unlink(missing_ok=True)
+
+
+def _remove_temporaries(corpus: Corpus, feature_set: str, rid: str) -> None:
+    """Delete temporary files a killed earlier run left for this output (atomic_write's ``.<name>.*.tmp``)."""
+    folder = corpus.path / "features" / feature_set
+    for pattern in (f".{rid}.parquet.*.tmp",):
+        for p in folder.glob(pattern):
+            p.unlink(missing_ok=True)
+    rec_dir = folder / RECORD_DIR
+    if rec_dir.is_dir():
+        for p in rec_dir.glob(f".{rid}.json.*.tmp"):
+            p.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------------- validation
+class InvalidOutput(Exception):
+    """An extractor returned frames that cannot be stored (wrong shape, no rows, all NaN...)."""
+
+
+def validate_frame(
+    frame: Any, columns: list[str], *, duration: float | None = None, rate_hz: float | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Check an extractor's output and return it cleaned (``time`` then ``columns``), with warnings.
+
+    Parameters
+    ----------
+    frame:
+        What :meth:`Extractor.extract` returned.
+    columns:
+        The declared feature columns.
+    duration:
+        Recording length (s), to check coverage.
+    rate_hz:
+        Declared frame rate (Hz), to check coverage.
+
+    Returns
+    -------
+    frame, warnings
+        ``±inf`` values are replaced by NaN (with a warning).
+
+    Raises
+    ------
+    InvalidOutput
+        Not a DataFrame, no ``time`` column, other columns than declared, no rows, non-finite or non-increasing
+        times, non-numeric values, or every value NaN.
+    """
+    warnings: list[str] = []
+    if not isinstance(frame, pd.DataFrame):
+        raise InvalidOutput(f"the extractor returned {type(frame).__name__}, not a pandas DataFrame")
+    if TIME not in frame.columns:
+        raise InvalidOutput(f"the output has no {TIME!r} column (columns: {list(frame.columns)[:6]}...)")
+    cols = [c for c in frame.columns if c != TIME]
+    if cols != list(columns):
+        missing = [c for c in columns if c not in cols]
+        extra = [c for c in cols if c not in columns]
+        if missing or extra or len(cols) != len(columns):
+            raise InvalidOutput(
+                f"wrong shape: the output has {len(cols)} feature columns, the extractor declares {len(columns)}"
+                + (f"; missing {missing[:5]}" if missing else "")
+                + (f"; unexpected {extra[:5]}" if extra else "")
+            )
+        frame = frame[[TIME, *columns]]
+    n = len(frame)
+    if n == 0:
+        raise InvalidOutput("empty output (0 frames)")
+    t = pd.to_numeric(frame[TIME], errors="coerce").to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(t)):
+        raise InvalidOutput(f"{int((~np.isfinite(t)).sum())} frame times are NaN or infinite")
+    if n > 1 and not np.all(np.diff(t) > 0):
+        raise InvalidOutput("frame times are not strictly increasing")
+    try:
+        values = frame[list(columns)].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidOutput(f"non-numeric feature values: {e}") from e
+    if values.size == 0:
+        raise InvalidOutput("the output has no feature columns")
+    nan = np.isnan(values)
+    if nan.all():
+        raise InvalidOutput(f"every value is NaN ({n} frames x {len(columns)} columns): no usable feature")
+    inf = np.isinf(values)
+    if inf.any():
+        warnings.append(f"{int(inf.sum())} infinite values replaced by NaN")
+        values = np.where(inf, np.nan, values)
+    finite = values[~np.isnan(values)]
+    if finite.size and not np.any(finite != 0):
+        warnings.append("every non-missing value is 0")
+    empty_rows = np.isnan(values).all(axis=1).mean()
+    if empty_rows > 0.5:
+        warnings.append(f"{100 * empty_rows:.0f}% of the frames are missing (all NaN)")
+    if duration and rate_hz:
+        step = 1.0 / rate_hz
+        if t[-1] < duration - max(2 * step, 2.0) or t[0] > max(2 * step, 2.0):
+            warnings.append(f"frames cover {t[0]:.2f}-{t[-1]:.2f} s of a {duration:.2f} s recording")
+        if t[-1] > duration + max(2 * step, 2.0):
+            warnings.append(f"frames run to {t[-1]:.2f} s, past the recording's end ({duration:.2f} s)")
+    out = pd.DataFrame(values.astype(np.float32), columns=list(columns))
+    out.insert(0, TIME, t)
+    return out, warnings
+
+
+# ---------------------------------------------------------------------------------------------------- jobs
+@dataclass
+class _Job:
+    feature_set: str
+    rec: MediaRecording
+    config_hash: str
+    attempt: int = 0
+
+
+def _input_files(ex: Extractor, rec: MediaRecording) -> str:
+    files = []
+    for k in getattr(ex, "inputs", ()):
+        p = rec.audio_source() if k == "audio" else getattr(rec, k, None)
+        if p is not None:
+            files.append(str(p))
+    return ", ".join(dict.fromkeys(files))
+
+
+def _run_job(
+    corpus_path: str, feature_set: str, ex: Extractor, rec: MediaRecording, config_hash: str
+) -> JobResult:
+    """Compute one output and store it (runs in a worker or in-process)."""
+    res = JobResult(
+        feature_set=feature_set,
+        extractor=ex.name,
+        recording=rec.id,
+        status="failed",
+        file=_input_files(ex, rec),
+        media_seconds=rec.duration,
+    )
+    corpus = Corpus(corpus_path)
+    t0 = time.perf_counter()
+    try:
+        _remove_temporaries(corpus, feature_set, rec.id)
+        frame = ex.extract(rec)
+        frame, res.warnings = validate_frame(
+            frame, list(ex.columns()), duration=rec.duration, rate_hz=getattr(ex, "rate_hz", None)
+        )
+        corpus.write_features(feature_set, rec.id, frame)
+        res.seconds = time.perf_counter() - t0
+        res.n_frames = len(frame)
+        write_json(
+            record_path(corpus, feature_set, rec.id),
+            {
+                "feature_set": feature_set,
+                "recording": rec.id,
+                "extractor": ex.name,
+                "config_hash": config_hash,
+                "params": ex.params(),
+                "inputs": {
+                    k: (str(getattr(rec, k)) if getattr(rec, k) is not None else None)
+                    for k in ("audio", "video", "physio", "transcript")
+                },
+                "n_frames": res.n_frames,
+                "seconds": round(res.seconds, 4),
+                "warnings": res.warnings,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+        res.status = "done"
+    except ExtractionError as e:
+        res.message = f"ExtractionError: {e}"
+    except InvalidOutput as e:
+        res.message = f"invalid output: {e}"
+    except Exception as e:  # noqa: BLE001 - one recording's bug must not stop the others
+        res.message = f"{type(e).__name__}: {e}"
+        res.traceback = traceback.format_exc(limit=8)
+    if res.status == "failed":
+        res.seconds = time.perf_counter() - t0
+        try:
+            _remove_output(corpus, feature_set, rec.id)
+        except OSError:
+            pass
+    return res
+
+
+_WORKER_EXTRACTORS: dict[str, Extractor] = {}
+
+
+def _init_worker(extractors: dict[str, Extractor], threads: int) -> None:
+    _WORKER_EXTRACTORS.clear()
+    _WORKER_EXTRACTORS.update(extractors)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    import sys
+
+    if "torch" in sys.modules:  # already imported by the parent (fork): limit its intra-op threads
+        try:
+            sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _worker_job(corpus_path: str, feature_set: str, rec: MediaRecording, config_hash: str) -> JobResult:
+    return _run_job(corpus_path, feature_set, _WORKER_EXTRACTORS[feature_set], rec, config_hash)
+
+
+# ---------------------------------------------------------------------------------------------------- extract
+def extract(
+    corpus: Corpus | str | os.PathLike,
+    extractors: Mapping[str, Extractor] | Mapping[str, Any] | str | os.PathLike,
+    *,
+    recordings: Iterable[str] | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    registry: Registry | None = None,
+    mp_context: str | None = None,
+    report: bool = True,
+) -> ExtractionSummary:
+    """Run every (recording, feature set) job of a corpus and store the outputs.
+
+    Parameters
+    ----------
+    corpus:
+        The corpus (or its folder); it must have raw media (``media.csv``, see :mod:`affectflow.corpus.media`).
+    extractors:
+        Feature-set name → :class:`Extractor` instance, or a configuration (mapping or YAML path, see the module
+        docstring) built with :func:`build_extractors`.
+    recordings:
+        Recording ids to process (default: all recordings with raw media).
+    workers:
+        Worker processes; 1 runs in this process.
+    overwrite:
+        Recompute finished outputs too.
+    progress:
+        Show a tqdm progress bar (on stderr).
+    registry:
+        Registry that configuration names are looked up in (default :data:`EXTRACTORS`).
+    mp_context:
+        Multiprocessing start method (default ``fork`` where available, else ``spawn``).
+    report:
+        Write ``reports/extract-<time>.json``.
+
+    Returns
+    -------
+    ExtractionSummary
+        Per-job results; ``summary.ok`` is False when any job failed.
+
+    Raises
+    ------
+    CorpusError
+        No raw media, or unknown recording ids.
+    ConfigError
+        Bad configuration or ``workers < 1``.
+    """
+    from affectflow.corpus.media import media_recordings
+
+    t_start = time.perf_counter()
+    corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer; got {workers!r}.")
+    workers = int(workers)
+    if isinstance(extractors, (str, os.PathLike)) or (
+        isinstance(extractors, Mapping) and not all(isinstance(v, Extractor) for v in extractors.values())
+    ):
+        extractors = build_extractors(extractors, registry)
+    extractors = dict(extractors)
+    if not extractors:
+        raise ConfigError("No extractors to run.")
+    for name in extractors:
+        try:
+            check_name("feature set name", name)
+        except CorpusError as e:
+            raise ConfigError(str(e)) from e
+    recs = media_recordings(corpus, None if recordings is None else list(recordings))
+    rec_ids = {r.id for r in recs}
+
+    results: list[JobResult] = []
+    jobs: list[_Job] = []
+    sets: dict[str, dict[str, Any]] = {}
+    for name, ex in extractors.items():
+        h = ex.config_hash()
+        meta = {"extractor": ex.name, "config_hash": h, "params": ex.params(), "stale_outputs": []}
+        sets[name] = meta
+        try:
+            info = FeatureSetInfo(
+                name=name,
+                modality=ex.modality,
+                columns=list(ex.columns()),
+                rate_hz=getattr(ex, "rate_hz", None),
+                params={"extractor": ex.name, "config_hash": h, "params": ex.params()},
+                description=(type(ex).__doc__ or "").strip().split("\n")[0],
+            )
+            old = corpus.feature_sets.get(name)
+            if old is None or asdict(old) != asdict(info):
+                corpus.write_feature_set_info(info)
+        except Exception as e:  # noqa: BLE001 - a broken extractor fails its jobs, not the run
+            for rec in recs:
+                results.append(
+                    JobResult(
+                        name,
+                        ex.name,
+                        rec.id,
+                        "failed",
+                        file=_input_files(ex, rec),
+                        message=f"cannot declare the feature set: {type(e).__name__}: {e}",
+                        traceback=traceback.format_exc(limit=8),
+                    )
+                )
+            continue
+        folder = corpus.path / "features" / name
+        for p in folder.glob("*.parquet"):
+            if p.stem not in rec_ids and not is_current(corpus, name, p.stem, h):
+                meta["stale_outputs"].append(p.stem)
+        for rec in recs:
+            if not ex.can_process(rec):
+                missing = [
+                    k for k in ex.inputs if (rec.audio_source() if k == "audio" else getattr(rec, k)) is None
+                ]
+                results.append(
+                    JobResult(
+                        name,
+                        ex.name,
+                        rec.id,
+                        "no_input",
+                        message=f"no {', '.join(missing)} input",
+                        media_seconds=rec.duration,
+                    )
+                )
+            elif not overwrite and is_current(corpus, name, rec.id, h):
+                results.append(
+                    JobResult(
+                        name,
+                        ex.name,
+                        rec.id,
+                        "skipped",
+                        message="finished output, same config",
+                        file=_input_files(ex, rec),
+                        media_seconds=rec.duration,
+                    )
+                )
+            else:
+                jobs.append(_Job(name, rec, h))
+
+    # interleave by recording so parallel workers share the load of heavy and light extractors
+    order = {r.id: i for i, r in enumerate(recs)}
+    jobs.sort(key=lambda j: order[j.rec.id])
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(jobs), desc="extract", unit="job", disable=not progress or not jobs, dynamic_ncols=True
+    )
+    n_failed = 0
+
+    def finish(res: JobResult) -> None:
+        nonlocal n_failed
+        results.append(res)
+        n_failed += res.status == "failed"
+        bar.update(1)
+        if n_failed:
+            bar.set_postfix(failed=n_failed, refresh=False)
+
+    try:
+        if workers == 1 or len(jobs) <= 1:
+            for job in jobs:
+                finish(
+                    _run_job(
+                        str(corpus.path),
+                        job.feature_set,
+                        extractors[job.feature_set],
+                        job.rec,
+                        job.config_hash,
+                    )
+                )
+        else:
+            _run_pool(corpus, extractors, jobs, workers, mp_context, finish)
+    finally:
+        bar.close()
+
+    key = {(n, r.id): (i, j) for i, n in enumerate(extractors) for j, r in enumerate(recs)}
+    results.sort(key=lambda r: key.get((r.feature_set, r.recording), (0, 0)))
+    summary = ExtractionSummary(
+        results=results,
+        feature_sets=sets,
+        wall_seconds=time.perf_counter() - t_start,
+        workers=workers if len(jobs) > 1 else 1,
+    )
+    if report:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+        summary.report_path = corpus.write_report(
+            f"extract-{stamp}", {"corpus": str(corpus.path), **summary.to_dict()}
+        )
+    return summary
+
+
+def _run_pool(
+    corpus: Corpus,
+    extractors: dict[str, Extractor],
+    jobs: list[_Job],
+    workers: int,
+    mp_context: str | None,
+    finish,
+) -> None:
+    """Run ``jobs`` in a process pool, restarting the pool when a worker dies (see the module docstring)."""
+    method = mp_context or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    ctx = multiprocessing.get_context(method)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cpus // workers)
+    pending: deque[_Job] = deque(jobs)
+    while pending:
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(pending)),
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(extractors, threads),
+        )
+        inflight: dict[Future, _Job] = {}
+        broken = False
+        try:
+            while pending or inflight:
+                # a job retried after a worker death runs alone, so it cannot take innocent jobs down again
+                while pending and not broken and len(inflight) < workers:
+                    if any(j.attempt > 0 for j in inflight.values()) or (pending[0].attempt > 0 and inflight):
+                        break
+                    job = pending.popleft()
+                    try:
+                        fut = pool.submit(
+                            _worker_job, str(corpus.path), job.feature_set, job.rec, job.config_hash
+                        )
+                    except BrokenProcessPool:
+                        pending.appendleft(job)
+                        broken = True
+                        break
+                    inflight[fut] = job
+                    if job.attempt > 0:
+                        break
+                if not inflight:
+                    break
+                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = inflight.pop(fut)
+                    try:
+                        finish(fut.result())
+                    except BrokenProcessPool:
+                        broken = True
+                        if job.attempt == 0:
+                            pending.appendleft(replace(job, attempt=1))
+                        else:
+                            ex = extractors[job.feature_set]
+                            finish(
+                                JobResult(
+                                    job.feature_set,
+                                    ex.name,
+                                    job.rec.id,
+                                    "failed",
+                                    file=_input_files(ex, job.rec),
+                                    media_seconds=job.rec.duration,
+                                    message="the worker process died while extracting this recording "
+                                    "(killed, out of memory, or crashed in native code)",
+                                )
+                            )
+                            _remove_output(corpus, job.feature_set, job.rec.id)
+                    except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
+                        ex = extractors[job.feature_set]
+                        finish(
+                            JobResult(
+                                job.feature_set,
+                                ex.name,
+                                job.rec.id,
+                                "failed",
+                                file=_input_files(ex, job.rec),
+                                media_seconds=job.rec.duration,
+                                message=f"{type(e).__name__}: {e}",
+                                traceback=traceback.format_exc(limit=8),
+                            )
+                        )
+                if broken and not inflight:
+                    break
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
