@@ -102,9 +102,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from affectflow.demo import run_demo
+    from affectflow.demo import run_demo, run_media_demo
 
-    run_demo(args.out, quick=args.quick, progress=not args.quiet)
+    if args.media:
+        run_media_demo(args.out or "demo_media_out", quick=args.quick, progress=not args.quiet, workers=args.workers)
+    else:
+        run_demo(args.out or "demo_out", quick=args.quick, progress=not args.quiet)
     return 0
 
 
@@ -175,8 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto | cpu | cuda")
 
     d = add("demo", cmd_demo, "End-to-end demo: generate a corpus, train, evaluate, predict, print results, plot.")
-    d.add_argument("--out", default="demo_out", help="demo folder (a new run directory is added on every call)")
+    d.add_argument("--out", help="demo folder (default demo_out, or demo_media_out with --media); a new run "
+                   "directory is added on every call")
     d.add_argument("--quick", action="store_true", help="smaller corpus, one seed, fewer epochs")
+    d.add_argument("--media", action="store_true",
+                   help="start from raw media: synthesise audio/video/physiology/transcripts, extract, train, evaluate")
+    d.add_argument("--workers", type=int, default=2, help="extraction worker processes (with --media)")
 
     if importlib.util.find_spec("affectflow.cli.extract") is not None:
         from affectflow.cli import extract as extract_cli

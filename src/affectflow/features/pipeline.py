@@ -14,7 +14,7 @@ Configuration
         features:
           egemaps: {}                                   # type defaults to the feature-set name
           egemaps_2s: {type: egemaps, win_dur: 2.0}     # a second configuration of the same extractor
-          hrv: {type: hrv, window_s: 4.0}
+          hrv: {type: hrv, win_dur: 4.0}
 
     The ``features:`` level may be left out when there are no defaults (the mapping then holds the feature sets
     directly).
