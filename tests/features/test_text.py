@@ -27,7 +27,7 @@ from affectflow.features.text import (
     overlap_pairs,
     spread_to_frames,
 )
-from affectflow.io.transcript import iter_audio_blocks, read_transcript, split_utterances, transcribe
+from affectflow.io.transcript import iter_speech_blocks, read_transcript, split_utterances, transcribe
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -396,11 +396,11 @@ def test_audio_errors_and_blocks(tmp_path):
     bad = tmp_path / "corrupt.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
     with pytest.raises(ExtractionError, match="corrupt.wav"):
-        list(iter_audio_blocks(bad))
+        list(iter_speech_blocks(bad))
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
     with pytest.raises(ExtractionError, match="empty.wav"):
-        list(iter_audio_blocks(empty))
+        list(iter_speech_blocks(empty))
     with pytest.raises(ExtractionError, match="nothere.wav"):
         transcribe(tmp_path / "nothere.wav")
     # blocks: quiet cuts, nothing lost
@@ -411,7 +411,7 @@ def test_audio_errors_and_blocks(tmp_path):
     with wave.open(str(p), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(sr)
         w.writeframes((x * 32767).astype("<i2").tobytes())
-    blocks = list(iter_audio_blocks(p, block_s=3.0, search_s=2.0))
+    blocks = list(iter_speech_blocks(p, block_s=3.0, search_s=2.0))
     assert sum(b.size for _, b in blocks) == x.size and len(blocks) >= 3
     assert blocks[1][0] == pytest.approx(blocks[0][1].size / sr)
     # each cut falls in a silent half-period (sin(pi t) <= 0 for t in [1, 2] mod 2)

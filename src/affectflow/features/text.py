@@ -636,11 +636,14 @@ class _TextExtractor(Extractor):
         numpy.ndarray
             ``(n_frames,)`` float64 seconds.
         """
-        from affectflow.io.transcript import audio_duration
+        from affectflow.io.audio import audio_duration
 
         duration = rec.duration
         if duration is None and rec.audio_source() is not None and Path(rec.audio_source()).is_file():
-            duration = audio_duration(rec.audio_source())
+            try:
+                duration = audio_duration(rec.audio_source())
+            except ExtractionError:
+                duration = None  # unreadable header: fall back to the transcript's last word
         if duration is None:
             if len(words) == 0:
                 raise ExtractionError(

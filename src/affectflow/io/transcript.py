@@ -537,19 +537,21 @@ def _whisper_model(model_dir: str, device: str, compute_type: str, cpu_threads: 
     )
 
 
-def iter_audio_blocks(
+def iter_speech_blocks(
     path: str | os.PathLike,
     *,
     sampling_rate: int = 16000,
     block_s: float | None = 600.0,
     search_s: float = 5.0,
 ) -> Iterator[tuple[float, np.ndarray]]:
-    """Decode an audio (or video) file to mono float32 in blocks cut at quiet points.
+    """Decode an audio (or video) file to mono float32 in blocks cut at quiet points (for speech recognition).
+
+    Decoding, mixdown and resampling are :mod:`affectflow.io.audio`'s; this only chooses where blocks end.
 
     Parameters
     ----------
     path:
-        Any file PyAV/FFmpeg decodes (wav, flac, mp3, mp4, ...); the first audio stream is used.
+        Any file :func:`affectflow.io.audio.read_audio` reads (wav, flac, mp3, mp4, ...).
     sampling_rate:
         Output rate in Hz.
     block_s:
@@ -561,59 +563,35 @@ def iter_audio_blocks(
     Yields
     ------
     tuple[float, numpy.ndarray]
-        ``(offset_s, samples)``: the block's start time in seconds and its ``(n,)`` float32 samples in [-1,
-        1].
+        ``(offset_s, samples)``: the block's start time in seconds and its ``(n,)`` float32 samples in [-1, 1].
 
     Raises
     ------
     ExtractionError
-        The file is missing, cannot be opened or decoded, has no audio stream, or decodes to no samples.
+        As :func:`affectflow.io.audio.read_audio`.
     """
-    import av
+    from affectflow.io.audio import iter_audio_blocks, read_audio
 
-    path = Path(path)
-    if not path.is_file():
-        raise ExtractionError(f"Audio file {str(path)!r} does not exist or is not a file.")
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except Exception as e:  # av.error.FFmpegError and subclasses, OSError
-        raise ExtractionError(f"Audio file {str(path)!r} cannot be opened: {e}") from None
-    block = None if block_s is None else int(round(block_s * sampling_rate))
+    if block_s is None:
+        yield 0.0, read_audio(path, sampling_rate)
+        return
+    block = int(round(block_s * sampling_rate))
     search = int(round(search_s * sampling_rate))
-    total = 0
-    with container:
-        if not container.streams.audio:
-            raise ExtractionError(f"File {str(path)!r} has no audio stream.")
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
-        buf: list[np.ndarray] = []
-        buf_len = 0
-        offset = 0
-
-        def chunks() -> Iterator[np.ndarray]:
-            try:
-                for frame in container.decode(stream):
-                    for r in resampler.resample(frame):
-                        yield r.to_ndarray().reshape(-1)
-                for r in resampler.resample(None):
-                    yield r.to_ndarray().reshape(-1)
-            except av.error.FFmpegError as e:
-                raise ExtractionError(f"Audio file {str(path)!r} cannot be decoded: {e}") from None
-
-        for chunk in chunks():
-            buf.append(chunk.astype(np.float32, copy=False))
-            buf_len += chunk.size
-            total += chunk.size
-            if block is not None and buf_len >= block + search:
-                x = np.concatenate(buf)
-                cut = _quiet_cut(x, block, search, sampling_rate)
-                yield offset / sampling_rate, x[:cut]
-                offset += cut
-                buf, buf_len = [x[cut:]], x.size - cut
-        if buf_len:
-            yield offset / sampling_rate, np.concatenate(buf)
-    if total == 0:
-        raise ExtractionError(f"Audio file {str(path)!r} decodes to no samples (empty or truncated).")
+    buf: list[np.ndarray] = []
+    buf_len = 0
+    offset = 0
+    # blocks without overlap concatenate to the whole signal
+    for blk in iter_audio_blocks(path, sampling_rate, block_s=min(block_s, 30.0)):
+        buf.append(blk.samples)
+        buf_len += blk.samples.size
+        if buf_len >= block + search:
+            x = np.concatenate(buf)
+            cut = _quiet_cut(x, block, search, sampling_rate)
+            yield offset / sampling_rate, x[:cut]
+            offset += cut
+            buf, buf_len = [x[cut:]], x.size - cut
+    if buf_len:
+        yield offset / sampling_rate, np.concatenate(buf)
 
 
 def _quiet_cut(x: np.ndarray, block: int, search: int, sr: int) -> int:
@@ -690,7 +668,7 @@ def transcribe(
     words: list[str] = []
     utts: list[int] = []
     u = 0
-    for offset, x in iter_audio_blocks(audio_path, block_s=block_s):
+    for offset, x in iter_speech_blocks(audio_path, block_s=block_s):
         if x.size < 1600:  # under 0.1 s: nothing to recognise
             continue
         segments, _info = model.transcribe(
@@ -727,43 +705,6 @@ def transcribe(
     return out.sort_values("start", kind="stable").reset_index(drop=True)
 
 
-def audio_duration(path: str | os.PathLike) -> float | None:
-    """Duration of an audio/video file's first audio stream in seconds, from its header (``None`` if unknown).
-
-    Parameters
-    ----------
-    path:
-        Audio or video file.
-
-    Returns
-    -------
-    float or None
-        Seconds; soundfile's frame count / rate for formats libsndfile reads, else PyAV's stream or container
-        duration; ``None`` when neither says.
-    """
-    try:
-        import soundfile as sf
-
-        info = sf.info(str(path))
-        if info.frames > 0 and info.samplerate > 0:
-            return info.frames / info.samplerate
-    except Exception:
-        pass
-    try:
-        import av
-
-        with av.open(str(path), metadata_errors="ignore") as c:
-            if c.streams.audio:
-                st = c.streams.audio[0]
-                if st.duration is not None and st.time_base is not None:
-                    return float(st.duration * st.time_base)
-            if c.duration is not None:
-                return c.duration / 1e6
-    except Exception:
-        return None
-    return None
-
-
 __all__ = [
     "WORD_TABLE_COLUMNS",
     "START_NAMES",
@@ -776,7 +717,6 @@ __all__ = [
     "split_utterances",
     "segment_utterances",
     "default_whisper_dir",
-    "iter_audio_blocks",
-    "audio_duration",
+    "iter_speech_blocks",
     "empty_word_table",
 ]
