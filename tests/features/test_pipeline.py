@@ -252,19 +252,25 @@ def test_import_reports_missing_and_corrupt_files(tmp_path: Path):
 
 
 def test_probe_durations_edf_wfdb_and_errors(tmp_path: Path):
+    import pyedflib
+    import wfdb
+
+    sig = np.sin(np.linspace(0, 20, 2000))[:, None]
     edf = tmp_path / "x.edf"
-    head = bytearray(b" " * 256)
-    head[236:244] = b"10      "
-    head[244:252] = b"2       "
-    head[252:256] = b"1   "
-    edf.write_bytes(bytes(head) + b"\0" * 256)
+    with pyedflib.EdfWriter(str(edf), 1, file_type=pyedflib.FILETYPE_EDFPLUS) as w:
+        w.setSignalHeaders([{"label": "ECG", "dimension": "mV", "sample_frequency": 100, "physical_min": -2,
+                             "physical_max": 2, "digital_min": -32768, "digital_max": 32767}])
+        w.writeSamples([sig[:, 0]])
     assert probe_duration(edf, "physio") == pytest.approx(20.0)
-    hea = tmp_path / "y.hea"
-    hea.write_text("y 2 360 7200\ny.dat 16 200 11 1024 0 0 0 ECG\n")
-    assert probe_duration(hea, "physio") == pytest.approx(20.0)
+    wfdb.wrsamp("y", fs=100, units=["mV"], sig_name=["ECG"], p_signal=sig, fmt=["16"], write_dir=str(tmp_path))
+    assert probe_duration(tmp_path / "y.hea", "physio") == pytest.approx(20.0)
+    fake = tmp_path / "fake.edf"
+    fake.write_bytes(b" " * 256 + b"\0" * 256)
+    with pytest.raises(ProbeError, match="fake.edf"):
+        probe_duration(fake, "physio")
     nocol = tmp_path / "z.csv"
     pd.DataFrame({"ecg": np.zeros(500)}).to_csv(nocol, index=False)
-    with pytest.raises(ProbeError, match="sampling-rate"):
+    with pytest.raises(ProbeError, match="no time column found.*sampling_rate"):
         probe_duration(nocol, "physio")
     assert probe_duration(nocol, "physio", physio_rate_hz=100) == pytest.approx(5.0)
     tr = tmp_path / "t.json"

@@ -47,7 +47,6 @@ nothing else); a spread of more than ``1 s`` between them is reported as a warni
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -69,8 +68,6 @@ AUDIO_EXTS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus")
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 PHYSIO_EXTS = (".csv", ".tsv", ".edf", ".hea")
 TRANSCRIPT_EXTS = (".csv", ".tsv", ".json", ".txt")
-_TIME_NAMES = ("time", "time_s", "t", "timestamp", "seconds", "sec", "time_sec")
-_RATE_NAMES = ("sampling_rate", "sample_rate", "rate", "fs", "rate_hz", "sampling_rate_hz")
 
 
 # ---------------------------------------------------------------------------------------------------- media table
@@ -245,7 +242,7 @@ def probe_duration(path: Path, kind: str, *, physio_rate_hz: float | None = None
         if kind == "audio":
             d = _probe_audio(path)
         elif kind == "video":
-            d = _probe_av(path, "video")
+            d = _probe_video(path)
         elif kind == "physio":
             d = _probe_physio(path, physio_rate_hz)
         else:
@@ -260,131 +257,30 @@ def probe_duration(path: Path, kind: str, *, physio_rate_hz: float | None = None
 
 
 def _probe_audio(path: Path) -> float:
-    try:
-        import soundfile as sf
+    from affectflow.io.audio import audio_duration
 
-        info = sf.info(str(path))
-        if info.frames > 0 and info.samplerate > 0:
-            return info.frames / info.samplerate
-    except Exception:  # noqa: BLE001 - fall back to PyAV (mp3/m4a/opus without libsndfile support)
-        pass
-    return _probe_av(path, "audio")
+    return audio_duration(path)
 
 
-def _probe_av(path: Path, want: str) -> float:
-    import av
+def _probe_video(path: Path) -> float:
+    from affectflow.io.video import video_info
 
-    try:
-        container = av.open(str(path))
-    except Exception as e:  # noqa: BLE001
-        raise ProbeError(f"cannot open as media ({type(e).__name__}: {e})") from e
-    with container:
-        streams = container.streams.video if want == "video" else container.streams.audio
-        if len(streams) == 0:
-            raise ProbeError(f"has no {want} stream")
-        s = streams[0]
-        if s.duration is not None and s.time_base is not None and s.duration > 0:
-            return float(s.duration * s.time_base)
-        if container.duration is not None and container.duration > 0:
-            return container.duration / 1_000_000.0  # AV_TIME_BASE
-        if want == "video" and s.frames and s.average_rate:
-            return float(s.frames / s.average_rate)
-        # last resort: demux packets (no decoding) and take the last timestamp
-        end = 0.0
-        for pkt in container.demux(s):
-            if pkt.pts is not None and pkt.time_base is not None:
-                end = max(end, float((pkt.pts + (pkt.duration or 0)) * pkt.time_base))
-        return end
+    return video_info(path).duration
 
 
 def _probe_physio(path: Path, physio_rate_hz: float | None) -> float:
-    suffix = path.suffix.lower()
-    if suffix == ".edf":
-        return _probe_edf(path)
-    if suffix == ".hea":
-        return _probe_wfdb(path)
-    sep = "\t" if suffix == ".tsv" else ","
-    header = pd.read_csv(path, sep=sep, nrows=5)
-    if header.empty:
-        raise ProbeError("has a header but no samples")
-    lower = {str(c).strip().lower(): c for c in header.columns}
-    tcol = next((lower[n] for n in _TIME_NAMES if n in lower), None)
-    if tcol is not None:
-        t = pd.read_csv(path, sep=sep, usecols=[tcol])[tcol].to_numpy(dtype=np.float64)
-        t = t[np.isfinite(t)]
-        if len(t) < 2:
-            raise ProbeError(f"time column {tcol!r} has fewer than 2 valid values")
-        step = float(np.median(np.diff(t)))
-        if step <= 0:
-            raise ProbeError(f"time column {tcol!r} is not increasing")
-        return float(t[-1] - t[0] + step)
-    rcol = next((lower[n] for n in _RATE_NAMES if n in lower), None)
-    rate = float(header[rcol].iloc[0]) if rcol is not None else physio_rate_hz
-    if not rate or rate <= 0:
-        raise ProbeError(
-            f"has no time column (one of {list(_TIME_NAMES)}) and no sampling-rate column (one of "
-            f"{list(_RATE_NAMES)}); pass the sampling rate (--physio-rate)"
-        )
-    with open(path, "rb") as fh:
-        n = sum(1 for _ in fh) - 1
-    return n / rate
+    """Duration as the physio reader sees it (the extractors use the same reader)."""
+    from affectflow.io.physio import open_physio
 
-
-def _probe_edf(path: Path) -> float:
-    with open(path, "rb") as fh:
-        head = fh.read(256)
-    if len(head) < 256:
-        raise ProbeError("truncated EDF header (< 256 bytes)")
-    try:
-        n_records = int(head[236:244].decode("ascii").strip())
-        rec_dur = float(head[244:252].decode("ascii").strip())
-    except ValueError as e:
-        raise ProbeError(f"not an EDF file (bad header field: {e})") from e
-    if n_records < 0:  # -1: unknown while recording; count from the file size
-        n_sig = int(head[252:256].decode("ascii").strip())
-        with open(path, "rb") as fh:
-            fh.seek(256 + n_sig * 216)
-            spr = [int(fh.read(8).decode("ascii").strip() or 0) for _ in range(n_sig)]
-        rec_bytes = 2 * sum(spr)
-        n_records = (path.stat().st_size - 256 * (n_sig + 1)) // max(rec_bytes, 1)
-    return n_records * rec_dur
-
-
-def _probe_wfdb(path: Path) -> float:
-    first = ""
-    for line in path.read_text(errors="replace").splitlines():
-        if line.strip() and not line.startswith("#"):
-            first = line
-            break
-    parts = first.split()
-    if len(parts) < 4:
-        raise ProbeError("WFDB header line lacks the sampling frequency or the number of samples")
-    fs = float(re.match(r"[0-9.]+", parts[2]).group(0))
-    n = int(parts[3])
-    if fs <= 0:
-        raise ProbeError(f"WFDB sampling frequency {parts[2]!r} is not positive")
-    return n / fs
+    return open_physio(path, sampling_rate=physio_rate_hz).info.duration
 
 
 def _probe_transcript(path: Path) -> float:
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        data = json.loads(path.read_text())
-        items = data
-        if isinstance(data, dict):
-            items = next(
-                (data[k] for k in ("words", "segments", "utterances", "transcript") if k in data), []
-            )
-        ends = [float(it["end"]) for it in items if isinstance(it, dict) and "end" in it]
-        return max(ends) if ends else 0.0
-    sep = "\t" if suffix in (".tsv", ".txt") else ","
-    df = pd.read_csv(path, sep=sep)
-    cols = {str(c).strip().lower(): c for c in df.columns}
-    for name in ("end", "end_s", "stop", "offset", "end_time"):
-        if name in cols:
-            return float(pd.to_numeric(df[cols[name]], errors="coerce").max())
-    raise ProbeError(f"has no 'end' column (columns: {list(df.columns)[:8]})")
+    """End of the last word, read with the transcript reader (so seconds/milliseconds are handled alike)."""
+    from affectflow.io.transcript import read_transcript
 
+    words = read_transcript(path)
+    return float(words["end"].max()) if len(words) else 0.0
 
 # ---------------------------------------------------------------------------------------------------- import
 @dataclass
