@@ -159,10 +159,15 @@ def main() -> None:
     ap.add_argument("--dims", type=int, default=1000)
     ap.add_argument("--batches", type=int, default=30)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.child == "default":
         print(json.dumps(run_default(workdir, args.epochs, args.device)))
         return
@@ -174,7 +179,7 @@ def main() -> None:
             continue
         cmd = [sys.executable, __file__, "--child", which, "--workdir", str(workdir), "--epochs", str(args.epochs),
                "--frames", str(args.frames), "--dims", str(args.dims), "--batches", str(args.batches),
-               "--device", args.device]
+               "--device", args.device, "--threads", str(args.threads)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         for line in out.stdout.splitlines():
             if not line.startswith("{"):

@@ -151,9 +151,11 @@ def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
     log.info("run %s: config %s", run_dir, cfg.to_dict())
     train_parts = d.train_partitions
     stores = _stores(cfg, corpus, list(dict.fromkeys([*train_parts, d.devel_partition, *d.test_partitions])), progress)
-    train_store = SequenceStore(
-        corpus, d.features, d.targets, corpus.recording_ids(train_parts), label_set=d.label_set, cache_dir=d.cache_dir
-    )
+    if len(train_parts) == 1:
+        train_store = stores[train_parts[0]]
+    else:
+        train_store = SequenceStore(corpus, d.features, d.targets, corpus.recording_ids(train_parts),
+                                    label_set=d.label_set, cache_dir=d.cache_dir)
     others = [s for p, s in stores.items() if p not in train_parts]
     normalizer = Normalizer(mode=d.normalize).fit(train_store, others)
     train_ds = WindowDataset(train_store, normalizer, d.window.size, d.window.hop, require_labels=True)
