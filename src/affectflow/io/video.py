@@ -1,0 +1,294 @@
+"""Video decoding with PyAV: stream frames at a target rate, never holding the whole video.
+
+:func:`iter_frames` decodes a video file once, front to back, and yields for every output instant
+``t_k = k / rate_hz`` (``k = 0, 1, ...``, all ``t_k`` before the end of the video) the decoded frame whose
+timestamp is nearest ``t_k`` (ties go to the earlier frame). Only the previous decoded frame is kept, so memory does
+not depend on the video's length. Frames are converted to ``uint8`` RGB only when they are yielded, so at 2 Hz
+on a 25 fps video 23 of every 25 frames are decoded but never converted.
+
+Times are in seconds from the start of the container (its ``start_time``; else the first frame), the clock the
+audio track of the same file uses. A video that starts late maps its first output instants to its first frame.
+
+:func:`video_info` reads frame rate, frame count, duration and size from the container (counting packets when the
+header has no frame count) without decoding.
+
+Any failure to open or decode a file (missing, empty, corrupt, truncated, no video stream) raises
+:class:`affectflow.features.base.ExtractionError` with the path and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from affectflow.features.base import ExtractionError
+
+TRUNCATION_TOLERANCE_S = 0.5
+"""A video whose decoded frames end more than this (plus 5 %) before its header duration is called truncated."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a video stream.
+
+    Attributes
+    ----------
+    path:
+        The file.
+    fps:
+        Average frame rate in frames per second (the stream's ``average_rate``, else its guessed rate).
+    n_frames:
+        Number of frames: the header's count, else the number of video packets (one frame each).
+    duration:
+        Duration in seconds: the video stream's duration, else the container's, else ``n_frames / fps``.
+    width, height:
+        Frame size in pixels.
+    codec:
+        Codec name, e.g. ``"h264"``.
+    """
+
+    path: Path
+    fps: float
+    n_frames: int
+    duration: float
+    width: int
+    height: int
+    codec: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` in pixels."""
+        return self.width, self.height
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """One output frame of :func:`iter_frames`.
+
+    Attributes
+    ----------
+    index:
+        Output index ``k`` (``0, 1, ...``).
+    time:
+        Output instant in seconds: ``k / rate_hz``, or the frame's own timestamp when ``rate_hz`` is ``None``.
+    source_index:
+        Index of the decoded frame used (0-based, in presentation order).
+    source_time:
+        Timestamp of that decoded frame in seconds.
+    image:
+        ``uint8`` array of shape ``(height, width, 3)`` (RGB), read-only. When the output rate exceeds the frame
+        rate, consecutive outputs share the same array.
+    """
+
+    index: int
+    time: float
+    source_index: int
+    source_time: float
+    image: np.ndarray
+
+
+def _fail(path: Path, what: str) -> ExtractionError:
+    return ExtractionError(f"Cannot read video {str(path)!r}: {what}.")
+
+
+def _open(path: str | os.PathLike) -> tuple[Path, Any, Any]:
+    """Open ``path`` with PyAV; return ``(path, container, video stream)`` or raise :class:`ExtractionError`."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "the file does not exist" if not path.exists() else "it is not a file")
+    if path.stat().st_size == 0:
+        raise _fail(path, "the file is empty (0 bytes)")
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.FFmpegError, UnicodeDecodeError, OSError) as e:
+        raise _fail(path, f"not a readable media file, or corrupt/truncated ({type(e).__name__}: {e})") from e
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        container.close()
+        raise _fail(path, f"it has no video stream (streams: {', '.join(kinds)})")
+    stream = container.streams.video[0]
+    if stream.codec_context is None or stream.codec_context.name is None:
+        container.close()
+        raise _fail(path, "its video codec is not supported by this FFmpeg build")
+    return path, container, stream
+
+
+def _fps(stream: Any) -> float | None:
+    for r in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if r:
+            return float(r)
+    return None
+
+
+def _declared_duration(stream: Any, container: Any = None) -> float | None:
+    """The video stream's duration in s from the header; the container's if the video is its only stream."""
+    import av
+
+    if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
+        return float(stream.duration * stream.time_base)
+    if container is not None and len(container.streams) == 1 and container.duration:
+        return container.duration / av.time_base
+    return None
+
+
+def video_info(path: str | os.PathLike) -> VideoInfo:
+    """Frame rate, frame count, duration and size of a video file, without decoding.
+
+    Parameters
+    ----------
+    path:
+        Video file (mp4, avi, mkv, mov, webm, ...).
+
+    Returns
+    -------
+    VideoInfo
+        See :class:`VideoInfo`. ``n_frames`` comes from the header, or from counting the stream's packets when the
+        header has no count (cheap: demuxing only).
+
+    Raises
+    ------
+    ExtractionError
+        The file is missing, empty, corrupt, or has no video stream.
+    """
+    import av
+
+    path, container, stream = _open(path)
+    try:
+        fps = _fps(stream)
+        n_frames = int(stream.frames or 0)
+        if n_frames <= 0:
+            try:
+                n_frames = sum(1 for p in container.demux(stream) if p.size)
+            except av.FFmpegError as e:
+                raise _fail(path, f"demuxing failed ({type(e).__name__}: {e})") from e
+        duration = _declared_duration(stream)
+        if duration is None and container.duration:
+            duration = container.duration / av.time_base
+        if duration is None:
+            duration = n_frames / fps if fps else 0.0
+        if fps is None:
+            fps = n_frames / duration if duration > 0 else 0.0
+        if n_frames == 0:
+            raise _fail(path, "its video stream has no frames")
+        return VideoInfo(
+            path=path,
+            fps=float(fps),
+            n_frames=n_frames,
+            duration=float(duration),
+            width=int(stream.codec_context.width),
+            height=int(stream.codec_context.height),
+            codec=str(stream.codec_context.name),
+        )
+    finally:
+        container.close()
+
+
+def iter_frames(
+    path: str | os.PathLike,
+    rate_hz: float | None = 2.0,
+    *,
+    threads: bool = True,
+) -> Iterator[DecodedFrame]:
+    """Decode a video and yield the frame nearest each output instant ``k / rate_hz``.
+
+    Parameters
+    ----------
+    path:
+        Video file.
+    rate_hz:
+        Output rate in Hz (``> 0``; e.g. 2.0, or the video's own 25/30 for every frame of a constant-rate video).
+        ``None`` yields every decoded frame at its own timestamp.
+    threads:
+        Let FFmpeg decode with several threads (``thread_type="AUTO"``).
+
+    Yields
+    ------
+    DecodedFrame
+        For ``k = 0, 1, ...`` while ``t_k = k / rate_hz < T_end``, where ``T_end`` is the last frame's timestamp plus
+        one frame duration (``1 / fps``, 1/25 s if unknown): the decoded frame ``i`` minimising ``|t_i - t_k|`` (the earlier one on a
+        tie). Timestamps ``t_i`` are exact (rational) presentation times relative to the container start.
+
+    Raises
+    ------
+    ExtractionError
+        The file cannot be opened or decoded, has no video frames, or ends (truncated) well before the duration its
+        header declares.
+    """
+    import av
+
+    if rate_hz is not None and not rate_hz > 0:
+        raise ValueError(f"rate_hz must be > 0 or None, got {rate_hz!r}")
+    path, container, stream = _open(path)
+    rate = None if rate_hz is None else Fraction(rate_hz)
+    fps = _fps(stream)
+    try:
+        if threads:
+            stream.thread_type = "AUTO"
+        tb = stream.time_base
+        origin = Fraction(container.start_time, av.time_base) if container.start_time is not None else None
+        # nominal frame duration: for frames without a timestamp, and for the end of the last frame
+        step = Fraction(1) / Fraction(fps) if fps else Fraction(1, 25)
+        k = 0  # next output index
+        prev: tuple[int, Fraction, Any] | None = None  # (source index, time, av frame) of the last decoded frame
+        prev_img: np.ndarray | None = None  # its RGB array, once converted
+        n_decoded = 0
+
+        def rgb(frame: Any) -> np.ndarray:
+            arr = frame.to_ndarray(format="rgb24")
+            arr.flags.writeable = False
+            return arr
+
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is not None and tb is not None:
+                    t = Fraction(frame.pts) * Fraction(tb)
+                    if origin is None:
+                        origin = t
+                    t -= origin
+                else:
+                    t = prev[1] + step if prev is not None else Fraction(0)
+                if prev is not None and t <= prev[1]:
+                    continue  # duplicate or out-of-order timestamp: keep the first frame of that instant
+                idx = n_decoded
+                n_decoded += 1
+                if rate is None:
+                    yield DecodedFrame(idx, float(t), idx, float(t), rgb(frame))
+                    prev = (idx, t, None)
+                    continue
+                if prev is not None:
+                    mid = (prev[1] + t) / 2
+                    while Fraction(k) / rate <= mid:
+                        if prev_img is None:
+                            prev_img = rgb(prev[2])
+                        yield DecodedFrame(k, float(Fraction(k) / rate), prev[0], float(prev[1]), prev_img)
+                        k += 1
+                prev, prev_img = (idx, t, frame), None
+        except av.FFmpegError as e:
+            where = f"after {n_decoded} frames (t = {float(prev[1]):.3f} s)" if prev else "at the first frame"
+            raise _fail(path, f"decoding failed {where} ({type(e).__name__}: {e})") from e
+        if prev is None:
+            raise _fail(path, "its video stream has no decodable frames")
+        end = prev[1] + step
+        declared = _declared_duration(stream, container)
+        if declared is not None and float(end) < declared * 0.95 - TRUNCATION_TOLERANCE_S:
+            raise _fail(
+                path,
+                f"the file is truncated: its header declares {declared:.2f} s of video, but frames end at "
+                f"{float(end):.2f} s ({n_decoded} frames decoded)",
+            )
+        if rate is not None:
+            while Fraction(k) / rate < end:
+                if prev_img is None:
+                    prev_img = rgb(prev[2])
+                yield DecodedFrame(k, float(Fraction(k) / rate), prev[0], float(prev[1]), prev_img)
+                k += 1
+    finally:
+        container.close()
