@@ -2,10 +2,10 @@
 
 A config has four sections (every key has a default, see ``configs/default.yaml``)::
 
-    data:      corpus, features, targets, label_set, normalize, window {size, hop}, eval_window {size, hop}, ...
+    data:      corpus, task, features, targets, target_types, label_set, normalize, window {size, hop}, eval_window {size, hop}, ...
     model:     type (a name in the model registry) + that model's hyperparameters
     training:  loss, lr, weight_decay, batch_size, epochs, patience, lr_patience, lr_factor, min_lr, grad_clip,
-               seeds, device, num_workers, num_threads
+               seeds, device, num_workers, num_threads, multitask
     output:    runs_dir, name
 
 Loading merges, in order: the packaged defaults, the YAML file, then command-line overrides such as
@@ -43,8 +43,10 @@ class DataConfig:
     """Which data to train on and how to present it."""
 
     corpus: str = ""
+    task: str = "continuous"
     features: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=lambda: ["arousal", "valence"])
+    target_types: dict[str, str] = field(default_factory=dict)
     label_set: str = "continuous"
     normalize: str = "global"
     window: WindowConfig = field(default_factory=WindowConfig)
@@ -82,6 +84,7 @@ class TrainingConfig:
     device: str = "auto"
     num_workers: int = 0
     num_threads: int | None = None
+    multitask: str | None = None
 
 
 @dataclass
@@ -128,6 +131,13 @@ class ExperimentConfig:
         check_window(d.window.size, d.window.hop)
         check_window(d.eval_window.size, d.eval_window.hop)
         MODELS.check_params(self.model.type, self.model.params)
+        from affectflow.tasks import TASKS
+        from affectflow.training.multitask import FORMS
+
+        if d.task not in TASKS:
+            raise ConfigError(f"`data.task` must be one of {list(TASKS)}, got {d.task!r}.")
+        if t.multitask is not None and t.multitask not in FORMS:
+            raise ConfigError(f"`training.multitask` must be null or one of {list(FORMS)}, got {t.multitask!r}.")
         if t.loss not in LOSSES:
             raise ConfigError(f"`training.loss` must be one of {sorted(LOSSES)}, got {t.loss!r}.")
         if t.optimizer != "adam":

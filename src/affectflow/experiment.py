@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from tqdm.auto import tqdm
 
 from affectflow.config import ExperimentConfig, config_from_dict
 from affectflow.corpus.corpus import TIME, Corpus, atomic_write, write_json
@@ -35,6 +34,21 @@ from affectflow.errors import CorpusError, RunError
 from affectflow.metrics import ccc, score_recordings
 from affectflow.models import MODELS, build_model
 from affectflow.runs import Run, environment_info, load_checkpoint, new_run_dir, new_subdir, save_checkpoint, write_run_info
+from affectflow.tasks import (
+    ReadoutDataset,
+    TargetSpec,
+    TaskLoss,
+    add_task_scores,
+    check_outputs,
+    configure_model_params,
+    predict_readout,
+    score_readout,
+    selection_score,
+    specs_from_state,
+    specs_to_state,
+    target_specs,
+    write_readout,
+)
 from affectflow.training.inference import predict_store
 from affectflow.training.seeds import resolve_device, seed_everything
 from affectflow.training.trainer import fit_seed
@@ -111,6 +125,72 @@ def _setup_logging(run_dir: Path) -> logging.Handler:
     return handler
 
 
+# ---------------------------------------------------------------------------- task data
+class TaskData:
+    """Stores, datasets, prediction, scoring and prediction files of one task over a set of partitions.
+
+    The one place where the task type (:mod:`affectflow.tasks`) changes what a sample, an output and a score are;
+    training, evaluation and prediction all go through it.
+    """
+
+    def __init__(self, corpus: Corpus, *, task: str, features: list[str], specs: list[TargetSpec], label_set: str,
+                 cache_dir: str | None, partitions: dict[str, list[str]], progress: bool = False) -> None:
+        self.corpus, self.task, self.specs = corpus, task, specs
+        self.targets = [s.name for s in specs]
+        store_targets = self.targets if task == "continuous" else []
+        self.stores = {
+            part: SequenceStore(corpus, features, store_targets, ids, label_set=label_set, cache_dir=cache_dir,
+                                progress=progress)
+            for part, ids in partitions.items()
+        }
+        self.table = None
+        if task != "continuous":
+            from affectflow.tasks import _table
+
+            self.table = _table(corpus, task)
+
+    def readout(self, part: str, normalizer: Normalizer) -> ReadoutDataset:
+        """Segment or clip samples of a partition."""
+        ids = {r.id for r in self.stores[part].records}
+        table = self.table[self.table["recording"].isin(ids)] if self.table is not None else None
+        return ReadoutDataset(self.stores[part], normalizer, self.task, self.specs, table)
+
+    def train_dataset(self, part: str, normalizer: Normalizer, window) -> Any:
+        """Training samples: windows (continuous) or labelled segments / clips."""
+        if self.task == "continuous":
+            return WindowDataset(self.stores[part], normalizer, window.size, window.hop, require_labels=True)
+        ds = self.readout(part, normalizer)
+        keep = [k for k, it in enumerate(ds.items) if np.isfinite(it[3]).any()]
+        ds.items = [ds.items[k] for k in keep]
+        return ds
+
+    def predict(self, model, part: str, normalizer: Normalizer, eval_window: dict, device) -> Any:
+        """Outputs of a partition: per-recording ``(T, K)`` arrays, or ``(N, Σ outputs)`` readouts."""
+        if self.task == "continuous":
+            return predict_store(model, self.stores[part], normalizer, window=eval_window["size"],
+                                 hop=eval_window["hop"], device=device)
+        return predict_readout(model, self.readout(part, normalizer), device=device)
+
+    def score(self, part: str, outputs, normalizer: Normalizer) -> dict[str, Any]:
+        """Metrics per target of a partition's outputs."""
+        if self.task == "continuous":
+            return score_predictions(self.stores[part], outputs)
+        ds = self.readout(part, normalizer)
+        return add_task_scores(self.task, self.specs, score_readout(self.task, self.specs, ds.labels(), outputs))
+
+    def select(self, scores: dict[str, Any]) -> float:
+        """The selection score (higher is better)."""
+        return selection_score(self.task, self.specs, scores)
+
+    def write(self, folder: Path, part: str, outputs, normalizer: Normalizer) -> None:
+        """Prediction files: one CSV per recording (continuous) or one CSV of samples (segment / clip)."""
+        if self.task == "continuous":
+            write_predictions(folder, self.stores[part], outputs)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_readout(folder / f"{self.task}s.csv", self.readout(part, normalizer), outputs)
+
+
 # ---------------------------------------------------------------------------- train
 def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None = None) -> Path:
     """Train ``cfg`` over all its seeds, evaluate, and write a new run directory; return its path."""
@@ -149,82 +229,111 @@ def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None 
 def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
     d, t = cfg.data, cfg.training
     log.info("run %s: config %s", run_dir, cfg.to_dict())
+    specs = target_specs(corpus, d.task, d.targets, d.target_types, d.label_set)
+    model_params = configure_model_params(cfg.model.type, cfg.model.params, specs)
     train_parts = d.train_partitions
-    stores = _stores(cfg, corpus, list(dict.fromkeys([*train_parts, d.devel_partition, *d.test_partitions])), progress)
-    if len(train_parts) == 1:
-        train_store = stores[train_parts[0]]
-    else:
-        train_store = SequenceStore(corpus, d.features, d.targets, corpus.recording_ids(train_parts),
-                                    label_set=d.label_set, cache_dir=d.cache_dir)
-    others = [s for p, s in stores.items() if p not in train_parts]
+    eval_parts = list(dict.fromkeys([*train_parts, d.devel_partition, *d.test_partitions]))
+    partitions = {p: corpus.recording_ids([p]) for p in eval_parts}
+    train_key = train_parts[0] if len(train_parts) == 1 else "+".join(train_parts)
+    if train_key not in partitions:
+        partitions[train_key] = corpus.recording_ids(train_parts)
+    data = TaskData(corpus, task=d.task, features=d.features, specs=specs, label_set=d.label_set,
+                    cache_dir=d.cache_dir, partitions=partitions, progress=progress)
+    train_store = data.stores[train_key]
+    others = [s for p, s in data.stores.items() if p not in train_parts and p != train_key]
     normalizer = Normalizer(mode=d.normalize).fit(train_store, others)
-    train_ds = WindowDataset(train_store, normalizer, d.window.size, d.window.hop, require_labels=True)
-    devel = stores[d.devel_partition]
-    ew = d.eval_window
+    train_ds = data.train_dataset(train_key, normalizer, d.window)
+    ew = dataclasses.asdict(d.eval_window)
 
-    def predict(model, store):
-        return predict_store(model, store, normalizer, window=ew.size, hop=ew.hop, device=device)
+    def outputs(model, part):
+        return data.predict(model, part, normalizer, ew, device)
 
     def score_devel(model):
-        return _mean_ccc(score_predictions(devel, predict(model, devel)))
+        return data.select(data.score(d.devel_partition, outputs(model, d.devel_partition), normalizer))
 
-    data_spec = {"features": d.features, "targets": d.targets, "label_set": d.label_set,
-                 "eval_window": dataclasses.asdict(ew), "input_dims": train_store.dims}
+    data_spec = {"task": d.task, "features": d.features, "targets": d.targets, "target_specs": specs_to_state(specs),
+                 "label_set": d.label_set, "eval_window": ew, "input_dims": train_store.dims}
     per_seed: dict[str, Any] = {}
     selection: dict[str, float] = {}
     models: dict[int, torch.nn.Module] = {}
     throughput = []
     for seed in t.seeds:
         seed_everything(seed)
-        model = MODELS.build(cfg.model.type, cfg.model.params, input_dims=train_store.dims, targets=d.targets)
-        res = fit_seed(model, train_ds, score_devel, t, seed, device=device, progress=progress)
+        model = MODELS.build(cfg.model.type, model_params, input_dims=train_store.dims, targets=d.targets)
+        check_outputs(model, specs)
+        compute_loss, loss_module = None, None
+        if d.task != "continuous" or t.multitask:
+            loss_module = TaskLoss(specs, t.loss, t.multitask).to(device)
+            model.add_module("_task_loss", loss_module)  # its learnt weights are optimised with the model
+
+            def compute_loss(m, b, loss_module=loss_module):
+                return loss_module(m(b["x"], b["mask"], b["feature_mask"]), b["y"], b["y_mask"])
+
+        res = fit_seed(model, train_ds, score_devel, t, seed, device=device, progress=progress,
+                       compute_loss=compute_loss)
+        if loss_module is not None:
+            if t.multitask:
+                loss_module.inner.log_weights(log, prefix=f"seed {seed}: ")
+            del model._modules["_task_loss"]
         throughput.append(res.windows_per_s)
         selection[str(seed)] = res.best_score
         hist = pd.DataFrame(res.history)
         (run_dir / "history").mkdir(exist_ok=True)
         hist.to_csv(run_dir / "history" / f"seed-{seed}.csv", index=False)
-        save_checkpoint(
-            run_dir / "checkpoints" / f"seed-{seed}.pt",
-            model=model,
-            normalizer_state=normalizer.state_dict(),
-            data_spec=data_spec,
-            extra={"seed": seed, "best_epoch": res.best_epoch, "devel_score": res.best_score},
-        )
-        per_seed[str(seed)] = {p: score_predictions(s, predict(model, s)) for p, s in stores.items()}
+        extra = {"seed": seed, "best_epoch": res.best_epoch, "devel_score": res.best_score}
+        if loss_module is not None and t.multitask:
+            extra["multitask_weights"] = loss_module.inner.weights()
+        save_checkpoint(run_dir / "checkpoints" / f"seed-{seed}.pt", model=model,
+                        normalizer_state=normalizer.state_dict(), data_spec=data_spec, extra=extra)
+        per_seed[str(seed)] = {p: data.score(p, outputs(model, p), normalizer) for p in eval_parts}
         models[seed] = model
-        log.info("seed %d: best epoch %d, devel CCC %.4f", seed, res.best_epoch, res.best_score)
+        log.info("seed %d: best epoch %d, devel score %.4f", seed, res.best_epoch, res.best_score)
 
     best_seed = max(t.seeds, key=lambda s: selection[str(s)] if np.isfinite(selection[str(s)]) else -np.inf)
     summary = summarise_seeds(per_seed)
-    ceiling = {p: noise_free_ceiling(corpus, s) for p, s in stores.items()}
+    ceiling = {p: noise_free_ceiling(corpus, data.stores[p]) for p in eval_parts} if d.task == "continuous" else {}
     metrics = {
+        "task": d.task,
         "protocol": "z-norm on train; early stopping and seed selection on "
-        f"{d.devel_partition!r} (devel scores are optimistic); metrics pooled over concatenated recordings "
-        "('ccc') and mean of per-recording values ('ccc_mean'); CCC with population moments",
-        "selection": {"partition": d.devel_partition, "score": "mean pooled CCC over targets", "per_seed": selection,
+        f"{d.devel_partition!r} (devel scores are optimistic); " + _PROTOCOL[d.task],
+        "selection": {"partition": d.devel_partition, "score": _SELECTION[d.task], "per_seed": selection,
                       "best_seed": best_seed},
         "best": per_seed[str(best_seed)],
         "per_seed": per_seed,
         "summary": summary,
         "ceiling": {p: c for p, c in ceiling.items() if c},
-        "train_windows_per_s": float(np.nanmean(throughput)),
+        "train_samples_per_s": float(np.nanmean(throughput)),
     }
     write_json(run_dir / "metrics.json", metrics)
     best_model = models[best_seed]
-    for p, s in stores.items():
-        write_predictions(run_dir / "predictions" / p, s, predict(best_model, s))
+    for p in eval_parts:
+        data.write(run_dir / "predictions" / p, p, outputs(best_model, p), normalizer)
     table = results_table(metrics, d.targets)
     atomic_write(run_dir / "results.md", lambda f: f.write_text(table + "\n"))
-    try:
-        from affectflow.plots import plot_run
+    if d.task == "continuous":
+        try:
+            from affectflow.plots import plot_run
 
-        plot_run(run_dir)
-    except Exception as e:  # noqa: BLE001 - plots are a convenience; never lose a finished run over them
-        log.warning("plots failed: %s", e)
+            plot_run(run_dir)
+        except Exception as e:  # noqa: BLE001 - plots are a convenience; never lose a finished run over them
+            log.warning("plots failed: %s", e)
     info.update(status="finished", best_seed=best_seed, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_run_info(run_dir, info)
     log.info("run finished: %s", run_dir)
     return run_dir
+
+
+_PROTOCOL = {
+    "continuous": "metrics pooled over concatenated recordings ('ccc') and mean of per-recording values "
+    "('ccc_mean'); CCC with population moments",
+    "segment": "one prediction per segment at its last step; F1 pooled over all segments of all recordings",
+    "clip": "one prediction per clip from mean-pooled features; weighted F1 and MSE over clips",
+}
+_SELECTION = {
+    "continuous": "mean pooled CCC over targets",
+    "segment": "mean over targets of macro F1 (classification) / CCC (regression)",
+    "clip": "mean weighted F1 (classification) - 0.25 x mean MSE (regression)",
+}
 
 
 def summarise_seeds(per_seed: dict[str, Any]) -> dict[str, Any]:
@@ -243,23 +352,35 @@ def summarise_seeds(per_seed: dict[str, Any]) -> dict[str, Any]:
 
 
 def results_table(metrics: dict[str, Any], targets: list[str]) -> str:
-    """Markdown table: per partition and target, selected-seed CCC, mean ± std over seeds, Pearson, RMSE, ceiling."""
+    """Markdown table of the selected seed's scores with mean ± std over seeds (and the noise-free ceiling)."""
     best, summ, ceil = metrics["best"], metrics["summary"], metrics.get("ceiling", {})
     lines = [
         f"Selected seed: {metrics['selection']['best_seed']} (on {metrics['selection']['partition']}; "
         "its devel scores are optimistic).",
         "",
-        "| partition | target | CCC (pooled) | CCC mean ± std over seeds | CCC (per-rec. mean) | Pearson r | RMSE | noise-free ceiling |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    if metrics.get("task", "continuous") == "continuous":
+        lines += [
+            "| partition | target | CCC (pooled) | CCC mean ± std over seeds | CCC (per-rec. mean) | Pearson r | RMSE | noise-free ceiling |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for part in best:
+            for t in targets:
+                b, s = best[part][t], summ[part][t]
+                c = ceil.get(part, {}).get(t)
+                lines.append(
+                    f"| {part} | {t} | {b['ccc']:.4f} | {s['ccc']['mean']:.4f} ± {s['ccc']['std']:.4f} | "
+                    f"{b['ccc_mean']:.4f} | {b['pearson']:.4f} | {b['rmse']:.4f} | {'' if c is None else f'{c:.4f}'} |"
+                )
+        return "\n".join(lines)
+    lines += ["| partition | target | metric | selected seed | mean ± std over seeds |", "|---|---|---|---|---|"]
     for part in best:
-        for t in targets:
-            b, s = best[part][t], summ[part][t]
-            c = ceil.get(part, {}).get(t)
-            lines.append(
-                f"| {part} | {t} | {b['ccc']:.4f} | {s['ccc']['mean']:.4f} ± {s['ccc']['std']:.4f} | "
-                f"{b['ccc_mean']:.4f} | {b['pearson']:.4f} | {b['rmse']:.4f} | {'' if c is None else f'{c:.4f}'} |"
-            )
+        for t, mets in best[part].items():
+            for m, v in mets.items():
+                if m == "n":
+                    continue
+                s = summ[part][t][m]
+                lines.append(f"| {part} | {t} | {m} | {v:.4f} | {s['mean']:.4f} ± {s['std']:.4f} |")
     return "\n".join(lines)
 
 
@@ -277,6 +398,15 @@ def load_model(run: Run | str | Path, seed: int | None = None) -> tuple[torch.nn
 def _open_corpus(run: Run, corpus: str | Path | None) -> Corpus:
     path = corpus or run.config_dict["data"]["corpus"]
     return Corpus(path)
+
+
+def _task_data(run: Run, ckpt: dict, corpus: Corpus, partitions: dict[str, list[str]], progress: bool) -> TaskData:
+    cfg = config_from_dict(run.config_dict)
+    data = ckpt["data"]
+    specs = specs_from_state(data.get("target_specs") or [{"name": t, "kind": "regression"} for t in data["targets"]])
+    return TaskData(corpus, task=data.get("task", "continuous"), features=data["features"], specs=specs,
+                    label_set=data["label_set"], cache_dir=cfg.data.cache_dir, partitions=partitions,
+                    progress=progress)
 
 
 def evaluate(
@@ -299,25 +429,26 @@ def evaluate(
     model, normalizer, ckpt = load_model(run, seed)
     dev = resolve_device(device)
     model.to(dev)
-    data = ckpt["data"]
     parts = partitions or [cfg.data.devel_partition, *cfg.data.test_partitions]
-    ew = data["eval_window"]
+    data = _task_data(run, ckpt, c, {p: c.recording_ids([p]) for p in parts}, progress)
     out_dir = new_subdir(run.path / "evaluations", "eval")
-    metrics: dict[str, Any] = {"run": str(run.path), "seed": ckpt["seed"], "corpus": str(c.path), "partitions": {}}
+    metrics: dict[str, Any] = {"run": str(run.path), "seed": ckpt["seed"], "corpus": str(c.path), "task": data.task,
+                               "partitions": {}}
     for part in parts:
-        store = SequenceStore(c, data["features"], data["targets"], c.recording_ids([part]), label_set=data["label_set"],
-                              cache_dir=cfg.data.cache_dir, progress=progress)
-        preds = predict_store(model, store, normalizer, window=ew["size"], hop=ew["hop"], device=dev)
-        metrics["partitions"][part] = score_predictions(store, preds)
-        ceiling = noise_free_ceiling(c, store)
-        if ceiling:
-            metrics.setdefault("ceiling", {})[part] = ceiling
-        write_predictions(out_dir / "predictions" / part, store, preds)
+        outputs = data.predict(model, part, normalizer, ckpt["data"]["eval_window"], dev)
+        metrics["partitions"][part] = data.score(part, outputs, normalizer)
+        if data.task == "continuous":
+            ceiling = noise_free_ceiling(c, data.stores[part])
+            if ceiling:
+                metrics.setdefault("ceiling", {})[part] = ceiling
+        data.write(out_dir / "predictions" / part, part, outputs, normalizer)
     write_json(out_dir / "metrics.json", metrics)
-    lines = ["| partition | target | CCC (pooled) | CCC (per-rec. mean) | Pearson r | RMSE |", "|---|---|---|---|---|---|"]
+    lines = ["| partition | target | metric | value |", "|---|---|---|---|"]
     for part, tg in metrics["partitions"].items():
         for t, m in tg.items():
-            lines.append(f"| {part} | {t} | {m['ccc']:.4f} | {m['ccc_mean']:.4f} | {m['pearson']:.4f} | {m['rmse']:.4f} |")
+            for k, v in m.items():
+                if k != "n":
+                    lines.append(f"| {part} | {t} | {k} | {v:.4f} |")
     atomic_write(out_dir / "results.md", lambda f: f.write_text("\n".join(lines) + "\n"))
     return out_dir, metrics
 
@@ -336,15 +467,14 @@ def predict(
     """Predict recordings of a corpus (labelled or not) with a trained run; return the output folder.
 
     The output folder (``out``, which must not exist yet, or ``<run>/predictions-<timestamp>``) gets one CSV per
-    recording with ``time`` and ``<target>_pred`` (plus ``<target>_label`` where labels exist).
+    recording with ``time`` and ``<target>_pred`` (plus ``<target>_label`` where labels exist) for continuous
+    tasks, or one CSV with a row per segment / clip for segment and clip tasks.
     """
     run = Run(run_path)
-    cfg = config_from_dict(run.config_dict)
     c = _open_corpus(run, corpus)
     model, normalizer, ckpt = load_model(run, seed)
     dev = resolve_device(device)
     model.to(dev)
-    data = ckpt["data"]
     if recordings:
         for r in recordings:
             c.recording(r)
@@ -358,9 +488,7 @@ def predict(
         out_dir.mkdir(parents=True, exist_ok=True)
     else:
         out_dir = new_subdir(run.path, "predictions")
-    store = SequenceStore(c, data["features"], data["targets"], ids, label_set=data["label_set"],
-                          cache_dir=cfg.data.cache_dir, progress=progress)
-    ew = data["eval_window"]
-    preds = predict_store(model, store, normalizer, window=ew["size"], hop=ew["hop"], device=dev)
-    write_predictions(out_dir, store, preds)
+    data = _task_data(run, ckpt, c, {"selection": ids}, progress)
+    outputs = data.predict(model, "selection", normalizer, ckpt["data"]["eval_window"], dev)
+    data.write(out_dir, "selection", outputs, normalizer)
     return out_dir

@@ -117,7 +117,7 @@ class SequenceStore:
 
     # ------------------------------------------------------------------ building
     def _grid_and_labels(self, rid: str) -> tuple[np.ndarray, np.ndarray | None]:
-        labels = self.corpus.read_labels(rid, self.label_set) if self.corpus.label_sets else None
+        labels = self.corpus.read_labels(rid, self.label_set) if self.label_set in self.corpus.label_sets else None
         if labels is not None and len(labels):
             times = labels[TIME].to_numpy(np.float64)
             y = labels[self.targets].to_numpy(np.float32) if self.targets else None

@@ -146,7 +146,7 @@ def fit_seed(
             "seconds": time.perf_counter() - t0,
         }
         history.append(row)
-        log.info("seed %d epoch %d: train loss %.4f, devel CCC %.4f, lr %.2e", seed, epoch, row["train_loss"], score, lr)
+        log.info("seed %d epoch %d: train loss %.4f, devel score %.4f, lr %.2e", seed, epoch, row["train_loss"], score, lr)
         if score > best_score:
             best_score, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
