@@ -1,6 +1,12 @@
 """The model registry and the architectures (importing this package registers them all)."""
 
-from affectflow.models import gru  # noqa: F401  (registers "gru")
+from affectflow.models import (
+    composite,  # noqa: F401  (registers "composite" and the named architectures)
+    gru,  # noqa: F401  (registers "gru")
+)
 from affectflow.models.base import MODELS, SequenceModel, build_model
+from affectflow.models.encoders import ENCODERS
+from affectflow.models.fusion import FUSIONS
+from affectflow.models.heads import HEADS
 
-__all__ = ["MODELS", "SequenceModel", "build_model"]
+__all__ = ["ENCODERS", "FUSIONS", "HEADS", "MODELS", "SequenceModel", "build_model"]

@@ -39,12 +39,14 @@ def predict_store(
     Returns
     -------
     list of numpy.ndarray
-        One ``(T_r, K)`` float32 array per recording, in store order.
+        One ``(T_r, K_out)`` float32 array per recording, in store order (``K_out`` = the model's output columns:
+        one per regression target, one per class of a classification target).
     """
     was_training = model.training
     model.eval()
     device = torch.device(device)
-    sums = [np.zeros((r.length, len(model.targets)), np.float64) for r in store.records]
+    width = sum(getattr(model, "output_sizes", {t: 1 for t in model.targets}).values())
+    sums = [np.zeros((r.length, width), np.float64) for r in store.records]
     counts = [np.zeros((r.length, 1), np.float64) for r in store.records]
     ds = WindowDataset(store, normalizer, window, hop)
     # longest first keeps padding low and the order deterministic

@@ -1,0 +1,1141 @@
+"""Models assembled from a fusion, temporal encoder(s) and a head, and named architectures of the five papers.
+
+``composite`` builds any combination from config; every size is derived from the data's feature widths::
+
+    model:
+      type: composite
+      groups: {bio: [ecg, resp, bpm]}            # optional: feature sets concatenated into one modality (Eq. 9)
+      fusion: {type: leader_follower, leader: visual}
+      encoder: {type: tcn, channels: [32, 32, 32, 32]}
+      encoders: {visual: {type: tcn, channels: [512, 256, 256, 128]}}   # optional per-modality override(s)
+      head: {type: regression}
+
+How the blocks are wired depends on the fusion's stage (:mod:`affectflow.models.fusion`):
+
+``early`` (``early``, ``afg``)
+    ``head(encoder(fusion(modalities)))``: one encoder on the fused features.
+``intermediate`` (``concat``, ``leader_follower``, ``channel_attention``)
+    ``head(fusion({m: encoder_m(modality m)}))``: one encoder per modality (``encoders`` may give a modality its own
+    encoder, or a list of several: each becomes a branch named ``<modality>.<k>``).
+``late`` (``late_bilstm``, ``late_average``)
+    every branch gets its own encoder and its own copy of the head (unimodal predictions, stress paper Eq. 7, 8, 11);
+    the fusion combines the predictions; ``late_bilstm`` is followed by another copy of the head (Eq. 14).
+
+A modality is a feature set, or a ``groups`` entry (its sets concatenated in the given order). With ``mask_inputs``
+each set's step mask (True where the set had a value) is appended to its modality's features, so a missing value
+(0 after normalisation) can be told from a real mean value. Block configs are validated when the model is built:
+an unknown ``type`` or key fails with the list of valid ones.
+
+Named architectures (flat hyperparameters; each is a ``composite`` with fixed blocks, see each class):
+
+==========================  =======================================================================================
+type                        architecture (paper)
+==========================  =======================================================================================
+``composite``               any fusion + encoder + head
+``gru``                     early fusion + GRU (MuSe 2023 personalisation paper; :mod:`affectflow.models.gru`)
+``lstm``                    early fusion + LSTM (the LSTM baseline of the MuSe 2021 stress paper)
+``sa_lstm``                 early fusion + self-attention + LSTM (MuSe 2021 stress paper 4.1)
+``gcnn_lstm``               early fusion + gated CNN + LSTM (MuSe 2021 stress paper 4.2)
+``transformer``             early fusion + Transformer encoder
+``tcn``                     early fusion + TCN
+``mbconv``                  early fusion + 1-D EfficientNet (MBConv) stack
+``way1`` … ``way6``         early fusion + the Sent paper's hybrid temporal models (Way1-Way6)
+``late_fusion_bilstm``      per-modality encoders + unimodal predictions + BiLSTM late fusion (stress paper, Eq. 12-14, 19)
+``late_average``            per-modality encoders + unimodal predictions + learnt/fixed weighted average
+``leader_follower_tcn``     per-modality TCNs + leader-follower attention (ABAW5 LFAN)
+``channel_attention_tcn``   per-modality TCNs + channel attention (ABAW5 CAN)
+``afg_jdev``                AFG fusion (three structures) + optional encoder + JDEV head (MER 2023)
+==========================  =======================================================================================
+
+Every model returns ``(B, T, K_out)`` (``K_out = Σ output_sizes``; ``len(targets)`` for regression heads), has a
+``causal`` property, and ``config()`` rebuilds it with :func:`~affectflow.models.base.build_model`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from affectflow.errors import ConfigError
+from affectflow.models.base import MODELS, SequenceModel
+from affectflow.models.encoders import ENCODERS
+from affectflow.models.fusion import FUSIONS
+from affectflow.models.heads import HEADS
+from affectflow.registry import Registry
+
+
+def _plain(v: Any) -> Any:
+    """Tuples → lists, recursively (so hyperparameters dump to YAML/JSON unchanged)."""
+    if isinstance(v, (list, tuple)):
+        return [_plain(i) for i in v]
+    if isinstance(v, dict):
+        return {k: _plain(i) for k, i in v.items()}
+    return v
+
+
+def _block(where: str, cfg: Any, registry: Registry, default: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Parse a ``{type: ..., **params}`` block config; errors name the config key and list the valid choices."""
+    cfg = default if cfg is None else cfg
+    if not isinstance(cfg, dict) or "type" not in cfg:
+        raise ConfigError(
+            f"`{where}` must be a mapping with a `type` key, got {cfg!r}; valid types: {registry.names()}."
+        )
+    kind = cfg["type"]
+    params = {k: v for k, v in cfg.items() if k != "type"}
+    try:
+        registry.get(kind)
+        registry.check_params(kind, params)
+    except ConfigError as e:
+        raise ConfigError(f"`{where}`: {e}") from e
+    return kind, params
+
+
+def _build(where: str, registry: Registry, kind: str, params: dict[str, Any], **data: Any) -> nn.Module:
+    try:
+        return registry.build(kind, params, **data)
+    except ConfigError as e:
+        raise ConfigError(f"`{where}`: {e}") from e
+
+
+@MODELS.register("composite")
+class CompositeModel(SequenceModel):
+    """A fusion, temporal encoder(s) and a head, wired by the fusion's stage (see the module docstring).
+
+    Parameters
+    ----------
+    input_dims:
+        Feature set → width (from the data).
+    targets:
+        Target names.
+    fusion:
+        Fusion block ``{type, ...}`` (:data:`~affectflow.models.fusion.FUSIONS`); default ``{type: early, d_model: 128}``.
+    encoder:
+        Temporal encoder ``{type, ...}`` (:data:`~affectflow.models.encoders.ENCODERS`); default ``{type: lstm}``.
+        For intermediate/late fusion it is built once per modality.
+    encoders:
+        Modality → encoder config, or a list of configs (several branches): overrides ``encoder`` for that modality
+        (intermediate/late fusion only).
+    head:
+        Output head ``{type, ...}`` (:data:`~affectflow.models.heads.HEADS`); default ``{type: regression}``.
+    groups:
+        Modality name → feature sets concatenated into it; sets not listed are modalities of their own.
+    mask_inputs:
+        Append each feature set's step mask to its modality's features.
+    """
+
+    name = "composite"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        fusion: dict[str, Any] | None = None,
+        encoder: dict[str, Any] | None = None,
+        encoders: dict[str, Any] | None = None,
+        head: dict[str, Any] | None = None,
+        groups: dict[str, list[str]] | None = None,
+        mask_inputs: bool = True,
+    ) -> None:
+        super().__init__(
+            input_dims,
+            targets,
+            **_plain(
+                {
+                    "fusion": fusion,
+                    "encoder": encoder,
+                    "encoders": encoders,
+                    "head": head,
+                    "groups": groups,
+                    "mask_inputs": mask_inputs,
+                }
+            ),
+        )
+        self._assemble(
+            fusion=fusion,
+            encoder=encoder,
+            encoders=encoders,
+            head=head,
+            groups=groups,
+            mask_inputs=mask_inputs,
+        )
+
+    # ------------------------------------------------------------------ assembly
+    def _assemble(self, *, fusion, encoder, encoders, head, groups, mask_inputs) -> None:
+        if not self.targets:
+            raise ConfigError("A model needs at least one target (`data.targets` is empty).")
+        self.mask_inputs = bool(mask_inputs)
+        self.groups = self._groups(groups)
+        widths = {
+            g: sum(self.input_dims[s] for s in sets) + (len(sets) if self.mask_inputs else 0)
+            for g, sets in self.groups.items()
+        }
+        f_kind, f_params = _block("model.fusion", fusion, FUSIONS, {"type": "early", "d_model": 128})
+        e_kind, e_params = _block("model.encoder", encoder, ENCODERS, {"type": "lstm"})
+        h_kind, h_params = _block("model.head", head, HEADS, {"type": "regression"})
+        self.stage = FUSIONS.get(f_kind).stage
+
+        def make_head(where, d):
+            return _build(where, HEADS, h_kind, h_params, input_dim=d, targets=self.targets)
+
+        if self.stage == "early":
+            if encoders:
+                raise ConfigError(
+                    f"`model.encoders` applies to intermediate and late fusion; fusion {f_kind!r} is "
+                    "early (one encoder on the fused features): use `model.encoder`."
+                )
+            self.fusion = _build("model.fusion", FUSIONS, f_kind, f_params, input_dims=widths)
+            self.encoder = _build(
+                "model.encoder", ENCODERS, e_kind, e_params, input_dim=self.fusion.output_dim
+            )
+            self.head = make_head("model.head", self.encoder.output_dim)
+            self.output_sizes = dict(self.head.output_sizes)
+            return
+
+        per_group = self._per_group_encoders(encoders, (e_kind, e_params))
+        self.branches: list[tuple[str, str]] = []
+        mods = []
+        for g, cfgs in per_group.items():
+            for k, (kind, params) in enumerate(cfgs):
+                bname = g if len(cfgs) == 1 else f"{g}.{k}"
+                self.branches.append((bname, g))
+                mods.append(_build(f"model.encoders.{bname}", ENCODERS, kind, params, input_dim=widths[g]))
+        self.branch_encoders = nn.ModuleList(mods)
+        if self.stage == "intermediate":
+            dims = {b: enc.output_dim for (b, _), enc in zip(self.branches, self.branch_encoders)}
+            self.fusion = _build("model.fusion", FUSIONS, f_kind, f_params, input_dims=dims)
+            self.head = make_head("model.head", self.fusion.output_dim)
+            self.output_sizes = dict(self.head.output_sizes)
+            return
+        self.branch_heads = nn.ModuleList(
+            [
+                make_head(f"model.head ({b})", enc.output_dim)
+                for (b, _), enc in zip(self.branches, self.branch_encoders)
+            ]
+        )
+        dims = {b: h.output_dim for (b, _), h in zip(self.branches, self.branch_heads)}
+        self.fusion = _build("model.fusion", FUSIONS, f_kind, f_params, input_dims=dims)
+        self.output_sizes = dict(self.branch_heads[0].output_sizes)
+        self.head = None if self.fusion.produces_outputs else make_head("model.head", self.fusion.output_dim)
+
+    def _groups(self, groups: dict[str, list[str]] | None) -> dict[str, list[str]]:
+        sets = list(self.input_dims)
+        groups = dict(groups or {})
+        owner: dict[str, str] = {}
+        for g, members in groups.items():
+            if isinstance(members, str):
+                members = [members]
+            if not isinstance(members, list) or not members:
+                raise ConfigError(
+                    f"`model.groups.{g}` must be a non-empty list of feature sets, got {members!r}."
+                )
+            for s in members:
+                if s not in self.input_dims:
+                    raise ConfigError(
+                        f"`model.groups.{g}` names feature set {s!r}, which is not in the data; "
+                        f"feature sets: {sets}."
+                    )
+                if s in owner:
+                    raise ConfigError(f"Feature set {s!r} is in two groups, {owner[s]!r} and {g!r}.")
+                owner[s] = g
+            if g in self.input_dims and g not in members:
+                raise ConfigError(f"Group name {g!r} is also a feature set name; choose another name.")
+        out: dict[str, list[str]] = {}
+        for s in sets:  # modalities in the order of their first feature set
+            g = owner.get(s, s)
+            if g not in out:
+                out[g] = list(groups[g]) if g in groups else [s]
+        return out
+
+    def _per_group_encoders(self, encoders, default) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        encoders = dict(encoders or {})
+        unknown = sorted(set(encoders) - set(self.groups))
+        if unknown:
+            raise ConfigError(
+                f"`model.encoders` has entries {unknown} that are not modalities; modalities: "
+                f"{list(self.groups)}."
+            )
+        out = {}
+        for g in self.groups:
+            cfg = encoders.get(g)
+            if cfg is None:
+                out[g] = [default]
+                continue
+            cfgs = cfg if isinstance(cfg, list) else [cfg]
+            if not cfgs:
+                raise ConfigError(f"`model.encoders.{g}` is an empty list; give at least one encoder config.")
+            out[g] = [_block(f"model.encoders.{g}", c, ENCODERS, {}) for c in cfgs]
+        return out
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def causal(self) -> bool:
+        """True when no output depends on later steps (in ``eval()`` mode)."""
+        parts: list[Any] = [self.fusion]
+        parts += [self.encoder] if self.stage == "early" else list(self.branch_encoders)
+        if self.stage == "late":
+            parts += list(self.branch_heads)
+        if self.head is not None:
+            parts.append(self.head)
+        return all(p.causal for p in parts)
+
+    @property
+    def modalities(self) -> dict[str, list[str]]:
+        """Modality → feature sets (after ``groups``)."""
+        return {g: list(s) for g, s in self.groups.items()}
+
+    # ------------------------------------------------------------------ forward
+    def _modalities(self, x, mask, feature_mask):
+        xg, fmg = {}, {}
+        fm = feature_mask or {}
+        for g, sets in self.groups.items():
+            parts = [x[s] for s in sets]
+            ms = [fm[s].bool() if s in fm else torch.ones_like(mask) for s in sets]
+            if self.mask_inputs:
+                parts += [m.unsqueeze(-1).to(parts[0].dtype) for m in ms]
+            xg[g] = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+            fmg[g] = torch.stack(ms, 0).any(0)
+        return xg, fmg
+
+    def forward(
+        self,
+        x: dict[str, torch.Tensor],
+        mask: torch.Tensor,
+        feature_mask: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """``x``: ``{set: (B, T, D_set)}``, ``mask``: ``(B, T)`` bool → ``(B, T, K_out)``."""
+        mask = mask.bool()
+        xg, fmg = self._modalities(x, mask, feature_mask)
+        if self.stage == "early":
+            return self.head(self.encoder(self.fusion(xg, mask, fmg), mask), mask)
+        hs, fmb = {}, {}
+        for (b, g), enc in zip(self.branches, self.branch_encoders):
+            hs[b] = enc(xg[g], mask)
+            fmb[b] = fmg[g]
+        if self.stage == "intermediate":
+            return self.head(self.fusion(hs, mask, fmb), mask)
+        preds = {b: head(hs[b], mask) for (b, _), head in zip(self.branches, self.branch_heads)}
+        out = self.fusion(preds, mask, fmb)
+        return out if self.head is None else self.head(out, mask)
+
+
+# ---------------------------------------------------------------------------- named architectures
+class _Named(CompositeModel):
+    """Base of the named architectures: flat hyperparameters (the config) mapped onto fixed blocks."""
+
+    def _init(self, input_dims, targets, hparams: dict[str, Any], **blocks: Any) -> None:
+        hp = {k: hparams[k] for k in MODELS.param_names(self.name)}  # the constructor's arguments only
+        SequenceModel.__init__(self, input_dims, targets, **_plain(hp))
+        self._assemble(**{"encoders": None, "groups": None, **blocks})
+
+
+def _regression(d_fc: int | None, tanh_output: bool, dropout: float, head: dict | None) -> dict[str, Any]:
+    if head is not None:
+        return head
+    return {"type": "regression", "hidden": d_fc, "tanh": tanh_output, "dropout": dropout}
+
+
+def _early(d_model: int | None, dropout: float = 0.0) -> dict[str, Any]:
+    return {"type": "early", "d_model": d_model, "dropout": dropout}
+
+
+@MODELS.register("lstm")
+class LSTMModel(_Named):
+    """Early fusion + LSTM + regression head (the "LSTM" baseline of the MuSe 2021 stress paper).
+
+    Parameters
+    ----------
+    d_model:
+        Width of the early-fusion linear layer (Eq. 1); ``None`` = plain concatenation.
+    hidden_size, num_layers, bidirectional:
+        LSTM.
+    dropout:
+        Dropout between LSTM layers and in the head.
+    d_fc:
+        Hidden layer of the head (``None`` = one linear layer).
+    tanh_output:
+        Squash outputs into (-1, 1).
+    mask_inputs:
+        Append feature-set step masks to the inputs.
+    head:
+        Replace the regression head by this head config (e.g. ``{type: classification, n_classes: 5}``).
+    """
+
+    name = "lstm"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        d_model: int | None = None,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.1,
+        d_fc: int | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        self._init(
+            input_dims,
+            targets,
+            locals(),
+            fusion=_early(d_model),
+            mask_inputs=mask_inputs,
+            encoder={
+                "type": "lstm",
+                "hidden_size": hidden_size,
+                "num_layers": num_layers,
+                "bidirectional": bidirectional,
+                "dropout": dropout,
+            },
+            head=_regression(d_fc, tanh_output, dropout, head),
+        )
+
+
+@MODELS.register("sa_lstm")
+class SALSTMModel(_Named):
+    """Early fusion + self-attention + LSTM + linear output: "Self-Attn+LSTM" of the MuSe 2021 stress paper (4.1).
+
+    One stream over the concatenated feature sets (the paper runs one such model per modality; see
+    ``late_fusion_bilstm`` for the full system). ``d_attn: null`` reproduces the paper's attention at the input
+    width, which must then be divisible by ``num_heads`` (e.g. eGeMAPS 88 with ``mask_inputs: false``); the default
+    64 projects first so any input works.
+
+    Parameters
+    ----------
+    num_heads, attn_layers, d_attn:
+        Self-attention (paper: 4 or 8 heads; 1, 2 or 4 layers).
+    hidden_size, lstm_layers, bidirectional:
+        LSTM (paper: unidirectional, 2 or 4 layers, 64/128/256 cells).
+    dropout:
+        Attention and inter-layer dropout (the paper does not state it).
+    causal:
+        Causal attention (no look-ahead; needs ``bidirectional: false``).
+    d_fc, tanh_output, mask_inputs, head:
+        As for ``lstm``.
+    """
+
+    name = "sa_lstm"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        num_heads: int = 4,
+        attn_layers: int = 1,
+        d_attn: int | None = 64,
+        hidden_size: int = 128,
+        lstm_layers: int = 2,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        causal: bool = False,
+        d_fc: int | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        self._init(
+            input_dims,
+            targets,
+            locals(),
+            fusion=_early(None),
+            mask_inputs=mask_inputs,
+            encoder={
+                "type": "sa_lstm",
+                "num_heads": num_heads,
+                "attn_layers": attn_layers,
+                "d_attn": d_attn,
+                "hidden_size": hidden_size,
+                "lstm_layers": lstm_layers,
+                "bidirectional": bidirectional,
+                "dropout": dropout,
+                "causal": causal,
+            },
+            head=_regression(d_fc, tanh_output, dropout, head),
+        )
+
+
+@MODELS.register("gcnn_lstm")
+class GCNNLSTMModel(_Named):
+    """Early fusion + gated CNN + LSTM + linear output: "GCNN+LSTM" of the MuSe 2021 stress paper (4.2, Eq. 15-18).
+
+    Parameters
+    ----------
+    channels, kernel_size, conv_layers:
+        Gated convolutions (paper: 64 or 128 channels; kernel size not stated, 3 is our choice).
+    hidden_size, lstm_layers, bidirectional:
+        LSTM (paper: unidirectional, 128/256/1024 cells).
+    dropout:
+        Dropout after the convolutions and in the head.
+    causal:
+        Left-only convolution padding (needs ``bidirectional: false``).
+    d_fc, tanh_output, mask_inputs, head:
+        As for ``lstm``.
+    """
+
+    name = "gcnn_lstm"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        channels: int = 64,
+        kernel_size: int = 3,
+        conv_layers: int = 1,
+        hidden_size: int = 128,
+        lstm_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        causal: bool = False,
+        d_fc: int | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        self._init(
+            input_dims,
+            targets,
+            locals(),
+            fusion=_early(None),
+            mask_inputs=mask_inputs,
+            encoder={
+                "type": "gcnn_lstm",
+                "channels": channels,
+                "kernel_size": kernel_size,
+                "conv_layers": conv_layers,
+                "hidden_size": hidden_size,
+                "lstm_layers": lstm_layers,
+                "bidirectional": bidirectional,
+                "dropout": dropout,
+                "causal": causal,
+            },
+            head=_regression(d_fc, tanh_output, dropout, head),
+        )
+
+
+@MODELS.register("transformer")
+class TransformerModel(_Named):
+    """Early fusion + Transformer encoder + regression head.
+
+    Parameters
+    ----------
+    d_model, num_heads, num_layers, dim_feedforward, dropout, causal, positional:
+        Transformer encoder (:class:`~affectflow.models.encoders.TransformerEncoder`).
+    d_fc, tanh_output, mask_inputs, head:
+        As for ``lstm``.
+    """
+
+    name = "transformer"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        d_model: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        dim_feedforward: int = 128,
+        dropout: float = 0.1,
+        causal: bool = False,
+        positional: bool = True,
+        d_fc: int | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        self._init(
+            input_dims,
+            targets,
+            locals(),
+            fusion=_early(None),
+            mask_inputs=mask_inputs,
+            encoder={
+                "type": "transformer",
+                "d_model": d_model,
+                "num_heads": num_heads,
+                "num_layers": num_layers,
+                "dim_feedforward": dim_feedforward,
+                "dropout": dropout,
+                "causal": causal,
+                "positional": positional,
+            },
+            head=_regression(d_fc, tanh_output, dropout, head),
+        )
+
+
+@MODELS.register("tcn")
+class TCNModel(_Named):
+    """Early fusion + TCN + regression head (the ABAW5 temporal branch on the fused features).
+
+    Parameters
+    ----------
+    channels, kernel_size, dropout, causal, weight_norm:
+        TCN (:class:`~affectflow.models.encoders.TCNEncoder`).
+    d_fc, tanh_output, mask_inputs, head:
+        As for ``lstm``.
+    """
+
+    name = "tcn"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        channels: list[int] = (64, 64, 64, 64),
+        kernel_size: int = 5,
+        dropout: float = 0.1,
+        causal: bool = True,
+        weight_norm: bool = True,
+        d_fc: int | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        self._init(
+            input_dims,
+            targets,
+            locals(),
+            fusion=_early(None),
+            mask_inputs=mask_inputs,
+            encoder={
+                "type": "tcn",
+                "channels": list(channels),
+                "kernel_size": kernel_size,
+                "dropout": dropout,
+                "causal": causal,
+                "weight_norm": weight_norm,
+            },
+            head=_regression(d_fc, tanh_output, dropout, head),
+        )
+
+
+@MODELS.register("mbconv")
+class MBConvModel(_Named):
+    """Early fusion + 1-D EfficientNet-style MBConv stack + regression head.
+
+    Parameters
+    ----------
+    channels, expand_ratio, kernel_size, se_ratio, dropout, causal:
+        MBConv stack (:class:`~affectflow.models.encoders.MBConvEncoder`).
+    d_fc, tanh_output, mask_inputs, head:
+        As for ``lstm``.
+    """
+
+    name = "mbconv"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        channels: list[int] = (64, 64, 64),
+        expand_ratio: int = 4,
+        kernel_size: int = 3,
+        se_ratio: float = 0.25,
+        dropout: float = 0.1,
+        causal: bool = False,
+        d_fc: int | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        self._init(
+            input_dims,
+            targets,
+            locals(),
+            fusion=_early(None),
+            mask_inputs=mask_inputs,
+            encoder={
+                "type": "mbconv",
+                "channels": list(channels),
+                "expand_ratio": expand_ratio,
+                "kernel_size": kernel_size,
+                "se_ratio": se_ratio,
+                "dropout": dropout,
+                "causal": causal,
+            },
+            head=_regression(d_fc, tanh_output, dropout, head),
+        )
+
+
+def _way_init(self, n: int, input_dims, targets, hp: dict[str, Any]) -> None:
+    enc = {
+        k: v
+        for k, v in hp.items()
+        if k
+        not in ("self", "input_dims", "targets", "__class__", "mask_inputs", "head", "d_fc", "tanh_output")
+    }
+    self._init(
+        input_dims,
+        targets,
+        hp,
+        fusion=_early(None),
+        mask_inputs=hp["mask_inputs"],
+        encoder={"type": f"way{n}", **_plain(enc)},
+        head=_regression(hp["d_fc"], hp["tanh_output"], hp["dropout"], hp["head"]),
+    )
+
+
+_WAY_PARAMS_DOC = """
+
+    Early fusion is plain concatenation (the Sent paper's early fusion strategy). Encoder hyperparameters are those
+    of the ``way{n}`` encoder in :mod:`affectflow.models.encoders` (paper values as defaults). The paper's task is
+    5-class classification per segment: use ``head: {{type: classification, n_classes: 5}}``; the default head is a
+    regression head so that the model also serves continuous targets. ``d_fc``, ``tanh_output``, ``mask_inputs``
+    and ``head`` are as for ``lstm``.
+"""
+
+
+@MODELS.register("way1")
+class Way1Model(_Named):
+    """Way1 of the MuSe 2021 Sent paper: Transformer."""
+
+    name = "way1"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        d_model: int = 64,
+        num_heads: int = 4,
+        dim_feedforward: int = 128,
+        transformer_layers: int = 6,
+        dropout: float = 0.1,
+        causal: bool = False,
+        d_fc: int | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        _way_init(self, 1, input_dims, targets, locals())
+
+
+@MODELS.register("way2")
+class Way2Model(_Named):
+    """Way2 of the MuSe 2021 Sent paper: Self-Attention + Bi-LSTM."""
+
+    name = "way2"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        d_model: int = 64,
+        num_heads: int = 4,
+        lstm_hidden: int = 64,
+        lstm_layers: int = 1,
+        dropout: float = 0.1,
+        d_fc: int | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        _way_init(self, 2, input_dims, targets, locals())
+
+
+@MODELS.register("way3")
+class Way3Model(_Named):
+    """Way3 of the MuSe 2021 Sent paper: Transformer + Bi-LSTM."""
+
+    name = "way3"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        d_model: int = 64,
+        num_heads: int = 4,
+        dim_feedforward: int = 128,
+        transformer_layers: int = 6,
+        lstm_hidden: int = 64,
+        lstm_layers: int = 1,
+        dropout: float = 0.1,
+        d_fc: int | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        _way_init(self, 3, input_dims, targets, locals())
+
+
+@MODELS.register("way4")
+class Way4Model(_Named):
+    """Way4 of the MuSe 2021 Sent paper: EfficientNet (1-D MBConv stack) + Bi-LSTM."""
+
+    name = "way4"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        mbconv_channels: list[int] = (64, 64, 64),
+        expand_ratio: int = 4,
+        kernel_size: int = 3,
+        lstm_hidden: int = 64,
+        lstm_layers: int = 1,
+        dropout: float = 0.1,
+        d_fc: int | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        _way_init(self, 4, input_dims, targets, locals())
+
+
+@MODELS.register("way5")
+class Way5Model(_Named):
+    """Way5 of the MuSe 2021 Sent paper: Self-Attention → EfficientNet → Bi-LSTM."""
+
+    name = "way5"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        d_model: int = 64,
+        num_heads: int = 4,
+        mbconv_channels: list[int] = (64, 64, 64),
+        expand_ratio: int = 4,
+        kernel_size: int = 3,
+        lstm_hidden: int = 64,
+        lstm_layers: int = 1,
+        dropout: float = 0.1,
+        d_fc: int | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        _way_init(self, 5, input_dims, targets, locals())
+
+
+@MODELS.register("way6")
+class Way6Model(_Named):
+    """Way6 of the MuSe 2021 Sent paper: Transformer → EfficientNet → Bi-LSTM."""
+
+    name = "way6"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        d_model: int = 64,
+        num_heads: int = 4,
+        dim_feedforward: int = 128,
+        transformer_layers: int = 6,
+        mbconv_channels: list[int] = (64, 64, 64),
+        expand_ratio: int = 4,
+        kernel_size: int = 3,
+        lstm_hidden: int = 64,
+        lstm_layers: int = 1,
+        dropout: float = 0.1,
+        d_fc: int | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        _way_init(self, 6, input_dims, targets, locals())
+
+
+for _n, _cls in enumerate((Way1Model, Way2Model, Way3Model, Way4Model, Way5Model, Way6Model), start=1):
+    _cls.__doc__ = (_cls.__doc__ or "") + _WAY_PARAMS_DOC.format(n=_n)
+
+
+@MODELS.register("late_fusion_bilstm")
+class LateFusionBiLSTMModel(_Named):
+    """Per-modality encoders, unimodal predictions, BiLSTM late fusion (MuSe 2021 stress paper, Fig. 1-2).
+
+    Stress sub-challenge (4.1): self-attention + LSTM for the audio and the visual features, an LSTM for the
+    concatenated bio-signals (``groups: {bio: [ecg, resp, bpm]}``, Eq. 9-11); each gives a prediction (Eq. 7, 8, 11)
+    and the stacked predictions go through a Bi-LSTM with 32 cells and a linear layer (Eq. 12-14). Physio
+    sub-challenge (4.2, Eq. 19): audio and video each get both an SA-LSTM and a GCNN-LSTM branch
+    (``encoders: {audio: [{type: sa_lstm}, {type: gcnn_lstm}], ...}``). The whole model trains end to end here (the
+    paper trains the unimodal models first, then the fusion model on their predictions).
+
+    Parameters
+    ----------
+    encoder:
+        Default encoder per modality (default ``{type: sa_lstm, d_attn: 64}``).
+    encoders:
+        Modality → encoder config or list of configs (extra branches).
+    groups:
+        Modality → feature sets.
+    hidden_size:
+        Fusion LSTM cells per direction (paper: 32).
+    bidirectional:
+        Bidirectional fusion LSTM (paper) or causal.
+    tanh_output:
+        Squash the unimodal and final predictions.
+    mask_inputs:
+        Append feature-set step masks.
+    head:
+        Head config used for the unimodal predictions and after the fusion LSTM (default: linear regression).
+    """
+
+    name = "late_fusion_bilstm"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        encoder: dict[str, Any] | None = None,
+        encoders: dict[str, Any] | None = None,
+        groups: dict[str, list[str]] | None = None,
+        hidden_size: int = 32,
+        bidirectional: bool = True,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        self._init(
+            input_dims,
+            targets,
+            locals(),
+            fusion={"type": "late_bilstm", "hidden_size": hidden_size, "bidirectional": bidirectional},
+            encoder=encoder or {"type": "sa_lstm", "d_attn": 64},
+            encoders=encoders,
+            groups=groups,
+            mask_inputs=mask_inputs,
+            head=_regression(None, tanh_output, 0.0, head),
+        )
+
+
+@MODELS.register("late_average")
+class LateAverageModel(_Named):
+    """Per-modality encoders and unimodal predictions, combined by a learnt or fixed weighted average.
+
+    Parameters
+    ----------
+    encoder, encoders, groups:
+        As for ``late_fusion_bilstm`` (default encoder: ``{type: lstm}``).
+    weights:
+        Modality (or branch) → initial/fixed weight; ``None`` = equal.
+    learnable:
+        Learn the weights (softmax-normalised).
+    tanh_output, mask_inputs, head:
+        As for ``late_fusion_bilstm``.
+    """
+
+    name = "late_average"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        encoder: dict[str, Any] | None = None,
+        encoders: dict[str, Any] | None = None,
+        groups: dict[str, list[str]] | None = None,
+        weights: dict[str, float] | None = None,
+        learnable: bool = True,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        self._init(
+            input_dims,
+            targets,
+            locals(),
+            fusion={"type": "late_average", "weights": weights, "learnable": learnable},
+            encoder=encoder or {"type": "lstm"},
+            encoders=encoders,
+            groups=groups,
+            mask_inputs=mask_inputs,
+            head=_regression(None, tanh_output, 0.0, head),
+        )
+
+
+def _tcn_per_modality(channels, kernel_size, dropout, causal) -> tuple[dict, dict | None]:
+    base = {"type": "tcn", "kernel_size": kernel_size, "dropout": dropout, "causal": causal}
+    if isinstance(channels, dict):
+        default = channels.get("default", [64, 64, 64, 64])
+        per = {g: {**base, "channels": list(c)} for g, c in channels.items() if g != "default"}
+        return {**base, "channels": list(default)}, per or None
+    return {**base, "channels": list(channels)}, None
+
+
+@MODELS.register("leader_follower_tcn")
+class LeaderFollowerTCNModel(_Named):
+    """ABAW5 LFAN: one TCN per modality, leader-follower attention, linear regressor.
+
+    Parameters
+    ----------
+    leader:
+        The leading modality (ABAW5: video); ``None`` = the first.
+    channels:
+        TCN channels, one list for all modalities, or modality → list (key ``default`` for the rest). The authors'
+        code: ``[512, 256, 256, 128]`` for the visual branch, ``[32, 32, 32, 32]`` for audio features.
+    kernel_size, dropout, causal:
+        TCN (the authors' code: 5, 0.1, causal).
+    d_modal, num_heads:
+        Attention (the authors' code: 32, 2).
+    groups, tanh_output, mask_inputs, head:
+        As for ``late_fusion_bilstm``.
+    """
+
+    name = "leader_follower_tcn"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        leader: str | None = None,
+        channels: list[int] | dict[str, list[int]] = (32, 32, 32, 32),
+        kernel_size: int = 5,
+        dropout: float = 0.1,
+        causal: bool = True,
+        d_modal: int = 32,
+        num_heads: int = 2,
+        groups: dict[str, list[str]] | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        enc, per = _tcn_per_modality(channels, kernel_size, dropout, causal)
+        self._init(
+            input_dims,
+            targets,
+            locals(),
+            fusion={
+                "type": "leader_follower",
+                "leader": leader,
+                "d_modal": d_modal,
+                "num_heads": num_heads,
+                "dropout": dropout,
+            },
+            encoder=enc,
+            encoders=per,
+            groups=groups,
+            mask_inputs=mask_inputs,
+            head=_regression(None, tanh_output, 0.0, head),
+        )
+
+
+@MODELS.register("channel_attention_tcn")
+class ChannelAttentionTCNModel(_Named):
+    """ABAW5 CAN: one TCN per modality, End2You channel attention (any number of modalities), linear regressor.
+
+    Parameters
+    ----------
+    channels, kernel_size, dropout, causal:
+        As for ``leader_follower_tcn``.
+    d_model:
+        Channels per modality in the attention (paper silent; 256 is End2You's default).
+    groups, tanh_output, mask_inputs, head:
+        As for ``late_fusion_bilstm``.
+    """
+
+    name = "channel_attention_tcn"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        channels: list[int] | dict[str, list[int]] = (32, 32, 32, 32),
+        kernel_size: int = 5,
+        dropout: float = 0.1,
+        causal: bool = True,
+        d_model: int = 256,
+        groups: dict[str, list[str]] | None = None,
+        tanh_output: bool = False,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        enc, per = _tcn_per_modality(channels, kernel_size, dropout, causal)
+        self._init(
+            input_dims,
+            targets,
+            locals(),
+            fusion={"type": "channel_attention", "d_model": d_model},
+            encoder=enc,
+            encoders=per,
+            groups=groups,
+            mask_inputs=mask_inputs,
+            head=_regression(None, tanh_output, 0.0, head),
+        )
+
+
+@MODELS.register("afg_jdev")
+class AFGJDEVModel(_Named):
+    """MER 2023 system: AFG feature fusion (three structures) + joint decoding of emotion and valence (JDEV).
+
+    Targets: exactly two, the emotion class and valence (``emotion``/``valence`` say which; default first/second).
+    Output columns: ``n_classes`` emotion logits and one valence value, in target order. MER 2023 works on clips:
+    with ``data.task: clip`` the data layer mean-pools each clip's features into one step (keep ``pool: none``);
+    on sequences, ``pool: mean`` pools inside the model and ``pool: none`` gives a frame-level classifier/regressor.
+    Train it with :class:`affectflow.training.multitask.MultitaskLoss` (``training.multitask: mer2023``: CE + MSE,
+    Eq. 9).
+
+    Parameters
+    ----------
+    structure:
+        ``parallel``, ``pairwise`` or ``hierarchical`` (the paper's structures 1-3).
+    d_model:
+        Aligned width ``D`` (paper silent; 256 is our choice).
+    primary:
+        The acoustic feature sets (the rest are visual); ``None`` = the first set.
+    encoder:
+        Temporal encoder after the fusion (default ``{type: identity}``: none, as in the paper).
+    n_classes, emotion, valence, pool:
+        JDEV head.
+    dropout:
+        Dropout on the fused features.
+    mask_inputs:
+        Append feature-set step masks.
+    head:
+        A complete head config replacing the JDEV head built from ``n_classes``, ``emotion``, ``valence`` and
+        ``pool`` (the data layer fills one in from the targets' classes).
+    """
+
+    name = "afg_jdev"
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        targets: list[str],
+        *,
+        structure: str = "parallel",
+        d_model: int = 256,
+        primary: list[str] | None = None,
+        encoder: dict[str, Any] | None = None,
+        n_classes: int = 6,
+        emotion: str | None = None,
+        valence: str | None = None,
+        pool: str = "none",
+        dropout: float = 0.0,
+        mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
+    ) -> None:
+        jdev = {"type": "jdev", "n_classes": n_classes, "emotion": emotion, "valence": valence, "pool": pool}
+        self._init(
+            input_dims,
+            targets,
+            locals(),
+            fusion={
+                "type": "afg",
+                "d_model": d_model,
+                "structure": structure,
+                "primary": primary,
+                "dropout": dropout,
+            },
+            encoder=encoder or {"type": "identity"},
+            mask_inputs=mask_inputs,
+            head=head or jdev,
+        )
