@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from affectflow.models import MODELS
+from affectflow.models.small import SMALL_SETTINGS
 
 PAPER_DIMS = {"egemaps": 88, "w2v": 768, "phys": 21}
 TARGETS = ["arousal", "valence"]
@@ -65,49 +66,9 @@ PAPER: dict[str, dict] = {
     "channel_attention_tcn": {"channels": {"w2v": [512, 256, 256, 128], "default": [32, 32, 32, 32]}},
     "afg_jdev": {"d_model": 256, "structure": "parallel", "primary": ["egemaps", "w2v"], "n_classes": 6},
 }
-# small settings for the accuracy table (as in tests/models/test_learning.py)
+# small settings for the accuracy table (the same as tests/models/test_learning.py)
 SMALL: dict[str, dict] = {
-    "gru": {"d_model": 32, "d_fc": 16},
-    "composite": {
-        "fusion": {
-            "type": "afg",
-            "d_model": 32,
-            "structure": "hierarchical",
-            "primary": ["acoustic", "physio"],
-        },
-        "encoder": {"type": "gru", "hidden_size": 32},
-    },
-    "lstm": {"hidden_size": 32},
-    "sa_lstm": {"d_attn": 32, "hidden_size": 32, "lstm_layers": 1},
-    "gcnn_lstm": {"channels": 32, "hidden_size": 32},
-    "transformer": {"d_model": 32, "dim_feedforward": 64, "num_layers": 1},
-    "tcn": {"channels": [32, 32, 32]},
-    "mbconv": {"channels": [32, 32]},
-    "way1": {"d_model": 32, "dim_feedforward": 64, "transformer_layers": 1},
-    "way2": {"d_model": 32, "lstm_hidden": 32},
-    "way3": {"d_model": 32, "dim_feedforward": 64, "transformer_layers": 1, "lstm_hidden": 32},
-    "way4": {"mbconv_channels": [32], "lstm_hidden": 32},
-    "way5": {"d_model": 32, "mbconv_channels": [32], "lstm_hidden": 32},
-    "way6": {
-        "d_model": 32,
-        "dim_feedforward": 64,
-        "transformer_layers": 1,
-        "mbconv_channels": [32],
-        "lstm_hidden": 32,
-    },
-    "late_fusion_bilstm": {
-        "encoder": {"type": "sa_lstm", "d_attn": 32, "hidden_size": 32, "lstm_layers": 1},
-        "encoders": {
-            "acoustic": [
-                {"type": "sa_lstm", "d_attn": 32, "hidden_size": 32, "lstm_layers": 1},
-                {"type": "gcnn_lstm", "channels": 32, "hidden_size": 32},
-            ]
-        },
-        "hidden_size": 16,
-    },
-    "late_average": {"encoder": {"type": "lstm", "hidden_size": 32}},
-    "leader_follower_tcn": {"channels": [32, 32, 32], "d_modal": 16, "leader": "visual"},
-    "channel_attention_tcn": {"channels": [32, 32, 32], "d_model": 32},
+    **SMALL_SETTINGS,
     "afg_jdev": {
         "d_model": 32,
         "n_classes": 2,
