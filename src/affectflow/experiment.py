@@ -14,6 +14,7 @@ is scored with every seed's best weights, and mean ± std over seeds is reported
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -144,24 +145,27 @@ class TaskData:
             for part, ids in partitions.items()
         }
         self.table = None
+        self._readouts: dict[tuple[str, int], ReadoutDataset] = {}
         if task != "continuous":
             from affectflow.tasks import _table
 
             self.table = _table(corpus, task)
 
     def readout(self, part: str, normalizer: Normalizer) -> ReadoutDataset:
-        """Segment or clip samples of a partition."""
-        ids = {r.id for r in self.stores[part].records}
-        table = self.table[self.table["recording"].isin(ids)] if self.table is not None else None
-        return ReadoutDataset(self.stores[part], normalizer, self.task, self.specs, table)
+        """Segment or clip samples of a partition (built once per partition and normaliser)."""
+        key = (part, id(normalizer))
+        if key not in self._readouts:
+            ids = {r.id for r in self.stores[part].records}
+            table = self.table[self.table["recording"].isin(ids)] if self.table is not None else None
+            self._readouts[key] = ReadoutDataset(self.stores[part], normalizer, self.task, self.specs, table)
+        return self._readouts[key]
 
     def train_dataset(self, part: str, normalizer: Normalizer, window) -> Any:
         """Training samples: windows (continuous) or labelled segments / clips."""
         if self.task == "continuous":
             return WindowDataset(self.stores[part], normalizer, window.size, window.hop, require_labels=True)
-        ds = self.readout(part, normalizer)
-        keep = [k for k, it in enumerate(ds.items) if np.isfinite(it[3]).any()]
-        ds.items = [ds.items[k] for k in keep]
+        ds = copy.copy(self.readout(part, normalizer))
+        ds.items = [it for it in ds.items if np.isfinite(it[3]).any()]
         return ds
 
     def predict(self, model, part: str, normalizer: Normalizer, eval_window: dict, device) -> Any:
