@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         from affectflow.cli import extract as extract_cli
 
         extract_cli.register(sub)
+    importlib.import_module("affectflow.cli.procedures").register(sub)  # sweep, cv, fuse, late-fusion
     return p
 
 

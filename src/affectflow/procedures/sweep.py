@@ -1,0 +1,371 @@
+"""Sweeps: a grid over any config keys, each cell an ordinary training run, one results table across all cells.
+
+A sweep file (YAML)::
+
+    name: features               # optional; default: the file name without extension
+    base: base.yaml              # optional experiment config, relative to the sweep file
+    config:                      # optional overrides in the config's YAML shape, merged over `base`
+      data: {corpus: corpus}
+      training: {seeds: [1, 2, 3], epochs: 30}
+    grid:                        # dotted key -> list of values; the cells are the product of all lists
+      data.features: [[acoustic], [visual], [acoustic, visual]]
+      data.window: [{size: 40, hop: 20}, {size: 80, hop: 40}]
+      model.d_model: [32, 64]
+
+Every cell's config is ``defaults ← base ← config ← --set overrides ← the cell's grid values``, validated before
+anything runs (a wrong key or value fails the whole sweep up front). Relative ``data.corpus`` paths are taken
+relative to the current directory and stored absolute.
+
+The sweep folder (default ``<output.runs_dir>/sweep-<name>``)::
+
+    sweep.json          the resolved spec and, per cell: id, params, config, status, run dir, error
+    runs/<cell>-<time>/ each cell's ordinary run directory (see affectflow.runs)
+    results.md / results.csv   one row per cell: its grid values, then per evaluated partition and target the
+                        selected seed's score and the mean ± std over seeds (rewritten after every finished cell)
+
+**Resuming.** Running the same sweep into the same folder skips finished cells (also cells whose run finished
+although the sweep process died before recording it) and re-runs failed or interrupted cells in a *new* run
+directory (the old one is kept). A folder made by a different grid or config is refused.
+
+Execution goes through :mod:`affectflow.procedures.executor` (``serial``, ``local`` process pool, or any
+registered backend).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from affectflow.config import _merge, config_from_dict, default_config_dict, parse_override, read_yaml
+from affectflow.corpus.corpus import Corpus, atomic_write, write_json
+from affectflow.errors import AffectflowError, ConfigError, RunError
+from affectflow.procedures.executor import get_executor
+from affectflow.runs import new_run_dir
+
+# main metric per task for the table (first one present in a target's metrics)
+MAIN_METRICS = {
+    "continuous": ["ccc"],
+    "segment": ["macro_f1", "ccc"],
+    "clip": ["weighted_f1", "mse", "value"],
+}
+
+
+@dataclass
+class SweepSpec:
+    """A parsed sweep: its name, the base config (YAML shape, defaults included) and the grid."""
+
+    name: str
+    base: dict[str, Any]
+    grid: dict[str, list[Any]]
+    source: str | None = None
+
+    def cells(self) -> list[dict[str, Any]]:
+        """The grid's cells in order (last key varies fastest): ``{key: value}`` each."""
+        keys = list(self.grid)
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
+
+
+@dataclass
+class Cell:
+    """One cell of a sweep."""
+
+    id: str
+    params: dict[str, Any]
+    config: dict[str, Any]
+    status: str = "pending"  # pending | running | finished | failed
+    run_dir: str | None = None
+    error: str | None = None
+    attempts: list[str] = field(default_factory=list)
+
+
+def _nested(key: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cur = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
+    """Read a sweep file (see the module docstring); ``overrides`` (``key=value``) apply to every cell."""
+    p = Path(path)
+    doc = read_yaml(p)
+    unknown = sorted(set(doc) - {"name", "base", "config", "grid"})
+    if unknown:
+        raise ConfigError(f"Unknown key(s) {unknown} in sweep file {str(p)!r}; valid keys: name, base, config, grid.")
+    grid = doc.get("grid")
+    if not isinstance(grid, dict) or not grid:
+        raise ConfigError(
+            f"Sweep file {str(p)!r} needs a non-empty `grid:` mapping of config keys to lists of values, e.g. "
+            "`grid: {data.features: [[acoustic], [visual]], model.d_model: [32, 64]}`."
+        )
+    for k, v in grid.items():
+        if not isinstance(k, str) or not k or any(not part for part in k.split(".")):
+            raise ConfigError(f"Grid key {k!r} in {str(p)!r} is not a dotted config key such as `training.lr`.")
+        if not isinstance(v, list) or not v:
+            raise ConfigError(f"Grid key {k!r} in {str(p)!r} must map to a non-empty list of values, got {v!r}.")
+    base = default_config_dict()
+    if doc.get("base"):
+        bp = Path(doc["base"])
+        bp = bp if bp.is_absolute() else p.parent / bp
+        base = _merge(base, read_yaml(bp))
+    if doc.get("config") is not None:
+        if not isinstance(doc["config"], dict):
+            raise ConfigError(f"`config:` in sweep file {str(p)!r} must be a mapping in the config's YAML shape.")
+        base = _merge(base, doc["config"])
+    for o in overrides or []:
+        base = _merge(base, parse_override(o))
+    name = str(doc.get("name") or p.stem)
+    return SweepSpec(name=name, base=base, grid={k: list(v) for k, v in grid.items()}, source=str(p))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    return yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+
+
+def build_cells(spec: SweepSpec) -> list[Cell]:
+    """Resolve and validate every cell's config (raises :class:`ConfigError` before anything runs)."""
+    cells = []
+    for i, params in enumerate(spec.cells()):
+        cfg = spec.base
+        for k, v in params.items():
+            cfg = _merge(cfg, _nested(k, v))
+        try:
+            ec = config_from_dict(cfg).validate()
+        except ConfigError as e:
+            raise ConfigError(f"Sweep cell {i} ({', '.join(f'{k}={_fmt(v)}' for k, v in params.items())}): {e}") from e
+        d = ec.to_dict()
+        d["data"]["corpus"] = str(Path(d["data"]["corpus"]).resolve())
+        cells.append(Cell(id=f"c{i:03d}", params=params, config=d))
+    return cells
+
+
+def _check_corpora(cells: list[Cell]) -> None:
+    seen: dict[str, Corpus] = {}
+    for c in cells:
+        path = c.config["data"]["corpus"]
+        if path not in seen:
+            seen[path] = Corpus(path)
+        for name in c.config["data"]["features"]:
+            try:
+                seen[path].feature_set(name)
+            except AffectflowError as e:
+                raise ConfigError(f"Sweep cell {c.id} ({', '.join(f'{k}={_fmt(v)}' for k, v in c.params.items())}): {e}") from e
+
+
+def _fingerprint(cells: list[Cell]) -> str:
+    text = json.dumps([[c.id, c.params, c.config] for c in cells], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_cell(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one cell (an executor job): ``{"config", "run_dir"}`` → ``{"status", "run_dir", "error"}``.
+
+    Never raises for a failed training: the error is returned, so the other cells go on.
+    """
+    from affectflow.experiment import train
+
+    try:
+        cfg = config_from_dict(job["config"]).validate()
+        run_dir = train(cfg, progress=False, run_dir=Path(job["run_dir"]))
+        return {"status": "finished", "run_dir": str(run_dir), "error": None}
+    except Exception as e:  # noqa: BLE001 - a cell's failure is recorded, the sweep goes on
+        msg = f"{type(e).__name__}: {e}"
+        if not isinstance(e, AffectflowError):
+            msg += "\n" + traceback.format_exc(limit=6)
+        return {"status": "failed", "run_dir": job["run_dir"], "error": msg}
+
+
+def _run_finished(run_dir: str | None) -> bool:
+    if not run_dir:
+        return False
+    f = Path(run_dir) / "run.json"
+    try:
+        return json.loads(f.read_text()).get("status") == "finished" and (Path(run_dir) / "metrics.json").is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _save(sweep_dir: Path, spec: SweepSpec, cells: list[Cell], fingerprint: str) -> None:
+    write_json(sweep_dir / "sweep.json", {
+        "format": "affectflow-sweep", "name": spec.name, "source": spec.source, "fingerprint": fingerprint,
+        "grid": spec.grid, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cells": [c.__dict__ for c in cells],
+    })
+
+
+def _load_cells(sweep_dir: Path) -> tuple[dict[str, Any], list[Cell]]:
+    f = sweep_dir / "sweep.json"
+    if not f.is_file():
+        raise RunError(f"{str(sweep_dir)!r} is not a sweep folder (sweep.json is missing).")
+    doc = json.loads(f.read_text())
+    return doc, [Cell(**c) for c in doc["cells"]]
+
+
+def run_sweep(
+    spec: SweepSpec | str | Path,
+    *,
+    out: str | Path | None = None,
+    workers: int = 1,
+    threads: int = 1,
+    backend: str = "local",
+    overrides: list[str] | None = None,
+    retry_failed: bool = True,
+) -> Path:
+    """Run (or resume) a sweep; return its folder.
+
+    Parameters
+    ----------
+    spec:
+        A :class:`SweepSpec` or the path of a sweep file.
+    out:
+        The sweep folder; default ``<output.runs_dir>/sweep-<name>``. An existing folder of the same sweep is
+        resumed; one of another sweep is refused.
+    workers, threads:
+        Parallel cells and torch threads per cell (each cell runs with ``training.num_threads = threads``; this
+        does not change the cell's identity, so a sweep may be resumed with other values).
+    backend:
+        Executor backend (``local``, ``serial`` or a registered one).
+    retry_failed:
+        Re-run cells that failed before (default); if false they stay failed.
+    """
+    if not isinstance(spec, SweepSpec):
+        spec = load_sweep(spec, overrides)
+    cells = build_cells(spec)
+    _check_corpora(cells)
+    fp = _fingerprint(cells)
+    sweep_dir = Path(out) if out is not None else Path(spec.base["output"]["runs_dir"]) / f"sweep-{spec.name}"
+    sweep_dir = sweep_dir.resolve()
+    if (sweep_dir / "sweep.json").is_file():
+        doc, old = _load_cells(sweep_dir)
+        if doc.get("fingerprint") != fp:
+            raise RunError(
+                f"Sweep folder {str(sweep_dir)!r} holds a different sweep (its grid or config differ from "
+                f"{spec.source or spec.name!r}); give a new folder with --out to run this one."
+            )
+        cells = old
+    elif sweep_dir.exists() and any(sweep_dir.iterdir()):
+        raise RunError(f"{str(sweep_dir)!r} exists, is not empty and is not a sweep folder; choose another --out.")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    for c in cells:  # a run that finished after the sweep process died counts as finished
+        if c.status != "finished" and _run_finished(c.run_dir):
+            c.status, c.error = "finished", None
+    todo = [c for c in cells if c.status != "finished" and (retry_failed or c.status != "failed")]
+    jobs = []
+    for c in todo:
+        run_dir = new_run_dir(sweep_dir / "runs", c.id)
+        if c.run_dir:
+            c.attempts.append(c.run_dir)
+        c.run_dir, c.status, c.error = str(run_dir), "running", None
+        cfg = copy.deepcopy(c.config)
+        cfg["training"]["num_threads"] = threads
+        jobs.append({"config": cfg, "run_dir": str(run_dir)})
+    _save(sweep_dir, spec, cells, fp)
+    write_results(sweep_dir)
+    if jobs:
+        ex = get_executor(backend, workers=min(workers, len(jobs)), threads=threads)
+        try:
+            for i, res in ex.map(run_cell, jobs):
+                c = todo[i]
+                c.status, c.error = res["status"], res["error"]
+                _save(sweep_dir, spec, cells, fp)
+                write_results(sweep_dir)
+        finally:
+            ex.close()
+    return sweep_dir
+
+
+# ---------------------------------------------------------------------------- results
+def _main_metric(task: str, mets: dict[str, Any]) -> str | None:
+    for m in MAIN_METRICS.get(task, ["ccc"]):
+        if m in mets:
+            return m
+    return None
+
+
+def results_frame(sweep_dir: str | Path) -> pd.DataFrame:
+    """One row per cell: id, status, grid values, seeds, run dir, and per partition/target the selected seed's main
+    score (``<part>/<target>/<metric>``) plus ``.../mean`` and ``.../std`` over seeds."""
+    sweep_dir = Path(sweep_dir)
+    _, cells = _load_cells(sweep_dir)
+    rows = []
+    for c in cells:
+        row: dict[str, Any] = {"cell": c.id, "status": c.status}
+        row.update({k: _fmt(v) for k, v in c.params.items()})
+        row["seeds"] = len(c.config["training"]["seeds"])
+        row["run"] = c.run_dir
+        if c.status == "finished" and c.run_dir and (Path(c.run_dir) / "metrics.json").is_file():
+            m = json.loads((Path(c.run_dir) / "metrics.json").read_text())
+            task = m.get("task", "continuous")
+            d = c.config["data"]
+            for part in [d["devel_partition"], *d["test_partitions"]]:
+                for target, mets in m["best"].get(part, {}).items():
+                    metric = _main_metric(task, mets)
+                    if metric is None:
+                        continue
+                    key = f"{part}/{target}/{metric}"
+                    row[key] = mets[metric]
+                    s = m["summary"][part][target][metric]
+                    row[f"{key}/mean"], row[f"{key}/std"] = s["mean"], s["std"]
+        elif c.error:
+            row["error"] = c.error.splitlines()[0]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_results(sweep_dir: str | Path) -> tuple[str, pd.DataFrame]:
+    """Write ``results.md`` and ``results.csv`` of a sweep folder; return the markdown and the frame."""
+    sweep_dir = Path(sweep_dir)
+    df = results_frame(sweep_dir)
+    md = results_markdown(df)
+    atomic_write(sweep_dir / "results.csv", lambda p: df.to_csv(p, index=False, float_format="%.6g"))
+    atomic_write(sweep_dir / "results.md", lambda p: p.write_text(md + "\n"))
+    return md, df
+
+
+def results_markdown(df: pd.DataFrame) -> str:
+    """Markdown table: grid values, then per score column ``selected (mean ± std)``; best devel mean in bold."""
+    fixed = {"cell", "status", "run", "seeds", "error"}
+    score_keys = [c for c in df.columns if c.count("/") == 2]
+    params = [c for c in df.columns if c not in fixed and "/" not in c]
+    devel_keys = [k for k in score_keys if k.split("/")[0] == "devel"] or score_keys[:1]
+    best_idx = None
+    if devel_keys and all(f"{k}/mean" in df for k in devel_keys):
+        means = df[[f"{k}/mean" for k in devel_keys]].mean(axis=1, skipna=False)
+        lower_better = all(k.endswith("/mse") for k in devel_keys)
+        if means.notna().any():
+            best_idx = means.idxmin() if lower_better else means.idxmax()
+    head = ["cell", *params, "seeds", *[k.replace("/", " ") for k in score_keys], "status"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, r in df.iterrows():
+        vals = [str(r["cell"]), *[str(r[p]) for p in params], str(r["seeds"])]
+        for k in score_keys:
+            v = r.get(k)
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                vals.append("")
+                continue
+            cell = f"{v:.4f} ({r[k + '/mean']:.4f} ± {r[k + '/std']:.4f})"
+            vals.append(f"**{cell}**" if i == best_idx and k in devel_keys else cell)
+        status = str(r["status"])
+        if isinstance(r.get("error"), str) and r["error"]:
+            status += f": {r['error'][:80]}"
+        vals.append(status)
+        lines.append("| " + " | ".join(vals) + " |")
+    note = ("Scores: selected seed (mean ± std over seeds); the selected seed's devel scores are optimistic (it was "
+            "chosen on devel). Bold: the best cell by devel mean over seeds and targets.")
+    return "\n".join([note, "", *lines])
