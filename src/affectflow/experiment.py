@@ -135,13 +135,14 @@ class TaskData:
     """
 
     def __init__(self, corpus: Corpus, *, task: str, features: list[str], specs: list[TargetSpec], label_set: str,
-                 cache_dir: str | None, partitions: dict[str, list[str]], progress: bool = False) -> None:
+                 cache_dir: str | None, partitions: dict[str, list[str]], progress: bool = False,
+                 grid_rate_hz: float | None = None) -> None:
         self.corpus, self.task, self.specs = corpus, task, specs
         self.targets = [s.name for s in specs]
         store_targets = self.targets if task == "continuous" else []
         self.stores = {
             part: SequenceStore(corpus, features, store_targets, ids, label_set=label_set, cache_dir=cache_dir,
-                                progress=progress)
+                                progress=progress, grid_rate_hz=grid_rate_hz)
             for part, ids in partitions.items()
         }
         self.table = None
@@ -256,7 +257,9 @@ def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
         return data.select(data.score(d.devel_partition, outputs(model, d.devel_partition), normalizer))
 
     data_spec = {"task": d.task, "features": d.features, "targets": d.targets, "target_specs": specs_to_state(specs),
-                 "label_set": d.label_set, "eval_window": ew, "input_dims": train_store.dims}
+                 "label_set": d.label_set, "eval_window": ew, "input_dims": train_store.dims,
+                 "label_rate_hz": training_label_rate(corpus, d.label_set, train_store),
+                 "feature_sets": {n: dataclasses.asdict(corpus.feature_set(n)) for n in d.features}}
     per_seed: dict[str, Any] = {}
     selection: dict[str, float] = {}
     models: dict[int, torch.nn.Module] = {}
@@ -399,18 +402,51 @@ def load_model(run: Run | str | Path, seed: int | None = None) -> tuple[torch.nn
     return model, Normalizer.from_state_dict(ckpt["normalizer"]), ckpt
 
 
+def training_label_rate(corpus: Corpus, label_set: str, store: SequenceStore | None = None) -> float:
+    """The label rate (Hz) a run is trained at: the label set's ``rate_hz``, else the corpus ``label_rate_hz``,
+    else ``1 / median step`` of the first labelled training recording."""
+    info = corpus.label_sets.get(label_set)
+    if info is not None and info.rate_hz:
+        return float(info.rate_hz)
+    if corpus.label_rate_hz:
+        return float(corpus.label_rate_hz)
+    for rec in (store.records if store is not None else []):
+        if rec.length > 1:
+            return float(1.0 / np.median(np.diff(rec.times)))
+    raise CorpusError(f"Cannot tell the label rate of corpus {str(corpus.path)!r}: its label set {label_set!r} and "
+                      "corpus.json set no rate and no recording has two label steps.")
+
+
+def run_label_rate(run: Run, ckpt: dict[str, Any]) -> float:
+    """The label rate (Hz) of a trained run: stored in its checkpoint (runs before this was stored: read from its
+    training corpus). Predictions of recordings without labels are made on this grid."""
+    rate = ckpt["data"].get("label_rate_hz")
+    if rate:
+        return float(rate)
+    try:
+        c = Corpus(run.config_dict["data"]["corpus"])
+    except CorpusError as e:
+        raise RunError(f"Run {run.path} predates stored label rates and its training corpus cannot be opened to "
+                       f"read it: {e}") from e
+    label_set = ckpt["data"]["label_set"]
+    ids = c.recording_ids()
+    store = SequenceStore(c, [], [], ids[:1], label_set=label_set) if ids else None
+    return training_label_rate(c, label_set, store)
+
+
 def _open_corpus(run: Run, corpus: str | Path | None) -> Corpus:
     path = corpus or run.config_dict["data"]["corpus"]
     return Corpus(path)
 
 
-def _task_data(run: Run, ckpt: dict, corpus: Corpus, partitions: dict[str, list[str]], progress: bool) -> TaskData:
+def _task_data(run: Run, ckpt: dict, corpus: Corpus, partitions: dict[str, list[str]], progress: bool,
+               grid_rate_hz: float | None = None) -> TaskData:
     cfg = config_from_dict(run.config_dict)
     data = ckpt["data"]
     specs = specs_from_state(data.get("target_specs") or [{"name": t, "kind": "regression"} for t in data["targets"]])
     return TaskData(corpus, task=data.get("task", "continuous"), features=data["features"], specs=specs,
                     label_set=data["label_set"], cache_dir=cfg.data.cache_dir, partitions=partitions,
-                    progress=progress)
+                    progress=progress, grid_rate_hz=grid_rate_hz)
 
 
 def evaluate(
@@ -473,6 +509,10 @@ def predict(
     The output folder (``out``, which must not exist yet, or ``<run>/predictions-<timestamp>``) gets one CSV per
     recording with ``time`` and ``<target>_pred`` (plus ``<target>_label`` where labels exist) for continuous
     tasks, or one CSV with a row per segment / clip for segment and clip tasks.
+
+    The corpus may have no labels at all (e.g. a corpus made by ``import-media`` of new recordings). A recording
+    without labels is predicted on the run's label grid: ``t_k = k / r``, ``k = 0 .. floor(duration * r) - 1``,
+    with ``r`` the label rate the run was trained at (:func:`run_label_rate`).
     """
     run = Run(run_path)
     c = _open_corpus(run, corpus)
@@ -492,7 +532,7 @@ def predict(
         out_dir.mkdir(parents=True, exist_ok=True)
     else:
         out_dir = new_subdir(run.path, "predictions")
-    data = _task_data(run, ckpt, c, {"selection": ids}, progress)
+    data = _task_data(run, ckpt, c, {"selection": ids}, progress, grid_rate_hz=run_label_rate(run, ckpt))
     outputs = data.predict(model, "selection", normalizer, ckpt["data"]["eval_window"], dev)
     data.write(out_dir, "selection", outputs, normalizer)
     return out_dir

@@ -84,6 +84,10 @@ class SequenceStore:
         Where aligned arrays are cached (default: ``<corpus>/cache/aligned``).
     progress:
         Show a progress bar while aligning.
+    grid_rate_hz:
+        Rate (Hz) of the time grid of recordings without labels (e.g. the label rate of the run that predicts
+        them): ``t_k = k / rate``, ``k = 0 .. floor(duration * rate) - 1``. Default: the corpus ``label_rate_hz``.
+        A corpus without the label set at all is fine: every recording is then unlabelled (``y`` is ``None``).
     """
 
     def __init__(
@@ -96,14 +100,16 @@ class SequenceStore:
         label_set: str = "continuous",
         cache_dir: str | os.PathLike | None = None,
         progress: bool = False,
+        grid_rate_hz: float | None = None,
     ) -> None:
         self.corpus = corpus
+        self.grid_rate_hz = grid_rate_hz
         self.feature_sets = list(feature_sets)
         self.targets = list(targets)
         self.label_set = label_set
         self.infos = {name: corpus.feature_set(name) for name in self.feature_sets}
         self.dims = {name: info.dim for name, info in self.infos.items()}
-        if self.targets:
+        if self.targets and label_set in corpus.label_sets:
             dims = corpus.label_set(label_set).dims
             bad = [t for t in self.targets if t not in dims]
             if bad:
@@ -122,7 +128,7 @@ class SequenceStore:
             times = labels[TIME].to_numpy(np.float64)
             y = labels[self.targets].to_numpy(np.float32) if self.targets else None
             return times, y
-        rate = self.corpus.label_rate_hz
+        rate = self.grid_rate_hz or self.corpus.label_rate_hz
         if not rate:
             raise CorpusError(
                 f"Recording {rid!r} has no labels and the corpus sets no label_rate_hz, so its time grid is unknown."

@@ -1,0 +1,1 @@
+"""Prediction from media files with a trained run (:mod:`affectflow.inference.media`)."""

@@ -1,0 +1,343 @@
+"""Predict valence/arousal (any continuous targets) of a recording given as media files, with a trained run.
+
+::
+
+    from affectflow.inference.media import predict_media, required_inputs
+    required_inputs("runs/gru-egemaps+fer-...")          # {"audio": ["egemaps"], "video": ["fer"]}
+    df = predict_media("runs/gru-...", {"video": "clip.mp4"})
+    # df: time (s) on the run's label grid, then one column per target
+
+How it works. A run remembers the feature sets it was trained on, each with the extractor and the exact
+extractor parameters that made it (``features/<set>/feature_set.json`` ``params = {"extractor", "config_hash",
+"params"}``, copied into the checkpoint at training time; for older runs read from the training corpus). The
+media files become a temporary, unlabelled one-recording corpus (:func:`affectflow.corpus.media.import_media`,
+which probes every file), the run's feature sets are extracted into it with those parameters
+(:func:`affectflow.features.pipeline.extract`, whose config hash must equal the stored one), and the recording
+is predicted through the ordinary :func:`affectflow.experiment.predict` path (same alignment, normaliser and
+inference code as evaluation). The prediction grid is the run's label grid: ``t_k = k / r``, ``k = 0 ..
+floor(D r) - 1``, with ``r`` the run's label rate and ``D`` the recording's duration (the longest of its audio,
+video and physiology files).
+
+Runs whose features were not made by affectflow's extractors (features imported from challenge packages with
+``import-muse``, the synthetic feature corpus of ``generate``) cannot predict from media: nothing here can
+recompute those features, and :class:`UnsupportedRunError` says so.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from affectflow.errors import AffectflowError, RunError
+from affectflow.runs import Run, load_checkpoint
+
+#: Media kinds ``predict_media`` takes.
+KINDS = ("video", "audio", "physio", "transcript")
+
+ProgressFn = Callable[[float, str], None]
+
+
+class MediaInputError(AffectflowError, ValueError):
+    """The media given for a prediction are missing, unreadable, or lack a kind the run needs."""
+
+
+class UnsupportedRunError(AffectflowError, ValueError):
+    """The run cannot predict from media (features not made by affectflow extractors, or not a continuous task)."""
+
+
+# ---------------------------------------------------------------------------------------------------- run facts
+def _run(run: Run | str | os.PathLike) -> Run:
+    return run if isinstance(run, Run) else Run(run)
+
+
+def _checkpoint(run: Run, seed: int | None) -> dict[str, Any]:
+    return load_checkpoint(run.checkpoint_path(seed))
+
+
+def feature_set_infos(run: Run | str | os.PathLike, *, seed: int | None = None,
+                      ckpt: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The run's feature sets, in model order: name → ``feature_set.json`` content (``modality``, ``columns``,
+    ``rate_hz``, ``params``...).
+
+    Stored in checkpoints since runs record them; for older runs read from the training corpus (a
+    :class:`RunError` when that corpus is gone).
+    """
+    run = _run(run)
+    ckpt = ckpt or _checkpoint(run, seed)
+    data = ckpt["data"]
+    stored = data.get("feature_sets")
+    if stored:
+        return {n: dict(stored[n]) for n in data["features"]}
+    from dataclasses import asdict
+
+    from affectflow.corpus.corpus import Corpus
+
+    try:
+        corpus = Corpus(run.config_dict["data"]["corpus"])
+        return {n: asdict(corpus.feature_set(n)) for n in data["features"]}
+    except AffectflowError as e:
+        raise RunError(
+            f"Run {run.path} does not store its feature sets' descriptions (it predates that) and its training "
+            f"corpus cannot be read to find them: {e}"
+        ) from e
+
+
+def _extractor_specs(run: Run, ckpt: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any], str | None]]:
+    """Feature set → (extractor name, params, config hash); raises UnsupportedRunError for non-extracted sets."""
+    infos = feature_set_infos(run, ckpt=ckpt)
+    out, bad = {}, {}
+    for name, info in infos.items():
+        p = info.get("params") or {}
+        if isinstance(p, dict) and isinstance(p.get("extractor"), str) and isinstance(p.get("params"), dict):
+            out[name] = (p["extractor"], dict(p["params"]), p.get("config_hash"))
+        else:
+            bad[name] = p
+    if bad:
+        raise UnsupportedRunError(
+            f"Run {run.path} was trained on feature sets {sorted(bad)} that were not made by affectflow's "
+            "extractors (imported challenge features or a synthetic feature corpus: their feature_set.json names "
+            "no extractor and parameters), so they cannot be computed from media files. Predicting from media "
+            "needs a run trained on features made by `affectflow extract` (or `affectflow demo --media`); "
+            "predict this run on a corpus that has these feature sets with `affectflow predict RUN --corpus C`."
+        )
+    task = ckpt["data"].get("task", "continuous")
+    if task != "continuous":
+        raise UnsupportedRunError(
+            f"Run {run.path} is a {task!r}-task run; predicting time series from media needs a continuous-task run."
+        )
+    return out
+
+
+def required_inputs(run: Run | str | os.PathLike, *, seed: int | None = None) -> dict[str, list[str]]:
+    """Media kind → the run's feature sets that need it, e.g. ``{"audio": ["egemaps"], "video": ["fer"]}``.
+
+    An ``audio`` need is also met by a video with a sound track (as in extraction).
+
+    Raises
+    ------
+    UnsupportedRunError
+        A feature set was not made by an affectflow extractor, or the run is not a continuous-task run.
+    """
+    from affectflow.features.base import EXTRACTORS
+    from affectflow.features.pipeline import load_builtin_extractors
+
+    run = _run(run)
+    specs = _extractor_specs(run, _checkpoint(run, seed))
+    load_builtin_extractors()
+    out: dict[str, list[str]] = {}
+    for name, (ex, _, _) in specs.items():
+        for kind in EXTRACTORS.get(ex).inputs:
+            out.setdefault(kind, []).append(name)
+    return out
+
+
+def run_info(run: Run | str | os.PathLike, *, seed: int | None = None) -> dict[str, Any]:
+    """JSON-serialisable metadata of a run for consumers (a service's ``/run``): see ``/work/brief``-documented
+    keys ``run, model, task, targets, label_rate_hz, feature_sets, causal, streamable, why_not_streamable,
+    inputs, media_supported, why_not_media``."""
+    from affectflow.experiment import run_label_rate
+    from affectflow.models import build_model
+
+    run = _run(run)
+    ckpt = _checkpoint(run, seed)
+    infos = feature_set_infos(run, ckpt=ckpt)
+    model = build_model(ckpt["model"])
+    causal = bool(getattr(model, "causal", False))
+    try:
+        inputs, why_media = required_inputs(run, seed=seed), None
+    except UnsupportedRunError as e:
+        inputs, why_media = None, str(e)
+    from affectflow.streaming.streamer import streaming_problem
+
+    why_stream = streaming_problem(model, ckpt)
+    fs = {}
+    for n, info in infos.items():
+        p = info.get("params") or {}
+        fs[n] = {"modality": info.get("modality"), "columns": list(info.get("columns", [])),
+                 "rate_hz": info.get("rate_hz"), "extractor": p.get("extractor") if isinstance(p, dict) else None,
+                 "params": p.get("params") if isinstance(p, dict) else None}
+    return {
+        "run": str(run.path),
+        "model": ckpt["model"]["type"],
+        "seed": int(ckpt.get("seed", -1)),
+        "task": ckpt["data"].get("task", "continuous"),
+        "targets": list(ckpt["data"]["targets"]),
+        "label_rate_hz": run_label_rate(run, ckpt),
+        "feature_sets": fs,
+        "causal": causal,
+        "streamable": why_stream is None,
+        "why_not_streamable": why_stream,
+        "inputs": inputs,
+        "media_supported": why_media is None,
+        "why_not_media": why_media,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- predict
+def _check_inputs(inputs: Mapping[str, Any], needs: dict[str, list[str]]) -> dict[str, Path]:
+    unknown = [k for k in inputs if k not in KINDS]
+    if unknown:
+        raise MediaInputError(f"Unknown media kinds {unknown}; expected any of {list(KINDS)}.")
+    given = {k: Path(v) for k, v in inputs.items() if v is not None and str(v) != ""}
+    for k, p in given.items():
+        if not p.is_file():
+            raise MediaInputError(f"The {k} file {str(p)!r} does not exist (or is not a file).")
+    missing = {}
+    for kind, sets in needs.items():
+        ok = kind in given or (kind == "audio" and "video" in given)
+        if not ok:
+            missing[kind] = sets
+    if missing:
+        need_txt = "; ".join(f"{k} for feature sets {v}" for k, v in missing.items())
+        raise MediaInputError(
+            f"The run needs {need_txt}, but only {sorted(given) or 'nothing'} was given. Its feature sets need: "
+            + ", ".join(f"{k}: {v}" for k, v in needs.items())
+            + " (an audio need is met by a video with a sound track)."
+        )
+    return given
+
+
+def predict_media(
+    run: Run | str | os.PathLike,
+    inputs: Mapping[str, str | os.PathLike | None],
+    *,
+    seed: int | None = None,
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+    workdir: str | os.PathLike | None = None,
+    recording_id: str = "media",
+) -> pd.DataFrame:
+    """Predict one recording given as media files (see the module docstring).
+
+    Parameters
+    ----------
+    run:
+        A run directory (or :class:`~affectflow.runs.Run`) of a continuous-task run trained on extracted features.
+    inputs:
+        Kind → file: any of ``video``, ``audio``, ``physio``, ``transcript``; must cover :func:`required_inputs`.
+    seed:
+        Use this seed's checkpoint (default: the selected seed).
+    device:
+        ``auto``, ``cpu`` or ``cuda``.
+    progress:
+        Optional ``progress(fraction, message)`` callback, fraction in [0, 1], called in this thread.
+    workdir:
+        Folder for the temporary corpus; must be empty or not exist, and is kept. Default: a temporary folder
+        that is removed afterwards.
+    recording_id:
+        Id of the recording in the temporary corpus.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``time`` (float64 s, the run's label grid), then one float column per target (named as the target).
+
+    Raises
+    ------
+    MediaInputError
+        Missing kind, unknown kind, missing/unreadable file, failed extraction.
+    UnsupportedRunError
+        Features not from affectflow extractors, or not a continuous-task run.
+    """
+    def report(f: float, msg: str) -> None:
+        if progress is not None:
+            progress(float(min(max(f, 0.0), 1.0)), msg)
+
+    run = _run(run)
+    ckpt = _checkpoint(run, seed)
+    specs = _extractor_specs(run, ckpt)
+    needs = required_inputs(run, seed=seed)
+    given = _check_inputs(inputs, needs)
+    report(0.0, "checking media")
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="affectflow-predict-") as tmp:
+            return _predict_in(run, ckpt, specs, given, Path(tmp), seed, device, report, recording_id)
+    wd = Path(workdir)
+    if wd.exists() and any(wd.iterdir()):
+        raise MediaInputError(f"Work folder {str(wd)!r} exists and is not empty; give a new or empty one.")
+    return _predict_in(run, ckpt, specs, given, wd, seed, device, report, recording_id)
+
+
+def _predict_in(run, ckpt, specs, given, wd: Path, seed, device, report, rid: str) -> pd.DataFrame:
+    from affectflow.corpus.media import import_media
+    from affectflow.experiment import predict, run_label_rate
+    from affectflow.features.base import EXTRACTORS
+    from affectflow.features.pipeline import extract, load_builtin_extractors
+
+    wd.mkdir(parents=True, exist_ok=True)
+    rate = run_label_rate(run, ckpt)
+    manifest = wd / "manifest.csv"
+    row = {"id": rid, "partition": "predict", **{k: str(p.resolve()) for k, p in given.items()}}
+    pd.DataFrame([row]).to_csv(manifest, index=False)
+    rep = import_media(manifest, wd / "corpus", name="predict-media", label_rate_hz=rate, partition="predict")
+    if not rep.ok or rid not in rep.added:
+        lines = "; ".join(f"{f['kind']} {f['file']}: {f['message']}" for f in rep.failures) or "no file usable"
+        raise MediaInputError(f"The media files could not be read: {lines}.")
+    report(0.05, "media probed")
+
+    load_builtin_extractors()
+    extractors = {}
+    for name, (ex_name, params, chash) in specs.items():
+        try:
+            ex = EXTRACTORS.build(ex_name, params)
+        except AffectflowError as e:
+            raise UnsupportedRunError(
+                f"Feature set {name!r} of run {run.path} was made by extractor {ex_name!r} with {params}, which "
+                f"this installation cannot rebuild: {e}"
+            ) from e
+        if chash and ex.config_hash() != chash:
+            raise UnsupportedRunError(
+                f"Feature set {name!r}: extractor {ex_name!r} rebuilt with the stored parameters has config hash "
+                f"{ex.config_hash()}, but the run's features were made with {chash}; this affectflow version "
+                "computes them differently, so the run cannot be applied to new media faithfully."
+            )
+        extractors[name] = ex
+    n = len(extractors)
+    for i, (name, ex) in enumerate(extractors.items()):
+        report(0.05 + 0.85 * i / n, f"extracting {name}")
+        summary = extract(wd / "corpus", {name: ex}, workers=1, progress=False, report=False)
+        bad = [r for r in summary.results if r.status in ("failed", "no_input")]
+        if bad:
+            msgs = "; ".join(f"{r.feature_set} from {r.file or 'no file'}: {r.message}" for r in bad)
+            raise MediaInputError(f"Feature extraction from the media failed: {msgs}.")
+    report(0.9, "predicting")
+    out = predict(run.path, corpus=wd / "corpus", recordings=[rid], out=wd / "predictions", seed=seed,
+                  device=device, progress=False)
+    df = pd.read_csv(out / f"{rid}.csv")
+    targets = list(ckpt["data"]["targets"])
+    res = pd.DataFrame({"time": df["time"].to_numpy(np.float64)})
+    for t in targets:
+        res[t] = df[f"{t}_pred"].to_numpy(np.float64)
+    report(1.0, "done")
+    return res
+
+
+# ---------------------------------------------------------------------------------------------------- files
+def plot_prediction(df: pd.DataFrame, path: str | os.PathLike, title: str = "") -> Path:
+    """Plot the target columns of a :func:`predict_media` frame over time to a PNG (one panel per target)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = [c for c in df.columns if c != "time"]
+    fig, axes = plt.subplots(len(targets), 1, figsize=(8, 2.2 * len(targets)), squeeze=False, sharex=True)
+    for ax, t in zip(axes[:, 0], targets):
+        ax.plot(df["time"], df[t], color="C1", lw=1.2)
+        ax.set_ylabel(t)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time (s)")
+    if title:
+        axes[0, 0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    from affectflow.corpus.corpus import atomic_write
+
+    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
+    plt.close(fig)
+    return path
