@@ -92,7 +92,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from affectflow.cli import deploy as deploy_cli
     from affectflow.experiment import predict
+
+    if deploy_cli.has_media_arguments(args):
+        return deploy_cli.predict_media_files(args)
 
     out = predict(args.run, recordings=_split(args.recordings), partitions=_split(args.partitions), corpus=args.corpus,
                   out=args.out, seed=args.seed, device=args.device, progress=not args.quiet)
@@ -176,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="new output folder (default: <run>/predictions-<timestamp>)")
     r.add_argument("--seed", type=int, help="use this seed's checkpoint (default: the selected seed)")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    from affectflow.cli import deploy as deploy_cli
+
+    deploy_cli.add_media_arguments(r)
+    deploy_cli.register(sub)
 
     d = add("demo", cmd_demo, "End-to-end demo: generate a corpus, train, evaluate, predict, print results, plot.")
     d.add_argument("--out", help="demo folder (default demo_out, or demo_media_out with --media); a new run "

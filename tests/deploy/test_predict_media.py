@@ -1,0 +1,114 @@
+"""Prediction from media files with a run trained on extracted features, and on corpora without labels."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from affectflow.cli.main import main
+from affectflow.config import load_config
+from affectflow.corpus import Corpus
+from affectflow.corpus.media import media_recordings
+from affectflow.experiment import predict, train
+from affectflow.features.pipeline import extract
+from affectflow.inference.media import MediaInputError, UnsupportedRunError, predict_media, required_inputs, run_info
+from affectflow.synthetic.media import espeak_available, generate_media_corpus
+
+media = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (scripts/setup.sh installs it)")
+
+
+@pytest.fixture(scope="module")
+def media_run(tmp_path_factory):
+    """A tiny run on egemaps (audio) + fer (video) features extracted from a generated media corpus."""
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed")
+    root = tmp_path_factory.mktemp("media")
+    c = generate_media_corpus(root / "c", n_subjects=4, duration_s=20.0, seed=4, video_size=96, physio=False,
+                              transcript=False, workers=1, progress=False)
+    s = extract(c, {"defaults": {"rate_hz": 2.0}, "features": {"egemaps": {}, "fer": {}}}, workers=1, progress=False)
+    assert s.ok, s.format()
+    cfg = load_config(None, [f"data.corpus={c.path}", f"output.runs_dir={root / 'runs'}",
+                             "data.features=[egemaps,fer]", "data.window.size=20", "data.window.hop=10",
+                             "model.d_model=16", "model.d_fc=8", "training.epochs=2", "training.seeds=[1]",
+                             "training.device=cpu"])
+    run = train(cfg, progress=False)
+    new = generate_media_corpus(root / "new", n_subjects=1, duration_s=12.0, seed=9, video_size=96, physio=False,
+                                transcript=False, workers=1, progress=False, partitions=(1.0, 0.0, 0.0))
+    return run, c, media_recordings(new)[0]
+
+
+@media
+def test_predict_media_matches_predicting_the_same_files_as_a_corpus(media_run, tmp_path):
+    run, _, rec = media_run
+    assert required_inputs(run) == {"audio": ["egemaps"], "video": ["fer"]}
+    calls = []
+    df = predict_media(run, {"video": rec.video, "audio": rec.audio}, progress=lambda f, m: calls.append(f))
+    assert list(df.columns) == ["time", "arousal", "valence"]
+    # the run's label grid (2 Hz) over the 12 s recording
+    np.testing.assert_allclose(df["time"].to_numpy(), np.arange(24) / 2.0)
+    assert np.isfinite(df[["arousal", "valence"]].to_numpy()).all()
+    assert calls[0] == 0.0 and calls[-1] == 1.0 and calls == sorted(calls)
+    # the same files extracted into a corpus and predicted the ordinary way give the same numbers
+    shutil.copytree(rec.video.parent.parent, tmp_path / "copy")
+    c = Corpus(tmp_path / "copy")
+    extract(c, {"defaults": {"rate_hz": 2.0}, "features": {"egemaps": {}, "fer": {}}}, workers=1, progress=False)
+    out = predict(run, corpus=c.path, recordings=[rec.id], out=tmp_path / "p", progress=False)
+    ref = pd.read_csv(out / f"{rec.id}.csv")
+    np.testing.assert_allclose(df["arousal"].to_numpy(), ref["arousal_pred"].to_numpy(), atol=1e-5)
+    info = run_info(run)
+    assert info["media_supported"] and info["streamable"] and info["label_rate_hz"] == 2.0
+    assert info["feature_sets"]["egemaps"]["extractor"] == "egemaps"
+
+
+@media
+def test_predict_media_errors_are_clear(media_run, tmp_path, tiny_run):
+    run, _, rec = media_run
+    with pytest.raises(MediaInputError, match="needs video for feature sets \\['fer'\\]"):
+        predict_media(run, {"audio": rec.audio})
+    with pytest.raises(MediaInputError, match="does not exist"):
+        predict_media(run, {"video": tmp_path / "nope.mp4", "audio": rec.audio})
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(MediaInputError, match="could not be read"):
+        predict_media(run, {"video": bad, "audio": rec.audio})
+    with pytest.raises(UnsupportedRunError, match="not made by affectflow's extractors"):
+        predict_media(tiny_run, {"video": rec.video})
+
+
+@media
+def test_cli_predict_media_writes_csv_and_plot_per_recording(media_run, tmp_path, capsys):
+    run, _, rec = media_run
+    out = tmp_path / "pred"
+    code = main(["predict", str(run), "--media", str(rec.video), "--audio", str(rec.audio),
+                 "--media", str(rec.video), "--audio", str(rec.audio), "--out", str(out), "-q"])
+    assert code == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [f"{rec.id}-1.csv", f"{rec.id}-1.png", f"{rec.id}-2.csv", f"{rec.id}-2.png"]
+    a, b = pd.read_csv(out / files[0]), pd.read_csv(out / files[2])
+    assert list(a.columns) == ["time", "arousal", "valence"] and a.equals(b)
+    # a missing modality is a one-paragraph error with exit code 2
+    assert main(["predict", str(run), "--media", str(rec.audio), "--out", str(tmp_path / "x")]) == 2
+    assert "needs video" in capsys.readouterr().err
+
+
+def test_predict_corpus_without_any_labels_uses_the_runs_label_rate(tiny_run, tiny_corpus, tmp_path):
+    src = tiny_corpus.path
+    dst = tmp_path / "unlabelled"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("cache", "labels"))
+    meta = json.loads((dst / "corpus.json").read_text())
+    meta["label_rate_hz"] = None  # nothing in the corpus tells the grid: the run's rate must be used
+    (dst / "corpus.json").write_text(json.dumps(meta))
+    rid = Corpus(dst).recording_ids(["test"])[0]
+    out = predict(tiny_run, corpus=dst, recordings=[rid], out=tmp_path / "p", progress=False)
+    df = pd.read_csv(out / f"{rid}.csv")
+    assert list(df.columns) == ["time", "arousal_pred", "valence_pred"]
+    dur = float(Corpus(dst).recording(rid)["duration"])
+    np.testing.assert_allclose(df["time"].to_numpy(), np.arange(int(np.floor(dur * 2.0 + 1e-6))) / 2.0)
+    # the same recording in the labelled corpus: same predictions on the same grid
+    ref = pd.read_csv(predict(tiny_run, recordings=[rid], out=tmp_path / "q", progress=False) / f"{rid}.csv")
+    n = min(len(ref), len(df))
+    np.testing.assert_allclose(df["arousal_pred"][:n], ref["arousal_pred"][:n], atol=1e-5)
