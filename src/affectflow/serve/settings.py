@@ -1,0 +1,123 @@
+"""Limits and options of the prediction service (:func:`affectflow.serve.create_app`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from affectflow.errors import ConfigError
+
+#: Media extensions an upload may have (lower case, with the dot). Anything else is refused with 415 before a
+#: byte is decoded; the extension only selects the decoder, the content is always probed.
+MEDIA_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".webm", ".mp4", ".mkv", ".avi", ".mov"}
+)
+
+
+@dataclass
+class ServeSettings:
+    """Limits of one service instance; every field can be set from ``affectflow serve --set key=value``.
+
+    Attributes
+    ----------
+    max_upload_mb:
+        Largest accepted upload (MiB). Larger requests get 413, checked on ``Content-Length`` before the body is
+        read and again while it streams in (for chunked uploads).
+    request_timeout_s:
+        How long ``POST /predict`` waits for its answer (s). A prediction still running then continues as a job:
+        the reply is ``202`` with the job's id and URL to poll instead of the result.
+    sync_max_duration_s:
+        ``POST /predict`` answers directly for media up to this long (s); longer files become a job at once
+        (``202``), as with ``POST /jobs``.
+    max_duration_s:
+        Longest accepted media (s); longer files get 413.
+    max_concurrent_jobs:
+        Predictions running at the same time (worker threads).
+    max_queued_jobs:
+        Jobs waiting for a worker; when the queue is full new uploads get 503 with ``Retry-After``.
+    job_timeout_s:
+        A job running longer than this (s) is cancelled at its next progress report and marked failed.
+    job_ttl_s:
+        Finished jobs (and their results) are forgotten this long (s) after they finish.
+    max_streams:
+        Open WebSocket streams at the same time; one more is closed with code 1013 (try again later).
+    stream_idle_timeout_s:
+        A WebSocket stream that sends nothing for this long (s) is closed.
+    max_stream_message_kb:
+        Largest WebSocket message (KiB).
+    threads:
+        torch intra-op threads used for inference (``torch.set_num_threads``); 0 leaves torch's default.
+    tmp_dir:
+        Parent of the private upload folder (default: the system temp dir). The service makes its own folder
+        ``affectflow-serve-XXXX`` (mode 0700) in it; uploads get server-chosen names there and are deleted when
+        their job is done.
+    """
+
+    max_upload_mb: float = 200.0
+    request_timeout_s: float = 60.0
+    sync_max_duration_s: float = 600.0
+    max_duration_s: float = 4 * 3600.0
+    max_concurrent_jobs: int = 2
+    max_queued_jobs: int = 16
+    job_timeout_s: float = 3600.0
+    job_ttl_s: float = 3600.0
+    max_streams: int = 32
+    stream_idle_timeout_s: float = 60.0
+    max_stream_message_kb: float = 1024.0
+    threads: int = 1
+    tmp_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        positive = ["max_upload_mb", "request_timeout_s", "max_duration_s", "job_timeout_s", "job_ttl_s",
+                    "stream_idle_timeout_s", "max_stream_message_kb"]
+        for name in positive:
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+                raise ConfigError(f"Serve setting {name} must be a positive number; got {v!r}.")
+        if not isinstance(self.sync_max_duration_s, (int, float)) or self.sync_max_duration_s < 0:
+            raise ConfigError(f"Serve setting sync_max_duration_s must be >= 0; got {self.sync_max_duration_s!r}.")
+        for name in ["max_concurrent_jobs", "max_streams"]:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"Serve setting {name} must be an integer >= 1; got {v!r}.")
+        for name in ["max_queued_jobs", "threads"]:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"Serve setting {name} must be an integer >= 0; got {v!r}.")
+        if self.tmp_dir is not None and not Path(self.tmp_dir).is_dir():
+            raise ConfigError(f"Serve setting tmp_dir {self.tmp_dir!r} is not an existing folder.")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """``max_upload_mb`` in bytes."""
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain values (shown by ``GET /health``, without ``tmp_dir``)."""
+        d = asdict(self)
+        d.pop("tmp_dir")
+        return d
+
+    @classmethod
+    def from_overrides(cls, items: list[str] | None) -> "ServeSettings":
+        """Settings from ``key=value`` strings (values parsed as YAML), e.g. ``["max_upload_mb=50"]``."""
+        import yaml
+
+        valid = {f.name: f for f in fields(cls)}
+        kw: dict[str, Any] = {}
+        for item in items or []:
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            if not sep or key not in valid:
+                raise ConfigError(
+                    f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(valid)}."
+                )
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError as e:
+                raise ConfigError(f"--set {item!r}: the value is not valid YAML: {e}") from e
+            if valid[key].type in ("float",) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            kw[key] = value
+        return cls(**kw)

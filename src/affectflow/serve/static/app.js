@@ -1,0 +1,248 @@
+// affectflow serve: the live page. Plain JS, no build step; charts with the vendored Chart.js.
+// Exposes window.affectflow = {info, state, jobId, result, drawn()} so that tests can read what is drawn.
+"use strict";
+(function () {
+  const COLORS = { valence: "#2f6fdb", arousal: "#d9480f" };
+  const EXTRA = ["#2b8a3e", "#862e9c", "#e67700", "#0b7285"];
+  const el = (id) => document.getElementById(id);
+  const af = (window.affectflow = { info: null, state: "idle", jobId: null, result: null, error: null });
+  let targets = ["valence", "arousal"];
+  let series = null, trajectory = null;
+  let csvUrl = null;
+  let mic = null;
+
+  function setState(s, text) {
+    af.state = s;
+    document.body.dataset.state = s;
+    if (text !== undefined) el("status").textContent = text;
+  }
+  function setProgress(f) { el("progress").value = Math.max(0, Math.min(1, f || 0)); }
+  function color(t, i) { return COLORS[t] || EXTRA[i % EXTRA.length]; }
+
+  function makeCharts() {
+    if (series) series.destroy();
+    if (trajectory) trajectory.destroy();
+    series = new Chart(el("series-chart"), {
+      type: "line",
+      data: { datasets: targets.map((t, i) => ({ label: t, data: [], borderColor: color(t, i), backgroundColor: color(t, i),
+        borderWidth: 2, pointRadius: 0, spanGaps: false, tension: 0 })) },
+      options: { animation: false, parsing: false, normalized: true, maintainAspectRatio: false,
+        scales: { x: { type: "linear", title: { display: true, text: "time (s)" } },
+                  y: { suggestedMin: -1, suggestedMax: 1, title: { display: true, text: "prediction" } } },
+        plugins: { legend: { position: "top" } } },
+    });
+    const both = targets.includes("valence") && targets.includes("arousal");
+    trajectory = new Chart(el("trajectory-chart"), {
+      type: "scatter",
+      data: { datasets: [
+        { label: "trajectory", data: [], showLine: true, borderColor: "rgba(80,90,110,.55)", borderWidth: 1.5,
+          pointRadius: 2, pointBackgroundColor: "rgba(47,111,219,.7)" },
+        { label: "now", data: [], pointRadius: 6, pointBackgroundColor: "#d9480f", borderColor: "#d9480f" } ] },
+      options: { animation: false, parsing: false, maintainAspectRatio: false,
+        scales: { x: { min: -1, max: 1, title: { display: true, text: both ? "valence" : "(needs valence)" } },
+                  y: { min: -1, max: 1, title: { display: true, text: both ? "arousal" : "(needs arousal)" } } },
+        plugins: { legend: { display: false } } },
+    });
+  }
+
+  // Replace everything drawn with a columnar payload {time: [...], <target>: [...]}.
+  function drawPayload(p) {
+    series.data.datasets.forEach((ds, i) => {
+      const col = p[targets[i]] || [];
+      ds.data = p.time.map((t, k) => ({ x: t, y: col[k] === null || col[k] === undefined ? NaN : col[k] }));
+    });
+    const traj = [];
+    if (p.valence && p.arousal) {
+      for (let k = 0; k < p.time.length; k++) {
+        if (p.valence[k] !== null && p.arousal[k] !== null) traj.push({ x: p.valence[k], y: p.arousal[k] });
+      }
+    }
+    trajectory.data.datasets[0].data = traj;
+    trajectory.data.datasets[1].data = traj.length ? [traj[traj.length - 1]] : [];
+    series.update("none");
+    trajectory.update("none");
+  }
+
+  // Append one streamed prediction {time, <target>: value}.
+  function drawStep(m) {
+    series.data.datasets.forEach((ds, i) => {
+      const v = m[targets[i]];
+      ds.data.push({ x: m.time, y: v === null || v === undefined ? NaN : v });
+    });
+    if (m.valence !== undefined && m.arousal !== undefined && m.valence !== null && m.arousal !== null) {
+      const pt = { x: m.valence, y: m.arousal };
+      trajectory.data.datasets[0].data.push(pt);
+      trajectory.data.datasets[1].data = [pt];
+    }
+    series.update("none");
+    trajectory.update("none");
+  }
+
+  // What the charts hold now, as columns (NaN gaps become null).
+  af.drawn = function () {
+    const out = { time: series ? series.data.datasets[0].data.map((d) => d.x) : [] };
+    (series ? series.data.datasets : []).forEach((ds, i) => {
+      out[targets[i]] = ds.data.map((d) => (Number.isNaN(d.y) ? null : d.y));
+    });
+    out.trajectory = trajectory ? trajectory.data.datasets[0].data.map((d) => [d.x, d.y]) : [];
+    return out;
+  };
+
+  function setCsv(url, name) {
+    const a = el("csv-link");
+    if (csvUrl && csvUrl.startsWith("blob:")) URL.revokeObjectURL(csvUrl);
+    csvUrl = url;
+    if (url) { a.href = url; a.download = name || "prediction.csv"; a.classList.remove("disabled"); a.removeAttribute("aria-disabled"); }
+    else { a.removeAttribute("href"); a.classList.add("disabled"); a.setAttribute("aria-disabled", "true"); }
+  }
+
+  function fail(msg) {
+    af.error = msg;
+    setState("error", "Error: " + msg);
+    el("predict-btn").disabled = false;
+    el("mic-btn").disabled = false;
+  }
+
+  async function errorText(resp) {
+    try { const j = await resp.json(); return j.detail || JSON.stringify(j); } catch (e) { return resp.status + " " + resp.statusText; }
+  }
+
+  // ------------------------------------------------------------------------------------------ file upload
+  function upload(file) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      const fd = new FormData();
+      fd.append("file", file, file.name);
+      xhr.open("POST", "/jobs");
+      xhr.upload.onprogress = (e) => { if (e.lengthComputable) { setProgress(e.loaded / e.total); } };
+      xhr.onload = () => {
+        let body = null;
+        try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+        if (xhr.status === 202 && body) resolve(body);
+        else reject(new Error((body && body.detail) || xhr.status + " " + xhr.statusText));
+      };
+      xhr.onerror = () => reject(new Error("the upload failed (network error)"));
+      xhr.send(fd);
+    });
+  }
+
+  async function predictFile(file) {
+    af.result = null; af.error = null; af.jobId = null;
+    makeCharts(); setCsv(null);
+    el("predict-btn").disabled = true;
+    setState("uploading", "Uploading " + file.name + "…");
+    let job;
+    try { job = await upload(file); } catch (e) { fail(e.message); return; }
+    af.jobId = job.id;
+    setState("running", "Predicting " + file.name + "…");
+    setProgress(0);
+    let seen = -1;
+    for (;;) {
+      const r = await fetch("/jobs/" + job.id + "?partial=1");
+      if (!r.ok) { fail(await errorText(r)); return; }
+      const j = await r.json();
+      setProgress(j.progress);
+      if (j.partial && j.partial.n_steps !== seen) { seen = j.partial.n_steps; drawPayload(j.partial); }
+      if (j.status === "done") {
+        af.result = j.result;
+        drawPayload(j.result);
+        setCsv("/jobs/" + job.id + "/result?format=csv", (file.name.replace(/\.[^.]*$/, "") || "prediction") + "-prediction.csv");
+        setProgress(1);
+        setState("done", "Done: " + j.result.n_steps + " steps over " + j.result.duration_s.toFixed(1) + " s of " + file.name + ".");
+        el("predict-btn").disabled = false;
+        return;
+      }
+      if (j.status === "failed" || j.status === "cancelled") { fail(j.error || j.status); return; }
+      await new Promise((res) => setTimeout(res, 250));
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------ microphone
+  async function startMic() {
+    af.result = null; af.error = null;
+    makeCharts(); setCsv(null);
+    let stream;
+    try { stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: false,
+      noiseSuppression: false, autoGainControl: false } }); }
+    catch (e) { fail("the microphone is not available: " + e.message); return; }
+    const ctx = new AudioContext();
+    const source = ctx.createMediaStreamSource(stream);
+    const proc = ctx.createScriptProcessor(4096, 1, 1);
+    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/stream");
+    const rows = [];
+    mic = { stream, ctx, source, proc, ws, rows, ready: false };
+    ws.onopen = () => ws.send(JSON.stringify({ type: "start", input: "audio", sample_rate: ctx.sampleRate, encoding: "f32le" }));
+    ws.onmessage = (ev) => {
+      const m = JSON.parse(ev.data);
+      if (m.type === "ready") { mic.ready = true; setState("streaming", "Listening… (" + ctx.sampleRate + " Hz)"); }
+      else if (m.type === "prediction") { rows.push(m); drawStep(m); setState("streaming", "Listening… " + m.time.toFixed(1) + " s"); }
+      else if (m.type === "error") { fail(m.detail); }
+      else if (m.type === "end") { finishMic(); }
+    };
+    ws.onclose = () => { if (mic && mic.ws === ws) stopAudio(); };
+    proc.onaudioprocess = (e) => {
+      if (mic && mic.ready && ws.readyState === WebSocket.OPEN) ws.send(new Float32Array(e.inputBuffer.getChannelData(0)).buffer);
+    };
+    source.connect(proc);
+    proc.connect(ctx.destination);
+    el("mic-btn").textContent = "Stop microphone";
+    el("mic-btn").classList.add("recording");
+    el("predict-btn").disabled = true;
+    setState("streaming", "Connecting…");
+  }
+
+  function stopAudio() {
+    if (!mic) return;
+    try { mic.proc.disconnect(); mic.source.disconnect(); } catch (e) { /* already */ }
+    mic.stream.getTracks().forEach((t) => t.stop());
+    mic.ctx.close();
+    el("mic-btn").textContent = "Start microphone";
+    el("mic-btn").classList.remove("recording");
+    el("predict-btn").disabled = false;
+  }
+
+  function stopMic() {
+    if (!mic) return;
+    stopAudio();
+    if (mic.ws.readyState === WebSocket.OPEN) mic.ws.send(JSON.stringify({ type: "end" }));
+    setState("stopping", "Finishing the stream…");
+  }
+
+  function finishMic() {
+    const rows = mic.rows;
+    const lines = ["time," + targets.join(",")];
+    rows.forEach((m) => lines.push([m.time, ...targets.map((t) => (m[t] === null || m[t] === undefined ? "" : m[t]))].join(",")));
+    setCsv(URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" })), "microphone-prediction.csv");
+    af.result = { time: rows.map((m) => m.time), targets };
+    targets.forEach((t) => { af.result[t] = rows.map((m) => (m[t] === undefined ? null : m[t])); });
+    mic.ws.close();
+    mic = null;
+    setState("done", "Stream ended: " + rows.length + " steps.");
+  }
+
+  // ------------------------------------------------------------------------------------------ start-up
+  async function init() {
+    try {
+      const r = await fetch("/info");
+      const info = await r.json();
+      af.info = info;
+      targets = info.targets;
+      el("run-info").textContent = "Run " + info.name + " · targets " + info.targets.join(", ") + " · features " +
+        info.feature_sets.join(", ") + " · " + info.label_rate_hz + " Hz" + (info.causal ? " · causal (live microphone)" : "");
+      if (!info.stream_inputs || !info.stream_inputs.includes("audio")) {
+        el("mic-btn").disabled = true;
+        el("mic-btn").title = info.stream_refusal || "this run cannot stream from audio";
+      }
+    } catch (e) { el("run-info").textContent = "Could not load the run's metadata."; }
+    makeCharts();
+    el("upload-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const f = el("file").files[0];
+      if (!f) { fail("choose a file first"); return; }
+      predictFile(f);
+    });
+    el("mic-btn").addEventListener("click", () => (mic ? stopMic() : startMic()));
+    setState("ready");
+  }
+  init();
+})();
