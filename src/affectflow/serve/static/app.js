@@ -10,6 +10,7 @@
   let series = null, trajectory = null;
   let csvUrl = null;
   let mic = null;
+  let canStream = false;
 
   function setState(s, text) {
     af.state = s;
@@ -39,8 +40,8 @@
           pointRadius: 2, pointBackgroundColor: "rgba(47,111,219,.7)" },
         { label: "now", data: [], pointRadius: 6, pointBackgroundColor: "#d9480f", borderColor: "#d9480f" } ] },
       options: { animation: false, parsing: false, maintainAspectRatio: false,
-        scales: { x: { min: -1, max: 1, title: { display: true, text: both ? "valence" : "(needs valence)" } },
-                  y: { min: -1, max: 1, title: { display: true, text: both ? "arousal" : "(needs arousal)" } } },
+        scales: { x: { suggestedMin: -1, suggestedMax: 1, title: { display: true, text: both ? "valence" : "(needs valence)" } },
+                  y: { suggestedMin: -1, suggestedMax: 1, title: { display: true, text: both ? "arousal" : "(needs arousal)" } } },
         plugins: { legend: { display: false } } },
     });
   }
@@ -98,9 +99,11 @@
 
   function fail(msg) {
     af.error = msg;
+    if (mic) { stopAudio(); const ws = mic.ws; mic = null; try { ws.close(); } catch (e) { /* closed */ } }
     setState("error", "Error: " + msg);
     el("predict-btn").disabled = false;
-    el("mic-btn").disabled = false;
+    el("mic-btn").disabled = !canStream;
+    el("live-btn").disabled = !canStream;
   }
 
   async function errorText(resp) {
@@ -157,66 +160,90 @@
     }
   }
 
-  // ------------------------------------------------------------------------------------------ microphone
-  async function startMic() {
+  // ------------------------------------------------------------------------------- live: microphone or file
+  // Audio from the microphone (getUserMedia) or a file played in the page (decodeAudioData) goes through a
+  // ScriptProcessor as float32 chunks to the /stream WebSocket; each prediction is drawn as it arrives.
+  async function startLive(kind, file) {
     af.result = null; af.error = null;
     makeCharts(); setCsv(null);
-    let stream;
-    try { stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: false,
-      noiseSuppression: false, autoGainControl: false } }); }
-    catch (e) { fail("the microphone is not available: " + e.message); return; }
     const ctx = new AudioContext();
-    const source = ctx.createMediaStreamSource(stream);
+    let stream = null, source;
+    try {
+      if (kind === "microphone") {
+        stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: false,
+          noiseSuppression: false, autoGainControl: false } });
+        source = ctx.createMediaStreamSource(stream);
+      } else {
+        const buf = await ctx.decodeAudioData(await file.arrayBuffer());
+        source = ctx.createBufferSource();
+        source.buffer = buf;
+      }
+    } catch (e) {
+      ctx.close();
+      fail(kind === "microphone" ? "the microphone is not available: " + e.message : "the browser cannot decode " + file.name + ": " + e.message);
+      return;
+    }
     const proc = ctx.createScriptProcessor(4096, 1, 1);
     const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/stream");
     const rows = [];
-    mic = { stream, ctx, source, proc, ws, rows, ready: false };
+    const label = kind === "microphone" ? "Listening" : "Playing " + file.name;
+    mic = { kind, stream, ctx, source, proc, ws, rows, ready: false, name: kind === "microphone" ? "microphone" : file.name };
     ws.onopen = () => ws.send(JSON.stringify({ type: "start", input: "audio", sample_rate: ctx.sampleRate, encoding: "f32le" }));
     ws.onmessage = (ev) => {
       const m = JSON.parse(ev.data);
-      if (m.type === "ready") { mic.ready = true; setState("streaming", "Listening… (" + ctx.sampleRate + " Hz)"); }
-      else if (m.type === "prediction") { rows.push(m); drawStep(m); setState("streaming", "Listening… " + m.time.toFixed(1) + " s"); }
+      if (m.type === "ready") {
+        mic.ready = true;
+        setState("streaming", label + "… (" + ctx.sampleRate + " Hz)");
+        if (kind === "file") { source.onended = () => stopLive(); source.start(); }
+      } else if (m.type === "prediction") { rows.push(m); drawStep(m); setState("streaming", label + "… " + m.time.toFixed(1) + " s"); }
       else if (m.type === "error") { fail(m.detail); }
-      else if (m.type === "end") { finishMic(); }
+      else if (m.type === "end") { finishLive(); }
     };
-    ws.onclose = () => { if (mic && mic.ws === ws) stopAudio(); };
+    ws.onclose = () => { if (mic && mic.ws === ws) { stopAudio(); if (af.state !== "error" && af.state !== "done") fail("the stream was closed"); mic = null; } };
     proc.onaudioprocess = (e) => {
       if (mic && mic.ready && ws.readyState === WebSocket.OPEN) ws.send(new Float32Array(e.inputBuffer.getChannelData(0)).buffer);
     };
     source.connect(proc);
+    if (kind === "file") source.connect(ctx.destination);
     proc.connect(ctx.destination);
-    el("mic-btn").textContent = "Stop microphone";
-    el("mic-btn").classList.add("recording");
+    const btn = kind === "microphone" ? el("mic-btn") : el("live-btn");
+    btn.textContent = "Stop"; btn.classList.add("recording");
     el("predict-btn").disabled = true;
+    (kind === "microphone" ? el("live-btn") : el("mic-btn")).disabled = true;
     setState("streaming", "Connecting…");
   }
 
   function stopAudio() {
-    if (!mic) return;
+    if (!mic || mic.stopped) return;
+    mic.stopped = true;
     try { mic.proc.disconnect(); mic.source.disconnect(); } catch (e) { /* already */ }
-    mic.stream.getTracks().forEach((t) => t.stop());
+    if (mic.kind === "file") { try { mic.source.onended = null; mic.source.stop(); } catch (e) { /* not started */ } }
+    if (mic.stream) mic.stream.getTracks().forEach((t) => t.stop());
     mic.ctx.close();
-    el("mic-btn").textContent = "Start microphone";
-    el("mic-btn").classList.remove("recording");
+    el("mic-btn").textContent = "Start microphone"; el("mic-btn").classList.remove("recording");
+    el("live-btn").textContent = "Play file live"; el("live-btn").classList.remove("recording");
     el("predict-btn").disabled = false;
+    el("mic-btn").disabled = !canStream; el("live-btn").disabled = !canStream;
   }
 
-  function stopMic() {
+  function stopLive() {
     if (!mic) return;
     stopAudio();
     if (mic.ws.readyState === WebSocket.OPEN) mic.ws.send(JSON.stringify({ type: "end" }));
     setState("stopping", "Finishing the stream…");
   }
 
-  function finishMic() {
+  function finishLive() {
     const rows = mic.rows;
     const lines = ["time," + targets.join(",")];
     rows.forEach((m) => lines.push([m.time, ...targets.map((t) => (m[t] === null || m[t] === undefined ? "" : m[t]))].join(",")));
-    setCsv(URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" })), "microphone-prediction.csv");
-    af.result = { time: rows.map((m) => m.time), targets };
+    setCsv(URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" })),
+      mic.name.replace(/\.[^.]*$/, "") + "-live-prediction.csv");
+    af.result = { time: rows.map((m) => m.time), targets, n_steps: rows.length };
     targets.forEach((t) => { af.result[t] = rows.map((m) => (m[t] === undefined ? null : m[t])); });
-    mic.ws.close();
+    const ws = mic.ws;
     mic = null;
+    ws.close();
     setState("done", "Stream ended: " + rows.length + " steps.");
   }
 
@@ -228,11 +255,12 @@
       af.info = info;
       targets = info.targets;
       el("run-info").textContent = "Run " + info.name + " · targets " + info.targets.join(", ") + " · features " +
-        info.feature_sets.join(", ") + " · " + info.label_rate_hz + " Hz" + (info.causal ? " · causal (live microphone)" : "");
-      if (!info.stream_inputs || !info.stream_inputs.includes("audio")) {
-        el("mic-btn").disabled = true;
-        el("mic-btn").title = info.stream_refusal || "this run cannot stream from audio";
+        info.feature_sets.join(", ") + " · " + info.label_rate_hz + " Hz" + (info.causal ? " · causal" : "");
+      canStream = !!(info.stream_inputs && info.stream_inputs.includes("audio"));
+      if (!canStream) {
+        ["mic-btn", "live-btn"].forEach((id) => { el(id).disabled = true; el(id).title = "live: " + (info.stream_refusal || "this run cannot stream from audio"); });
       }
+      if (info.media_supported === false) { el("predict-btn").disabled = true; el("predict-btn").title = info.why_not_media || ""; }
     } catch (e) { el("run-info").textContent = "Could not load the run's metadata."; }
     makeCharts();
     el("upload-form").addEventListener("submit", (e) => {
@@ -241,7 +269,13 @@
       if (!f) { fail("choose a file first"); return; }
       predictFile(f);
     });
-    el("mic-btn").addEventListener("click", () => (mic ? stopMic() : startMic()));
+    el("mic-btn").addEventListener("click", () => (mic ? stopLive() : startLive("microphone")));
+    el("live-btn").addEventListener("click", () => {
+      if (mic) { stopLive(); return; }
+      const f = el("file").files[0];
+      if (!f) { fail("choose a file first"); return; }
+      startLive("file", f);
+    });
     setState("ready");
   }
   init();
