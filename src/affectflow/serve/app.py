@@ -262,13 +262,13 @@ class _Service:
         try:
             return float(self.model.probe(path))
         except AffectflowError as e:
-            raise UploadError(422, _clean(str(e), path, name)) from None
+            raise UploadError(422, _clean(str(e), path, name, self.store.root)) from None
 
     def _predict(self, job: Job, path: Path, name: str) -> pd.DataFrame:
         try:
             return self.model.predict_file(path, progress=job.report, workdir=self.store.root / f"work-{job.id}")
         except AffectflowError as e:
-            raise JobFailure(422, _clean(str(e), path, name)) from None
+            raise JobFailure(422, _clean(str(e), path, name, self.store.root)) from None
 
     def job_or_404(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)
@@ -299,6 +299,7 @@ class _Busy(UploadError):
         super().__init__(503, message)
 
 
-def _clean(message: str, path: Path, name: str) -> str:
-    """An error message with the server's upload path replaced by the client's file name."""
-    return message.replace(str(path), name).replace(path.name, name)
+def _clean(message: str, path: Path, name: str, root: Path) -> str:
+    """An error message with the server's upload path replaced by the client's file name (and the private
+    folder's path by a placeholder)."""
+    return message.replace(str(path), name).replace(path.name, name).replace(str(root), "<upload folder>")

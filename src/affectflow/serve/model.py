@@ -185,8 +185,6 @@ class ServedModel:
         AffectflowError
             The run cannot stream this input (the message says why).
         """
-        from affectflow.streaming import AudioStreamPredictor, Streamer
-
         if kind not in self.stream_inputs:
             why = self.stream_refusal or "not supported"
             raise MediaError(f"This run cannot stream input {kind!r}: {why}.")
@@ -194,9 +192,19 @@ class ServedModel:
             if not isinstance(sample_rate, (int, float)) or isinstance(sample_rate, bool) or not (
                     4000 <= sample_rate <= 384000):
                 raise MediaError(f"'sample_rate' must be a number of Hz between 4000 and 384000; got {sample_rate!r}.")
+            from affectflow.streaming import AudioStreamPredictor
+
             return StreamSession(self, AudioStreamPredictor(self.path, seed=self.seed, device="cpu"),
                                  int(sample_rate))
-        return StreamSession(self, Streamer(self.path, seed=self.seed, device="cpu"), None)
+        return StreamSession(self, self._streamer().clone(), None)
+
+    def _streamer(self):
+        """The run's :class:`~affectflow.streaming.Streamer`, loaded once; each stream gets a clone."""
+        if getattr(self, "_template", None) is None:
+            from affectflow.streaming import Streamer
+
+            self._template = Streamer(self.path, seed=self.seed, device="cpu")
+        return self._template
 
 
 class StreamSession:
