@@ -174,3 +174,46 @@ def test_stream_limit_refuses_one_more(served):
                 with pytest.raises(WebSocketDisconnect) as e:
                     ws2.receive_text()
                 assert e.value.code == 1013
+
+
+def test_cli_serve_runs_the_app_and_refuses_a_bad_run(speech_run, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.serve.browser import free_port
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(__import__("affectflow").__path__[0].rsplit("/", 1)[0]),
+                                                       os.environ.get("PYTHONPATH", "")])}
+    bad = subprocess.run([sys.executable, "-m", "affectflow.cli.main", "serve", str(tmp_path / "nope")],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and "not an affectflow run directory" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "affectflow.cli.main", "serve", str(speech_run), "--set", "max_upload_mb=0"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and "max_upload_mb must be a positive number" in bad.stderr
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "affectflow.cli.main", "serve", str(speech_run), "--port", str(port),
+                             "-q", "--set", "max_concurrent_jobs=3", "--set", f"tmp_dir={tmp_path}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        t0 = time.time()
+        while True:
+            try:
+                h = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.time() - t0 < 60, proc.stdout.read() if proc.poll() is not None else ""
+                time.sleep(0.2)
+        assert h["status"] == "ok" and h["limits"]["max_concurrent_jobs"] == 3
+        assert [p.name[:17] for p in tmp_path.iterdir()] == ["affectflow-serve-"]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    # uvicorn shuts down gracefully (lifespan end), then re-raises the SIGTERM it caught
+    assert proc.returncode in (0, -15), out
+    assert f"on http://127.0.0.1:{port}/" in out
+    assert list(tmp_path.iterdir()) == []  # the private upload folder is removed on shutdown

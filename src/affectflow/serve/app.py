@@ -160,12 +160,13 @@ def create_app(run: str | Path | ServedModel, settings: ServeSettings | None = N
     async def predict(request: Request, format: str = "json"):
         fmt = _check_format(format)
         job = await svc.submit_upload(request)
-        if job.info.get("duration_s", 0.0) <= settings.sync_max_duration_s:
+        long_media = job.info.get("duration_s", 0.0) > settings.sync_max_duration_s
+        if not long_media:
             try:
                 await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job.future)), settings.request_timeout_s)
             except asyncio.TimeoutError:
                 pass
-        if not job.is_finished:
+        if long_media or not job.is_finished:
             return JSONResponse(svc.job_links(request, job), status_code=202,
                                 headers={"Location": f"/jobs/{job.id}"})
         return svc.result_response(job, fmt)

@@ -80,7 +80,12 @@ class ServedModel:
         inputs = ["features"]
         self.stream_refusal = None
         if self.needs == ["audio"]:
-            inputs.insert(0, "audio")
+            try:
+                from affectflow.streaming import AudioStreamPredictor  # noqa: F401
+            except ImportError:
+                self.stream_refusal = "live audio needs affectflow.streaming.AudioStreamPredictor (not installed)"
+            else:
+                inputs.insert(0, "audio")
         else:
             self.stream_refusal = (f"live audio needs a run whose feature sets all come from audio; this run needs "
                                    f"{self.needs}")
