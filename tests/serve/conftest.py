@@ -56,3 +56,15 @@ def served(speech_run):
     from affectflow.serve.model import ServedModel
 
     return ServedModel(speech_run)
+
+
+@pytest.fixture(scope="session")
+def short_clip(tmp_path_factory):
+    """A 5 s synthetic speech wav (16 kHz mono) for real-time streaming tests."""
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed (scripts/setup.sh installs it)")
+    from affectflow.synthetic.media import generate_media_corpus
+
+    c = generate_media_corpus(tmp_path_factory.mktemp("short") / "c", n_subjects=1, duration_s=5.0, seed=12,
+                              video=False, physio=False, transcript=False)
+    return next((c.path / "media").glob("*.wav"))

@@ -84,3 +84,58 @@ def test_page_shows_a_clear_error_for_bad_media(page, tmp_path):
     assert _wait_state(d, {"done", "error"}) == "error"
     status = d.find_element(By.ID, "status").text
     assert status.startswith("Error:") and "broken.wav" in status
+
+
+def _needs_audio_streaming():
+    try:
+        from affectflow.streaming import AudioStreamPredictor  # noqa: F401
+    except ImportError:
+        pytest.skip("affectflow.streaming.AudioStreamPredictor is not available")
+
+
+def test_playing_a_file_live_draws_each_streamed_step(page, short_clip, tmp_path):
+    """The page decodes the file at 16 kHz, sends it over /stream as it plays, and draws each prediction: the
+    curves end equal to the offline answer (the stream is causal and sample-identical)."""
+    _needs_audio_streaming()
+    import httpx
+    from selenium.webdriver.common.by import By
+
+    url, d = page
+    d.get(url + "/")
+    _wait_state(d, {"ready"})
+    d.find_element(By.ID, "file").send_keys(str(short_clip))
+    d.find_element(By.ID, "live-btn").click()
+    assert _wait_state(d, {"streaming", "error"}) == "streaming"
+    counts = []
+    assert _wait_state(d, {"done", "error"}, timeout=25) == "done", d.find_element(By.ID, "status").text
+    d.save_screenshot(str(tmp_path / "page-live.png"))
+    drawn = d.execute_script("return window.affectflow.drawn()")
+    received = d.execute_script("return window.affectflow.result")
+    api = httpx.post(url + "/predict", files={"file": ("short.wav", short_clip.read_bytes())}, timeout=30).json()
+    assert len(drawn["time"]) == received["n_steps"] == api["n_steps"] == 10, counts
+    for t in ("arousal", "valence"):
+        assert drawn[t] == received[t]
+        np.testing.assert_allclose(drawn[t], api[t], atol=1e-4)
+    assert d.find_element(By.ID, "csv-link").get_attribute("href").startswith("blob:")
+
+
+def test_microphone_streams_and_draws_live(page):
+    """Chromium's fake microphone plays the speech clip; predictions arrive and are drawn while it records."""
+    _needs_audio_streaming()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, d = page
+    d.get(url + "/")
+    _wait_state(d, {"ready"})
+    d.find_element(By.ID, "mic-btn").click()
+    WebDriverWait(d, 20, poll_frequency=0.1).until(
+        lambda d: _state(d) == "error" or len(d.execute_script("return window.affectflow.drawn()")["time"]) >= 2)
+    assert _state(d) == "streaming", d.find_element(By.ID, "status").text
+    d.find_element(By.ID, "mic-btn").click()  # stop: the server flushes the remaining steps
+    assert _wait_state(d, {"done", "error"}) == "done", d.find_element(By.ID, "status").text
+    drawn = d.execute_script("return window.affectflow.drawn()")
+    received = d.execute_script("return window.affectflow.result")
+    assert len(drawn["time"]) == received["n_steps"] >= 2
+    assert drawn["time"] == [k / 2.0 for k in range(len(drawn["time"]))]
+    assert all(np.isfinite(drawn["valence"])) and all(np.isfinite(drawn["arousal"]))

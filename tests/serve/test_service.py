@@ -217,3 +217,55 @@ def test_cli_serve_runs_the_app_and_refuses_a_bad_run(speech_run, tmp_path):
     assert proc.returncode in (0, -15), out
     assert f"on http://127.0.0.1:{port}/" in out
     assert list(tmp_path.iterdir()) == []  # the private upload folder is removed on shutdown
+
+
+def _needs_audio_streaming():
+    try:
+        from affectflow.streaming import AudioStreamPredictor  # noqa: F401
+    except ImportError:
+        pytest.skip("affectflow.streaming.AudioStreamPredictor is not available")
+
+
+@pytest.mark.parametrize("encoding", ["s16le", "f32le"])
+def test_audio_stream_gives_the_offline_answer_step_by_step(client, speech_clip, reference, encoding):
+    _needs_audio_streaming()
+    import soundfile as sf
+
+    pcm, sr = sf.read(speech_clip, dtype="int16")
+    assert sr == 16000
+    data = pcm.astype("<i2").tobytes() if encoding == "s16le" else (pcm / 32768.0).astype("<f4").tobytes()
+    width = 2 if encoding == "s16le" else 4
+    chunk = int(0.3 * sr) * width  # 0.3 s per message
+    got, before_end = [], 0
+    with client.websocket_connect("/stream") as ws:
+        ws.send_text(json.dumps({"type": "start", "input": "audio", "sample_rate": sr, "encoding": encoding}))
+        ready = json.loads(ws.receive_text())
+        assert ready["type"] == "ready" and ready["targets"] == ["arousal", "valence"] and ready["sample_rate"] == sr
+        for i in range(0, len(data), chunk):
+            ws.send_bytes(data[i:i + chunk])
+        ws.send_text(json.dumps({"type": "end"}))
+        while True:
+            m = json.loads(ws.receive_text())
+            if m["type"] == "end":
+                break
+            assert m["type"] == "prediction", m
+            got.append(m)
+        assert m["steps"] == len(got)
+    assert [g["step"] for g in got] == list(range(len(reference)))
+    np.testing.assert_allclose([g["time"] for g in got], reference["time"])
+    for t in ("arousal", "valence"):
+        np.testing.assert_allclose([g[t] for g in got], reference[t], atol=1e-4)
+
+
+def test_audio_stream_refuses_bad_pcm_and_rates(client):
+    _needs_audio_streaming()
+    with client.websocket_connect("/stream") as ws:
+        ws.send_text(json.dumps({"type": "start", "input": "audio", "sample_rate": 16000, "encoding": "f32le"}))
+        assert json.loads(ws.receive_text())["type"] == "ready"
+        ws.send_bytes(b"\x00\x00\x00")
+        err = json.loads(ws.receive_text())
+        assert "whole number of 4-byte samples" in err["detail"]
+    with client.websocket_connect("/stream") as ws:
+        ws.send_text(json.dumps({"type": "start", "input": "audio", "sample_rate": 12}))
+        err = json.loads(ws.receive_text())
+        assert err["type"] == "error" and "sample_rate" in err["detail"]

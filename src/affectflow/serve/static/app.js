@@ -166,8 +166,10 @@
   async function startLive(kind, file) {
     af.result = null; af.error = null;
     makeCharts(); setCsv(null);
-    const ctx = new AudioContext();
-    let stream = null, source;
+    // a file is decoded at 16 kHz (the rate the features are computed at: a 16 kHz file is sent sample for
+    // sample as it would be read offline); the microphone is sent at the device's rate (resampled by the server)
+    const ctx = kind === "microphone" ? new AudioContext() : new AudioContext({ sampleRate: 16000 });
+    let stream = null, source, samples = null;
     try {
       if (kind === "microphone") {
         stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: false,
@@ -175,6 +177,11 @@
         source = ctx.createMediaStreamSource(stream);
       } else {
         const buf = await ctx.decodeAudioData(await file.arrayBuffer());
+        samples = new Float32Array(buf.length);
+        for (let c = 0; c < buf.numberOfChannels; c++) {
+          const x = buf.getChannelData(c);
+          for (let i = 0; i < x.length; i++) samples[i] += x[i] / buf.numberOfChannels;
+        }
         source = ctx.createBufferSource();
         source.buffer = buf;
       }
@@ -183,29 +190,34 @@
       fail(kind === "microphone" ? "the microphone is not available: " + e.message : "the browser cannot decode " + file.name + ": " + e.message);
       return;
     }
-    const proc = ctx.createScriptProcessor(4096, 1, 1);
     const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/stream");
     const rows = [];
     const label = kind === "microphone" ? "Listening" : "Playing " + file.name;
-    mic = { kind, stream, ctx, source, proc, ws, rows, ready: false, name: kind === "microphone" ? "microphone" : file.name };
+    mic = { kind, stream, ctx, source, proc: null, timer: null, ws, rows, ready: false,
+            name: kind === "microphone" ? "microphone" : file.name };
     ws.onopen = () => ws.send(JSON.stringify({ type: "start", input: "audio", sample_rate: ctx.sampleRate, encoding: "f32le" }));
     ws.onmessage = (ev) => {
       const m = JSON.parse(ev.data);
       if (m.type === "ready") {
         mic.ready = true;
         setState("streaming", label + "… (" + ctx.sampleRate + " Hz)");
-        if (kind === "file") { source.onended = () => stopLive(); source.start(); }
+        if (kind === "file") playAndSend(samples);
       } else if (m.type === "prediction") { rows.push(m); drawStep(m); setState("streaming", label + "… " + m.time.toFixed(1) + " s"); }
       else if (m.type === "error") { fail(m.detail); }
       else if (m.type === "end") { finishLive(); }
     };
     ws.onclose = () => { if (mic && mic.ws === ws) { stopAudio(); if (af.state !== "error" && af.state !== "done") fail("the stream was closed"); mic = null; } };
-    proc.onaudioprocess = (e) => {
-      if (mic && mic.ready && ws.readyState === WebSocket.OPEN) ws.send(new Float32Array(e.inputBuffer.getChannelData(0)).buffer);
-    };
-    source.connect(proc);
-    if (kind === "file") source.connect(ctx.destination);
-    proc.connect(ctx.destination);
+    if (kind === "microphone") {
+      const proc = ctx.createScriptProcessor(4096, 1, 1);
+      proc.onaudioprocess = (e) => {
+        if (mic && mic.ready && ws.readyState === WebSocket.OPEN) ws.send(new Float32Array(e.inputBuffer.getChannelData(0)).buffer);
+      };
+      source.connect(proc);
+      proc.connect(ctx.destination);
+      mic.proc = proc;
+    } else {
+      source.connect(ctx.destination);
+    }
     const btn = kind === "microphone" ? el("mic-btn") : el("live-btn");
     btn.textContent = "Stop"; btn.classList.add("recording");
     el("predict-btn").disabled = true;
@@ -213,11 +225,26 @@
     setState("streaming", "Connecting…");
   }
 
+  // Play the decoded file and send its samples as playback reaches them (every 50 ms), then "end".
+  function playAndSend(samples) {
+    const m = mic, sr = m.ctx.sampleRate;
+    let sent = 0;
+    const t0 = m.ctx.currentTime;
+    m.source.start();
+    m.timer = setInterval(() => {
+      if (mic !== m || m.ws.readyState !== WebSocket.OPEN) { clearInterval(m.timer); return; }
+      const upto = Math.min(samples.length, Math.floor((m.ctx.currentTime - t0) * sr));
+      if (upto > sent) { m.ws.send(samples.slice(sent, upto).buffer); sent = upto; }
+      if (sent >= samples.length) { clearInterval(m.timer); stopLive(); }
+    }, 50);
+  }
+
   function stopAudio() {
     if (!mic || mic.stopped) return;
     mic.stopped = true;
-    try { mic.proc.disconnect(); mic.source.disconnect(); } catch (e) { /* already */ }
-    if (mic.kind === "file") { try { mic.source.onended = null; mic.source.stop(); } catch (e) { /* not started */ } }
+    if (mic.timer) clearInterval(mic.timer);
+    try { if (mic.proc) mic.proc.disconnect(); mic.source.disconnect(); } catch (e) { /* already */ }
+    if (mic.kind === "file") { try { mic.source.stop(); } catch (e) { /* not started */ } }
     if (mic.stream) mic.stream.getTracks().forEach((t) => t.stop());
     mic.ctx.close();
     el("mic-btn").textContent = "Start microphone"; el("mic-btn").classList.remove("recording");
