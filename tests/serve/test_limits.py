@@ -156,6 +156,24 @@ def test_oversized_uploads_are_refused_declared_or_streamed():
         assert c.post("/predict", files={"file": ("ok.wav", b"x" * 100)}).status_code == 200
 
 
+def test_slow_uploads_time_out_with_408():
+    import httpx
+
+    from tests.serve.browser import running_server
+
+    def slow():  # a real server: TestClient would read the whole body before the app sees it
+        for _ in range(8):
+            time.sleep(0.15)
+            yield b"x" * 10
+
+    app = create_app(KnownModel(), ServeSettings(upload_timeout_s=0.4))
+    with running_server(app) as url:
+        r = httpx.post(url + "/predict?filename=slow.wav", content=slow(), timeout=10)
+        assert r.status_code == 408 and "within the service's limit of 0.4 s" in r.json()["detail"]
+        assert list(app.state.service.store.root.iterdir()) == []
+        assert httpx.post(url + "/predict?filename=fast.wav", content=b"x" * 4, timeout=10).status_code == 200
+
+
 def test_long_media_become_jobs_and_too_long_media_are_refused():
     with client(sync_max_duration_s=2.0, max_duration_s=10.0) as c:
         r = c.post("/predict", files={"file": ("long.wav", b"x" * 6)})  # 3 s > 2 s: a job at once

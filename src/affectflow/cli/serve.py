@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
         description="Serve a trained run: a web page (GET /) to predict an uploaded file or the microphone with "
         "live valence/arousal curves; POST /predict and POST /jobs for media files (JSON or CSV); WS /stream for "
         "step-by-step predictions from audio chunks or feature frames; GET /health; GET /info for the run's "
-        "metadata. Limits: --set max_upload_mb=200, request_timeout_s=60, sync_max_duration_s=600, "
+        "metadata. Limits: --set max_upload_mb=200, upload_timeout_s=600, request_timeout_s=60, sync_max_duration_s=600, "
         "max_duration_s=14400, max_concurrent_jobs=2, max_queued_jobs=16, job_timeout_s=3600, job_ttl_s=3600, "
         "max_streams=32, stream_idle_timeout_s=60, max_stream_message_kb=1024, threads=1, tmp_dir=PATH.",
     )

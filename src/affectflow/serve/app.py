@@ -125,7 +125,7 @@ def create_app(run: str | Path | ServedModel, settings: ServeSettings | None = N
     # ---------------------------------------------------------------------------------------------- errors
     @app.exception_handler(UploadError)
     async def _upload_error(request: Request, exc: UploadError):
-        kinds = {413: "too_large", 415: "unsupported_media_type", 422: "bad_media", 503: "busy"}
+        kinds = {408: "timeout", 413: "too_large", 415: "unsupported_media_type", 422: "bad_media", 503: "busy"}
         headers = {"Retry-After": "5"} if exc.status == 503 else None
         return error_response(exc.status, kinds.get(exc.status, "bad_request"), exc.message, headers)
 
@@ -242,7 +242,11 @@ class _Service:
     # -------------------------------------------------------------------------------------------------- jobs
     async def submit_upload(self, request: Request) -> Job:
         """Receive the upload, probe it (4xx for bad media) and queue its prediction."""
-        path, name, _ = await receive_upload(request, self.store)
+        try:
+            path, name, _ = await asyncio.wait_for(receive_upload(request, self.store), self.settings.upload_timeout_s)
+        except asyncio.TimeoutError:
+            raise UploadError(408, f"The upload did not arrive within the service's limit of "
+                                   f"{self.settings.upload_timeout_s:g} s.") from None
         try:
             duration = await asyncio.to_thread(self._probe, path, name)
             if duration > self.settings.max_duration_s:

@@ -81,11 +81,16 @@ class ServedModel:
         self.stream_refusal = None
         if self.needs == ["audio"]:
             try:
-                from affectflow.streaming import AudioStreamPredictor  # noqa: F401
+                from affectflow.streaming import AudioStreamPredictor
             except ImportError:
                 self.stream_refusal = "live audio needs affectflow.streaming.AudioStreamPredictor (not installed)"
             else:
-                inputs.insert(0, "audio")
+                try:  # the extractors may have no streaming implementation: ask once, at start-up
+                    AudioStreamPredictor(self.path, seed=self.seed, device="cpu")
+                except AffectflowError as e:
+                    self.stream_refusal = str(e)
+                else:
+                    inputs.insert(0, "audio")
         else:
             self.stream_refusal = (f"live audio needs a run whose feature sets all come from audio; this run needs "
                                    f"{self.needs}")

@@ -24,6 +24,8 @@ class ServeSettings:
     max_upload_mb:
         Largest accepted upload (MiB). Larger requests get 413, checked on ``Content-Length`` before the body is
         read and again while it streams in (for chunked uploads).
+    upload_timeout_s:
+        Longest time an upload may take to arrive (s); slower ones get 408 and are discarded.
     request_timeout_s:
         How long ``POST /predict`` waits for its answer (s). A prediction still running then continues as a job:
         the reply is ``202`` with the job's id and URL to poll instead of the result.
@@ -55,6 +57,7 @@ class ServeSettings:
     """
 
     max_upload_mb: float = 200.0
+    upload_timeout_s: float = 600.0
     request_timeout_s: float = 60.0
     sync_max_duration_s: float = 600.0
     max_duration_s: float = 4 * 3600.0
@@ -69,7 +72,7 @@ class ServeSettings:
     tmp_dir: str | None = None
 
     def __post_init__(self) -> None:
-        positive = ["max_upload_mb", "request_timeout_s", "max_duration_s", "job_timeout_s", "job_ttl_s",
+        positive = ["max_upload_mb", "upload_timeout_s", "request_timeout_s", "max_duration_s", "job_timeout_s", "job_ttl_s",
                     "stream_idle_timeout_s", "max_stream_message_kb"]
         for name in positive:
             v = getattr(self, name)

@@ -234,7 +234,7 @@
     m.timer = setInterval(() => {
       if (mic !== m || m.ws.readyState !== WebSocket.OPEN) { clearInterval(m.timer); return; }
       const upto = Math.min(samples.length, Math.floor((m.ctx.currentTime - t0) * sr));
-      if (upto > sent) { m.ws.send(samples.slice(sent, upto).buffer); sent = upto; }
+      if (upto > sent) { m.ws.send(samples.slice(sent, upto).buffer); sent = upto; setProgress(sent / samples.length); }
       if (sent >= samples.length) { clearInterval(m.timer); stopLive(); }
     }, 50);
   }
