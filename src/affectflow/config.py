@@ -146,9 +146,28 @@ class ExperimentConfig:
             raise ConfigError(f"`training.num_threads` must be >= 1 or null, got {t.num_threads!r}.")
         if not t.seeds:
             raise ConfigError("`training.seeds` is empty: give at least one seed.")
+        dup = sorted({s for s in t.seeds if t.seeds.count(s) > 1})
+        if dup:
+            raise ConfigError(
+                f"`training.seeds` lists {dup} more than once ({t.seeds}); each seed trains one model and has one "
+                "checkpoint, so seeds must be distinct."
+            )
+        if self.output.name is not None:
+            from affectflow.corpus.corpus import _SAFE_NAME
+
+            if not _SAFE_NAME.match(self.output.name):
+                raise ConfigError(
+                    f"`output.name` {self.output.name!r} is not a safe folder name: use letters, digits and '_', '.', "
+                    "'+', '-', starting with a letter or digit (the run folder is <output.runs_dir>/<name>-<time>)."
+                )
         for name, v in [("lr", t.lr), ("batch_size", t.batch_size), ("epochs", t.epochs)]:
-            if v <= 0:
+            if not v > 0:
                 raise ConfigError(f"`training.{name}` must be positive, got {v!r}.")
+        for name, v in [("weight_decay", t.weight_decay), ("min_lr", t.min_lr)]:
+            if not v >= 0:
+                raise ConfigError(f"`training.{name}` must be >= 0, got {v!r}.")
+        if t.grad_clip is not None and not t.grad_clip >= 0:
+            raise ConfigError(f"`training.grad_clip` must be >= 0 or null, got {t.grad_clip!r}.")
         if t.patience < 1 or t.lr_patience < 0 or not 0 < t.lr_factor < 1 or t.num_workers < 0:
             raise ConfigError(
                 "`training.patience` must be >= 1, `lr_patience` >= 0, `lr_factor` in (0, 1), `num_workers` >= 0; got "
@@ -276,7 +295,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"Config file {str(p)!r} does not exist.")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"Config file {str(p)!r} is not UTF-8 text ({e}); save it as UTF-8 YAML.") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"Config file {str(p)!r} is not valid YAML: {e}") from e
     if data is None:

@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,11 @@ import torch
 import yaml
 
 from affectflow.config import ExperimentConfig, config_from_dict
-from affectflow.corpus.corpus import TIME, Corpus, atomic_write, write_json
+from affectflow.corpus.corpus import TIME, Corpus, atomic_write, child_path, write_json
 from affectflow.data.dataset import WindowDataset
 from affectflow.data.normalize import Normalizer
 from affectflow.data.store import SequenceStore
-from affectflow.errors import CorpusError, RunError
+from affectflow.errors import AffectflowWarning, ConfigError, CorpusError, RunError
 from affectflow.metrics import ccc, score_recordings
 from affectflow.models import MODELS, build_model
 from affectflow.runs import Run, environment_info, load_checkpoint, new_run_dir, new_subdir, save_checkpoint, write_run_info
@@ -94,7 +95,8 @@ def write_predictions(folder: Path, store: SequenceStore, preds: list[np.ndarray
             df[f"{t}_pred"] = p[:, k]
             if rec.y is not None:
                 df[f"{t}_label"] = rec.y[:, k]
-        atomic_write(folder / f"{rec.id}.csv", lambda f, df=df: df.to_csv(f, index=False, float_format="%.6g"))
+        atomic_write(child_path(folder, rec.id, ".csv", kind="recording id"),
+                     lambda f, df=df: df.to_csv(f, index=False, float_format="%.6g"))
 
 
 def noise_free_ceiling(corpus: Corpus, store: SequenceStore, clean_set: str = "continuous_clean") -> dict[str, float] | None:
@@ -213,6 +215,8 @@ def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None 
     if missing:
         raise CorpusError(f"Partitions {missing} are not in corpus {str(corpus.path)!r}; it has {sorted(known)}.")
 
+    check_buildable(cfg, corpus)  # a model that cannot be built fails here, before any run folder exists
+
     name = cfg.output.name or f"{cfg.model.type}-{'+'.join(d.features)}"
     run_dir = run_dir or new_run_dir(cfg.output.runs_dir, name)
     handler = _setup_logging(run_dir)
@@ -231,6 +235,46 @@ def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None 
         handler.close()
 
 
+def check_buildable(cfg: ExperimentConfig, corpus: Corpus) -> None:
+    """Build the configured model once on the corpus's feature widths and targets (no data is read).
+
+    Raises
+    ------
+    ConfigError
+        The model cannot be built with these hyperparameters (the message names the model and the error).
+    """
+    d = cfg.data
+    specs = target_specs(corpus, d.task, d.targets, d.target_types, d.label_set)
+    params = configure_model_params(cfg.model.type, cfg.model.params, specs)
+    dims = {n: corpus.feature_set(n).dim for n in d.features}
+    try:
+        model = MODELS.build(cfg.model.type, params, input_dims=dims, targets=d.targets)
+        check_outputs(model, specs)
+        del model
+    except (ConfigError, CorpusError):
+        raise
+    except (ValueError, TypeError, RuntimeError, AssertionError) as e:
+        raise ConfigError(f"Model {cfg.model.type!r} cannot be built with {params} on feature widths {dims}: "
+                          f"{type(e).__name__}: {e}") from None
+
+
+def warn_unlabelled(stores: dict, partitions: list[str], what: str = "training") -> list[str]:
+    """Log and warn about recordings of ``partitions`` that have no labels (they add nothing to ``what``)."""
+    msgs = []
+    for part in partitions:
+        store = stores.get(part)
+        if store is None:
+            continue
+        ids = [r.id for r in store.records if r.y is None or not np.isfinite(r.y).any()]
+        if ids:
+            msg = (f"{len(ids)} of {len(store.records)} recordings of partition {part!r} have no labels and are not "
+                   f"used for {what}: {ids[:10]}" + (" ..." if len(ids) > 10 else ""))
+            log.warning(msg)
+            warnings.warn(msg, AffectflowWarning, stacklevel=3)
+            msgs.append(msg)
+    return msgs
+
+
 def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
     d, t = cfg.data, cfg.training
     log.info("run %s: config %s", run_dir, cfg.to_dict())
@@ -245,6 +289,9 @@ def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
     data = TaskData(corpus, task=d.task, features=d.features, specs=specs, label_set=d.label_set,
                     cache_dir=d.cache_dir, partitions=partitions, progress=progress)
     train_store = data.stores[train_key]
+    if d.task == "continuous":
+        info["warnings"] = warn_unlabelled(data.stores, [train_key])
+        write_run_info(run_dir, info)
     others = [s for p, s in data.stores.items() if p not in train_parts and p != train_key]
     normalizer = Normalizer(mode=d.normalize).fit(train_store, others)
     train_ds = data.train_dataset(train_key, normalizer, d.window)

@@ -29,16 +29,20 @@ import torch
 import yaml
 
 from affectflow import __version__
-from affectflow.corpus.corpus import write_json
-from affectflow.errors import RunError
+from affectflow.corpus.corpus import child_path, write_json
+from affectflow.errors import CorpusError, RunError
 
 
 def new_run_dir(root: str | os.PathLike, name: str) -> Path:
     """Create and return a new, empty run directory ``<root>/<name>-<timestamp>`` (a suffix avoids any clash)."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = f"{name}-{stamp}"
+    try:
+        child_path(root, base, kind="run name")
+    except CorpusError as e:
+        raise RunError(str(e)) from None
+    root.mkdir(parents=True, exist_ok=True)
     for k in range(1000):
         p = root / (base if k == 0 else f"{base}-{k}")
         try:
@@ -92,9 +96,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise RunError(f"Checkpoint {str(p)!r} cannot be read as an affectflow checkpoint: {e}") from e
+        # torch's message advises re-running with weights_only=False, i.e. executing the file's code: never pass
+        # that on. Say only what the file is and that it will not be loaded.
+        raise RunError(
+            f"{str(p)!r} is not an affectflow checkpoint and will not be loaded: it is not a readable torch file of "
+            f"tensors and plain values ({type(e).__name__}). affectflow only loads its own checkpoints (state dict "
+            "+ config), with weights_only=True; a file that needs more than that may run code when loaded."
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "affectflow-checkpoint":
-        raise RunError(f"{str(p)!r} is not an affectflow checkpoint.")
+        raise RunError(f"{str(p)!r} is not an affectflow checkpoint (no 'format: affectflow-checkpoint' entry) and "
+                       "will not be used.")
     return ckpt
 
 

@@ -22,7 +22,7 @@ from affectflow.corpus.media import (
     read_media_table,
     scan_media_folder,
 )
-from affectflow.errors import ConfigError, CorpusError
+from affectflow.errors import ConfigError, CorpusError, ImportFormatError
 from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
 from affectflow.features.pipeline import (
     InvalidOutput,
@@ -543,7 +543,9 @@ def test_cli_import_and_extract_exit_codes(media_dir: Path, tmp_path: Path, caps
     bad.mkdir()
     (bad / "x.wav").write_bytes(b"not audio")
     a = p.parse_args(["import-media", str(bad), str(tmp_path / "c2")])
-    assert a.func(a) == 1 and "x.wav" in capsys.readouterr().out
+    with pytest.raises(ImportFormatError, match="x.wav"):  # nothing importable: no (empty) corpus is created
+        a.func(a)
+    assert not (tmp_path / "c2").exists()
 
 
 def test_default_config_names_the_default_pipeline():

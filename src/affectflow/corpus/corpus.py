@@ -18,14 +18,21 @@ A feature set has either a fixed ``rate_hz`` or explicit timestamps (``rate_hz: 
 the label grid: :mod:`affectflow.data.align` brings them there. The continuous label set used for training is
 ``labels/continuous`` by default; other label sets (e.g. the noise-free labels of a synthetic corpus) sit beside it.
 
-Every file is written atomically (temporary file, then rename), so a crash never leaves a partial file.
+Every file is written atomically (temporary file, then rename), so a crash never leaves a partial file; its mode
+follows the process umask (as a plain ``open`` would). Every name that becomes part of a path (recording ids,
+partitions, feature and label set names) is checked with :func:`check_name` when it is **read** as well as when it is
+written, and :func:`child_path` refuses any path that would leave its folder, so a crafted ``recordings.csv`` cannot
+make affectflow read, write or delete files elsewhere. Importers build a new corpus in a hidden sibling folder and
+rename it into place (:func:`staged_folder`), so an import either makes a whole corpus or none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -96,17 +103,171 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+def check_recordings_table(df: pd.DataFrame, where: str) -> None:
+    """Check the ids and partitions of a recordings table (they become file and folder names).
+
+    Raises
+    ------
+    CorpusError
+        Blank, unsafe or repeated ids, or blank or unsafe partitions; the message lists them with counts.
+    """
+    problems = []
+    ids = df["id"]
+    blank = ids.isna() | (ids.astype(str).str.strip() == "")
+    if blank.any():
+        problems.append(f"{int(blank.sum())} row(s) with a blank id (rows {[int(i) + 2 for i in df.index[blank][:10]]})")
+    bad = [str(i) for i in ids[~blank] if not _SAFE_NAME.match(str(i))]
+    if bad:
+        problems.append(f"{len(bad)} unsafe id(s) {bad[:10]}")
+    dup = ids[~blank & ids.duplicated()]
+    if len(dup):
+        problems.append(f"{len(dup)} repeated id(s) {dup.astype(str).tolist()[:10]}")
+    if "partition" in df.columns:
+        parts = df["partition"]
+        pblank = parts.isna() | (parts.astype(str).str.strip() == "")
+        if pblank.any():
+            problems.append(f"{int(pblank.sum())} recording(s) without a partition {ids[pblank].astype(str).tolist()[:10]}")
+        pbad = sorted({str(p) for p in parts[~pblank] if not _SAFE_NAME.match(str(p))})
+        if pbad:
+            problems.append(f"unsafe partition name(s) {pbad[:10]}")
+    if problems:
+        raise CorpusError(
+            f"{where} is invalid: " + "; ".join(problems) + ". Ids and partitions must be non-empty and contain only "
+            "letters, digits and '_', '.', '+', '-', starting with a letter or digit (they become file names)."
+        )
+
+
+def describe_column_difference(got: list[str], expected: list[str]) -> str:
+    """Say how ``got`` differs from ``expected``: missing and unexpected names, or the first reordered position."""
+    missing = [c for c in expected if c not in got]
+    extra = [c for c in got if c not in expected]
+    parts = [f"{len(got)} vs {len(expected)} columns"]
+    if missing:
+        parts.append(f"missing {missing[:8]}" + (f" and {len(missing) - 8} more" if len(missing) > 8 else ""))
+    if extra:
+        parts.append(f"unexpected {extra[:8]}" + (f" and {len(extra) - 8} more" if len(extra) > 8 else ""))
+    if not missing and not extra:
+        k = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), None)
+        if k is not None:
+            parts.append(f"same names in another order (position {k + 1}: {got[k]!r}, expected {expected[k]!r})")
+        else:
+            parts.append("repeated column names")
+    return "; ".join(parts)
+
+
+def _info(cls, f: Path, what: str):
+    data = read_json_file(f, what)
+    try:
+        return cls(**data)
+    except TypeError as e:
+        raise CorpusError(f"{what} {str(f)!r} does not have the expected fields ({e}).") from e
+
+
+def child_path(root: str | os.PathLike, name: str, suffix: str = "", *, kind: str = "name") -> Path:
+    """``root / (name + suffix)`` after checking that ``name`` is a safe file name and the path stays in ``root``.
+
+    Parameters
+    ----------
+    root:
+        The folder the path must stay in (compared lexically, so a symlinked ``root`` is fine).
+    name:
+        A recording id, partition or set name (checked with :func:`check_name`).
+    suffix:
+        Appended to ``name``, e.g. ``".parquet"``.
+    kind:
+        What ``name`` is, for the error message.
+
+    Raises
+    ------
+    CorpusError
+        ``name`` is not a safe name, or the joined path would leave ``root``.
+    """
+    check_name(kind, name)
+    root_s = os.path.normpath(os.path.abspath(os.fspath(root)))
+    out = os.path.normpath(os.path.join(root_s, name + suffix))
+    if os.path.dirname(out) != root_s:
+        raise CorpusError(f"Refusing the path {out!r}: {kind} {name!r} would leave the folder {root_s!r}.")
+    return Path(root) / (name + suffix)
+
+
+def current_umask() -> int:
+    """The process umask (read without changing it where the platform allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file to ``path`` (same folder, so the rename is atomic)."""
+    """Call ``write(tmp_path)`` then rename the temporary file to ``path`` (same folder, so the rename is atomic).
+
+    The file gets the mode a plain ``open`` would give it (``0o666`` minus the umask), not ``mkstemp``'s ``0o600``,
+    so that colleagues sharing a corpus or a run can read it when the umask allows.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | os.PathLike, *, what: str = "corpus"):
+    """Build a new folder all-or-nothing: yield a hidden sibling folder, rename it to ``out`` on success.
+
+    On any exception (or a kill before the rename) ``out`` is left untouched: the staging folder is removed (a killed
+    process leaves only a hidden ``.<name>.staging-*`` sibling, never a partial ``out``). The staged folder gets the
+    mode of a plain ``mkdir`` (``0o777`` minus the umask).
+
+    Raises
+    ------
+    CorpusError
+        ``out`` exists and is not an empty folder (checked before and again at the rename).
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CorpusError(f"Cannot create a {what} in {str(out)!r}: it exists and is not an empty folder.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())
+        yield tmp
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise CorpusError(f"Cannot create a {what} in {str(out)!r}: it was created by someone else meanwhile.")
+        os.replace(tmp, out)  # atomic; replaces an empty folder
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_json_file(path: Path, what: str) -> Any:
+    """Parse a JSON file; a missing, unreadable or malformed file raises :class:`CorpusError` naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CorpusError(f"{what} {str(path)!r} cannot be read as JSON ({type(e).__name__}: {e}).") from e
+
+
+def read_parquet_file(path: Path, what: str) -> pd.DataFrame:
+    """Read a Parquet file; a corrupt or unreadable one raises :class:`CorpusError` naming the file."""
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+        raise CorpusError(
+            f"{what} {str(path)!r} cannot be read as Parquet ({type(e).__name__}: {e}). The file is damaged: "
+            "re-create it (re-import or re-extract), or delete it."
+        ) from e
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -150,10 +311,16 @@ class Corpus:
                 f"{str(self.path)!r} is not an affectflow corpus: corpus.json is missing. Create one with "
                 "`affectflow generate` or import challenge data with `affectflow import-muse`."
             )
-        self.meta: dict[str, Any] = json.loads(meta_file.read_text())
+        meta = read_json_file(meta_file, "Corpus description")
+        if not isinstance(meta, dict):
+            raise CorpusError(f"{meta_file} must hold a JSON object describing the corpus; got {type(meta).__name__}.")
+        self.meta: dict[str, Any] = meta
         if self.meta.get("format") != FORMAT_NAME:
             raise CorpusError(f"{meta_file} does not describe an affectflow corpus (format={self.meta.get('format')!r}).")
-        if int(self.meta.get("version", 0)) > FORMAT_VERSION:
+        version = self.meta.get("version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise CorpusError(f"{meta_file} has a corpus format version {version!r}; expected an integer.")
+        if version > FORMAT_VERSION:
             raise CorpusError(
                 f"{meta_file} has corpus format version {self.meta.get('version')}; this affectflow reads up to "
                 f"version {FORMAT_VERSION}. Upgrade affectflow."
@@ -208,13 +375,14 @@ class Corpus:
             f = self.path / "recordings.csv"
             if not f.is_file():
                 raise CorpusError(f"Corpus {str(self.path)!r} has no recordings.csv.")
-            df = pd.read_csv(f, dtype={"id": str, "subject": str, "partition": str})
+            try:
+                df = pd.read_csv(f, dtype={"id": str, "subject": str, "partition": str})
+            except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+                raise CorpusError(f"{f} cannot be read as CSV ({type(e).__name__}: {e}).") from e
             missing = [c for c in RECORDING_COLUMNS if c not in df.columns]
             if missing:
                 raise CorpusError(f"{f} lacks the columns {missing}; expected {RECORDING_COLUMNS}.")
-            if df["id"].duplicated().any():
-                dups = df.loc[df["id"].duplicated(), "id"].tolist()
-                raise CorpusError(f"{f} lists recording ids more than once: {dups[:10]}.")
+            check_recordings_table(df, str(f))
             self._recordings = df.reset_index(drop=True)
         return self._recordings
 
@@ -224,12 +392,9 @@ class Corpus:
         if missing:
             raise CorpusError(f"Recordings table lacks the columns {missing}; expected {RECORDING_COLUMNS}.")
         table = table.copy()
+        check_recordings_table(table, "The recordings table")
         table["id"] = table["id"].astype(str)
         table["subject"] = table["subject"].astype(str)
-        for rid in table["id"]:
-            check_name("recording id", rid)
-        if table["id"].duplicated().any():
-            raise CorpusError(f"Recording ids must be unique; repeated: {table.loc[table['id'].duplicated(), 'id'].tolist()[:10]}")
         atomic_write(self.path / "recordings.csv", lambda p: table.to_csv(p, index=False))
         self._recordings = None
 
@@ -263,7 +428,7 @@ class Corpus:
             for d in sorted(root.iterdir()):
                 f = d / "feature_set.json"
                 if f.is_file():
-                    out[d.name] = FeatureSetInfo(**json.loads(f.read_text()))
+                    out[d.name] = _info(FeatureSetInfo, f, "Feature set description")
         return out
 
     def feature_set(self, name: str) -> FeatureSetInfo:
@@ -286,7 +451,8 @@ class Corpus:
 
     def feature_file(self, name: str, rid: str) -> Path:
         """Path of the Parquet file of feature set ``name`` for recording ``rid`` (may not exist)."""
-        return self.path / "features" / name / f"{rid}.parquet"
+        return child_path(self.path / "features" / check_name("feature set name", name), rid, ".parquet",
+                          kind="recording id")
 
     def has_features(self, name: str, rid: str) -> bool:
         """Whether recording ``rid`` has frames of feature set ``name``."""
@@ -304,8 +470,8 @@ class Corpus:
         cols = [c for c in frame.columns if c != TIME]
         if cols != info.columns:
             raise CorpusError(
-                f"Frames for feature set {name!r}, recording {rid!r} have columns {cols[:5]}... ({len(cols)}); "
-                f"the feature set declares {info.columns[:5]}... ({info.dim})."
+                f"Frames for feature set {name!r}, recording {rid!r} have other columns than the feature set declares: "
+                + describe_column_difference(cols, info.columns)
             )
         t = frame[TIME].to_numpy(dtype=np.float64)
         if len(t) > 1 and not np.all(np.diff(t) > 0):
@@ -313,7 +479,7 @@ class Corpus:
         out = pd.DataFrame({TIME: t})
         values = frame[cols].to_numpy(dtype=np.float32)
         out = pd.concat([out, pd.DataFrame(values, columns=cols)], axis=1)
-        _write_parquet(self.feature_file(name, check_name("recording id", rid)), out)
+        _write_parquet(self.feature_file(name, rid), out)
 
     def read_features(self, name: str, rid: str) -> pd.DataFrame:
         """Frames of feature set ``name`` for recording ``rid``: ``time`` then the feature columns (float32)."""
@@ -321,7 +487,7 @@ class Corpus:
         if not f.is_file():
             self.feature_set(name)
             raise CorpusError(f"Recording {rid!r} has no frames of feature set {name!r} ({f} is missing).")
-        return pd.read_parquet(f)
+        return read_parquet_file(f, f"Frames of feature set {name!r}, recording {rid!r}:")
 
     # ------------------------------------------------------------------ labels
     @property
@@ -333,7 +499,7 @@ class Corpus:
             for d in sorted(root.iterdir()):
                 f = d / "label_set.json"
                 if d.is_dir() and f.is_file():
-                    out[d.name] = LabelSetInfo(**json.loads(f.read_text()))
+                    out[d.name] = _info(LabelSetInfo, f, "Label set description")
         return out
 
     def label_set(self, name: str = "continuous") -> LabelSetInfo:
@@ -352,7 +518,8 @@ class Corpus:
 
     def label_file(self, rid: str, label_set: str = "continuous") -> Path:
         """Path of the labels of recording ``rid`` in ``label_set`` (may not exist)."""
-        return self.path / "labels" / label_set / f"{rid}.parquet"
+        return child_path(self.path / "labels" / check_name("label set name", label_set), rid, ".parquet",
+                          kind="recording id")
 
     def write_labels(self, rid: str, frame: pd.DataFrame, label_set: str = "continuous") -> None:
         """Store continuous labels: a ``time`` column (s, strictly increasing) and one column per dimension."""
@@ -366,13 +533,13 @@ class Corpus:
         if len(t) > 1 and not np.all(np.diff(t) > 0):
             raise CorpusError(f"Labels for recording {rid!r}: times must be strictly increasing.")
         out = frame[[TIME] + cols].astype({c: np.float32 for c in cols}).astype({TIME: np.float64})
-        _write_parquet(self.label_file(check_name("recording id", rid), label_set), out)
+        _write_parquet(self.label_file(rid, label_set), out)
 
     def read_labels(self, rid: str, label_set: str = "continuous") -> pd.DataFrame | None:
         """Continuous labels of ``rid`` (``time`` + dims), or ``None`` if the recording has none (e.g. blind test)."""
         self.label_set(label_set)
         f = self.label_file(rid, label_set)
-        return pd.read_parquet(f) if f.is_file() else None
+        return read_parquet_file(f, f"Labels of recording {rid!r}:") if f.is_file() else None
 
     def write_segments(self, table: pd.DataFrame) -> None:
         """Store segment labels: columns ``recording, segment_id, start, end`` (s) and one column per class target."""
@@ -385,7 +552,7 @@ class Corpus:
     def segments(self) -> pd.DataFrame | None:
         """Segment labels, or ``None`` if the corpus has none."""
         f = self.path / "labels" / "segments.parquet"
-        return pd.read_parquet(f) if f.is_file() else None
+        return read_parquet_file(f, "Segment labels") if f.is_file() else None
 
     def write_clips(self, table: pd.DataFrame) -> None:
         """Store clip-level labels: a ``recording`` column and one column per class or value target."""
@@ -396,7 +563,12 @@ class Corpus:
     def clips(self) -> pd.DataFrame | None:
         """Clip-level labels, or ``None`` if the corpus has none."""
         f = self.path / "labels" / "clips.csv"
-        return pd.read_csv(f, dtype={"recording": str}) if f.is_file() else None
+        if not f.is_file():
+            return None
+        try:
+            return pd.read_csv(f, dtype={"recording": str})
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise CorpusError(f"Clip labels {str(f)!r} cannot be read as CSV ({type(e).__name__}: {e}).") from e
 
     # ------------------------------------------------------------------ misc
     @property
@@ -411,7 +583,7 @@ class Corpus:
 
     def write_report(self, name: str, report: dict[str, Any]) -> Path:
         """Write a JSON report under ``reports/`` and return its path."""
-        p = self.path / "reports" / f"{name}.json"
+        p = child_path(self.path / "reports", name, ".json", kind="report name")
         write_json(p, report)
         return p
 

@@ -56,7 +56,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from affectflow.corpus.corpus import Corpus, atomic_write, check_name
+from affectflow.corpus.corpus import Corpus, atomic_write, check_name, check_recordings_table, staged_folder
 from affectflow.errors import CorpusError, ImportFormatError
 from affectflow.features.base import MediaRecording
 
@@ -84,16 +84,16 @@ def read_media_table(corpus: Corpus) -> pd.DataFrame:
     f = media_table_path(corpus)
     if not f.is_file():
         return pd.DataFrame({c: pd.Series(dtype=str) for c in MEDIA_COLUMNS})
-    df = pd.read_csv(f, dtype=str, keep_default_na=False)
+    try:
+        df = pd.read_csv(f, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise CorpusError(f"{f} cannot be read as CSV ({type(e).__name__}: {e}).") from e
     if "id" not in df.columns:
         raise CorpusError(f"{f} has no 'id' column; expected the columns {MEDIA_COLUMNS}.")
     for c in MEDIA_KINDS:
         if c not in df.columns:
             df[c] = ""
-    if df["id"].duplicated().any():
-        raise CorpusError(
-            f"{f} lists recording ids more than once: {df.loc[df['id'].duplicated(), 'id'].tolist()[:10]}."
-        )
+    check_recordings_table(df[["id"]], str(f))  # ids become file names: checked on read, not only on write
     return df[MEDIA_COLUMNS].reset_index(drop=True)
 
 
@@ -475,7 +475,9 @@ def import_media(
     Raises
     ------
     ImportFormatError
-        The manifest or folder does not exist or is unreadable, or it names no recording at all.
+        The manifest or folder does not exist or is unreadable, or it names no recording at all, or (for a new
+        corpus) no recording could be imported. A new corpus is built in a hidden sibling folder and renamed into
+        place, so it is created whole or not at all; an existing one gets both tables updated or neither.
     CorpusError
         ``corpus_path`` exists and is neither empty nor a corpus.
     """
@@ -502,20 +504,23 @@ def import_media(
             "<id>.mp4|avi|mkv (video), <id>.csv|edf|hea or <id>.physio.csv (physiology), <id>.transcript.csv|json "
             "(transcript)."
         )
-    rx = re.compile(subject_regex) if subject_regex else None
+    try:
+        rx = re.compile(subject_regex) if subject_regex else None
+    except re.error as e:
+        raise ImportFormatError(f"subject_regex {subject_regex!r} is not a valid regular expression: {e}.") from None
 
     cpath = Path(corpus_path)
-    if (cpath / "corpus.json").is_file():
-        corpus = Corpus(cpath)
+    is_new = not (cpath / "corpus.json").is_file()
+    if is_new:
+        if cpath.exists() and (not cpath.is_dir() or any(cpath.iterdir())):
+            raise CorpusError(f"Cannot create a corpus in {str(cpath)!r}: it exists and is neither empty nor a corpus.")
+        corpus = None
+        recordings = pd.DataFrame(columns=["id", "subject", "partition", "duration"])
+        media = pd.DataFrame({c: pd.Series(dtype=str) for c in MEDIA_COLUMNS})
     else:
-        corpus = Corpus.create(
-            cpath,
-            name=name or cpath.resolve().name,
-            label_rate_hz=label_rate_hz,
-            description=f"Raw recordings imported from {src}",
-        )
-    recordings = corpus.recordings.copy()
-    media = read_media_table(corpus)
+        corpus = Corpus(cpath)
+        recordings = corpus.recordings.copy()
+        media = read_media_table(corpus)
     existing = set(recordings["id"])
 
     new_rec, new_media = [], []
@@ -602,6 +607,28 @@ def import_media(
             if len(keep_media)
             else pd.DataFrame(new_media)
         )
+    if is_new:
+        # a new corpus is built in a hidden sibling folder and renamed into place: all of it, or nothing
+        if not new_rec:
+            listed = "\n".join(f"  {f['id'] or '?'} [{f['kind']}] {f['file']}: {f['message']}" for f in report.failures[:25])
+            raise ImportFormatError(
+                f"No recording of {str(src)!r} could be imported, so no corpus was created at {str(cpath)!r}. "
+                f"{len(report.failures)} problem(s):\n{listed}"
+            )
+        with staged_folder(cpath) as tmp:
+            staged = Corpus.create(
+                tmp,
+                name=name or cpath.resolve().name,
+                label_rate_hz=label_rate_hz,
+                description=f"Raw recordings imported from {src}",
+            )
+            write_media_table(staged, media)
+            staged.set_recordings(recordings)
+            staged.write_report("import_media", {"source": str(src), **asdict(report)})
+        return report
+    if new_rec:
+        # validate both tables before writing either (ids and partitions were checked row by row above)
+        check_recordings_table(recordings, "The new recordings table")
         # media first: a crash between the two writes leaves media for ids not yet in recordings, never the reverse
         write_media_table(corpus, media)
         corpus.set_recordings(recordings)

@@ -22,10 +22,12 @@ Configuration
 Outputs
     ``features/<set>/<recording>.parquet`` through :meth:`Corpus.write_features` (written to a temporary file and
     renamed, so a crash or a kill never leaves a partial parquet), then ``features/<set>/.extract/<recording>.json``
-    (the record of how it was made: extractor, parameters, config hash, compute time), also written atomically. An
-    output counts as finished only when both exist and the recorded config hash is the extractor's current
-    :meth:`~affectflow.features.base.Extractor.config_hash`; a run skips finished outputs (unless ``overwrite``)
-    and recomputes the others. A crash between the two writes leaves data without a record, which is recomputed.
+    (the record of how it was made: extractor, parameters, config hash, input files with their size and
+    modification time, compute time), also written atomically. An output counts as finished only when both exist,
+    the recorded config hash is the extractor's current :meth:`~affectflow.features.base.Extractor.config_hash`
+    **and** the input files are the same (path, size and modification time, :func:`input_signature`): a file
+    replaced by ``import-media --overwrite`` or edited in place is extracted again. A run skips finished outputs
+    (unless ``overwrite``) and recomputes the others. A crash between the two writes leaves data without a record, which is recomputed.
     ``features/<set>/feature_set.json`` declares the set: modality, ``rate_hz``, columns and
     ``params = {"extractor", "config_hash", "params"}``.
 
@@ -70,7 +72,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, check_name, write_json
+from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, _SAFE_NAME, check_name, child_path, write_json
 from affectflow.errors import ConfigError, CorpusError
 from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
 from affectflow.registry import Registry
@@ -132,7 +134,9 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike) -> dict[str, Any]
         if not p.is_file():
             raise ConfigError(f"Extraction config {str(p)!r} does not exist.")
         try:
-            config = yaml.safe_load(p.read_text()) or {}
+            config = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"Extraction config {str(p)!r} is not UTF-8 text ({e}).") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"Extraction config {str(p)!r} is not valid YAML: {e}") from e
     if not isinstance(config, Mapping):
@@ -364,24 +368,56 @@ class ExtractionSummary:
 # ---------------------------------------------------------------------------------------------------- records
 def record_path(corpus: Corpus, feature_set: str, rid: str) -> Path:
     """Path of the record (how it was made) of one output: ``features/<set>/.extract/<rid>.json``."""
-    return corpus.path / "features" / feature_set / RECORD_DIR / f"{rid}.json"
+    return child_path(corpus.path / "features" / check_name("feature set name", feature_set) / RECORD_DIR, rid,
+                      ".json", kind="recording id")
 
 
 def read_record(corpus: Corpus, feature_set: str, rid: str) -> dict[str, Any] | None:
     """The record of one output, or ``None`` when missing or unreadable."""
     p = record_path(corpus, feature_set, rid)
     try:
-        return json.loads(p.read_text())
+        rec = json.loads(p.read_text())
     except (OSError, ValueError):
         return None
+    return rec if isinstance(rec, dict) else None
 
 
-def is_current(corpus: Corpus, feature_set: str, rid: str, config_hash: str) -> bool:
-    """Whether the output of ``rid`` in ``feature_set`` exists and was made with ``config_hash``."""
+def input_signature(ex: Extractor, rec: MediaRecording) -> dict[str, Any]:
+    """What an output depends on besides the configuration: each input file's path, size and modification time.
+
+    Returns
+    -------
+    dict
+        ``{kind: {"path", "size", "mtime_ns"}}`` for the inputs the extractor reads (``None`` values when a file
+        is missing). Replacing a file (``import-media --overwrite``, an edit in place) changes the signature, so
+        :func:`is_current` no longer accepts the old output.
+    """
+    out: dict[str, Any] = {}
+    for k in getattr(ex, "inputs", ()):
+        p = rec.audio_source() if k == "audio" else getattr(rec, k, None)
+        if p is None:
+            continue
+        entry: dict[str, Any] = {"path": str(Path(p).resolve()), "size": None, "mtime_ns": None}
+        try:
+            st = Path(p).stat()
+            entry.update(size=int(st.st_size), mtime_ns=int(st.st_mtime_ns))
+        except (OSError, ValueError):
+            pass
+        out[k] = entry
+    return out
+
+
+def is_current(
+    corpus: Corpus, feature_set: str, rid: str, config_hash: str, inputs: dict[str, Any] | None = None
+) -> bool:
+    """Whether the output of ``rid`` in ``feature_set`` exists, was made with ``config_hash`` and, when ``inputs``
+    (an :func:`input_signature`) is given, from the same input files (path, size, modification time)."""
     if not corpus.feature_file(feature_set, rid).is_file():
         return False
     rec = read_record(corpus, feature_set, rid)
-    return rec is not None and rec.get("config_hash") == config_hash
+    if rec is None or rec.get("config_hash") != config_hash:
+        return False
+    return inputs is None or rec.get("input_signature") == inputs
 
 
 def _remove_output(corpus: Corpus, feature_set: str, rid: str) -> None:
@@ -521,6 +557,7 @@ def _run_job(
     t0 = time.perf_counter()
     try:
         _remove_temporaries(corpus, feature_set, rec.id)
+        signature = input_signature(ex, rec)  # taken before reading: a file replaced meanwhile is redone next time
         frame = ex.extract(rec)
         frame, res.warnings = validate_frame(
             frame, list(ex.columns()), duration=rec.duration, rate_hz=getattr(ex, "rate_hz", None)
@@ -540,6 +577,7 @@ def _run_job(
                     k: (str(getattr(rec, k)) if getattr(rec, k) is not None else None)
                     for k in ("audio", "video", "physio", "transcript")
                 },
+                "input_signature": signature,
                 "n_frames": res.n_frames,
                 "seconds": round(res.seconds, 4),
                 "warnings": res.warnings,
@@ -690,7 +728,9 @@ def extract(
             continue
         folder = corpus.path / "features" / name
         for p in folder.glob("*.parquet"):
-            if p.stem not in rec_ids and not is_current(corpus, name, p.stem, h):
+            if p.stem in rec_ids or not _SAFE_NAME.match(p.stem):
+                continue
+            if not is_current(corpus, name, p.stem, h):
                 meta["stale_outputs"].append(p.stem)
         for rec in recs:
             if not ex.can_process(rec):
@@ -707,14 +747,14 @@ def extract(
                         media_seconds=rec.duration,
                     )
                 )
-            elif not overwrite and is_current(corpus, name, rec.id, h):
+            elif not overwrite and is_current(corpus, name, rec.id, h, input_signature(ex, rec)):
                 results.append(
                     JobResult(
                         name,
                         ex.name,
                         rec.id,
                         "skipped",
-                        message="finished output, same config",
+                        message="finished output, same config and input files",
                         file=_input_files(ex, rec),
                         media_seconds=rec.duration,
                     )

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from affectflow.registry import Registry
+from affectflow.registry import MODEL_PARAM_RULES, Registry
 
-MODELS: Registry[nn.Module] = Registry("model", data_args=("input_dims", "targets"))
+MODELS: Registry[nn.Module] = Registry("model", data_args=("input_dims", "targets"), param_rules=MODEL_PARAM_RULES)
 """All registered models."""
 
 

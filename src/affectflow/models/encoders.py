@@ -50,9 +50,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from affectflow.errors import ConfigError
-from affectflow.registry import Registry
+from affectflow.registry import MODEL_PARAM_RULES, Registry
 
-ENCODERS: Registry[nn.Module] = Registry("encoder", data_args=("input_dim",))
+ENCODERS: Registry[nn.Module] = Registry("encoder", data_args=("input_dim",), param_rules=MODEL_PARAM_RULES)
 """All registered temporal encoders (data-derived argument: ``input_dim``)."""
 
 

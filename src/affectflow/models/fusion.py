@@ -41,9 +41,9 @@ from torch import nn
 
 from affectflow.errors import ConfigError
 from affectflow.models.encoders import run_rnn
-from affectflow.registry import Registry
+from affectflow.registry import MODEL_PARAM_RULES, Registry
 
-FUSIONS: Registry[nn.Module] = Registry("fusion", data_args=("input_dims",))
+FUSIONS: Registry[nn.Module] = Registry("fusion", data_args=("input_dims",), param_rules=MODEL_PARAM_RULES)
 """All registered fusions (data-derived argument: ``input_dims``)."""
 
 STAGES = ("early", "intermediate", "late")

@@ -26,9 +26,9 @@ from torch import nn
 
 from affectflow.errors import ConfigError
 from affectflow.models.encoders import last_valid, masked_mean
-from affectflow.registry import Registry
+from affectflow.registry import MODEL_PARAM_RULES, Registry
 
-HEADS: Registry[nn.Module] = Registry("head", data_args=("input_dim", "targets"))
+HEADS: Registry[nn.Module] = Registry("head", data_args=("input_dim", "targets"), param_rules=MODEL_PARAM_RULES)
 """All registered heads (data-derived arguments: ``input_dim``, ``targets``)."""
 
 POOLS = ("none", "mean", "last")
