@@ -236,14 +236,22 @@ def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None 
 
 
 def check_buildable(cfg: ExperimentConfig, corpus: Corpus) -> None:
-    """Build the configured model once on the corpus's feature widths and targets (no data is read).
+    """Check the targets and build the configured model once on the corpus's feature widths (no data is read).
 
     Raises
     ------
     ConfigError
         The model cannot be built with these hyperparameters (the message names the model and the error).
+    CorpusError
+        The label set or a target is not in the corpus.
     """
     d = cfg.data
+    if d.task == "continuous":  # training needs the label set (prediction does not)
+        dims = corpus.label_set(d.label_set).dims
+        bad = [t for t in d.targets if t not in dims]
+        if bad:
+            raise CorpusError(f"Targets {bad} are not in label set {d.label_set!r} of corpus {str(corpus.path)!r}; "
+                              f"it has {dims}.")
     specs = target_specs(corpus, d.task, d.targets, d.target_types, d.label_set)
     params = configure_model_params(cfg.model.type, cfg.model.params, specs)
     dims = {n: corpus.feature_set(n).dim for n in d.features}
