@@ -26,7 +26,7 @@ combined with learnt uncertainty weights (``training.multitask``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,8 +40,12 @@ from affectflow.data.normalize import Normalizer
 from affectflow.data.store import SequenceStore
 from affectflow.errors import ConfigError, CorpusError
 from affectflow.metrics import accuracy, ccc, macro_f1, pearson, rmse, weighted_f1
+from affectflow.registry import Registry
 
-TASKS = ("continuous", "segment", "clip")
+if TYPE_CHECKING:
+    from affectflow.predictions import Predictions
+
+TASKS = ("continuous", "segment", "clip")  # the registered task types (TASK_TYPES)
 KINDS = ("regression", "classification")
 
 
@@ -254,7 +258,7 @@ def split_columns(outputs: np.ndarray, specs: list[TargetSpec]) -> dict[str, np.
 
 
 def score_readout(task: str, specs: list[TargetSpec], labels: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
-    """Metrics per target (and ``mer_score`` for one classification + one regression clip target)."""
+    """Metrics per target of segment / clip outputs ``(N, Σ outputs)`` against labels ``(N, K)``."""
     preds = split_columns(outputs, specs)
     scores: dict[str, Any] = {}
     for k, s in enumerate(specs):
@@ -272,49 +276,8 @@ def score_readout(task: str, specs: list[TargetSpec], labels: np.ndarray, output
 
 
 def selection_score(task: str, specs: list[TargetSpec], scores: dict[str, Any]) -> float:
-    """One number to select epochs and seeds on (higher is better).
-
-    continuous: mean pooled CCC; segment: mean of macro F1 (classification) and CCC (regression) over targets;
-    clip: mean weighted F1 of classification targets − 0.25 × mean MSE of regression targets (the MER score).
-    """
-    if task == "continuous":
-        vals = [scores[s.name]["ccc"] for s in specs]
-        return float(np.mean(vals)) if np.all(np.isfinite(vals)) else float("nan")
-    if task == "segment":
-        vals = [scores[s.name]["macro_f1" if s.kind == "classification" else "ccc"] for s in specs]
-        return float(np.mean(vals))
-    f1 = [scores[s.name]["weighted_f1"] for s in specs if s.kind == "classification"]
-    mse = [scores[s.name]["mse"] for s in specs if s.kind == "regression"]
-    return float((np.mean(f1) if f1 else 0.0) - 0.25 * (np.mean(mse) if mse else 0.0))
-
-
-def add_task_scores(task: str, specs: list[TargetSpec], scores: dict[str, Any]) -> dict[str, Any]:
-    """Add the challenge score of clip tasks with one classification and one regression target (MER 2023)."""
-    cls = [s for s in specs if s.kind == "classification"]
-    reg = [s for s in specs if s.kind == "regression"]
-    if task == "clip" and len(cls) == 1 and len(reg) == 1:
-        scores = dict(scores)
-        scores["mer_score"] = {"value": scores[cls[0].name]["weighted_f1"] - 0.25 * scores[reg[0].name]["mse"]}
-    return scores
-
-
-def write_readout(path, ds: ReadoutDataset, outputs: np.ndarray) -> None:
-    """A CSV with one row per sample: keys, predicted class / value and label of every target."""
-    from affectflow.corpus.corpus import atomic_write
-
-    keys = ds.keys()
-    df = pd.DataFrame({"recording": [k if isinstance(k, str) else k[0] for k in keys]})
-    if ds.task == "segment":
-        df["segment_id"] = [k[1] for k in keys]
-    preds, labels = split_columns(outputs, ds.specs), ds.labels()
-    for k, s in enumerate(ds.specs):
-        if s.kind == "classification":
-            df[f"{s.name}_pred"] = [s.classes[int(i)] for i in preds[s.name]]
-            df[f"{s.name}_label"] = [s.classes[int(v)] if np.isfinite(v) else None for v in labels[:, k]]
-        else:
-            df[f"{s.name}_pred"] = preds[s.name]
-            df[f"{s.name}_label"] = labels[:, k]
-    atomic_write(path, lambda p: df.to_csv(p, index=False, float_format="%.6g"))
+    """One number to select epochs and seeds on (higher is better); see :meth:`Task.selection_score`."""
+    return get_task(task).selection_score(specs, scores)
 
 
 class TaskLoss(nn.Module):
@@ -348,3 +311,224 @@ def specs_to_state(specs: list[TargetSpec]) -> list[dict]:
 def specs_from_state(state: list[dict]) -> list[TargetSpec]:
     """Inverse of :func:`specs_to_state`."""
     return [TargetSpec(**d) for d in state]
+
+
+# ---------------------------------------------------------------------------- task types
+class Task:
+    """One task type: what a sample is, how a model's outputs become :class:`~affectflow.predictions.Predictions`,
+    how they are scored and which number selects epochs and seeds.
+
+    The one home of everything that differs between task types; :mod:`affectflow.experiment` and the procedures
+    only call these methods. Build one with :func:`make_task`; the class methods (:meth:`score`,
+    :meth:`selection_score`) need no corpus, so a saved :class:`~affectflow.predictions.Predictions` can be scored
+    on its own (:func:`affectflow.predictions.score`).
+
+    Parameters
+    ----------
+    corpus:
+        The corpus the samples come from.
+    specs:
+        The targets, in model output order.
+    features, label_set, cache_dir, progress:
+        How sequence stores are built (:class:`~affectflow.data.store.SequenceStore`).
+    """
+
+    name: str = ""
+    protocol: str = ""          # how the scores are computed (metrics.json ``protocol``)
+    selection: str = ""         # what the selection score is (metrics.json ``selection.score``)
+
+    def __init__(self, corpus: Corpus, specs: list[TargetSpec], *, features: list[str], label_set: str = "continuous",
+                 cache_dir: str | None = None, progress: bool = False) -> None:
+        self.corpus, self.specs = corpus, specs
+        self.features, self.label_set, self.cache_dir, self.progress = list(features), label_set, cache_dir, progress
+
+    @property
+    def targets(self) -> list[str]:
+        """Target names, in order."""
+        return [s.name for s in self.specs]
+
+    def store(self, recordings: list[str]) -> SequenceStore:
+        """The aligned feature (and, for continuous tasks, label) sequences of ``recordings``."""
+        return SequenceStore(self.corpus, self.features, self._store_targets(), recordings, label_set=self.label_set,
+                             cache_dir=self.cache_dir, progress=self.progress)
+
+    def _store_targets(self) -> list[str]:
+        return []
+
+    def train_dataset(self, store: SequenceStore, normalizer: Normalizer, window) -> Dataset:
+        """Training samples of ``store`` (``window``: an object with ``size`` and ``hop`` in steps)."""
+        raise NotImplementedError
+
+    def predict(self, model: nn.Module, store: SequenceStore, normalizer: Normalizer, eval_window: dict,
+                device: torch.device | str = "cpu") -> "Predictions":
+        """The model's predictions on every recording (continuous) or sample (segment / clip) of ``store``."""
+        raise NotImplementedError
+
+    @classmethod
+    def score(cls, preds: "Predictions") -> dict[str, Any]:
+        """Metrics per target of ``preds`` against its labels."""
+        raise NotImplementedError
+
+    @classmethod
+    def selection_score(cls, specs: list[TargetSpec], scores: dict[str, Any]) -> float:
+        """One number to select epochs and seeds on (higher is better)."""
+        raise NotImplementedError
+
+    def ceiling(self, store: SequenceStore) -> dict[str, float] | None:
+        """Best score any predictor can expect (known for generated corpora only); ``None`` when unknown."""
+        return None
+
+
+TASK_TYPES: Registry[Task] = Registry("task")
+
+
+def get_task(name: str) -> type[Task]:
+    """The task class registered as ``name`` (``continuous``, ``segment``, ``clip``)."""
+    return TASK_TYPES.get(name)
+
+
+def make_task(name: str, corpus: Corpus, specs: list[TargetSpec], **kwargs: Any) -> Task:
+    """Build the task object of type ``name`` (keyword arguments as in :class:`Task`)."""
+    return get_task(name)(corpus, specs, **kwargs)
+
+
+@TASK_TYPES.register
+class ContinuousTask(Task):
+    """Windows of recordings; one value per step and target; scored with CCC (pooled over the concatenated
+    recordings and per-recording mean), Pearson and RMSE; selection: mean pooled CCC over targets."""
+
+    name = "continuous"
+    protocol = ("metrics pooled over concatenated recordings ('ccc') and mean of per-recording values "
+                "('ccc_mean'); CCC with population moments")
+    selection = "mean pooled CCC over targets"
+
+    def _store_targets(self) -> list[str]:
+        return self.targets
+
+    def train_dataset(self, store, normalizer, window):
+        from affectflow.data.dataset import WindowDataset
+
+        return WindowDataset(store, normalizer, window.size, window.hop, require_labels=True)
+
+    def predict(self, model, store, normalizer, eval_window, device="cpu"):
+        from affectflow.predictions import Predictions
+        from affectflow.training.inference import predict_store
+
+        values = predict_store(model, store, normalizer, window=eval_window["size"], hop=eval_window["hop"],
+                               device=device)
+        return Predictions(self.name, self.specs, [r.id for r in store.records], times=[r.times for r in store.records],
+                           values=values, labels=[r.y for r in store.records])
+
+    @classmethod
+    def score(cls, preds):
+        from affectflow.metrics import score_recordings
+
+        labelled = [i for i, y in enumerate(preds.labels) if y is not None]
+        return {t: score_recordings([preds.labels[i][:, k] for i in labelled], [preds.values[i][:, k] for i in labelled])
+                for k, t in enumerate(preds.targets)}
+
+    @classmethod
+    def selection_score(cls, specs, scores):
+        vals = [scores[s.name]["ccc"] for s in specs]
+        return float(np.mean(vals)) if np.all(np.isfinite(vals)) else float("nan")
+
+    def ceiling(self, store, clean_set: str = "continuous_clean"):
+        """Pooled CCC between noise-free and observed labels per target, if the corpus has ``clean_set``."""
+        from affectflow.corpus.corpus import TIME
+
+        corpus = self.corpus
+        if clean_set not in corpus.label_sets:
+            return None
+        out = {}
+        clean_dims = corpus.label_set(clean_set).dims
+        for k, target in enumerate(store.targets):
+            if target not in clean_dims:
+                continue
+            ys, cs = [], []
+            for rec in store.records:
+                clean = corpus.read_labels(rec.id, clean_set)
+                if rec.y is None or clean is None:
+                    continue
+                ys.append(rec.y[:, k])
+                cs.append(np.interp(rec.times, clean[TIME].to_numpy(), clean[target].to_numpy()))
+            if ys:
+                out[target] = ccc(np.concatenate(ys), np.concatenate(cs))
+        return out
+
+
+class ReadoutTask(Task):
+    """Segment and clip tasks: one label vector per sample, read out at the sample's last step."""
+
+    def __init__(self, corpus, specs, **kwargs) -> None:
+        super().__init__(corpus, specs, **kwargs)
+        self.table = _table(corpus, self.name)
+        self._readouts: dict[tuple[int, int], tuple[SequenceStore, Normalizer, ReadoutDataset]] = {}
+
+    def readout(self, store: SequenceStore, normalizer: Normalizer) -> ReadoutDataset:
+        """The samples of ``store`` (built once per store and normaliser)."""
+        key = (id(store), id(normalizer))
+        if key not in self._readouts:
+            ids = {r.id for r in store.records}
+            table = self.table[self.table["recording"].isin(ids)]
+            # the store and normaliser are kept alive with the cache entry, so their ids stay unique
+            self._readouts[key] = (store, normalizer, ReadoutDataset(store, normalizer, self.name, self.specs, table))
+        return self._readouts[key][2]
+
+    def train_dataset(self, store, normalizer, window):
+        import copy
+
+        ds = copy.copy(self.readout(store, normalizer))
+        ds.items = [it for it in ds.items if np.isfinite(it[3]).any()]
+        return ds
+
+    def predict(self, model, store, normalizer, eval_window, device="cpu"):
+        from affectflow.predictions import Predictions
+
+        ds = self.readout(store, normalizer)
+        outputs = predict_readout(model, ds, device=device)
+        return Predictions(self.name, self.specs, [r.id for r in store.records], keys=ds.keys(), outputs=outputs,
+                           labels=ds.labels())
+
+    @classmethod
+    def score(cls, preds):
+        return score_readout(cls.name, preds.specs, preds.label_matrix(), preds.outputs)
+
+
+@TASK_TYPES.register
+class SegmentTask(ReadoutTask):
+    """One sample per labelled segment; prediction at the segment's last step; classification targets scored with
+    macro F1 pooled over all segments (MuSe-Sent), regression targets with CCC; selection: their mean."""
+
+    name = "segment"
+    protocol = "one prediction per segment at its last step; F1 pooled over all segments of all recordings"
+    selection = "mean over targets of macro F1 (classification) / CCC (regression)"
+
+    @classmethod
+    def selection_score(cls, specs, scores):
+        vals = [scores[s.name]["macro_f1" if s.kind == "classification" else "ccc"] for s in specs]
+        return float(np.mean(vals))
+
+
+@TASK_TYPES.register
+class ClipTask(ReadoutTask):
+    """One sample per recording from mean-pooled features; weighted F1 / MSE / CCC; with one classification and one
+    regression target also the MER 2023 score ``weighted F1 − 0.25 × MSE`` (``mer_score``)."""
+
+    name = "clip"
+    protocol = "one prediction per clip from mean-pooled features; weighted F1 and MSE over clips"
+    selection = "mean weighted F1 (classification) - 0.25 x mean MSE (regression)"
+
+    @classmethod
+    def score(cls, preds):
+        scores = super().score(preds)
+        cls_ = [s for s in preds.specs if s.kind == "classification"]
+        reg = [s for s in preds.specs if s.kind == "regression"]
+        if len(cls_) == 1 and len(reg) == 1:
+            scores["mer_score"] = {"value": scores[cls_[0].name]["weighted_f1"] - 0.25 * scores[reg[0].name]["mse"]}
+        return scores
+
+    @classmethod
+    def selection_score(cls, specs, scores):
+        f1 = [scores[s.name]["weighted_f1"] for s in specs if s.kind == "classification"]
+        mse = [scores[s.name]["mse"] for s in specs if s.kind == "regression"]
+        return float((np.mean(f1) if f1 else 0.0) - 0.25 * (np.mean(mse) if mse else 0.0))

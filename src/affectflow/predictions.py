@@ -1,0 +1,305 @@
+"""A run's predictions on a set of recordings, as one value.
+
+:class:`Predictions` is what :func:`affectflow.experiment.train`, ``evaluate`` and ``predict`` produce for every
+partition and what the procedures (personalisation, fusion, cross-validation) pass around, score and combine:
+
+``continuous``
+    per recording: its time grid ``times[r]`` (``(T_r,)`` seconds), the model outputs ``values[r]``
+    (``(T_r, K)``, one column per target) and, when labelled, ``labels[r]`` (``(T_r, K)``, NaN = not annotated;
+    ``None`` for an unlabelled recording).
+``segment`` / ``clip``
+    per sample (a segment ``(recording, segment_id)`` or a clip ``recording``): ``outputs`` ``(N, Σ outputs)``, the
+    raw model outputs (one logit per class of a classification target, one value per regression target; see
+    :meth:`Predictions.posteriors`), and ``labels`` ``(N, K)`` (class index or value; NaN = none).
+
+>>> from affectflow.predictions import Predictions, score
+>>> preds = Predictions.load("runs/gru-egemaps/predictions/devel")       # doctest: +SKIP
+>>> score(preds)["arousal"]["ccc"]                                       # doctest: +SKIP
+
+Folder layout written by :meth:`Predictions.save` (the CSV files are the user-facing format and stay as they were;
+``predictions.json`` + ``predictions.npz`` carry the exact values, the target specs and the raw outputs):
+
+- continuous: ``<recording>.csv`` with ``time``, ``<target>_pred`` and, when labelled, ``<target>_label``;
+- segment / clip: ``segments.csv`` / ``clips.csv`` with ``recording`` (+ ``segment_id``), ``<target>_pred`` and
+  ``<target>_label`` (class values for classification targets);
+- ``predictions.json`` (task, target specs, recording ids, format version) and ``predictions.npz`` (arrays).
+
+:meth:`Predictions.load` also reads folders written before ``predictions.json`` existed, from the CSV files alone
+(segment/clip outputs are then one-hot encodings of the predicted classes, as the raw outputs were not saved).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from affectflow.errors import RunError
+
+FORMAT_VERSION = 1
+META = "predictions.json"
+ARRAYS = "predictions.npz"
+
+
+def _spec_cls():
+    from affectflow.tasks import TargetSpec
+
+    return TargetSpec
+
+
+@dataclass
+class Predictions:
+    """A run's predictions on a set of recordings (see the module docstring for the fields per task).
+
+    Parameters
+    ----------
+    task:
+        ``"continuous"``, ``"segment"`` or ``"clip"``.
+    specs:
+        The targets (:class:`affectflow.tasks.TargetSpec`), in output order.
+    recordings:
+        Recording ids, in order. Continuous: one entry per element of ``times`` / ``values`` / ``labels``.
+    times, values, labels:
+        Continuous: per-recording lists (see above). Segment / clip: ``labels`` is one ``(N, K)`` array.
+    keys, outputs:
+        Segment / clip: sample keys (``recording`` or ``(recording, segment_id)``) and ``(N, Σ outputs)`` outputs.
+    """
+
+    task: str
+    specs: list
+    recordings: list[str]
+    times: list[np.ndarray] | None = None
+    values: list[np.ndarray] | None = None
+    labels: Any = None
+    keys: list | None = None
+    outputs: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def targets(self) -> list[str]:
+        """Target names, in order."""
+        return [s.name for s in self.specs]
+
+    @property
+    def continuous(self) -> bool:
+        """Whether this is a continuous (per-step) prediction."""
+        return self.task == "continuous"
+
+    def __len__(self) -> int:
+        return len(self.recordings) if self.continuous else len(self.keys or [])
+
+    def sample_recordings(self) -> list[str]:
+        """Segment / clip: the recording of each sample, in order."""
+        return [k if isinstance(k, str) else k[0] for k in self.keys]
+
+    def label_matrix(self) -> np.ndarray:
+        """Segment / clip labels as ``(N, K)`` (an empty ``(0, K)`` array when there are no samples)."""
+        if self.labels is None or len(self.labels) == 0:
+            return np.zeros((0, len(self.specs)), np.float32)
+        return np.asarray(self.labels, np.float32)
+
+    def predicted(self) -> dict[str, np.ndarray]:
+        """Segment / clip: per target, the predicted class index (argmax of its logits) or value, ``(N,)``."""
+        from affectflow.tasks import split_columns
+
+        return split_columns(self.outputs, self.specs)
+
+    def posteriors(self) -> np.ndarray:
+        """Segment / clip: outputs with each classification target's logits turned into softmax probabilities."""
+        out, c = np.array(self.outputs, np.float64, copy=True), 0
+        for s in self.specs:
+            if s.kind == "classification":
+                z = out[:, c : c + s.n_outputs]
+                z = np.exp(z - z.max(1, keepdims=True))
+                out[:, c : c + s.n_outputs] = z / z.sum(1, keepdims=True)
+            c += s.n_outputs
+        return out.astype(np.float32)
+
+    def subset(self, recordings: Sequence[str]) -> "Predictions":
+        """The predictions of ``recordings`` only (continuous: in the given order; segment/clip: samples kept in
+        order). Unknown ids raise :class:`~affectflow.errors.RunError`."""
+        have = set(self.recordings)
+        missing = [r for r in recordings if r not in have]
+        if missing:
+            raise RunError(f"Recordings {missing} are not in these predictions; they cover {self.recordings}.")
+        if self.continuous:
+            idx = [self.recordings.index(r) for r in recordings]
+            return Predictions(self.task, self.specs, [self.recordings[i] for i in idx],
+                               times=[self.times[i] for i in idx], values=[self.values[i] for i in idx],
+                               labels=[self.labels[i] for i in idx], meta=dict(self.meta))
+        want = set(recordings)
+        keep = [i for i, r in enumerate(self.sample_recordings()) if r in want]
+        return Predictions(self.task, self.specs, [r for r in self.recordings if r in want],
+                           keys=[self.keys[i] for i in keep], outputs=self.outputs[keep],
+                           labels=self.label_matrix()[keep], meta=dict(self.meta))
+
+    @staticmethod
+    def concat(parts: Sequence["Predictions"]) -> "Predictions":
+        """One value from several of the same task and targets (recordings in the given order; ids must not repeat)."""
+        if not parts:
+            raise ValueError("Nothing to concatenate.")
+        first = parts[0]
+        for p in parts[1:]:
+            if p.task != first.task or [s.__dict__ for s in p.specs] != [s.__dict__ for s in first.specs]:
+                raise RunError(f"Cannot combine predictions of task {p.task!r} with targets {p.targets} and of task "
+                               f"{first.task!r} with targets {first.targets}: task and targets must agree.")
+        recs = [r for p in parts for r in p.recordings]
+        if len(set(recs)) != len(recs):
+            raise RunError("Cannot combine predictions that cover the same recording twice.")
+        if first.continuous:
+            return Predictions(first.task, first.specs, recs, times=[t for p in parts for t in p.times],
+                               values=[v for p in parts for v in p.values],
+                               labels=[y for p in parts for y in p.labels])
+        return Predictions(first.task, first.specs, recs, keys=[k for p in parts for k in p.keys],
+                           outputs=np.concatenate([p.outputs for p in parts]),
+                           labels=np.concatenate([p.label_matrix() for p in parts]))
+
+    # ------------------------------------------------------------------ files
+    def save(self, folder: str | Path) -> Path:
+        """Write the prediction files (see the module docstring) into ``folder`` (created if needed)."""
+        from affectflow.corpus.corpus import atomic_write, write_json
+        from affectflow.tasks import specs_to_state
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        if self.continuous:
+            for i, rid in enumerate(self.recordings):
+                df = pd.DataFrame({"time": self.times[i]})
+                for k, t in enumerate(self.targets):
+                    df[f"{t}_pred"] = self.values[i][:, k]
+                    if self.labels[i] is not None:
+                        df[f"{t}_label"] = self.labels[i][:, k]
+                atomic_write(folder / f"{rid}.csv", lambda f, df=df: df.to_csv(f, index=False, float_format="%.6g"))
+                arrays[f"times/{i}"] = np.asarray(self.times[i])
+                arrays[f"values/{i}"] = np.asarray(self.values[i])
+                if self.labels[i] is not None:
+                    arrays[f"labels/{i}"] = np.asarray(self.labels[i])
+        else:
+            atomic_write(folder / f"{self.task}s.csv",
+                         lambda p: self._readout_frame().to_csv(p, index=False, float_format="%.6g"))
+            arrays["outputs"] = np.asarray(self.outputs, np.float32)
+            arrays["labels"] = self.label_matrix()
+        meta = {"format_version": FORMAT_VERSION, "task": self.task, "target_specs": specs_to_state(self.specs),
+                "recordings": list(self.recordings), "meta": self.meta}
+        if not self.continuous:
+            meta["keys"] = [k if isinstance(k, str) else [k[0], int(k[1])] for k in self.keys]
+
+        def write_npz(p: Path) -> None:
+            with open(p, "wb") as f:
+                np.savez(f, **arrays)
+
+        atomic_write(folder / ARRAYS, write_npz)
+        write_json(folder / META, meta)
+        return folder
+
+    def _readout_frame(self) -> pd.DataFrame:
+        keys = self.keys
+        df = pd.DataFrame({"recording": self.sample_recordings()})
+        if self.task == "segment":
+            df["segment_id"] = [k[1] for k in keys]
+        preds, labels = self.predicted(), self.label_matrix()
+        for k, s in enumerate(self.specs):
+            if s.kind == "classification":
+                df[f"{s.name}_pred"] = [s.classes[int(i)] for i in preds[s.name]]
+                df[f"{s.name}_label"] = [s.classes[int(v)] if np.isfinite(v) else None for v in labels[:, k]]
+            else:
+                df[f"{s.name}_pred"] = preds[s.name]
+                df[f"{s.name}_label"] = labels[:, k]
+        return df
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Predictions":
+        """Read a folder written by :meth:`save` (or an older prediction folder of CSV files only)."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise RunError(f"Prediction folder {str(folder)!r} does not exist.")
+        if not (folder / META).is_file():
+            return _load_csv_only(folder)
+        from affectflow.tasks import specs_from_state
+
+        try:
+            meta = json.loads((folder / META).read_text())
+            specs = specs_from_state(meta["target_specs"])
+            task, recs = meta["task"], list(meta["recordings"])
+            with np.load(folder / ARRAYS, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise RunError(f"Prediction folder {str(folder)!r} is damaged ({type(e).__name__}: {e}); "
+                           f"expected {META} and {ARRAYS} as written by Predictions.save.") from e
+        if task == "continuous":
+            return cls(task, specs, recs, times=[arrays[f"times/{i}"] for i in range(len(recs))],
+                       values=[arrays[f"values/{i}"] for i in range(len(recs))],
+                       labels=[arrays.get(f"labels/{i}") for i in range(len(recs))], meta=meta.get("meta", {}))
+        keys = [k if isinstance(k, str) else (str(k[0]), int(k[1])) for k in meta["keys"]]
+        return cls(task, specs, recs, keys=keys, outputs=arrays["outputs"], labels=arrays["labels"],
+                   meta=meta.get("meta", {}))
+
+
+def _load_csv_only(folder: Path) -> Predictions:
+    """Older folders: per-recording CSVs (continuous) or ``segments.csv`` / ``clips.csv``."""
+    TargetSpec = _spec_cls()
+    for task in ("segment", "clip"):
+        path = folder / f"{task}s.csv"
+        if path.is_file():
+            df = pd.read_csv(path, dtype={"recording": str})
+            names = [c[: -len("_pred")] for c in df.columns if c.endswith("_pred")]
+            specs, outs, labs = [], [], []
+            for n in names:
+                col, lab = df[f"{n}_pred"], df.get(f"{n}_label")
+                if pd.api.types.is_float_dtype(col):
+                    specs.append(TargetSpec(n, "regression"))
+                    outs.append(col.to_numpy(np.float32)[:, None])
+                    labs.append(lab.to_numpy(np.float32) if lab is not None else np.full(len(df), np.nan, np.float32))
+                    continue
+                vals = pd.concat([col, lab.dropna() if lab is not None else col.iloc[:0]]).unique().tolist()
+                classes = sorted(vals, key=lambda v: (isinstance(v, str), v))
+                specs.append(TargetSpec(n, "classification", classes))
+                outs.append(np.eye(len(classes), dtype=np.float32)[[classes.index(v) for v in col]])
+                labs.append(np.array([classes.index(v) if v == v and v is not None else np.nan
+                                      for v in (lab if lab is not None else [None] * len(df))], np.float32))
+            keys = (list(df["recording"]) if task == "clip"
+                    else list(zip(df["recording"], df["segment_id"].astype(int))))
+            return Predictions(task, specs, list(dict.fromkeys(df["recording"])), keys=keys,
+                               outputs=np.concatenate(outs, 1), labels=np.stack(labs, 1))
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise RunError(f"Prediction folder {str(folder)!r} has no prediction files (expected {META} or CSV files).")
+    recs, times, values, labels, targets = [], [], [], [], None
+    for f in files:
+        df = pd.read_csv(f)
+        if "time" not in df.columns:
+            raise RunError(f"{str(f)!r} is not a continuous prediction file: it has no `time` column.")
+        names = [c[: -len("_pred")] for c in df.columns if c.endswith("_pred")]
+        if targets is None:
+            targets = names
+        elif names != targets:
+            raise RunError(f"{str(f)!r} predicts {names}, other files of {str(folder)!r} predict {targets}.")
+        recs.append(f.stem)
+        times.append(df["time"].to_numpy(np.float64))
+        values.append(df[[f"{t}_pred" for t in targets]].to_numpy(np.float32))
+        has = all(f"{t}_label" in df.columns for t in targets)
+        labels.append(df[[f"{t}_label" for t in targets]].to_numpy(np.float32) if has else None)
+    return Predictions("continuous", [TargetSpec(t, "regression") for t in targets], recs, times=times,
+                       values=values, labels=labels)
+
+
+def score(preds: Predictions) -> dict[str, Any]:
+    """Metrics per target of ``preds`` against its labels (the task type decides which; see
+    :mod:`affectflow.tasks`)."""
+    from affectflow.tasks import get_task
+
+    return get_task(preds.task).score(preds)
+
+
+def selection_score(preds: Predictions, scores: dict[str, Any] | None = None) -> float:
+    """The one number (higher is better) that selects epochs, seeds and fusion weights for ``preds``."""
+    from affectflow.tasks import get_task
+
+    cls = get_task(preds.task)
+    return cls.selection_score(preds.specs, score(preds) if scores is None else scores)
