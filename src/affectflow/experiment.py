@@ -14,7 +14,6 @@ is scored with every seed's best weights, and mean ± std over seeds is reported
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import time
@@ -28,30 +27,25 @@ import torch
 import yaml
 
 from affectflow.config import ExperimentConfig, config_from_dict
-from affectflow.corpus.corpus import TIME, Corpus, atomic_write, child_path, write_json
-from affectflow.data.dataset import WindowDataset
+from affectflow.corpus.corpus import Corpus, atomic_write, write_json
 from affectflow.data.normalize import Normalizer
 from affectflow.data.store import SequenceStore
 from affectflow.errors import AffectflowWarning, ConfigError, CorpusError, RunError
-from affectflow.metrics import ccc, score_recordings
 from affectflow.models import MODELS, build_model
 from affectflow.runs import Run, environment_info, load_checkpoint, new_run_dir, new_subdir, save_checkpoint, write_run_info
+from affectflow.predictions import Predictions
 from affectflow.tasks import (
-    ReadoutDataset,
+    ContinuousTask,
+    Task,
     TargetSpec,
     TaskLoss,
-    add_task_scores,
     check_outputs,
     configure_model_params,
-    predict_readout,
-    score_readout,
-    selection_score,
+    make_task,
     specs_from_state,
     specs_to_state,
     target_specs,
-    write_readout,
 )
-from affectflow.training.inference import predict_store
 from affectflow.training.seeds import resolve_device, seed_everything
 from affectflow.training.trainer import fit_seed
 
@@ -71,53 +65,28 @@ def _stores(cfg: ExperimentConfig, corpus: Corpus, partitions: list[str], progre
 
 
 def score_predictions(store: SequenceStore, preds: list[np.ndarray]) -> dict[str, dict[str, float]]:
-    """Metrics per target (pooled and per-recording mean) of predictions for a store's labelled recordings."""
-    out = {}
-    labelled = [i for i, r in enumerate(store.records) if r.y is not None]
-    for k, target in enumerate(store.targets):
-        out[target] = score_recordings(
-            [store.records[i].y[:, k] for i in labelled], [preds[i][:, k] for i in labelled]
-        )
-    return out
-
-
-def _mean_ccc(scores: dict[str, dict[str, float]]) -> float:
-    vals = [s["ccc"] for s in scores.values()]
-    return float(np.mean(vals)) if vals and np.all(np.isfinite(vals)) else float("nan")
+    """Metrics per target (pooled and per-recording mean) of continuous outputs for a store's labelled recordings
+    (kept for callers of earlier versions; new code scores a :class:`Predictions` with
+    :func:`affectflow.predictions.score`)."""
+    return ContinuousTask.score(_continuous_predictions(store, preds))
 
 
 def write_predictions(folder: Path, store: SequenceStore, preds: list[np.ndarray]) -> None:
-    """One CSV per recording: ``time``, ``<target>_pred`` and, when labelled, ``<target>_label``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for rec, p in zip(store.records, preds):
-        df = pd.DataFrame({TIME: rec.times})
-        for k, t in enumerate(store.targets):
-            df[f"{t}_pred"] = p[:, k]
-            if rec.y is not None:
-                df[f"{t}_label"] = rec.y[:, k]
-        atomic_write(child_path(folder, rec.id, ".csv", kind="recording id"),
-                     lambda f, df=df: df.to_csv(f, index=False, float_format="%.6g"))
+    """One CSV per recording: ``time``, ``<target>_pred`` and, when labelled, ``<target>_label`` (see
+    :meth:`Predictions.save`)."""
+    _continuous_predictions(store, preds).save(folder)
+
+
+def _continuous_predictions(store: SequenceStore, preds: list[np.ndarray]) -> Predictions:
+    return Predictions("continuous", [TargetSpec(t, "regression") for t in store.targets],
+                       [r.id for r in store.records], times=[r.times for r in store.records], values=list(preds),
+                       labels=[r.y for r in store.records])
 
 
 def noise_free_ceiling(corpus: Corpus, store: SequenceStore, clean_set: str = "continuous_clean") -> dict[str, float] | None:
     """Pooled CCC between noise-free and observed labels per target (the best any predictor can expect), if known."""
-    if clean_set not in corpus.label_sets:
-        return None
-    out = {}
-    clean_dims = corpus.label_set(clean_set).dims
-    for k, target in enumerate(store.targets):
-        if target not in clean_dims:
-            continue
-        ys, cs = [], []
-        for rec in store.records:
-            clean = corpus.read_labels(rec.id, clean_set)
-            if rec.y is None or clean is None:
-                continue
-            ys.append(rec.y[:, k])
-            cs.append(np.interp(rec.times, clean[TIME].to_numpy(), clean[target].to_numpy()))
-        if ys:
-            out[target] = ccc(np.concatenate(ys), np.concatenate(cs))
-    return out
+    specs = [TargetSpec(t, "regression") for t in store.targets]
+    return ContinuousTask(corpus, specs, features=[]).ceiling(store, clean_set)
 
 
 def _setup_logging(run_dir: Path) -> logging.Handler:
@@ -126,76 +95,6 @@ def _setup_logging(run_dir: Path) -> logging.Handler:
     logging.getLogger("affectflow").addHandler(handler)
     logging.getLogger("affectflow").setLevel(logging.INFO)
     return handler
-
-
-# ---------------------------------------------------------------------------- task data
-class TaskData:
-    """Stores, datasets, prediction, scoring and prediction files of one task over a set of partitions.
-
-    The one place where the task type (:mod:`affectflow.tasks`) changes what a sample, an output and a score are;
-    training, evaluation and prediction all go through it.
-    """
-
-    def __init__(self, corpus: Corpus, *, task: str, features: list[str], specs: list[TargetSpec], label_set: str,
-                 cache_dir: str | None, partitions: dict[str, list[str]], progress: bool = False,
-                 grid_rate_hz: float | None = None) -> None:
-        self.corpus, self.task, self.specs = corpus, task, specs
-        self.targets = [s.name for s in specs]
-        store_targets = self.targets if task == "continuous" else []
-        self.stores = {
-            part: SequenceStore(corpus, features, store_targets, ids, label_set=label_set, cache_dir=cache_dir,
-                                progress=progress, grid_rate_hz=grid_rate_hz)
-            for part, ids in partitions.items()
-        }
-        self.table = None
-        self._readouts: dict[tuple[str, int], ReadoutDataset] = {}
-        if task != "continuous":
-            from affectflow.tasks import _table
-
-            self.table = _table(corpus, task)
-
-    def readout(self, part: str, normalizer: Normalizer) -> ReadoutDataset:
-        """Segment or clip samples of a partition (built once per partition and normaliser)."""
-        key = (part, id(normalizer))
-        if key not in self._readouts:
-            ids = {r.id for r in self.stores[part].records}
-            table = self.table[self.table["recording"].isin(ids)] if self.table is not None else None
-            self._readouts[key] = ReadoutDataset(self.stores[part], normalizer, self.task, self.specs, table)
-        return self._readouts[key]
-
-    def train_dataset(self, part: str, normalizer: Normalizer, window) -> Any:
-        """Training samples: windows (continuous) or labelled segments / clips."""
-        if self.task == "continuous":
-            return WindowDataset(self.stores[part], normalizer, window.size, window.hop, require_labels=True)
-        ds = copy.copy(self.readout(part, normalizer))
-        ds.items = [it for it in ds.items if np.isfinite(it[3]).any()]
-        return ds
-
-    def predict(self, model, part: str, normalizer: Normalizer, eval_window: dict, device) -> Any:
-        """Outputs of a partition: per-recording ``(T, K)`` arrays, or ``(N, Σ outputs)`` readouts."""
-        if self.task == "continuous":
-            return predict_store(model, self.stores[part], normalizer, window=eval_window["size"],
-                                 hop=eval_window["hop"], device=device)
-        return predict_readout(model, self.readout(part, normalizer), device=device)
-
-    def score(self, part: str, outputs, normalizer: Normalizer) -> dict[str, Any]:
-        """Metrics per target of a partition's outputs."""
-        if self.task == "continuous":
-            return score_predictions(self.stores[part], outputs)
-        ds = self.readout(part, normalizer)
-        return add_task_scores(self.task, self.specs, score_readout(self.task, self.specs, ds.labels(), outputs))
-
-    def select(self, scores: dict[str, Any]) -> float:
-        """The selection score (higher is better)."""
-        return selection_score(self.task, self.specs, scores)
-
-    def write(self, folder: Path, part: str, outputs, normalizer: Normalizer) -> None:
-        """Prediction files: one CSV per recording (continuous) or one CSV of samples (segment / clip)."""
-        if self.task == "continuous":
-            write_predictions(folder, self.stores[part], outputs)
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_readout(folder / f"{self.task}s.csv", self.readout(part, normalizer), outputs)
 
 
 # ---------------------------------------------------------------------------- train
@@ -294,22 +193,23 @@ def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
     train_key = train_parts[0] if len(train_parts) == 1 else "+".join(train_parts)
     if train_key not in partitions:
         partitions[train_key] = corpus.recording_ids(train_parts)
-    data = TaskData(corpus, task=d.task, features=d.features, specs=specs, label_set=d.label_set,
-                    cache_dir=d.cache_dir, partitions=partitions, progress=progress)
-    train_store = data.stores[train_key]
+    task = make_task(d.task, corpus, specs, features=d.features, label_set=d.label_set, cache_dir=d.cache_dir,
+                     progress=progress)
+    stores = {part: task.store(ids) for part, ids in partitions.items()}
+    train_store = stores[train_key]
     if d.task == "continuous":
-        info["warnings"] = warn_unlabelled(data.stores, [train_key])
+        info["warnings"] = warn_unlabelled(stores, [train_key])
         write_run_info(run_dir, info)
-    others = [s for p, s in data.stores.items() if p not in train_parts and p != train_key]
+    others = [s for p, s in stores.items() if p not in train_parts and p != train_key]
     normalizer = Normalizer(mode=d.normalize).fit(train_store, others)
-    train_ds = data.train_dataset(train_key, normalizer, d.window)
+    train_ds = task.train_dataset(train_store, normalizer, d.window)
     ew = dataclasses.asdict(d.eval_window)
 
-    def outputs(model, part):
-        return data.predict(model, part, normalizer, ew, device)
+    def outputs(model, part) -> Predictions:
+        return task.predict(model, stores[part], normalizer, ew, device)
 
     def score_devel(model):
-        return data.select(data.score(d.devel_partition, outputs(model, d.devel_partition), normalizer))
+        return task.selection_score(specs, task.score(outputs(model, d.devel_partition)))
 
     data_spec = {"task": d.task, "features": d.features, "targets": d.targets, "target_specs": specs_to_state(specs),
                  "label_set": d.label_set, "eval_window": ew, "input_dims": train_store.dims,
@@ -347,18 +247,18 @@ def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
             extra["multitask_weights"] = loss_module.inner.weights()
         save_checkpoint(run_dir / "checkpoints" / f"seed-{seed}.pt", model=model,
                         normalizer_state=normalizer.state_dict(), data_spec=data_spec, extra=extra)
-        per_seed[str(seed)] = {p: data.score(p, outputs(model, p), normalizer) for p in eval_parts}
+        per_seed[str(seed)] = {p: task.score(outputs(model, p)) for p in eval_parts}
         models[seed] = model
         log.info("seed %d: best epoch %d, devel score %.4f", seed, res.best_epoch, res.best_score)
 
     best_seed = max(t.seeds, key=lambda s: selection[str(s)] if np.isfinite(selection[str(s)]) else -np.inf)
     summary = summarise_seeds(per_seed)
-    ceiling = {p: noise_free_ceiling(corpus, data.stores[p]) for p in eval_parts} if d.task == "continuous" else {}
+    ceiling = {p: task.ceiling(stores[p]) for p in eval_parts}
     metrics = {
         "task": d.task,
         "protocol": "z-norm on train; early stopping and seed selection on "
-        f"{d.devel_partition!r} (devel scores are optimistic); " + _PROTOCOL[d.task],
-        "selection": {"partition": d.devel_partition, "score": _SELECTION[d.task], "per_seed": selection,
+        f"{d.devel_partition!r} (devel scores are optimistic); " + task.protocol,
+        "selection": {"partition": d.devel_partition, "score": task.selection, "per_seed": selection,
                       "best_seed": best_seed},
         "best": per_seed[str(best_seed)],
         "per_seed": per_seed,
@@ -369,7 +269,7 @@ def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
     write_json(run_dir / "metrics.json", metrics)
     best_model = models[best_seed]
     for p in eval_parts:
-        data.write(run_dir / "predictions" / p, p, outputs(best_model, p), normalizer)
+        outputs(best_model, p).save(run_dir / "predictions" / p)
     table = results_table(metrics, d.targets)
     atomic_write(run_dir / "results.md", lambda f: f.write_text(table + "\n"))
     if d.task == "continuous":
@@ -383,19 +283,6 @@ def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
     write_run_info(run_dir, info)
     log.info("run finished: %s", run_dir)
     return run_dir
-
-
-_PROTOCOL = {
-    "continuous": "metrics pooled over concatenated recordings ('ccc') and mean of per-recording values "
-    "('ccc_mean'); CCC with population moments",
-    "segment": "one prediction per segment at its last step; F1 pooled over all segments of all recordings",
-    "clip": "one prediction per clip from mean-pooled features; weighted F1 and MSE over clips",
-}
-_SELECTION = {
-    "continuous": "mean pooled CCC over targets",
-    "segment": "mean over targets of macro F1 (classification) / CCC (regression)",
-    "clip": "mean weighted F1 (classification) - 0.25 x mean MSE (regression)",
-}
 
 
 def summarise_seeds(per_seed: dict[str, Any]) -> dict[str, Any]:
@@ -494,14 +381,15 @@ def _open_corpus(run: Run, corpus: str | Path | None) -> Corpus:
     return Corpus(path)
 
 
-def _task_data(run: Run, ckpt: dict, corpus: Corpus, partitions: dict[str, list[str]], progress: bool,
-               grid_rate_hz: float | None = None) -> TaskData:
+def run_task(run: Run, ckpt: dict, corpus: Corpus, *, progress: bool = False,
+             grid_rate_hz: float | None = None) -> Task:
+    """The task object of a trained run (its task type, targets, feature sets and label set) on ``corpus``."""
     cfg = config_from_dict(run.config_dict)
     data = ckpt["data"]
     specs = specs_from_state(data.get("target_specs") or [{"name": t, "kind": "regression"} for t in data["targets"]])
-    return TaskData(corpus, task=data.get("task", "continuous"), features=data["features"], specs=specs,
-                    label_set=data["label_set"], cache_dir=cfg.data.cache_dir, partitions=partitions,
-                    progress=progress, grid_rate_hz=grid_rate_hz)
+    return make_task(data.get("task", "continuous"), corpus, specs, features=data["features"],
+                     label_set=data["label_set"], cache_dir=cfg.data.cache_dir, progress=progress,
+                     grid_rate_hz=grid_rate_hz)
 
 
 def evaluate(
@@ -525,18 +413,18 @@ def evaluate(
     dev = resolve_device(device)
     model.to(dev)
     parts = partitions or [cfg.data.devel_partition, *cfg.data.test_partitions]
-    data = _task_data(run, ckpt, c, {p: c.recording_ids([p]) for p in parts}, progress)
+    task = run_task(run, ckpt, c, progress=progress)
     out_dir = new_subdir(run.path / "evaluations", "eval")
-    metrics: dict[str, Any] = {"run": str(run.path), "seed": ckpt["seed"], "corpus": str(c.path), "task": data.task,
+    metrics: dict[str, Any] = {"run": str(run.path), "seed": ckpt["seed"], "corpus": str(c.path), "task": task.name,
                                "partitions": {}}
     for part in parts:
-        outputs = data.predict(model, part, normalizer, ckpt["data"]["eval_window"], dev)
-        metrics["partitions"][part] = data.score(part, outputs, normalizer)
-        if data.task == "continuous":
-            ceiling = noise_free_ceiling(c, data.stores[part])
-            if ceiling:
-                metrics.setdefault("ceiling", {})[part] = ceiling
-        data.write(out_dir / "predictions" / part, part, outputs, normalizer)
+        store = task.store(c.recording_ids([part]))
+        preds = task.predict(model, store, normalizer, ckpt["data"]["eval_window"], dev)
+        metrics["partitions"][part] = task.score(preds)
+        ceiling = task.ceiling(store)
+        if ceiling:
+            metrics.setdefault("ceiling", {})[part] = ceiling
+        preds.save(out_dir / "predictions" / part)
     write_json(out_dir / "metrics.json", metrics)
     lines = ["| partition | target | metric | value |", "|---|---|---|---|"]
     for part, tg in metrics["partitions"].items():
@@ -571,23 +459,49 @@ def predict(
     """
     run = Run(run_path)
     c = _open_corpus(run, corpus)
-    model, normalizer, ckpt = load_model(run, seed)
-    dev = resolve_device(device)
-    model.to(dev)
-    if recordings:
-        for r in recordings:
-            c.recording(r)
-        ids = list(recordings)
-    else:
-        ids = c.recording_ids(partitions)
+    ids = _selection_ids(c, recordings, partitions)
     if out is not None:
         out_dir = Path(out)
         if out_dir.exists() and any(out_dir.iterdir()):
             raise RunError(f"Output folder {str(out_dir)!r} exists and is not empty; choose a new one.")
+    preds = run_predictions(run, recordings=ids, corpus=c, seed=seed, device=device, progress=progress)
+    if out is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     else:
         out_dir = new_subdir(run.path, "predictions")
-    data = _task_data(run, ckpt, c, {"selection": ids}, progress, grid_rate_hz=run_label_rate(run, ckpt))
-    outputs = data.predict(model, "selection", normalizer, ckpt["data"]["eval_window"], dev)
-    data.write(out_dir, "selection", outputs, normalizer)
+    preds.save(out_dir)
     return out_dir
+
+
+def _selection_ids(c: Corpus, recordings: list[str] | None, partitions: list[str] | None) -> list[str]:
+    if recordings:
+        for r in recordings:
+            c.recording(r)
+        return list(recordings)
+    return c.recording_ids(partitions)
+
+
+def run_predictions(
+    run_path: str | Path | Run,
+    *,
+    recordings: list[str] | None = None,
+    partitions: list[str] | None = None,
+    corpus: str | Path | Corpus | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    progress: bool = False,
+) -> Predictions:
+    """A trained run's :class:`~affectflow.predictions.Predictions` on ``recordings`` (or on ``partitions``; neither:
+    every recording) of ``corpus`` (default: the run's training corpus), through the one predict path.
+
+    Recordings without labels are predicted on the run's label grid (see :func:`predict`). ``seed``: a trained seed
+    (default: the selected one).
+    """
+    run = run_path if isinstance(run_path, Run) else Run(run_path)
+    c = corpus if isinstance(corpus, Corpus) else _open_corpus(run, corpus)
+    ids = _selection_ids(c, recordings, partitions)
+    model, normalizer, ckpt = load_model(run, seed)
+    dev = resolve_device(device)
+    model.to(dev)
+    task = run_task(run, ckpt, c, progress=progress, grid_rate_hz=run_label_rate(run, ckpt))
+    return task.predict(model, task.store(ids), normalizer, ckpt["data"]["eval_window"], dev)

@@ -120,6 +120,53 @@ class Predictions:
             c += s.n_outputs
         return out.astype(np.float32)
 
+    def flat_outputs(self) -> np.ndarray:
+        """All outputs as one matrix: continuous ``(Σ_r T_r, K)`` (recordings concatenated in order); segment / clip
+        ``(N, Σ outputs)`` (the raw outputs)."""
+        if self.continuous:
+            k = len(self.specs)
+            return np.concatenate(self.values) if self.values else np.zeros((0, k), np.float32)
+        return np.asarray(self.outputs)
+
+    def with_flat_outputs(self, flat: np.ndarray) -> "Predictions":
+        """A copy with outputs replaced by ``flat`` (the layout of :meth:`flat_outputs`; e.g. a fusion of several
+        runs' outputs); recordings, keys, times and labels are shared."""
+        flat = np.asarray(flat, np.float32)
+        if flat.shape != self.flat_outputs().shape:
+            raise ValueError(f"Outputs of shape {flat.shape} do not fit predictions of shape {self.flat_outputs().shape}.")
+        if not self.continuous:
+            return Predictions(self.task, self.specs, list(self.recordings), keys=list(self.keys), outputs=flat,
+                               labels=self.labels, meta=dict(self.meta))
+        cuts = np.cumsum([len(v) for v in self.values])[:-1]
+        return Predictions(self.task, self.specs, list(self.recordings), times=list(self.times),
+                           values=list(np.split(flat, cuts)), labels=list(self.labels), meta=dict(self.meta))
+
+    def check_same_layout(self, other: "Predictions", *, names: tuple[str, str] = ("these", "those")) -> None:
+        """Raise :class:`~affectflow.errors.RunError` unless ``other`` predicts the same task, targets (and classes),
+        recordings, samples and label grids (time steps per recording, within 1e-6 s) as this value."""
+        a, b = names
+        if self.task != other.task:
+            raise RunError(f"The predictions disagree on the task: {a} are {self.task!r}, {b} are {other.task!r}.")
+        if [(s.name, s.kind, s.classes) for s in self.specs] != [(s.name, s.kind, s.classes) for s in other.specs]:
+            raise RunError(f"The predictions disagree on the targets: {a} predict "
+                           f"{[(s.name, s.kind, s.classes) for s in self.specs]}, {b} predict "
+                           f"{[(s.name, s.kind, s.classes) for s in other.specs]}; targets, kinds and classes must "
+                           "be the same.")
+        if list(self.recordings) != list(other.recordings):
+            only_a = sorted(set(self.recordings) - set(other.recordings))
+            only_b = sorted(set(other.recordings) - set(self.recordings))
+            raise RunError(f"The predictions disagree on the recordings: only in {a}: {only_a[:10]}, only in {b}: "
+                           f"{only_b[:10]}" + ("" if only_a or only_b else " (same ids in another order)") + ".")
+        if self.continuous:
+            for rid, t1, t2 in zip(self.recordings, self.times, other.times):
+                if len(t1) != len(t2) or not np.allclose(t1, t2, rtol=0, atol=1e-6):
+                    raise RunError(f"The predictions disagree on the label grid of recording {rid!r}: {a} have "
+                                   f"{len(t1)} steps, {b} have {len(t2)} (or their times differ); runs trained on "
+                                   "different label sets or rates cannot be combined.")
+        elif list(self.keys) != list(other.keys):
+            raise RunError(f"The predictions disagree on the {self.task} samples ({len(self.keys)} in {a}, "
+                           f"{len(other.keys)} in {b}, or in another order).")
+
     def subset(self, recordings: Sequence[str]) -> "Predictions":
         """The predictions of ``recordings`` only (continuous: in the given order; segment/clip: samples kept in
         order). Unknown ids raise :class:`~affectflow.errors.RunError`."""
@@ -162,7 +209,7 @@ class Predictions:
     # ------------------------------------------------------------------ files
     def save(self, folder: str | Path) -> Path:
         """Write the prediction files (see the module docstring) into ``folder`` (created if needed)."""
-        from affectflow.corpus.corpus import atomic_write, write_json
+        from affectflow.corpus.corpus import atomic_write, child_path, write_json
         from affectflow.tasks import specs_to_state
 
         folder = Path(folder)
@@ -175,7 +222,8 @@ class Predictions:
                     df[f"{t}_pred"] = self.values[i][:, k]
                     if self.labels[i] is not None:
                         df[f"{t}_label"] = self.labels[i][:, k]
-                atomic_write(folder / f"{rid}.csv", lambda f, df=df: df.to_csv(f, index=False, float_format="%.6g"))
+                atomic_write(child_path(folder, rid, ".csv", kind="recording id"),
+                             lambda f, df=df: df.to_csv(f, index=False, float_format="%.6g"))
                 arrays[f"times/{i}"] = np.asarray(self.times[i])
                 arrays[f"values/{i}"] = np.asarray(self.values[i])
                 if self.labels[i] is not None:

@@ -15,6 +15,11 @@
                    and one regression target the MER 2023 score ``weighted F1 − 0.25 × MSE`` is reported.
 =================  ==========================================================================================
 
+Each task type is a :class:`Task` subclass registered by name in :data:`TASK_TYPES` (:class:`ContinuousTask`,
+:class:`SegmentTask`, :class:`ClipTask`): it builds a partition's store and training samples, turns a model's outputs
+into :class:`affectflow.predictions.Predictions`, scores them (:meth:`Task.score`) and gives the selection score
+(:meth:`Task.selection_score`). Nothing else branches on the task type; :func:`make_task` builds one.
+
 Target kinds: a column of text or integers is a **classification** target (classes = its sorted distinct values,
 stored in the checkpoint), a float column a **regression** target; ``data.target_types`` overrides this. For
 classification targets the model needs a classification head; :func:`configure_model_params` fills one in (``jdev``
@@ -329,8 +334,9 @@ class Task:
         The corpus the samples come from.
     specs:
         The targets, in model output order.
-    features, label_set, cache_dir, progress:
-        How sequence stores are built (:class:`~affectflow.data.store.SequenceStore`).
+    features, label_set, cache_dir, progress, grid_rate_hz:
+        How sequence stores are built (:class:`~affectflow.data.store.SequenceStore`; ``grid_rate_hz``: the time
+        grid of recordings without labels).
     """
 
     name: str = ""
@@ -338,9 +344,10 @@ class Task:
     selection: str = ""         # what the selection score is (metrics.json ``selection.score``)
 
     def __init__(self, corpus: Corpus, specs: list[TargetSpec], *, features: list[str], label_set: str = "continuous",
-                 cache_dir: str | None = None, progress: bool = False) -> None:
+                 cache_dir: str | None = None, progress: bool = False, grid_rate_hz: float | None = None) -> None:
         self.corpus, self.specs = corpus, specs
         self.features, self.label_set, self.cache_dir, self.progress = list(features), label_set, cache_dir, progress
+        self.grid_rate_hz = grid_rate_hz
 
     @property
     def targets(self) -> list[str]:
@@ -350,7 +357,7 @@ class Task:
     def store(self, recordings: list[str]) -> SequenceStore:
         """The aligned feature (and, for continuous tasks, label) sequences of ``recordings``."""
         return SequenceStore(self.corpus, self.features, self._store_targets(), recordings, label_set=self.label_set,
-                             cache_dir=self.cache_dir, progress=self.progress)
+                             cache_dir=self.cache_dir, progress=self.progress, grid_rate_hz=self.grid_rate_hz)
 
     def _store_targets(self) -> list[str]:
         return []
