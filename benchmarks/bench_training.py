@@ -79,7 +79,8 @@ def run_default(workdir: Path, epochs: int, device: str) -> dict:
     cpath = workdir / "corpus-6h"
     if not (cpath / "corpus.json").is_file():
         generate_corpus(cpath, n_subjects=72, duration_s=300.0, seed=0, progress=False)
-    cfg = load_config(None, [f"data.corpus={cpath}", f"training.epochs={epochs}", f"training.patience={epochs + 1}",
+    cfg = load_config(None, [f"data.corpus={cpath}", "data.features=[acoustic,visual,physio]",
+                             f"training.epochs={epochs}", f"training.patience={epochs + 1}",
                              f"training.device={device}"])
     from affectflow.corpus import Corpus
 

@@ -12,6 +12,10 @@ from affectflow.experiment import evaluate, predict, train
 from affectflow.synthetic.corpus import generate_corpus
 
 
+SYNTHETIC_FEATURES = ["acoustic", "visual", "physio"]
+"""Feature sets the demo trains on (of the synthetic feature corpus; the default config names extracted sets)."""
+
+
 def run_demo(out: str | Path = "demo_out", *, quick: bool = False, progress: bool = True) -> Path:
     """Run the demo under ``out``; return the run directory.
 
@@ -30,7 +34,7 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, progress: boo
         corpus = generate_corpus(corpus_dir, seed=0, progress=progress, **size)
     print(corpus.summary())
 
-    overrides = [f"data.corpus={corpus_dir}", f"output.runs_dir={out / 'runs'}"]
+    overrides = [f"data.corpus={corpus_dir}", f"output.runs_dir={out / 'runs'}", f"data.features={SYNTHETIC_FEATURES}"]
     if quick:
         overrides += ["training.seeds=[101]", "training.epochs=15"]
     cfg = load_config(None, overrides)

@@ -122,7 +122,7 @@ def configure_model_params(model_type: str, params: dict[str, Any], specs: list[
     if "head" not in MODELS.param_names(model_type):
         raise ConfigError(
             f"Model {model_type!r} predicts regression values only, but targets {[s.name for s in cls]} are "
-            "classification targets. Use a model with a `head` parameter (e.g. lstm, sa_lstm, gcnn_lstm, "
+            "classification targets. Use a model with a `head` parameter (e.g. gru, lstm, sa_lstm, gcnn_lstm, "
             "transformer, tcn, mbconv, way1..way6, composite)."
         )
     params = dict(params)

@@ -6,6 +6,13 @@ Early fusion then a GRU::
     H = GRU(F)                                 (B, T, d_model · (2 if bidirectional else 1))
     M_k = fc_k(ReLU(fc(H)))                    one output layer per target k (optional tanh)   Eq. 2
 
+With ``head`` set (a :data:`~affectflow.models.heads.HEADS` config such as ``{type: classification, n_classes: 5}``
+or ``{type: jdev, n_classes: 6}``), ``H`` goes to that head instead of Eq. 2, so the same model serves
+classification targets (segment task), joint emotion + valence (clip task) and pooled outputs. ``head: null`` (the
+default) keeps Eq. 2 exactly, with the same parameter names as before (older checkpoints still load). A head
+config without ``hidden``/``dropout`` gets ``d_fc`` and ``dropout`` (a ``regression`` head then equals Eq. 2 up to
+parameter names).
+
 ``N`` is the sum of the feature widths, derived from the data. With ``mask_inputs`` each feature set's step mask
 (1 where the set had a value, e.g. a face was found) is appended to the concatenation, so the model can tell a
 missing value (0 after normalisation) from a real mean value. Variable lengths are packed, so padded steps change
@@ -14,11 +21,33 @@ nothing, also in the backward direction of a bidirectional GRU.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from affectflow.errors import ConfigError
 from affectflow.models.base import MODELS, SequenceModel
+
+
+def _build_head(head: Any, input_dim: int, targets: list[str], *, d_fc: int, dropout: float,
+                tanh_output: bool) -> nn.Module:
+    """Build ``model.head`` of the GRU (defaults from the GRU's own ``d_fc``, ``dropout``, ``tanh_output``)."""
+    from affectflow.models.heads import HEADS
+
+    if not isinstance(head, dict) or "type" not in head:
+        raise ConfigError(
+            f"gru: `head` must be null or a mapping with a `type` (one of {HEADS.names()}), got {head!r}."
+        )
+    kind = head["type"]
+    params = {k: v for k, v in head.items() if k != "type"}
+    accepted = set(HEADS.param_names(kind))
+    defaults = {"hidden": d_fc, "dropout": dropout, "tanh": tanh_output}
+    for k, v in defaults.items():
+        if k in accepted and k not in params:
+            params[k] = v
+    return HEADS.build(kind, params, input_dim=input_dim, targets=targets)
 
 
 @MODELS.register("gru")
@@ -47,6 +76,9 @@ class EarlyFusionGRU(SequenceModel):
         Squash outputs into (-1, 1).
     mask_inputs:
         Append each feature set's step mask to the fused input.
+    head:
+        ``None`` (Eq. 2) or an output head config ``{type, ...}`` from :data:`~affectflow.models.heads.HEADS`
+        (``regression``, ``classification``, ``jdev``); the task code fills in class counts from the data.
     """
 
     name = "gru"
@@ -64,6 +96,7 @@ class EarlyFusionGRU(SequenceModel):
         rnn_dropout: float = 0.0,
         tanh_output: bool = False,
         mask_inputs: bool = True,
+        head: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             input_dims,
@@ -76,6 +109,7 @@ class EarlyFusionGRU(SequenceModel):
             rnn_dropout=rnn_dropout,
             tanh_output=tanh_output,
             mask_inputs=mask_inputs,
+            head=head,
         )
         self.sets = list(input_dims)
         self.mask_inputs = mask_inputs
@@ -91,14 +125,20 @@ class EarlyFusionGRU(SequenceModel):
             dropout=rnn_dropout if num_layers > 1 else 0.0,
         )
         d_h = d_model * (2 if bidirectional else 1)
-        self.fc = nn.Linear(d_h, d_fc)
-        self.heads = nn.ModuleList([nn.Linear(d_fc, 1) for _ in self.targets])
         self.tanh_output = tanh_output
+        self.head = None
+        if head is None:
+            self.fc = nn.Linear(d_h, d_fc)
+            self.heads = nn.ModuleList([nn.Linear(d_fc, 1) for _ in self.targets])
+            self.output_sizes = {t: 1 for t in self.targets}
+        else:
+            self.head = _build_head(head, d_h, self.targets, d_fc=d_fc, dropout=dropout, tanh_output=tanh_output)
+            self.output_sizes = dict(self.head.output_sizes)
 
     @property
     def causal(self) -> bool:
         """True when no output depends on later steps."""
-        return not self.gru.bidirectional
+        return not self.gru.bidirectional and (self.head is None or self.head.causal)
 
     def fuse(self, x: dict[str, torch.Tensor], feature_mask: dict[str, torch.Tensor] | None) -> torch.Tensor:
         """Concatenate the feature sets (and masks) in a fixed order: ``(B, T, N)``."""
@@ -117,6 +157,8 @@ class EarlyFusionGRU(SequenceModel):
         packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.gru(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=t)
+        if self.head is not None:
+            return self.head(out, mask)
         z = self.drop(torch.relu(self.fc(out)))
         y = torch.cat([head(z) for head in self.heads], dim=-1)
         return torch.tanh(y) if self.tanh_output else y
