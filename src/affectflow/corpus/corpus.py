@@ -577,6 +577,18 @@ class Corpus:
         r = self.meta.get("label_rate_hz")
         return float(r) if r else None
 
+    def recording_label_rate(self, rid: str, fallback: bool = True) -> float | None:
+        """Label grid rate (Hz) of recording ``rid``: its ``label_rate_hz`` column in ``recordings.csv`` when the
+        corpus has one and the cell is set (per-video rates, e.g. Aff-Wild2 at each video's frame rate), else
+        :attr:`label_rate_hz` (``None`` with ``fallback=False``). Used for recordings without labels; labelled recordings
+        use their label times."""
+        rec = self.recordings
+        if "label_rate_hz" in rec.columns:
+            v = rec.loc[rec["id"] == rid, "label_rate_hz"]
+            if len(v) and pd.notna(v.iloc[0]) and float(v.iloc[0]) > 0:
+                return float(v.iloc[0])
+        return self.label_rate_hz if fallback else None
+
     def cache_dir(self) -> Path:
         """Folder for derived data (aligned arrays)."""
         return self.path / "cache"

@@ -6,7 +6,9 @@ A corpus that holds raw recordings has a ``media.csv`` beside ``recordings.csv``
     r01,media/r01.wav,media/r01.mp4,media/r01.physio.csv,media/r01.transcript.csv
     r02,/data/study/r02.flac,,,
 
-Paths are relative to the corpus folder or absolute; an empty cell means the recording has no such file. Feature
+Paths are relative to the corpus folder or absolute; an empty cell means the recording has no such file. A
+``video`` may also be a folder of numbered frame images (e.g. Aff-Wild2's ``cropped_aligned/<video>/``); the
+optional column ``video_fps`` then gives the frame rate of the video they come from. Feature
 extraction (:func:`affectflow.features.pipeline.extract`) reads this table through :func:`media_recordings`.
 
 :func:`import_media` builds or extends a corpus from raw files, either from a **manifest** CSV or by **scanning a
@@ -63,6 +65,8 @@ from affectflow.features.base import MediaRecording
 MEDIA_COLUMNS = ["id", "audio", "video", "physio", "transcript"]
 MEDIA_KINDS = ("audio", "video", "physio", "transcript")
 MEDIA_FILE = "media.csv"
+OPTIONAL_MEDIA_COLUMNS = ["video_fps"]
+"""Optional columns of ``media.csv``: ``video_fps`` (frame rate of an image-folder video)."""
 
 AUDIO_EXTS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus")
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -94,7 +98,8 @@ def read_media_table(corpus: Corpus) -> pd.DataFrame:
         if c not in df.columns:
             df[c] = ""
     check_recordings_table(df[["id"]], str(f))  # ids become file names: checked on read, not only on write
-    return df[MEDIA_COLUMNS].reset_index(drop=True)
+    extra = [c for c in OPTIONAL_MEDIA_COLUMNS if c in df.columns]
+    return df[MEDIA_COLUMNS + extra].reset_index(drop=True)
 
 
 def write_media_table(corpus: Corpus, table: pd.DataFrame) -> None:
@@ -106,7 +111,11 @@ def write_media_table(corpus: Corpus, table: pd.DataFrame) -> None:
         The corpus.
     table:
         Columns ``id`` and any of ``audio``, ``video``, ``physio``, ``transcript`` (paths as ``str``/``Path``,
-        ``None``/NaN/``""`` = absent). Paths inside the corpus folder are stored relative to it, others absolute.
+        ``None``/NaN/``""`` = absent), optionally ``video_fps``. A **relative** path is taken as relative to the
+        corpus folder (as in ``media.csv`` itself, so a table read with :func:`read_media_table` writes back
+        unchanged), never to the working directory: pass absolute paths for files named relative to the working
+        directory. Absolute paths inside the corpus folder are stored relative to it (the corpus stays movable),
+        others absolute.
     """
     if "id" not in table.columns:
         raise CorpusError(f"Media table needs an 'id' column; got {list(table.columns)}.")
@@ -114,6 +123,9 @@ def write_media_table(corpus: Corpus, table: pd.DataFrame) -> None:
     for c in MEDIA_KINDS:
         vals = table[c].tolist() if c in table.columns else [None] * len(table)
         out[c] = [_store_path(corpus, v) for v in vals]
+    for c in OPTIONAL_MEDIA_COLUMNS:
+        if c in table.columns:
+            out[c] = ["" if _is_blank(v) else str(v) for v in table[c].tolist()]
     for rid in out["id"]:
         check_name("recording id", rid)
     if out["id"].duplicated().any():
@@ -199,6 +211,7 @@ def media_recordings(
                 physio=resolve_media_path(corpus, row["physio"]),
                 transcript=resolve_media_path(corpus, row["transcript"]),
                 duration=None if d is None or pd.isna(d) else float(d),
+                video_fps=float(row["video_fps"]) if str(row.get("video_fps", "")).strip() else None,
             )
         )
     return out

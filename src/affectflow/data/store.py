@@ -87,6 +87,8 @@ class SequenceStore:
     grid_rate_hz:
         Rate (Hz) of the time grid of recordings without labels (e.g. the label rate of the run that predicts
         them): ``t_k = k / rate``, ``k = 0 .. floor(duration * rate) - 1``. Default: the corpus ``label_rate_hz``.
+        A recording with its own rate in ``recordings.csv`` (column ``label_rate_hz``, e.g. each Aff-Wild2 video's
+        frame rate) always uses that one.
         A corpus without the label set at all is fine: every recording is then unlabelled (``y`` is ``None``).
     """
 
@@ -128,7 +130,10 @@ class SequenceStore:
             times = labels[TIME].to_numpy(np.float64)
             y = labels[self.targets].to_numpy(np.float32) if self.targets else None
             return times, y
-        rate = self.grid_rate_hz or self.corpus.label_rate_hz
+        # a rate of the recording's own (recordings.csv label_rate_hz, e.g. an Aff-Wild2 video's fps) comes first,
+        # then the rate asked for (the predicting run's label rate), then the corpus-wide label_rate_hz
+        own = self.corpus.recording_label_rate(rid, fallback=False)
+        rate = own or self.grid_rate_hz or self.corpus.label_rate_hz
         if not rate:
             raise CorpusError(
                 f"Recording {rid!r} has no labels and the corpus sets no label_rate_hz, so its time grid is unknown."

@@ -5,6 +5,6 @@ libraries only when an extractor runs): ``affectflow extract --list-extractors``
 """
 
 from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
-from affectflow.features import audio, face, physio, text  # noqa: E402,F401  (registration)
+from affectflow.features import audio, crops, face, physio, text  # noqa: E402,F401  (registration)
 
 __all__ = ["EXTRACTORS", "ExtractionError", "Extractor", "MediaRecording"]

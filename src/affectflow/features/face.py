@@ -357,7 +357,7 @@ def extract_face_features(rec: MediaRecording, extractors: Sequence[FaceExtracto
     ExtractionError
         ``rec`` has no video, or the file cannot be decoded (see :func:`affectflow.io.video.iter_frames`).
     """
-    from affectflow.io.video import iter_frames
+    from affectflow.io.video import iter_video_frames
 
     if rec.video is None:
         raise ExtractionError(
@@ -379,8 +379,8 @@ def extract_face_features(rec: MediaRecording, extractors: Sequence[FaceExtracto
             blendshapes=any(e.needs_blendshapes for e in exts),
             matrix=any(e.needs_matrix for e in exts),
         ) as tracker:
-            for frame in iter_frames(rec.video, rate_hz):
-                face = tracker.detect(frame.image, frame.time)
+            for frame in iter_video_frames(rec.video, rate_hz, fps=rec.video_fps, duration=rec.duration):
+                face = None if frame.image is None else tracker.detect(frame.image, frame.time)
                 times.append(frame.time)
                 for j, ext in enumerate(exts):
                     rows[j].append(nan_rows[j] if face is None else ext.features(frame.image, face))

@@ -12,6 +12,10 @@ audio track of the same file uses. A video that starts late maps its first outpu
 :func:`video_info` reads frame rate, frame count, duration and size from the container (counting packets when the
 header has no frame count) without decoding.
 
+:func:`iter_image_folder` reads a folder of numbered frame images (Aff-Wild2's ``cropped_aligned/<video>/00001.jpg``)
+on the same kind of grid, given the frame rate of the video they come from; frames without an image are yielded
+with ``image=None`` (masked as NaN rows by the extractors). :func:`iter_video_frames` takes either.
+
 Any failure to open or decode a file (missing, empty, corrupt, truncated, no video stream) raises
 :class:`affectflow.features.base.ExtractionError` with the path and the reason.
 """
@@ -83,14 +87,14 @@ class DecodedFrame:
         Timestamp of that decoded frame in seconds.
     image:
         ``uint8`` array of shape ``(height, width, 3)`` (RGB), read-only. When the output rate exceeds the frame
-        rate, consecutive outputs share the same array.
+        rate, consecutive outputs share the same array. ``None`` for a frame missing from an image folder.
     """
 
     index: int
     time: float
     source_index: int
     source_time: float
-    image: np.ndarray
+    image: np.ndarray | None
 
 
 def _fail(path: Path, what: str) -> ExtractionError:
@@ -292,3 +296,132 @@ def iter_frames(
                 k += 1
     finally:
         container.close()
+
+
+# ---------------------------------------------------------------------------------------------------- image folders
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+"""File extensions of the frames of an image-folder video."""
+
+
+def image_folder_frames(folder: str | os.PathLike) -> dict[int, Path]:
+    """The numbered frames of an image folder: frame number → file.
+
+    A frame file is named by its 1-based frame number, zero-padded or not (``00001.jpg``, ``17.png``), as in
+    Aff-Wild2's ``cropped_aligned/<video>/``. Other files are ignored.
+
+    Raises
+    ------
+    ExtractionError
+        ``folder`` is not a folder, or two files give the same frame number (``1.jpg`` and ``00001.jpg``).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ExtractionError(f"Cannot read image folder {str(folder)!r}: it is not a folder.")
+    out: dict[int, Path] = {}
+    for f in folder.iterdir():
+        if f.suffix.lower() not in IMAGE_EXTS or not f.stem.isdigit() or not f.is_file():
+            continue
+        n = int(f.stem)
+        if n in out:
+            raise ExtractionError(
+                f"Image folder {str(folder)!r} has two files for frame {n}: {out[n].name} and {f.name}."
+            )
+        out[n] = f
+    return out
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as a read-only ``uint8`` RGB array ``(height, width, 3)``; :class:`ExtractionError` if unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise ExtractionError(f"Cannot read image {str(path)!r}: {type(e).__name__}: {e}.") from e
+    arr = np.ascontiguousarray(arr)
+    arr.flags.writeable = False
+    return arr
+
+
+def iter_image_folder(
+    folder: str | os.PathLike,
+    rate_hz: float | None,
+    *,
+    fps: float,
+    n_frames: int | None = None,
+) -> Iterator[DecodedFrame]:
+    """Frames of an image-folder video (numbered frame files, see :func:`image_folder_frames`) on a time grid.
+
+    Frame file number ``n`` (1-based) is video frame index ``i = n - 1`` shown at ``t_i = i / fps``. The video has
+    ``N`` frames: ``n_frames`` if given, else the highest frame number in the folder. Frames whose file is absent
+    (no face was found, as in ``cropped_aligned``) are yielded with ``image=None``: face extractors turn them into
+    NaN rows, so missing frames are masked, never dropped or filled.
+
+    Parameters
+    ----------
+    folder:
+        The image folder.
+    rate_hz:
+        Output rate in Hz: for ``t_k = k / rate_hz < N / fps`` the frame ``i = round(t_k · fps)`` (clipped to
+        ``N - 1``); ``None`` yields every frame ``i = 0 .. N-1`` at ``t_i``.
+    fps:
+        Frame rate of the video the images come from (frames per second, > 0).
+    n_frames:
+        Number of frames of that video (default: the highest frame number found).
+
+    Yields
+    ------
+    DecodedFrame
+        ``image`` is ``uint8`` RGB ``(height, width, 3)`` or ``None`` for a missing frame; ``source_index = i``,
+        ``source_time = i / fps``.
+
+    Raises
+    ------
+    ExtractionError
+        Not a folder, no frame files at all (with no ``n_frames``), an unreadable image, or a bad ``fps``.
+    """
+    if not (isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0):
+        raise ExtractionError(
+            f"Image folder {str(folder)!r} needs the frame rate of its video (fps > 0), got {fps!r}; for a corpus, "
+            "set the video_fps column of media.csv."
+        )
+    if rate_hz is not None and not rate_hz > 0:
+        raise ValueError(f"rate_hz must be > 0 or None, got {rate_hz!r}")
+    files = image_folder_frames(folder)
+    n = int(n_frames) if n_frames is not None else (max(files) if files else 0)
+    if n <= 0:
+        raise ExtractionError(f"Image folder {str(folder)!r} has no numbered frame files ({', '.join(IMAGE_EXTS)}).")
+
+    def frame(k: int, t: float, i: int) -> DecodedFrame:
+        f = files.get(i + 1)
+        return DecodedFrame(k, t, i, i / fps, None if f is None else read_image(f))
+
+    if rate_hz is None:
+        for i in range(n):
+            yield frame(i, i / fps, i)
+        return
+    k = 0
+    while k / rate_hz < n / fps - 1e-9:
+        t = k / rate_hz
+        i = min(int(np.floor(t * fps + 0.5 - 1e-9)), n - 1)
+        yield frame(k, t, i)
+        k += 1
+
+
+def iter_video_frames(
+    path: str | os.PathLike,
+    rate_hz: float | None = 2.0,
+    *,
+    fps: float | None = None,
+    duration: float | None = None,
+) -> Iterator[DecodedFrame]:
+    """Frames of a video file (:func:`iter_frames`) or of an image folder (:func:`iter_image_folder`).
+
+    For an image folder, ``fps`` is required and ``duration`` (s) gives the frame count ``round(duration · fps)``.
+    ``image`` is ``None`` only for missing frames of an image folder.
+    """
+    if Path(path).is_dir():
+        n = int(round(duration * fps)) if duration and fps else None
+        return iter_image_folder(path, rate_hz, fps=fps, n_frames=n)
+    return iter_frames(path, rate_hz)

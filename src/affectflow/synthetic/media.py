@@ -690,7 +690,8 @@ def generate_media_corpus(
     corpus.write_label_set_info(
         LabelSetInfo("continuous_clean", dims, cfg.label_rate_hz, "noise-free (delayed)")
     )
-    media_dir = corpus.path / "media"
+    # absolute: media.csv stores paths inside the corpus relative to the corpus, whatever the working directory
+    media_dir = corpus.path.resolve() / "media"
     media_dir.mkdir(exist_ok=True)
     part_of = _partitions(rng, cfg.n_subjects, cfg.partitions)
 

@@ -1,0 +1,89 @@
+"""Appearance of aligned face crops without any model: a small grayscale thumbnail and the colour means.
+
+Aff-Wild2 ships ``cropped_aligned/<video>/<00001>.jpg``: one face crop per video frame, already detected and
+aligned, absent where no face was found. On such crops a model-free descriptor is a fast, dependency-free
+baseline (and what the synthetic Aff-Wild2 layout of :mod:`affectflow.synthetic.affwild2` is learnable from):
+
+``crop_pixels`` (modality ``video``, input ``MediaRecording.video``: an image folder or a video file)
+    For each output frame, the image is converted to grayscale ``g = 0.299 R + 0.587 G + 0.114 B`` (values in
+    [0, 1]), area-averaged to ``grid x grid`` cells (columns ``px00_00 .. px{grid-1}_{grid-1}``, row-major), plus the
+    means of R, G and B in [0, 1] (``mean_r, mean_g, mean_b``): ``grid² + 3`` columns. Frames without an image
+    (a missing crop) are NaN rows. On a full video frame (not a crop) it describes the whole scene.
+
+Frames come from :func:`affectflow.io.video.iter_video_frames`: ``rate_hz: null`` (the default) gives every frame of
+the video at ``i / fps``, which is the Aff-Wild2 label grid.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from affectflow.errors import ConfigError
+from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
+
+
+def thumbnail(rgb: np.ndarray, grid: int) -> np.ndarray:
+    """``(grid², )`` area-averaged grayscale cells of ``rgb`` ``(H, W, 3)`` uint8, in [0, 1], row-major."""
+    g = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) / 255.0
+    h, w = g.shape
+    rows = np.linspace(0, h, grid + 1).round().astype(int)
+    cols = np.linspace(0, w, grid + 1).round().astype(int)
+    out = np.empty((grid, grid), np.float32)
+    for i in range(grid):
+        band = g[rows[i] : max(rows[i + 1], rows[i] + 1)]
+        for j in range(grid):
+            out[i, j] = band[:, cols[j] : max(cols[j + 1], cols[j] + 1)].mean()
+    return out.ravel()
+
+
+@EXTRACTORS.register
+class CropPixels(Extractor):
+    """Grayscale thumbnail + colour means of each frame (see the module docstring).
+
+    Parameters
+    ----------
+    rate_hz:
+        Output rate in Hz; ``None`` = every video frame at its own time (for image folders: ``i / video_fps``).
+    grid:
+        Thumbnail side in cells (``grid²`` columns), 1-32.
+    """
+
+    name = "crop_pixels"
+    modality: ClassVar[str] = "video"
+    inputs: ClassVar[tuple[str, ...]] = ("video",)
+
+    def __init__(self, *, rate_hz: float | None = None, grid: int = 8) -> None:
+        if rate_hz is not None and not (isinstance(rate_hz, (int, float)) and rate_hz > 0):
+            raise ConfigError(f"crop_pixels: rate_hz must be a positive number or null, got {rate_hz!r}.")
+        if isinstance(grid, bool) or not isinstance(grid, int) or not 1 <= grid <= 32:
+            raise ConfigError(f"crop_pixels: grid must be an integer in 1..32, got {grid!r}.")
+        self.rate_hz = rate_hz
+        self.grid = grid
+
+    def columns(self) -> list[str]:
+        """``px00_00 .. px{g-1}_{g-1}``, ``mean_r, mean_g, mean_b``."""
+        g = self.grid
+        return [f"px{i:02d}_{j:02d}" for i in range(g) for j in range(g)] + ["mean_r", "mean_g", "mean_b"]
+
+    def extract(self, rec: MediaRecording) -> pd.DataFrame:
+        """Frames of ``rec.video`` (``time`` + :meth:`columns`), NaN rows where an image-folder frame is missing."""
+        from affectflow.io.video import iter_video_frames
+
+        if rec.video is None:
+            raise ExtractionError(f"Recording {rec.id!r} has no video (file or image folder).")
+        ncol = len(self.columns())
+        times, rows = [], []
+        for fr in iter_video_frames(rec.video, self.rate_hz, fps=rec.video_fps, duration=rec.duration):
+            times.append(fr.time)
+            if fr.image is None:
+                rows.append(np.full(ncol, np.nan, np.float32))
+            else:
+                means = fr.image.reshape(-1, 3).mean(0).astype(np.float32) / 255.0
+                rows.append(np.concatenate([thumbnail(fr.image, self.grid), means]))
+        data = np.vstack(rows) if rows else np.empty((0, ncol), np.float32)
+        df = pd.DataFrame(data.astype(np.float32), columns=self.columns())
+        df.insert(0, "time", np.asarray(times, np.float64))
+        return df

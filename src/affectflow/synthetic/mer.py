@@ -1,0 +1,115 @@
+"""A synthetic dataset in the **MER 2023 layout**, with known answers.
+
+:func:`generate_mer` writes::
+
+    <out>/train-label.csv                 name,discrete,valence   (observed: noisy labels)
+    <out>/test1-label.csv, test2-label.csv, test3-label.csv   same columns (test3: MER-SEMI, no valence scored)
+    <out>/features/utt/<name>.npy         (C_utt,)   utterance-level, float32
+    <out>/features/frames/<name>.npy      (T, C_fr)  frame-level at ``frame_rate_hz`` (T varies per clip)
+    <out>/ground_truth.csv                name,discrete,valence   noise-free truth of every clip
+    <out>/generation.json                 configuration, per-set ceilings
+
+Known answers
+    Each clip has a true emotion ``e`` (one of the six MER 2023 classes, drawn with ``class_weights``) and a true
+    valence ``v = μ_e + s · z`` (``μ``: neutral 0, angry -3, happy 3, sad -3, worried -2, surprise 1; ``s`` =
+    ``valence_spread``; clipped to [-5, 5]). Observed labels flip the emotion to a uniformly drawn other class with
+    probability ``label_flip`` and add Gaussian noise of std ``valence_noise`` to valence (clipped).
+    Features: ``utt = P[e] + w_v · v / 5 · d + noise`` (class prototypes ``P``, a valence direction ``d``), and
+    ``frames[t] = Q[e] + w_v · v / 5 · d' + frame_noise`` for ``t < T``, so mean-pooling recovers the signal.
+    The ceiling of each test set is the MER score ``weighted F1 − 0.25 · MSE`` (and both parts) of the truth
+    against the observed labels: what a perfect predictor of the truth scores.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from affectflow.corpus.mer import MER_CLASSES
+from affectflow.corpus.staging import staged_folder
+from affectflow.errors import ConfigError
+
+VALENCE_MEANS = {"neutral": 0.0, "angry": -3.0, "happy": 3.0, "sad": -3.0, "worried": -2.0, "surprise": 1.0}
+
+
+@dataclass
+class MerSynthConfig:
+    """Parameters of :func:`generate_mer` (stored in ``generation.json``)."""
+
+    n_train: int = 300
+    n_test: tuple[int, int, int] = (100, 100, 100)
+    class_weights: tuple[float, ...] = (0.3, 0.15, 0.2, 0.15, 0.1, 0.1)
+    valence_spread: float = 0.8
+    label_flip: float = 0.1
+    valence_noise: float = 0.5
+    utt_dim: int = 32
+    frame_dim: int = 16
+    frame_rate_hz: float = 5.0
+    frames: tuple[int, int] = (10, 40)
+    feature_noise: float = 1.0
+    frame_noise: float = 2.0
+    valence_weight: float = 1.5
+    seed: int = 0
+
+
+def mer_ceiling(truth: pd.DataFrame, observed: pd.DataFrame) -> dict[str, float]:
+    """MER 2023 scores of the truth against observed labels (rows matched by ``name``)."""
+    from affectflow.metrics import weighted_f1
+
+    m = observed.merge(truth, on="name", suffixes=("", "_true"))
+    labs = {c: i for i, c in enumerate(sorted(set(m["discrete"]) | set(m["discrete_true"])))}
+    f1 = weighted_f1(m["discrete"].map(labs).to_numpy(), m["discrete_true"].map(labs).to_numpy())
+    mse = float(np.mean((m["valence"] - m["valence_true"]) ** 2))
+    return {"weighted_f1": float(f1), "mse": mse, "mer_score": float(f1 - 0.25 * mse)}
+
+
+def generate_mer(out: str | Path, **overrides) -> dict:
+    """Write a synthetic MER 2023-layout dataset to the new folder ``out``; return the generation record."""
+    bad = sorted(set(overrides) - set(MerSynthConfig.__dataclass_fields__))
+    if bad:
+        raise ConfigError(f"Unknown generator options {bad}; valid: {sorted(MerSynthConfig.__dataclass_fields__)}.")
+    cfg = MerSynthConfig(**overrides)
+    if len(cfg.class_weights) != len(MER_CLASSES) or cfg.n_train < 12:
+        raise ConfigError("class_weights needs one weight per MER class and n_train at least 12.")
+    rng = np.random.default_rng(cfg.seed)
+    P = rng.normal(0, 1, (len(MER_CLASSES), cfg.utt_dim)).astype(np.float32)
+    Q = rng.normal(0, 1, (len(MER_CLASSES), cfg.frame_dim)).astype(np.float32)
+    d = rng.normal(0, 1, cfg.utt_dim).astype(np.float32)
+    dq = rng.normal(0, 1, cfg.frame_dim).astype(np.float32)
+    w = np.asarray(cfg.class_weights, float) / np.sum(cfg.class_weights)
+    sets = [("train", "train-label.csv", cfg.n_train)] + [
+        (f"test{k + 1}", f"test{k + 1}-label.csv", n) for k, n in enumerate(cfg.n_test) if n > 0
+    ]
+    truth_rows, record = [], {"layout": "mer2023", "config": asdict(cfg), "ceiling": {}, "sets": {}}
+    with staged_folder(out, "synthetic MER folder") as tmp:
+        (tmp / "features" / "utt").mkdir(parents=True)
+        (tmp / "features" / "frames").mkdir(parents=True)
+        k = 0
+        for part, fname, n in sets:
+            e = rng.choice(len(MER_CLASSES), size=n, p=w)
+            v = np.clip(np.array([VALENCE_MEANS[MER_CLASSES[i]] for i in e]) + cfg.valence_spread * rng.standard_normal(n), -5, 5)
+            flip = rng.random(n) < cfg.label_flip
+            other = (e + rng.integers(1, len(MER_CLASSES), n)) % len(MER_CLASSES)
+            e_obs = np.where(flip, other, e)
+            v_obs = np.clip(v + cfg.valence_noise * rng.standard_normal(n), -5, 5)
+            names = [f"sample_{k + i:05d}" for i in range(n)]
+            k += n
+            for i, nm in enumerate(names):
+                utt = P[e[i]] + cfg.valence_weight * v[i] / 5 * d + cfg.feature_noise * rng.standard_normal(cfg.utt_dim)
+                np.save(tmp / "features" / "utt" / f"{nm}.npy", utt.astype(np.float32))
+                T = int(rng.integers(cfg.frames[0], cfg.frames[1] + 1))
+                fr = Q[e[i]] + cfg.valence_weight * v[i] / 5 * dq + cfg.frame_noise * rng.standard_normal((T, cfg.frame_dim))
+                np.save(tmp / "features" / "frames" / f"{nm}.npy", fr.astype(np.float32))
+            obs = pd.DataFrame({"name": names, "discrete": [MER_CLASSES[i] for i in e_obs], "valence": np.round(v_obs, 4)})
+            obs.to_csv(tmp / fname, index=False)
+            tru = pd.DataFrame({"name": names, "discrete": [MER_CLASSES[i] for i in e], "valence": np.round(v, 4)})
+            truth_rows.append(tru)
+            record["sets"][part] = n
+            record["ceiling"][part] = mer_ceiling(tru, obs)
+        pd.concat(truth_rows, ignore_index=True).to_csv(tmp / "ground_truth.csv", index=False)
+        (tmp / "generation.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
