@@ -1,0 +1,199 @@
+"""Challenge submission files from a trained run: MuSe 2023, ABAW (Aff-Wild2 VA) and MER 2023.
+
+:func:`submit` predicts the chosen partitions (default: the run's test partitions) with the run's selected
+checkpoint (:func:`affectflow.experiment.predict`) and writes them, all or nothing, in a challenge's format:
+
+``muse2023`` (continuous task)
+    ``<out>/label_segments/<target>/<Id>.csv`` with columns ``timestamp,value`` (timestamp in **ms**, integer:
+    ``round(1000 · t)``; one row per label step of the recording's grid) and ``<out>/metadata/partition.csv``
+    (``Id,Partition``): the MuSe label layout, which :func:`affectflow.corpus.muse.import_muse` reads back.
+``abaw`` (continuous task with targets ``valence`` and ``arousal``)
+    ``<out>/<name>.txt`` per recording: header ``image_location,valence,arousal``, then one line per **video
+    frame** ``i = 0 .. N-1`` with ``image_location = <name>/<i+1:05d>.jpg``. ``N`` is the recording's ``frames``
+    column (Aff-Wild2 imports have it; else the number of predicted steps). Frame ``i`` (at ``t = i / fps``, fps
+    from the ``fps`` / ``label_rate_hz`` column) takes the prediction of the nearest predicted step; frames after
+    the last predicted step repeat the last value (padding) and predictions after frame ``N - 1`` are dropped
+    (cut). Values are clipped to [-1, 1]. :func:`read_abaw_submission` reads a file back.
+``mer2023`` (clip task with a class target and a value target)
+    ``<out>/<partition>.csv`` with columns ``name,discrete,valence`` (the class and value targets, whatever their
+    names in the run), one row per clip, valence clipped to [-5, 5]; :func:`affectflow.corpus.mer.import_mer`
+    reads it back as a label file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from affectflow.corpus.corpus import Corpus
+from affectflow.corpus.staging import staged_folder
+from affectflow.errors import RunError
+
+FORMATS = ("muse2023", "abaw", "mer2023")
+ABAW_HEADER = "image_location,valence,arousal"
+
+
+def abaw_frames(times: np.ndarray, values: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
+    """Predictions per video frame: ``(n_frames, K)`` from predictions ``values`` ``(T, K)`` at ``times`` ``(T,)``.
+
+    Frame ``i`` at ``i / fps`` takes the nearest predicted step (the earlier one on a tie); frames after the last
+    step repeat the last value; steps after the last frame are dropped.
+    """
+    times = np.asarray(times, float)
+    values = np.asarray(values, float)
+    if len(times) == 0:
+        raise RunError("No predicted steps to write.")
+    ft = np.arange(n_frames) / fps
+    pos = np.clip(np.searchsorted(times, ft), 0, len(times) - 1)
+    prev = np.clip(pos - 1, 0, len(times) - 1)
+    use_prev = np.abs(ft - times[prev]) <= np.abs(times[pos] - ft)
+    idx = np.where(use_prev, prev, pos)
+    idx[ft > times[-1]] = len(times) - 1
+    return values[idx]
+
+
+def write_abaw_file(path: Path, name: str, frames: np.ndarray) -> None:
+    """One ABAW VA prediction file: header, then ``<name>/<00001>.jpg,valence,arousal`` per frame."""
+    v = np.clip(frames, -1.0, 1.0)
+    lines = [ABAW_HEADER] + [f"{name}/{i + 1:05d}.jpg,{a:.6f},{b:.6f}" for i, (a, b) in enumerate(v.tolist())]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def read_abaw_submission(path: str | os.PathLike) -> pd.DataFrame:
+    """Read an ABAW VA prediction file: columns ``image_location, frame`` (1-based), ``valence, arousal``."""
+    df = pd.read_csv(path)
+    if list(df.columns) != ABAW_HEADER.split(","):
+        raise RunError(f"{path}: header {list(df.columns)} is not {ABAW_HEADER!r}.")
+    df["frame"] = df["image_location"].str.extract(r"/(\d+)\.jpg$", expand=False).astype(int)
+    return df[["image_location", "frame", "valence", "arousal"]]
+
+
+def submit(
+    run_path: str | os.PathLike,
+    fmt: str,
+    *,
+    out: str | os.PathLike | None = None,
+    partitions: list[str] | None = None,
+    corpus: str | os.PathLike | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    progress: bool = False,
+) -> Path:
+    """Write the submission files of ``run_path`` in format ``fmt`` (see the module docstring); return the folder.
+
+    Parameters
+    ----------
+    run_path:
+        A run directory.
+    fmt:
+        ``muse2023``, ``abaw`` or ``mer2023``.
+    out:
+        New output folder (must not exist or be empty); default ``<run>/submission-<fmt>-<timestamp>``.
+    partitions:
+        Partitions to predict (default: the run's ``data.test_partitions``).
+    corpus:
+        Corpus to predict (default: the run's).
+    seed:
+        Checkpoint to use (default: the selected seed).
+    """
+    from affectflow.experiment import predict
+    from affectflow.runs import Run
+
+    if fmt not in FORMATS:
+        raise RunError(f"Unknown submission format {fmt!r}; choose one of {list(FORMATS)}.")
+    run = Run(run_path)
+    cfg = run.config_dict
+    task = cfg["data"].get("task", "continuous")
+    targets = list(cfg["data"]["targets"])
+    need = {"muse2023": "continuous", "abaw": "continuous", "mer2023": "clip"}[fmt]
+    if task != need:
+        raise RunError(f"Format {fmt!r} is for {need!r} runs; run {str(run.path)!r} has task {task!r}.")
+    if fmt == "abaw" and sorted(targets) != ["arousal", "valence"]:
+        raise RunError(f"The ABAW VA format needs the targets valence and arousal; the run predicts {targets}.")
+    c = Corpus(corpus or cfg["data"]["corpus"])
+    parts = partitions or list(cfg["data"].get("test_partitions") or ["test"])
+    c.recording_ids(parts)  # unknown partitions: a clear error
+    if out is None:
+        out = run.path / f"submission-{fmt}-{time.strftime('%Y%m%d-%H%M%S')}"
+        k = 1
+        while Path(out).exists():
+            out = run.path / f"submission-{fmt}-{time.strftime('%Y%m%d-%H%M%S')}-{k}"
+            k += 1
+    scratch = Path(tempfile.mkdtemp(prefix="affectflow-submit-"))
+    try:
+        preds = {}
+        for p in parts:
+            preds[p] = predict(run.path, partitions=[p], corpus=c.path, out=scratch / p, seed=seed, device=device,
+                               progress=progress)
+        with staged_folder(out, "submission") as tmp:
+            if fmt == "mer2023":
+                _write_mer(tmp, preds, run)
+            else:
+                rec = c.recordings.set_index("id")
+                rows = []
+                for p, folder in preds.items():
+                    for rid in c.recording_ids([p]):
+                        f = folder / f"{rid}.csv"
+                        if not f.is_file():
+                            raise RunError(f"Prediction of recording {rid!r} is missing ({f}).")
+                        df = pd.read_csv(f)
+                        if fmt == "muse2023":
+                            _write_muse(tmp, rid, df, targets)
+                            rows.append({"Id": rid, "Partition": p})
+                        else:
+                            _write_abaw(tmp, rid, df, rec.loc[rid], c)
+                if fmt == "muse2023":
+                    (tmp / "metadata").mkdir(parents=True, exist_ok=True)
+                    pd.DataFrame(rows).to_csv(tmp / "metadata" / "partition.csv", index=False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return Path(out)
+
+
+def _write_muse(tmp: Path, rid: str, df: pd.DataFrame, targets: list[str]) -> None:
+    ts = np.round(df["time"].to_numpy() * 1000).astype(np.int64)
+    for t in targets:
+        d = tmp / "label_segments" / t
+        d.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"timestamp": ts, "value": df[f"{t}_pred"].to_numpy()}).to_csv(
+            d / f"{rid}.csv", index=False, float_format="%.6f")
+
+
+def _write_abaw(tmp: Path, rid: str, df: pd.DataFrame, row: pd.Series, corpus: Corpus) -> None:
+    fps = None
+    for col in ("fps", "label_rate_hz"):
+        if col in row.index and pd.notna(row[col]) and float(row[col]) > 0:
+            fps = float(row[col])
+            break
+    times = df["time"].to_numpy()
+    if fps is None:
+        fps = corpus.label_rate_hz or (1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 1.0)
+    n = int(row["frames"]) if "frames" in row.index and pd.notna(row["frames"]) else len(times)
+    frames = abaw_frames(times, df[["valence_pred", "arousal_pred"]].to_numpy(), n, fps)
+    write_abaw_file(tmp / f"{rid}.txt", rid, frames)
+
+
+def _write_mer(tmp: Path, preds: dict[str, Path], run) -> None:
+    import torch
+
+    specs = None
+    for f in sorted((run.path / "checkpoints").glob("seed-*.pt")):
+        specs = torch.load(f, weights_only=True, map_location="cpu")["data"].get("target_specs")
+        break
+    if not specs:
+        raise RunError(f"Run {str(run.path)!r} has no checkpoint with target kinds.")
+    cls = [s["name"] for s in specs if s["kind"] == "classification"]
+    reg = [s["name"] for s in specs if s["kind"] == "regression"]
+    if len(cls) != 1 or len(reg) != 1:
+        raise RunError(f"The MER 2023 format needs one class and one value target; the run has {cls} and {reg}.")
+    for p, folder in preds.items():
+        df = pd.read_csv(folder / "clips.csv", dtype={"recording": str, f"{cls[0]}_pred": str})
+        out = pd.DataFrame({"name": df["recording"], "discrete": df[f"{cls[0]}_pred"],
+                            "valence": np.clip(df[f"{reg[0]}_pred"].astype(float), -5.0, 5.0)})
+        out.to_csv(tmp / f"{p}.csv", index=False, float_format="%.6f")
