@@ -11,6 +11,7 @@ def test_generate_train_evaluate_predict(tmp_path, capsys):
     assert "recordings: 6" in capsys.readouterr().out
     assert main(["info", str(c)]) == 0
     args = ["train", "--corpus", str(c), "--runs-dir", str(tmp_path / "runs"), "-q", "--set", "training.seeds=[1]",
+            "--set", "data.features=[acoustic,visual,physio]",
             "--set", "training.epochs=1", "--set", "model.d_model=8", "--set", "data.window.size=20",
             "--set", "data.window.hop=10", "--set", "training.lr=5e-3"]
     assert main(args) == 0

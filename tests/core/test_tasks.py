@@ -38,8 +38,15 @@ def test_heads_are_configured_from_the_data(tiny_corpus):
     assert p["head"]["type"] == "jdev" and p["head"]["n_classes"] == len(clip[0].classes)
     m = MODELS.build("lstm", p, input_dims={"a": 3}, targets=["discrete", "valence"])
     assert m.output_sizes == {"discrete": len(clip[0].classes), "valence": 1}
-    with pytest.raises(ConfigError, match="regression values only"):
-        configure_model_params("gru", {}, seg)
+    # the default model takes a head too (issue 8); a model without one is refused with a clear message
+    assert configure_model_params("gru", {}, seg)["head"]["type"] == "classification"
+    names = MODELS.param_names
+    try:
+        MODELS.param_names = lambda name: [k for k in names(name) if k != "head"]
+        with pytest.raises(ConfigError, match="regression values only"):
+            configure_model_params("gru", {}, seg)
+    finally:
+        MODELS.param_names = names
 
 
 def test_segment_samples_read_out_at_their_last_step(tiny_corpus):

@@ -142,8 +142,6 @@ def register(sub: Any) -> None:
     s.add_argument("--seed", type=int, help="checkpoint seed (default: the selected seed)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda")
 
-    try:
-        from affectflow.cli import raters
-    except ImportError:  # pragma: no cover - the rater verbs live in their own module
-        return
+    from affectflow.cli import raters
+
     raters.register(sub)
