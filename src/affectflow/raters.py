@@ -352,7 +352,7 @@ def fuse_rater_files(
         pooled = np.concatenate([s for _, s in segs.values()])
         th = class_thresholds(pooled, n_classes) if isinstance(thresholds, str) else np.asarray(thresholds, float)
         report["classes"] = {"n_classes": n_classes, "statistic": statistic, "thresholds": th.tolist()}
-    with staged_folder(out, "fused labels") as tmp:
+    with staged_folder(out, what="fused labels") as tmp:
         for rid, (df, tcol, raters, Y, t) in loaded.items():
             o = pd.DataFrame({tcol: df[tcol], "value": fused[rid].values})
             if "segment_id" in df.columns:

@@ -131,7 +131,7 @@ def submit(
         for p in parts:
             preds[p] = predict(run.path, partitions=[p], corpus=c.path, out=scratch / p, seed=seed, device=device,
                                progress=progress)
-        with staged_folder(out, "submission") as tmp:
+        with staged_folder(out, what="submission") as tmp:
             if fmt == "mer2023":
                 _write_mer(tmp, preds, run)
             else:

@@ -164,4 +164,4 @@ def test_cli_import_extract_train_submit_abaw(layout, tmp_path, capsys):
         np.testing.assert_allclose(sub["valence"], np.clip(pred["valence_pred"], -1, 1), atol=1e-5)
     # a second submit never overwrites
     assert main(["submit", str(run), "--format", "abaw", "--out", str(tmp_path / "sub"), "-q"]) == 2
-    assert "not empty" in capsys.readouterr().err
+    assert "not an empty folder" in " ".join(capsys.readouterr().err.split())

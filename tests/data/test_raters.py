@@ -118,6 +118,7 @@ def test_cli_fuse_raters_files_and_classes(tmp_path, capsys):
     # bad input: a clear error, nothing written
     (src / "3.csv").write_text("time,rater0\n0,1\n0,2\n")
     assert main(["fuse-raters", str(src), str(tmp_path / "gold2")]) == 2
-    assert "3.csv: time must be numeric and strictly" in capsys.readouterr().err and not (tmp_path / "gold2").exists()
+    err = " ".join(capsys.readouterr().err.split())
+    assert "3.csv: time must be numeric and strictly increasing" in err and not (tmp_path / "gold2").exists()
     with pytest.raises(ImportFormatError, match="does not exist"):
         fuse_rater_files(str(tmp_path / "nope"), str(tmp_path / "g3"))

@@ -166,7 +166,7 @@ def generate_affwild2(out: str | Path, *, progress: bool = False, **overrides) -
     if "test" not in part_of.values():
         part_of[int(order[-1])] = "test"
     names: dict[str, dict] = {}
-    with staged_folder(out, "synthetic Aff-Wild2 folder") as tmp:
+    with staged_folder(out, what="synthetic Aff-Wild2 folder") as tmp:
         for k in tqdm(range(cfg.n_videos), desc="videos", disable=not progress, leave=False):
             vrng = np.random.default_rng([cfg.seed, k])
             fps = float(cfg.fps_choices[k % len(cfg.fps_choices)])

@@ -85,7 +85,7 @@ def generate_mer(out: str | Path, **overrides) -> dict:
         (f"test{k + 1}", f"test{k + 1}-label.csv", n) for k, n in enumerate(cfg.n_test) if n > 0
     ]
     truth_rows, record = [], {"layout": "mer2023", "config": asdict(cfg), "ceiling": {}, "sets": {}}
-    with staged_folder(out, "synthetic MER folder") as tmp:
+    with staged_folder(out, what="synthetic MER folder") as tmp:
         (tmp / "features" / "utt").mkdir(parents=True)
         (tmp / "features" / "frames").mkdir(parents=True)
         k = 0
