@@ -74,6 +74,41 @@ def read_abaw_submission(path: str | os.PathLike) -> pd.DataFrame:
     return df[["image_location", "frame", "valence", "arousal"]]
 
 
+def score_abaw(submission: str | os.PathLike, labels: str | os.PathLike) -> dict[str, float]:
+    """Score an ABAW VA submission folder against a folder of ``<name>.txt`` annotation files, as ABAW does.
+
+    Every name with a label file must have a submission file. Frames are matched by number; frames whose label is
+    ``-5`` (or that lie past either file's end) are left out; CCC (population moments) per dimension over all
+    valid frames of all videos pooled; ``abaw_score = (CCC_valence + CCC_arousal) / 2``.
+    """
+    from affectflow.corpus.affwild2 import parse_annotation
+    from affectflow.corpus.importreport import ChallengeImportReport
+    from affectflow.metrics import ccc
+
+    ys, ps = [], []
+    files = sorted(Path(labels).glob("*.txt"))
+    if not files:
+        raise RunError(f"No <name>.txt label files in {str(labels)!r}.")
+    rep = ChallengeImportReport(str(labels), "affwild2")
+    for f in files:
+        lab = parse_annotation(f, rep)
+        sub = Path(submission) / f.name
+        if not sub.is_file():
+            raise RunError(f"The submission has no file {sub.name} for labelled video {f.stem!r}.")
+        pred = read_abaw_submission(sub)[["valence", "arousal"]].to_numpy(float)
+        if lab is None:
+            continue
+        n = min(len(lab), len(pred))
+        ok = np.isfinite(lab[:n]).all(1)
+        ys.append(lab[:n][ok])
+        ps.append(pred[:n][ok])
+    rep.raise_if_errors("ABAW label")
+    y, p = np.concatenate(ys), np.concatenate(ps)
+    out = {"valence": ccc(y[:, 0], p[:, 0]), "arousal": ccc(y[:, 1], p[:, 1]), "frames": int(len(y))}
+    out["abaw_score"] = (out["valence"] + out["arousal"]) / 2
+    return out
+
+
 def submit(
     run_path: str | os.PathLike,
     fmt: str,

@@ -165,3 +165,26 @@ def test_cli_import_extract_train_submit_abaw(layout, tmp_path, capsys):
     # a second submit never overwrites
     assert main(["submit", str(run), "--format", "abaw", "--out", str(tmp_path / "sub"), "-q"]) == 2
     assert "not an empty folder" in " ".join(capsys.readouterr().err.split())
+
+
+def test_score_abaw_known_answers(layout, tmp_path):
+    from affectflow.corpus.affwild2 import parse_annotation
+    from affectflow.corpus.importreport import ChallengeImportReport
+    from affectflow.submit import score_abaw, write_abaw_file
+
+    src, rec = layout
+    withheld = src / "withheld_test_labels"
+    tests = sorted(n for n, r in rec["names"].items() if r["partition"] == "test")
+    assert sorted(p.stem for p in withheld.glob("*.txt")) == tests
+    perfect, truth = tmp_path / "perfect", tmp_path / "truth"
+    perfect.mkdir()
+    truth.mkdir()
+    rep = ChallengeImportReport("x", "affwild2")
+    for n in tests:
+        lab = parse_annotation(withheld / f"{n}.txt", rep)
+        write_abaw_file(perfect / f"{n}.txt", n, np.nan_to_num(lab, nan=0.0))
+        write_abaw_file(truth / f"{n}.txt", n, parse_annotation(src / "ground_truth" / f"{n}.txt", rep))
+    s = score_abaw(perfect, withheld)
+    assert s["valence"] == pytest.approx(1.0, abs=1e-5) and s["abaw_score"] == pytest.approx(1.0, abs=1e-5)
+    ceiling = score_abaw(truth, withheld)  # the noise-free truth scores below 1 against noisy labels
+    assert 0.5 < ceiling["abaw_score"] < 1.0

@@ -9,6 +9,8 @@
     <out>/test_set.txt                                        names of the test videos, one per line (no labels)
     <out>/ground_truth/<name>.txt                             noise-free labels of every name (incl. test),
                                                               same format, never -5 (for ceilings)
+    <out>/withheld_test_labels/<name>.txt                     the test names' annotated labels (what the
+                                                              organisers score submissions against)
     <out>/generation.json                                     configuration and per-name fps, frames, partition
 
 ``<name>`` is the video name, or ``<video>_left`` / ``<video>_right`` for a video with two people (one
@@ -195,6 +197,8 @@ def generate_affwild2(out: str | Path, *, progress: bool = False, **overrides) -
                 folder = {"train": TRAIN_DIR, "devel": DEVEL_DIR}.get(part)
                 if folder is not None:
                     _write_labels(tmp / "VA_Estimation_Challenge" / folder / f"{name}.txt", obs_v[:n_lab], obs_a[:n_lab])
+                else:
+                    _write_labels(tmp / "withheld_test_labels" / f"{name}.txt", obs_v[:n_lab], obs_a[:n_lab])
                 _write_labels(tmp / "ground_truth" / f"{name}.txt", v, a)
                 missing = _stretches(prng, n, cfg.missing_crop_fraction, max(2, int(fps // 2)))
                 cdir = tmp / "cropped_aligned" / name
