@@ -54,6 +54,9 @@ def register(subparsers: Any) -> None:
         "--physio-rate", type=float, help="sampling rate (Hz) of physiology CSVs without a time column"
     )
     p.add_argument("--overwrite", action="store_true", help="replace recordings already in the corpus")
+    p.add_argument("--labels", help="folder of per-dimension label CSVs in the MuSe layout (<dim>/<id>.csv: "
+                   "timestamp in ms, value); label files in the manifest ('labels' column) or the folder "
+                   "(<id>.labels.csv, <id>/labels.csv) are read too")
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems and the counts")
     p.set_defaults(func=run_import_media)
 
@@ -112,6 +115,7 @@ def run_import_media(args: argparse.Namespace) -> int:
         recursive=args.recursive,
         physio_rate_hz=args.physio_rate,
         overwrite=args.overwrite,
+        labels=args.labels,
     )
     print(report.format())
     return 0 if report.ok else 1

@@ -17,7 +17,8 @@ folder**.
 Manifest (CSV)
     Columns ``id`` (required), ``subject`` and ``partition`` (optional; default: the recording id and the
     ``partition`` argument), and any of ``audio``, ``video``, ``physio``, ``transcript`` (paths; relative paths are
-    taken relative to the folder holding the manifest). Other columns are ignored (and listed in the report).
+    taken relative to the folder holding the manifest), and optionally ``labels`` (a label file, see Labels).
+    Other columns are ignored (and listed in the report).
 
 Folder scan (file-name rule)
     Every file directly in the folder (or below it with ``recursive=True``) is assigned to a recording id and a
@@ -34,10 +35,34 @@ Folder scan (file-name rule)
     ``<id>.physio.<ext>`` or ``<id>.csv|tsv|edf|hea``           physio      ``<id>``
     ==========================================================  ==========  ==============================
 
+    ``<id>.labels.csv`` is the recording's label file (see Labels).
+
+    **Per-recording folders** ``<id>/<kind>.<ext>``: a file in a sub-folder whose name (before the extension) is
+    a kind (``audio``, ``video``, ``physio``, ``transcript``, ``words``, ``labels``) belongs to the recording named
+    by the sub-folder, e.g. ``S01/audio.wav``, ``S01/video.mp4``, ``S01/transcript.csv``, ``S01/labels.csv``; a
+    file named by the rule above with the folder's id (``S01/S01.wav``) does too. Immediate sub-folders are always
+    scanned this way; with ``recursive=True`` deeper files are matched too (by the table above, or
+    ``<kind>.<ext>`` in their own folder). A ``<kind>.<ext>`` file directly in the scanned folder names no
+    recording: it is ignored and reported (never filed as a recording called "transcript").
     Anything else (a WFDB ``.dat`` beside its ``.hea``, hidden files, notes) is ignored and listed in the report.
     Two files of the same kind for one id make that id ambiguous: it is reported and not imported. The subject is
     the recording id unless ``subject_regex`` (a regular expression whose first group is the subject, searched in
     the id) says otherwise.
+
+Labels
+    Continuous labels come with the recordings in either form:
+
+    - a **label file per recording** (manifest column ``labels``, ``<id>.labels.csv`` or ``<id>/labels.csv``): a
+      time column, ``time`` (s) or ``timestamp`` (ms), then one numeric column per dimension (``segment_id`` is
+      ignored); empty cells are missing labels;
+    - **per-dimension CSVs in the MuSe layout** (``labels=DIR``): ``DIR/<dim>/<id>.csv`` with ``timestamp`` (ms)
+      and ``value`` (``segment_id`` ignored), joined by timestamp.
+
+    They become the label set ``continuous`` (its dimensions: the union over recordings; a dimension a recording
+    lacks is missing there, reported). A label file that cannot be read, lacks a time column, has non-numeric
+    values or times that are not strictly increasing is a failure of that recording's labels (reported, the
+    recording is still imported without labels); a corpus that already has a label set with other dimensions is a
+    failure too.
 
 Every file is probed cheaply for its duration (``soundfile.info`` for audio, the container duration from PyAV
 for video, the sample count and rate for physiology, the last word's end for a transcript). A file that is missing
@@ -339,9 +364,27 @@ class MediaImportReport:
         return "\n".join(lines)
 
 
+KIND_NAMES = {"audio": "audio", "video": "video", "physio": "physio", "transcript": "transcript",
+              "words": "transcript", "labels": "labels"}
+"""File names (before the extension) of the per-recording folder layout ``<id>/<kind>.<ext>`` and their kind."""
+
+
+def _kind_file(name: str) -> str | None:
+    """The kind of a ``<kind>.<ext>`` file name (``transcript.csv`` → transcript), or ``None``."""
+    stem, ext = os.path.splitext(name)
+    kind = KIND_NAMES.get(stem.lower())
+    if kind is None:
+        return None
+    ok = {"audio": AUDIO_EXTS, "video": VIDEO_EXTS, "physio": PHYSIO_EXTS, "transcript": TRANSCRIPT_EXTS,
+          "labels": (".csv",)}[kind]
+    return kind if ext.lower() in ok else None
+
+
 def _classify(name: str) -> tuple[str, str] | None:
     """(recording id, kind) of a file name under the folder-scan rule, or ``None``."""
     low = name.lower()
+    if low.endswith(".labels.csv"):
+        return name[: -len(".labels.csv")], "labels"
     for marker in (".transcript", ".words"):
         for ext in TRANSCRIPT_EXTS:
             if low.endswith(marker + ext):
@@ -375,15 +418,28 @@ def scan_media_folder(
         Files that match no rule.
     problems:
         Ambiguous ids (two files of one kind): dicts ``id, kind, file, message``.
+
+    ``found`` may include the kind ``labels`` (a recording's label file).
     """
-    files = sorted(folder.rglob("*") if recursive else folder.iterdir())
+    folder = Path(folder)
+    files = sorted(folder.rglob("*") if recursive else [*folder.iterdir(), *folder.glob("*/*")])
     found: dict[str, dict[str, Path]] = {}
     ignored: list[str] = []
     dup: dict[tuple[str, str], list[Path]] = {}
     for f in files:
-        if not f.is_file() or f.name.startswith("."):
+        if not f.is_file() or any(part.startswith(".") for part in f.relative_to(folder).parts):
             continue
-        c = _classify(f.name)
+        depth = len(f.relative_to(folder).parts)
+        kind = _kind_file(f.name)
+        if kind is not None:
+            if depth == 1:  # "transcript.csv" directly in the scanned folder names no recording
+                ignored.append(str(f))
+                continue
+            c: tuple[str, str] | None = (f.parent.name, kind)
+        else:
+            c = _classify(f.name)
+            if c is not None and depth == 2 and not recursive and c[0] != f.parent.name:
+                c = None  # in a per-recording folder only files of that recording count
         if c is None or not c[0]:
             ignored.append(str(f))
             continue
@@ -423,7 +479,7 @@ def _read_manifest(path: Path, partition: str) -> tuple[list[dict[str, Any]], li
         raise ImportFormatError(
             f"Manifest {path} has none of the media columns {list(MEDIA_KINDS)}; found {list(df.columns)}."
         )
-    known = {"id", "subject", "partition", *MEDIA_KINDS}
+    known = {"id", "subject", "partition", "labels", *MEDIA_KINDS}
     warnings = [f"manifest column {c!r} ignored" for k, c in cols.items() if k not in known]
     base = path.parent
     rows = []
@@ -434,7 +490,7 @@ def _read_manifest(path: Path, partition: str) -> tuple[list[dict[str, Any]], li
             "subject": (str(r[cols["subject"]]).strip() if "subject" in cols else "") or rid,
             "partition": (str(r[cols["partition"]]).strip() if "partition" in cols else "") or partition,
         }
-        for k in MEDIA_KINDS:
+        for k in (*MEDIA_KINDS, "labels"):
             v = str(r[cols[k]]).strip() if k in cols else ""
             row[k] = None if not v else (Path(v) if Path(v).is_absolute() else base / v)
         rows.append(row)
@@ -453,6 +509,7 @@ def import_media(
     physio_rate_hz: float | None = None,
     overwrite: bool = False,
     duration_tolerance_s: float = 1.0,
+    labels: str | os.PathLike | None = None,
 ) -> MediaImportReport:
     """Create or extend a corpus with raw recordings (see the module docstring for the manifest and scan rules).
 
@@ -479,6 +536,9 @@ def import_media(
         Replace recordings whose id is already in the corpus (otherwise they are reported and kept as they are).
     duration_tolerance_s:
         A larger spread between the durations of one recording's files is reported as a warning.
+    labels:
+        Folder of per-dimension label CSVs in the MuSe layout (``<dim>/<id>.csv``: ``timestamp`` in ms, ``value``);
+        label files named in the manifest or found by the folder scan are read too (module docstring, Labels).
 
     Returns
     -------
@@ -501,7 +561,8 @@ def import_media(
         report.failures += problems
         report.warnings += [f"ignored file (no naming rule matches): {f}" for f in ignored]
         rows = [
-            {"id": rid, "subject": rid, "partition": partition, **{k: kinds.get(k) for k in MEDIA_KINDS}}
+            {"id": rid, "subject": rid, "partition": partition,
+             **{k: kinds.get(k) for k in (*MEDIA_KINDS, "labels")}}
             for rid, kinds in sorted(found.items())
         ]
     elif src.is_file():
@@ -537,6 +598,12 @@ def import_media(
     existing = set(recordings["id"])
 
     new_rec, new_media = [], []
+    label_frames: dict[str, pd.DataFrame] = {}
+    labels_dir = Path(labels) if labels is not None else None
+    if labels_dir is not None and not labels_dir.is_dir():
+        raise ImportFormatError(
+            f"Label folder {str(labels_dir)!r} does not exist; expected per-dimension CSVs <dim>/<id>.csv (MuSe layout)."
+        )
     seen: set[str] = set()
     for row in rows:
         rid = row["id"]
@@ -600,6 +667,11 @@ def import_media(
             report.warnings.append(
                 f"{rid}: transcript ends at {durations['transcript']:.2f} s, after the media ({duration:.2f} s)"
             )
+        lab, problem = _recording_labels(rid, row.get("labels"), labels_dir)
+        if problem:
+            report.failures.append({"id": rid, "kind": "labels", "file": problem[0], "message": problem[1]})
+        elif lab is not None:
+            label_frames[rid] = lab
         new_rec.append(
             {"id": rid, "subject": subject, "partition": row["partition"], "duration": round(duration, 6)}
         )
@@ -620,6 +692,7 @@ def import_media(
             if len(keep_media)
             else pd.DataFrame(new_media)
         )
+    dims = _label_dims(label_frames, corpus, report)
     if is_new:
         # a new corpus is built in a hidden sibling folder and renamed into place: all of it, or nothing
         if not new_rec:
@@ -637,6 +710,7 @@ def import_media(
             )
             write_media_table(staged, media)
             staged.set_recordings(recordings)
+            _write_labels(staged, label_frames, dims)
             staged.write_report("import_media", {"source": str(src), **asdict(report)})
         return report
     if new_rec:
@@ -645,5 +719,99 @@ def import_media(
         # media first: a crash between the two writes leaves media for ids not yet in recordings, never the reverse
         write_media_table(corpus, media)
         corpus.set_recordings(recordings)
+        _write_labels(corpus, label_frames, dims)
     corpus.write_report("import_media", {"source": str(src), **asdict(report)})
     return report
+
+
+def read_label_file(path: Path) -> pd.DataFrame:
+    """A recording's label file: ``time`` (s) then one float column per dimension (NaN = not annotated).
+
+    The file has a ``time`` (s) or ``timestamp`` (ms) column, strictly increasing, and numeric dimension columns;
+    ``segment_id`` is dropped. Raises :class:`ProbeError` saying what is wrong.
+    """
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001 - any parse failure is this file's problem
+        raise ProbeError(f"cannot be read as CSV ({type(e).__name__}: {e})") from e
+    tcol = "time" if "time" in df.columns else "timestamp" if "timestamp" in df.columns else None
+    if tcol is None:
+        raise ProbeError(f"no 'time' (s) or 'timestamp' (ms) column; columns {list(df.columns)[:6]}")
+    dims = [c for c in df.columns if c not in (tcol, "segment_id")]
+    if not dims or not len(df):
+        raise ProbeError("no label columns or no rows")
+    t = pd.to_numeric(df[tcol], errors="coerce").to_numpy(float)
+    if not np.all(np.isfinite(t)) or (len(t) > 1 and not np.all(np.diff(t) > 0)):
+        raise ProbeError(f"'{tcol}' must be numeric and strictly increasing")
+    vals = df[dims].apply(pd.to_numeric, errors="coerce")
+    bad = [c for c in dims if (vals[c].isna() & df[c].notna()).any()]
+    if bad:
+        raise ProbeError(f"non-numeric label values in {bad[:5]}")
+    out = pd.DataFrame({"time": t / 1000.0 if tcol == "timestamp" else t})
+    return pd.concat([out, vals.astype(np.float64).reset_index(drop=True)], axis=1)
+
+
+def _recording_labels(rid: str, path: Path | None, labels_dir: Path | None) -> tuple[pd.DataFrame | None, tuple | None]:
+    """(labels, None) or (None, (file, problem)) for one recording; (None, None) when it has none."""
+    frames = []
+    try:
+        if path is not None:
+            frames.append(read_label_file(Path(path)))
+        if labels_dir is not None:
+            for d in sorted(x for x in labels_dir.iterdir() if x.is_dir()):
+                f = d / f"{rid}.csv"
+                if not f.is_file():
+                    continue
+                path = f
+                lab = read_label_file(f)
+                if "value" not in lab.columns:
+                    raise ProbeError("a MuSe label file needs the columns timestamp, value")
+                frames.append(lab[["time", "value"]].rename(columns={"value": d.name}))
+    except ProbeError as e:
+        return None, (str(path), str(e))
+    if not frames:
+        return None, None
+    out = frames[0]
+    for f in frames[1:]:
+        dup = [c for c in f.columns if c != "time" and c in out.columns]
+        if dup:
+            return None, (str(path), f"dimension(s) {dup} given twice for this recording")
+        out = out.merge(f, on="time", how="outer")
+    return out.sort_values("time").reset_index(drop=True), None
+
+
+def _label_dims(frames: dict[str, pd.DataFrame], corpus: Corpus | None, report: MediaImportReport) -> list[str]:
+    """The label set's dimensions; recordings lacking one are warned about; a clash with the corpus is a failure."""
+    if not frames:
+        return []
+    dims = sorted({c for f in frames.values() for c in f.columns if c != "time"})
+    if corpus is not None and "continuous" in corpus.label_sets:
+        have = corpus.label_set("continuous").dims
+        if sorted(have) != dims:
+            for rid in list(frames):
+                report.failures.append({"id": rid, "kind": "labels", "file": "",
+                                        "message": f"labels have dimensions {dims}; the corpus's label set has {have}"})
+            frames.clear()
+            return []
+        dims = list(have)
+    for rid, f in frames.items():
+        lack = [d for d in dims if d not in f.columns]
+        if lack:
+            report.warnings.append(f"{rid}: labels lack the dimension(s) {lack} (missing there)")
+    return dims
+
+
+def _write_labels(corpus: Corpus, frames: dict[str, pd.DataFrame], dims: list[str]) -> None:
+    from affectflow.corpus.corpus import LabelSetInfo
+
+    if not frames or not dims:
+        return
+    steps = [float(np.median(np.diff(f["time"]))) for f in frames.values() if len(f) > 1]
+    rate = round(1.0 / float(np.median(steps)), 6) if steps else None
+    if "continuous" not in corpus.label_sets:
+        corpus.write_label_set_info(LabelSetInfo("continuous", dims, rate, "labels imported with the raw media"))
+    for rid, f in frames.items():
+        for d in dims:
+            if d not in f.columns:
+                f[d] = np.nan
+        corpus.write_labels(rid, f[["time", *dims]])
