@@ -54,6 +54,7 @@ class DataConfig:
     train_partitions: list[str] = field(default_factory=lambda: ["train"])
     devel_partition: str = "devel"
     test_partitions: list[str] = field(default_factory=lambda: ["test"])
+    partitions: str | None = None
     cache_dir: str | None = None
 
 

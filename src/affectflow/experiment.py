@@ -101,7 +101,7 @@ def _setup_logging(run_dir: Path) -> logging.Handler:
 def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None = None) -> Path:
     """Train ``cfg`` over all its seeds, evaluate, and write a new run directory; return its path."""
     cfg.validate()
-    corpus = Corpus(cfg.data.corpus)
+    corpus = Corpus(cfg.data.corpus, partitions=cfg.data.partitions)
     d, t = cfg.data, cfg.training
     for name in d.features:
         corpus.feature_set(name)
@@ -377,8 +377,9 @@ def run_label_rate(run: Run, ckpt: dict[str, Any]) -> float:
 
 
 def _open_corpus(run: Run, corpus: str | Path | None) -> Corpus:
-    path = corpus or run.config_dict["data"]["corpus"]
-    return Corpus(path)
+    if corpus is not None:
+        return Corpus(corpus)
+    return Corpus(run.config_dict["data"]["corpus"], partitions=run.config_dict["data"].get("partitions"))
 
 
 def run_task(run: Run, ckpt: dict, corpus: Corpus, *, progress: bool = False,

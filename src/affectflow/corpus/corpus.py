@@ -287,6 +287,49 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def read_partition_map(path: str | os.PathLike) -> dict[str, str]:
+    """A partition map CSV (columns ``id, partition``) as ``{recording id: partition}``."""
+    p = Path(path)
+    if not p.is_file():
+        raise CorpusError(
+            f"Partition map {str(p)!r} does not exist. It assigns recordings to partitions (columns id, partition), "
+            "e.g. a fold written by `affectflow cv`; the run or config that names it expects it at that path."
+        )
+    df = pd.read_csv(p, dtype=str)
+    if list(df.columns[:2]) != ["id", "partition"] or df["partition"].isna().any():
+        raise CorpusError(f"Partition map {str(p)!r} must have the columns id, partition (no empty partition).")
+    if df["id"].duplicated().any():
+        raise CorpusError(f"Partition map {str(p)!r} lists recordings more than once: "
+                          f"{df.loc[df['id'].duplicated(), 'id'].tolist()[:10]}.")
+    for part in df["partition"].unique():
+        check_name("partition name", part)
+    return dict(zip(df["id"], df["partition"]))
+
+
+def write_partition_map(path: str | os.PathLike, mapping: dict[str, str]) -> Path:
+    """Write ``{recording id: partition}`` as a partition map CSV (atomically); return its path."""
+    for part in set(mapping.values()):
+        check_name("partition name", part)
+    df = pd.DataFrame({"id": list(mapping), "partition": list(mapping.values())})
+    p = Path(path)
+    atomic_write(p, lambda t: df.to_csv(t, index=False))
+    return p
+
+
+def apply_partition_map(recordings: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
+    """``recordings`` with the partitions of the map at ``path`` (ids the map does not list keep theirs)."""
+    mapping = read_partition_map(path)
+    unknown = sorted(set(mapping) - set(recordings["id"]))
+    if unknown:
+        raise CorpusError(
+            f"Partition map {str(path)!r} lists {len(unknown)} recording(s) the corpus does not have, e.g. "
+            f"{unknown[:5]}; it was made for another corpus."
+        )
+    out = recordings.copy()
+    out["partition"] = [mapping.get(r, p) for r, p in zip(out["id"], out["partition"])]
+    return out
+
+
 def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
     atomic_write(path, lambda p: frame.to_parquet(p, index=False))
 
@@ -296,10 +339,15 @@ class Corpus:
 
     Open an existing corpus with ``Corpus(path)``; make a new one with :meth:`Corpus.create`. Reading is lazy:
     nothing but the small index files is loaded until a recording's features or labels are asked for.
+
+    ``partitions`` optionally names a CSV (columns ``id, partition``) that assigns recordings to partitions instead
+    of ``recordings.csv`` (recordings it does not list keep theirs): a cross-validation fold or a cross-fitting
+    split is such a view of the same files, so no feature data is copied (``data.partitions`` in a config).
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, partitions: str | os.PathLike | None = None):
         self.path = Path(path)
+        self.partition_map = Path(partitions) if partitions else None
         meta_file = self.path / "corpus.json"
         if not self.path.is_dir():
             raise CorpusError(
@@ -383,6 +431,8 @@ class Corpus:
             if missing:
                 raise CorpusError(f"{f} lacks the columns {missing}; expected {RECORDING_COLUMNS}.")
             check_recordings_table(df, str(f))
+            if self.partition_map is not None:
+                df = apply_partition_map(df, self.partition_map)
             self._recordings = df.reset_index(drop=True)
         return self._recordings
 
@@ -391,6 +441,11 @@ class Corpus:
         missing = [c for c in RECORDING_COLUMNS if c not in table.columns]
         if missing:
             raise CorpusError(f"Recordings table lacks the columns {missing}; expected {RECORDING_COLUMNS}.")
+        if self.partition_map is not None:
+            raise CorpusError(
+                f"Corpus {str(self.path)!r} is open with the partition map {str(self.partition_map)!r}; writing its "
+                "recordings table would store the map's partitions. Open it without a partition map to edit it."
+            )
         table = table.copy()
         check_recordings_table(table, "The recordings table")
         table["id"] = table["id"].astype(str)
