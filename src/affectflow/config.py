@@ -94,6 +94,7 @@ class OutputConfig:
 
     runs_dir: str = "runs"
     name: str | None = None
+    plots: bool = True
 
 
 @dataclass

@@ -272,7 +272,7 @@ def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
         outputs(best_model, p).save(run_dir / "predictions" / p)
     table = results_table(metrics, d.targets)
     atomic_write(run_dir / "results.md", lambda f: f.write_text(table + "\n"))
-    if d.task == "continuous":
+    if d.task == "continuous" and cfg.output.plots:
         try:
             from affectflow.plots import plot_run
 
@@ -405,8 +405,13 @@ def evaluate(
     """Score a trained run on ``partitions`` (default: devel and test partitions of its config).
 
     Writes ``<run>/evaluations/eval-<timestamp>/`` with ``metrics.json``, ``results.md`` and predictions, and
-    returns that folder and the metrics.
+    returns that folder and the metrics. A fused run (``affectflow fuse``) is evaluated by its members' predictions
+    combined with its weights (:func:`affectflow.procedures.fuse.evaluate_fused`).
     """
+    from affectflow.procedures.fuse import evaluate_fused, is_fusion_run
+
+    if is_fusion_run(run_path):
+        return evaluate_fused(run_path, partitions=partitions, corpus=corpus, device=device, progress=progress)
     run = Run(run_path)
     cfg = config_from_dict(run.config_dict)
     c = _open_corpus(run, corpus)
@@ -501,6 +506,10 @@ def run_predictions(
     run = run_path if isinstance(run_path, Run) else Run(run_path)
     c = corpus if isinstance(corpus, Corpus) else _open_corpus(run, corpus)
     ids = _selection_ids(c, recordings, partitions)
+    from affectflow.procedures.fuse import fused_recording_predictions, is_fusion_run
+
+    if is_fusion_run(run.path):  # a fused run (affectflow fuse): its members predict, its weights combine
+        return fused_recording_predictions(run.path, c, ids, device=device, progress=progress)
     model, normalizer, ckpt = load_model(run, seed)
     dev = resolve_device(device)
     model.to(dev)

@@ -23,7 +23,7 @@ def _sweep_file(tmp_path, corpus, grid, name="s"):
             "data": {"corpus": str(corpus), "window": {"size": 40, "hop": 20}},
             "model": {"d_model": 8, "d_fc": 8, "dropout": 0.0},
             "training": {"epochs": 1, "seeds": [1, 2], "batch_size": 16, "device": "cpu"},
-            "output": {"runs_dir": str(tmp_path / "runs")},
+            "output": {"runs_dir": str(tmp_path / "runs"), "plots": False},
         },
         "grid": grid,
     }
@@ -98,9 +98,9 @@ def test_failed_cell_is_recorded_and_cli_exit_code(tmp_path, tiny_corpus, capsys
     f = _sweep_file(tmp_path, tiny_corpus.path, {"data.label_set": ["continuous", "no_such_labels"]}, name="fail")
     rc = main(["sweep", str(f), "--backend", "serial", "--set", "data.features=[physio]"])
     out = capsys.readouterr().out
-    assert rc == 1 and "1/2 cells finished" in out and "no_such_labels" in out
+    assert rc == 1 and "1/2 cells finished" in out and "| c001 | no_such_labels |" in out
     df = results_frame(tmp_path / "runs" / "sweep-fail")
-    assert list(df["status"]) == ["finished", "failed"] and "Label set 'no_such_labels'" in df["error"][1]
+    assert list(df["status"]) == ["finished", "failed"] and df["error"][1].startswith("CorpusError: ")
     assert main(["sweep", str(tmp_path / "nope.yaml")]) == 2
 
 

@@ -84,8 +84,10 @@ def run_cv(
             raise RunError(f"{str(cv_dir)!r} exists, is not empty and is not a CV folder; choose another --out.")
         cv_dir.mkdir(parents=True, exist_ok=True)
     cv_dir = cv_dir.resolve()
+    view = dict(zip(corpus.recordings["id"], corpus.recordings["partition"]))  # the config's own map, if any
     maps = []
     for f in folds:
+        f.mapping = {**view, **f.mapping}
         p = cv_dir / "folds" / f"fold-{f.index}.csv"
         if p.is_file():
             if read_partition_map(p) != f.mapping:

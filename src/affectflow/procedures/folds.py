@@ -32,12 +32,14 @@ class Fold:
     train_subjects: list[str]
     mapping: dict[str, str] = field(default_factory=dict)
     devel_partition: str = "devel"
+    train_partition: str = "train"
 
     def to_dict(self) -> dict:
         """Plain summary (subjects and recording counts per side)."""
         n_dev = sum(p == self.devel_partition for p in self.mapping.values())
+        n_train = sum(p == self.train_partition for p in self.mapping.values())
         return {"fold": self.index, "devel_subjects": self.devel_subjects, "train_subjects": self.train_subjects,
-                "n_devel_recordings": n_dev, "n_train_recordings": len(self.mapping) - n_dev}
+                "n_devel_recordings": n_dev, "n_train_recordings": n_train}
 
 
 def subject_groups(subjects: list[str], k: int, seed: int) -> list[list[str]]:
@@ -107,5 +109,5 @@ def cv_folds(corpus: Corpus, k: int, seed: int = 0, *, train_partitions: list[st
         held_set = set(held)
         mapping = {rid: (devel_partition if s in held_set else train_name) for rid, s in subj_of.items()}
         train_s = sorted({s for s in subj_of.values() if s not in held_set})
-        folds.append(Fold(i, sorted(held), train_s, mapping, devel_partition))
+        folds.append(Fold(i, sorted(held), train_s, mapping, devel_partition, train_name))
     return folds
