@@ -11,6 +11,8 @@ Protocol (JSON text messages; audio as binary messages)::
     client → {"type": "end"}
     server → the remaining predictions, then {"type": "end", "steps": n} and closes (1000)
 
+When the model is behind, the audio chunks waiting are given to it in one call (the predictions are the same,
+they only come in bigger batches); at most 64 messages wait, then the server stops reading until it catches up.
 Errors are sent as ``{"type": "error", "detail": "..."}`` before the socket is closed with 1003 (unsupported
 data), 1008 (protocol violation), 1009 (message too big), 1013 (too many streams: try again later) or 1011
 (internal error). A stream idle for ``stream_idle_timeout_s`` is closed with 1000 after an error message.
@@ -95,33 +97,41 @@ async def serve_stream(ws: WebSocket, svc) -> None:
         except AffectflowError as e:
             raise _Refused(1008, str(e)) from None
         await ws.send_text(json.dumps({"type": "ready", "input": kind, "encoding": encoding, **session.describe()}))
-        while True:
-            msg = await _receive(ws, settings.stream_idle_timeout_s, max_bytes)
-            if msg.get("bytes") is not None:
-                if kind != "audio":
-                    raise _Refused(1003, "Binary messages are audio, but this stream was started with input "
-                                         "'features'; send {\"type\": \"frame\", ...} messages.")
-                x = decode_pcm(msg["bytes"], encoding)
-                preds = await asyncio.to_thread(_guard, session.push_audio, x)
-            else:
-                body = _json(msg["text"])
-                t = body.get("type")
-                if t == "end":
+        # A reader task validates messages into a bounded queue (when it is full the reader stops reading, so a
+        # client sending faster than the model keeps up is slowed down by TCP); this task feeds the model. When
+        # it is behind, every audio chunk waiting in the queue goes to the model in one call: the per-call cost
+        # of feature extraction is paid once per batch, so a busy server catches up instead of falling behind.
+        queue: asyncio.Queue = asyncio.Queue(maxsize=64)
+        reader = asyncio.create_task(_read(ws, queue, kind, encoding, settings.stream_idle_timeout_s, max_bytes))
+        try:
+            held: list = []  # an item taken from the queue while batching audio, handled next
+            while True:
+                item = held.pop() if held else await queue.get()
+                if item[0] == "raise":
+                    raise item[1]
+                if item[0] == "audio":
+                    chunks = [item[1]]
+                    while not queue.empty():
+                        nxt = queue.get_nowait()
+                        if nxt[0] != "audio":
+                            held.append(nxt)
+                            break
+                        chunks.append(nxt[1])
+                    x = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+                    preds = await asyncio.to_thread(_guard, session.push_audio, x)
+                elif item[0] == "frame":
+                    preds = await asyncio.to_thread(_guard, session.push_frame, item[1])
+                else:  # end
                     preds = await asyncio.to_thread(_guard, session.finish)
                     for m in prediction_messages(preds):
                         await ws.send_text(m)
                     await ws.send_text(json.dumps({"type": "end", "steps": session.steps}))
                     await ws.close(1000)
                     return
-                if t != "frame" or kind != "features":
-                    raise _Refused(1008, f"Unexpected message type {t!r} on a stream of input {kind!r}: expected "
-                                         + ("binary audio or 'end'." if kind == "audio" else "'frame' or 'end'."))
-                feats = body.get("features")
-                if not isinstance(feats, dict):
-                    raise _Refused(1003, "A 'frame' message needs 'features': {feature set: [values...]}.")
-                preds = await asyncio.to_thread(_guard, session.push_frame, feats)
-            for m in prediction_messages(preds):
-                await ws.send_text(m)
+                for m in prediction_messages(preds):
+                    await ws.send_text(m)
+        finally:
+            reader.cancel()
     except _Refused as e:
         await _close(ws, e.code, e.detail)
     except WebSocketDisconnect:
@@ -135,6 +145,37 @@ async def serve_stream(ws: WebSocket, svc) -> None:
         svc.open_streams -= 1
         if session is not None:
             session.close()
+
+
+async def _read(ws: WebSocket, queue: asyncio.Queue, kind: str, encoding: str, idle_s: float,
+                max_bytes: int) -> None:
+    """Receive, validate and queue ``("audio", x)``, ``("frame", features)`` and ``("end",)`` items; a protocol
+    error, a disconnect or the idle timeout is queued as ``("raise", exception)``."""
+    try:
+        while True:
+            msg = await _receive(ws, idle_s, max_bytes)
+            if msg.get("bytes") is not None:
+                if kind != "audio":
+                    raise _Refused(1003, "Binary messages are audio, but this stream was started with input "
+                                         "'features'; send {\"type\": \"frame\", ...} messages.")
+                await queue.put(("audio", decode_pcm(msg["bytes"], encoding)))
+                continue
+            body = _json(msg["text"])
+            t = body.get("type")
+            if t == "end":
+                await queue.put(("end",))
+                return
+            if t != "frame" or kind != "features":
+                raise _Refused(1008, f"Unexpected message type {t!r} on a stream of input {kind!r}: expected "
+                                     + ("binary audio or 'end'." if kind == "audio" else "'frame' or 'end'."))
+            feats = body.get("features")
+            if not isinstance(feats, dict):
+                raise _Refused(1003, "A 'frame' message needs 'features': {feature set: [values...]}.")
+            await queue.put(("frame", feats))
+    except asyncio.CancelledError:
+        raise
+    except BaseException as e:  # noqa: BLE001 - handed to the stream's task, which answers the client
+        await queue.put(("raise", e))
 
 
 def _guard(fn, *args):
