@@ -7,14 +7,14 @@ What it does
     2. Starts ``affectflow serve RUN`` as a child process on ``127.0.0.1`` and a free port (loopback only; nothing
        else is contacted), with ``max_concurrent_jobs = --workers`` and ``threads = 1``.
     3. Warm-up: one upload and one short stream (so that lazily loaded libraries are in memory).
-    4. Load, all at once:
+    4. ``--rounds`` rounds of load, each all at once:
 
        - ``--clients`` (N) upload loops, each posting the clip ``--requests`` times to ``POST /predict`` (JSON
          answer awaited; the next upload starts when the answer is in);
        - ``--streams`` (M) WebSocket streams, each sending the clip's audio as float32 chunks of ``--chunk-s``
          seconds **paced in real time** (a live microphone), then ``end``.
 
-       The whole run is bounded: it stops by itself after ``--max-seconds`` (unfinished work counts as errors).
+       Every round is bounded: it stops by itself after ``--max-seconds`` (unfinished work counts as errors).
     5. Reports
 
        - uploads: latency per request (upload + extraction + prediction; p50 / p99 / max), throughput
@@ -23,13 +23,14 @@ What it does
          includes the model's algorithmic look-ahead (a step at ``t`` needs audio up to about
          ``t + win_dur/2 + 2.1 s``, the eGeMAPS context), so the unloaded lag is measured first (one stream
          alone) and the extra lag under load is reported too; steps received vs expected, errors;
-       - memory: the server's resident set size sampled every 0.25 s: after warm-up, peak, end, and the slope of
-         a line fitted over the load phase (MiB/min; flat means ~0).
+       - memory: the server's resident set size (with its children) sampled every 0.25 s: after warm-up, after
+         each round, peak, end, and the slope of a line fitted over the load phase (MiB/min). Flat memory means
+         the later rounds end where the first one did.
 
 Usage::
 
-    python benchmarks/bench_serve.py                                  # N=4 uploaders x 3, M=8 streams
-    python benchmarks/bench_serve.py --clients 2 --requests 2 --streams 4 --max-seconds 90
+    python benchmarks/bench_serve.py                                  # 3 rounds: N=4 uploaders x 2, M=4 streams
+    python benchmarks/bench_serve.py --clients 2 --requests 1 --streams 2 --rounds 2 --max-seconds 90
     python benchmarks/bench_serve.py --run RUN --clip speech.wav
 
 Numbers depend on the machine's load (other processes share the cores): say so when you quote them.
@@ -220,14 +221,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clip", help="speech file to upload and stream (default: a synthetic --clip-s clip)")
     p.add_argument("--clip-s", type=float, default=30.0, help="length of the synthetic clip (s, default 30)")
     p.add_argument("--clients", type=int, default=4, help="concurrent upload loops N (default 4)")
-    p.add_argument("--requests", type=int, default=3, help="uploads per loop (default 3)")
-    p.add_argument("--streams", type=int, default=8, help="concurrent WebSocket audio streams M (default 8)")
+    p.add_argument("--requests", type=int, default=2, help="uploads per loop and round (default 2)")
+    p.add_argument("--streams", type=int, default=4, help="concurrent WebSocket audio streams M (default 4)")
     p.add_argument("--chunk-s", type=float, default=0.25, help="audio per WebSocket message (s, default 0.25)")
     p.add_argument("--workers", type=int, default=2, help="server's max_concurrent_jobs (default 2)")
-    p.add_argument("--max-seconds", type=float, default=180.0, help="hard limit of the load phase (default 180)")
+    p.add_argument("--rounds", type=int, default=3, help="load rounds, memory read after each (default 3)")
+    p.add_argument("--max-seconds", type=float, default=120.0, help="hard limit of one round (s, default 120)")
     p.add_argument("--out", help="folder for the run and clip (default: a temporary folder)")
     args = p.parse_args(argv)
-    if min(args.clients, args.requests, args.workers) < 1 or args.streams < 0 or args.max_seconds <= 0:
+    if min(args.clients, args.requests, args.workers, args.rounds) < 1 or args.streams < 0 or args.max_seconds <= 0:
         p.error("--clients, --requests, --workers must be >= 1, --streams >= 0, --max-seconds > 0")
 
     import soundfile as sf
@@ -285,7 +287,17 @@ def main(argv: list[str] | None = None) -> int:
             base_lag = pct(alone["streams"]["lag"], 50)
         t_load = time.perf_counter()
         rss_before = mem.rss_mib()
-        res = asyncio.run(load(url, data, audio, sr, args, label_rate))
+        rounds, rss_rounds = [], []
+        for k in range(args.rounds):
+            rounds.append(asyncio.run(load(url, data, audio, sr, args, label_rate)))
+            time.sleep(0.5)
+            rss_rounds.append(mem.rss_mib())
+            print(f"round {k + 1}/{args.rounds}: {rounds[-1]['wall_s']:.1f} s, server RSS {rss_rounds[-1]:.0f} MiB",
+                  flush=True)
+        res = {"wall_s": sum(r["wall_s"] for r in rounds),
+               "uploads": {key: sum((r["uploads"][key] for r in rounds), []) for key in ("latency", "errors")},
+               "streams": {key: sum((r["streams"][key] for r in rounds), []) for key in ("lag", "errors", "end_latency")}}
+        res["streams"]["steps"] = sum(r["streams"]["steps"] for r in rounds)
         t_done = time.perf_counter()
         time.sleep(1.0)
         mem.stop()
@@ -304,10 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         slope = float(np.polyfit(tt / 60.0, [m for _, m in during], 1)[0])
     clip_s = len(audio) / sr
     n_ok = len(up["latency"])
-    print(f"\nload: N={args.clients} upload loops x {args.requests} requests of a {clip_s:.1f} s clip, "
-          f"M={args.streams} real-time audio streams ({args.chunk_s:g} s chunks), server workers={args.workers}, "
-          f"wall {res['wall_s']:.1f} s (limit {args.max_seconds:g} s)")
-    print(f"uploads  : {n_ok}/{args.clients * args.requests} ok, errors {len(up['errors'])}; latency p50 "
+    print(f"\nload: {args.rounds} rounds of N={args.clients} upload loops x {args.requests} requests of a "
+          f"{clip_s:.1f} s clip + M={args.streams} real-time audio streams ({args.chunk_s:g} s chunks), server "
+          f"workers={args.workers}, wall {res['wall_s']:.1f} s (limit {args.max_seconds:g} s per round)")
+    print(f"uploads  : {n_ok}/{args.clients * args.requests * args.rounds} ok, errors {len(up['errors'])}; latency p50 "
           f"{pct(up['latency'], 50):.2f} s, p99 {pct(up['latency'], 99):.2f} s, max {max(up['latency'] or [float('nan')]):.2f} s; "
           f"throughput {n_ok / res['wall_s']:.2f} req/s = {n_ok * clip_s / res['wall_s']:.1f} s of audio per s")
     print(f"streams  : {st['steps']} predictions, errors {len(st['errors'])}; lag behind real time p50 "
@@ -315,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(one stream alone: p50 {base_lag:.2f} s, i.e. extra under load p50 {pct(st['lag'], 50) - base_lag:+.2f} s, "
           f"p99 {pct(st['lag'], 99) - base_lag:+.2f} s); end-of-stream latency p50 {pct(st['end_latency'], 50):.2f} s")
     print(f"memory   : server RSS after warm-up {rss_before:.0f} MiB, peak {max(m for _, m in mem.samples):.0f} MiB, "
-          f"end {mem.samples[-1][1]:.0f} MiB, slope during load {slope:+.1f} MiB/min")
+          f"end {mem.samples[-1][1]:.0f} MiB, after each round {[round(m) for m in rss_rounds]} MiB, "
+          f"slope during load {slope:+.1f} MiB/min")
     print(f"server   : jobs {health['jobs']}, open streams {health['streams']}")
     for e in (up["errors"] + st["errors"])[:10]:
         print("error:", e)
@@ -325,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
               "stream_steps": st["steps"], "stream_errors": st["errors"],
               "stream_lag_s": {"p50": pct(st["lag"], 50), "p99": pct(st["lag"], 99), "alone_p50": base_lag},
               "rss_mib": {"after_warmup": rss_before, "peak": max(m for _, m in mem.samples),
-                          "end": mem.samples[-1][1], "slope_mib_per_min": slope}}
+                          "end": mem.samples[-1][1], "after_rounds": rss_rounds,
+                          "slope_mib_per_min": slope}}
     (root / "bench_serve.json").write_text(json.dumps(result, indent=2))
     tmp.cleanup() if not args.out else None
     return 0 if not (up["errors"] or st["errors"]) else 1
