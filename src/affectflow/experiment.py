@@ -32,7 +32,19 @@ from affectflow.data.normalize import Normalizer
 from affectflow.data.store import SequenceStore
 from affectflow.errors import AffectflowWarning, ConfigError, CorpusError, RunError
 from affectflow.models import MODELS, build_model
-from affectflow.runs import Run, environment_info, load_checkpoint, new_run_dir, new_subdir, save_checkpoint, write_run_info
+from affectflow.runs import (
+    Run,
+    environment_info,
+    epoch_state_path,
+    load_checkpoint,
+    load_epoch_state,
+    new_run_dir,
+    new_subdir,
+    process_identity,
+    save_checkpoint,
+    save_epoch_state,
+    write_run_info,
+)
 from affectflow.predictions import Predictions
 from affectflow.tasks import (
     ContinuousTask,
@@ -120,11 +132,56 @@ def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None 
     run_dir = run_dir or new_run_dir(cfg.output.runs_dir, name)
     handler = _setup_logging(run_dir)
     info = {**environment_info(), "status": "running", "corpus": str(Path(d.corpus).resolve()),
-            "corpus_name": corpus.meta.get("name"), "seeds": list(t.seeds), "device": str(device), "best_seed": None}
+            "corpus_name": corpus.meta.get("name"), "seeds": list(t.seeds), "device": str(device), "best_seed": None,
+            **process_identity(), "heartbeat_unix": time.time()}
     write_run_info(run_dir, info)
     atomic_write(run_dir / "config.yaml", lambda p: p.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
+    return _run_training(cfg, corpus, run_dir, info, device, progress, handler, resume=False)
+
+
+def resume_training(run_path: str | Path, *, progress: bool = True) -> Path:
+    """Continue an interrupted (killed or failed) training run in place; return its folder.
+
+    Seeds whose checkpoint exists are kept as they are (scored again from their checkpoints); the seed that was
+    training continues after its last epoch state (``resume/seed-<s>.pt``: model, optimiser, scheduler, early
+    stopping, RNG states), and the seeds not started yet are trained. With the same device and thread count the final
+    metrics, predictions and checkpoints equal those of an uninterrupted run.
+
+    Raises
+    ------
+    RunError
+        Not a run, already finished, or still running (its process is alive).
+    """
+    run = Run(run_path)
+    status = run.status
+    if status == "finished":
+        raise RunError(f"Run {run.path} has finished; there is nothing to resume. Train a new run instead.")
+    if status == "running":
+        raise RunError(
+            f"Run {run.path} is still running (process {run.info.get('pid')} on {run.info.get('host')}); resume it "
+            "only after that process has ended."
+        )
     try:
-        return _train_in(cfg, corpus, run_dir, info, device, progress)
+        cfg = config_from_dict(run.config_dict).validate()
+    except ConfigError as e:
+        raise RunError(f"Run {run.path} cannot be resumed: its config.yaml is not valid for this affectflow: {e}") from e
+    corpus = Corpus(cfg.data.corpus)
+    t = cfg.training
+    device = resolve_device(t.device)
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    info = dict(run.info)
+    info.update(status="running", best_seed=None, **process_identity(), heartbeat_unix=time.time(),
+                resumed=[*info.get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")])
+    write_run_info(run.path, info)
+    handler = _setup_logging(run.path)
+    log.info("resuming run %s (was %s)", run.path, status)
+    return _run_training(cfg, corpus, run.path, info, device, progress, handler, resume=True)
+
+
+def _run_training(cfg, corpus, run_dir, info, device, progress, handler, *, resume: bool) -> Path:
+    try:
+        return _train_in(cfg, corpus, run_dir, info, device, progress, resume=resume)
     except BaseException as e:
         info["status"] = f"failed: {type(e).__name__}: {e}"
         write_run_info(run_dir, info)
@@ -182,7 +239,7 @@ def warn_unlabelled(stores: dict, partitions: list[str], what: str = "training")
     return msgs
 
 
-def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
+def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False) -> Path:
     d, t = cfg.data, cfg.training
     log.info("run %s: config %s", run_dir, cfg.to_dict())
     specs = target_specs(corpus, d.task, d.targets, d.target_types, d.label_set)
@@ -220,6 +277,19 @@ def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
     models: dict[int, torch.nn.Module] = {}
     throughput = []
     for seed in t.seeds:
+        final = run_dir / "checkpoints" / f"seed-{seed}.pt"
+        if resume and final.is_file():  # finished before the interruption: kept as it is
+            ck = load_checkpoint(final)
+            model = build_model(ck["model"])
+            model.load_state_dict(ck["state_dict"])
+            model.to(device)
+            selection[str(seed)] = float(ck["devel_score"])
+            throughput.append(float(ck.get("windows_per_s", float("nan"))))
+            per_seed[str(seed)] = {p: task.score(outputs(model, p)) for p in eval_parts}
+            models[seed] = model
+            log.info("seed %d: finished before the interruption; kept (best epoch %d, devel score %.4f)", seed,
+                     ck["best_epoch"], ck["devel_score"])
+            continue
         seed_everything(seed)
         model = MODELS.build(cfg.model.type, model_params, input_dims=train_store.dims, targets=d.targets)
         check_outputs(model, specs)
@@ -231,8 +301,16 @@ def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
             def compute_loss(m, b, loss_module=loss_module):
                 return loss_module(m(b["x"], b["mask"], b["feature_mask"]), b["y"], b["y_mask"])
 
+        state_path = epoch_state_path(run_dir, seed)
+        resume_state = load_epoch_state(state_path) if resume and state_path.is_file() else None
+
+        def on_epoch_end(state, state_path=state_path):
+            save_epoch_state(state_path, state)  # atomic; inside the run folder
+            info["heartbeat_unix"] = time.time()
+            write_run_info(run_dir, info)
+
         res = fit_seed(model, train_ds, score_devel, t, seed, device=device, progress=progress,
-                       compute_loss=compute_loss)
+                       compute_loss=compute_loss, resume_state=resume_state, on_epoch_end=on_epoch_end)
         if loss_module is not None:
             if t.multitask:
                 loss_module.inner.log_weights(log, prefix=f"seed {seed}: ")
@@ -242,11 +320,13 @@ def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
         hist = pd.DataFrame(res.history)
         (run_dir / "history").mkdir(exist_ok=True)
         hist.to_csv(run_dir / "history" / f"seed-{seed}.csv", index=False)
-        extra = {"seed": seed, "best_epoch": res.best_epoch, "devel_score": res.best_score}
+        extra = {"seed": seed, "best_epoch": res.best_epoch, "devel_score": res.best_score,
+                 "windows_per_s": res.windows_per_s}
         if loss_module is not None and t.multitask:
             extra["multitask_weights"] = loss_module.inner.weights()
-        save_checkpoint(run_dir / "checkpoints" / f"seed-{seed}.pt", model=model,
-                        normalizer_state=normalizer.state_dict(), data_spec=data_spec, extra=extra)
+        # the checkpoint is written last: its presence marks the seed as finished (for --resume)
+        save_checkpoint(final, model=model, normalizer_state=normalizer.state_dict(), data_spec=data_spec, extra=extra)
+        state_path.unlink(missing_ok=True)
         per_seed[str(seed)] = {p: task.score(outputs(model, p)) for p in eval_parts}
         models[seed] = model
         log.info("seed %d: best epoch %d, devel score %.4f", seed, res.best_epoch, res.best_score)
@@ -280,6 +360,9 @@ def _train_in(cfg, corpus, run_dir, info, device, progress) -> Path:
         except Exception as e:  # noqa: BLE001 - plots are a convenience; never lose a finished run over them
             log.warning("plots failed: %s", e)
     info.update(status="finished", best_seed=best_seed, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    resume_dir = run_dir / "resume"
+    if resume_dir.is_dir() and not any(resume_dir.iterdir()):
+        resume_dir.rmdir()
     write_run_info(run_dir, info)
     log.info("run finished: %s", run_dir)
     return run_dir

@@ -48,6 +48,11 @@ def cmd_import_muse(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from affectflow.corpus import Corpus
 
+    if (Path(args.corpus) / "run.json").is_file():
+        from affectflow.runs import Run
+
+        print(Run(args.corpus).summary())
+        return 0
     print(Corpus(args.corpus).summary())
     return 0
 
@@ -72,10 +77,20 @@ def _load_cfg(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from affectflow.experiment import train
+    from affectflow.experiment import resume_training, train
 
-    cfg = _load_cfg(args)
-    run_dir = train(cfg, progress=not args.quiet)
+    if args.resume:
+        given = [o for o, v in (("--config", args.config), ("--corpus", args.corpus), ("--runs-dir", args.runs_dir),
+                                ("--set", args.set)) if v]
+        if given:
+            from affectflow.errors import ConfigError
+
+            raise ConfigError(f"--resume continues a run with the config stored in it; {given} cannot be combined "
+                              "with it.")
+        run_dir = resume_training(args.resume, progress=not args.quiet)
+    else:
+        cfg = _load_cfg(args)
+        run_dir = train(cfg, progress=not args.quiet)
     print((run_dir / "results.md").read_text())
     print(f"Run directory: {run_dir}")
     return 0
@@ -153,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--labels", help="comma-separated label dimensions to import (default: all)")
     m.add_argument("--name", help="corpus name (default: task folder name)")
 
-    i = add("info", cmd_info, "Describe a corpus.")
-    i.add_argument("corpus")
+    i = add("info", cmd_info, "Describe a corpus, or a run directory (status: running, interrupted, finished...).")
+    i.add_argument("corpus", help="corpus folder or run directory")
 
     add("models", cmd_models, "List the registered models and their default hyperparameters.")
 
@@ -164,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--runs-dir", help="where run directories go (same as --set output.runs_dir=...)")
     t.add_argument("-s", "--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set training.lr=5e-4 --set data.features=[acoustic,visual]")
+    t.add_argument("--resume", metavar="RUN",
+                   help="continue an interrupted run in place: finished seeds are kept, the interrupted seed continues "
+                   "from its last epoch state")
 
     e = add("evaluate", cmd_evaluate, "Score a trained run on partitions of its corpus (or another corpus).")
     e.add_argument("run", help="run directory")

@@ -5,6 +5,12 @@ devel partition is predicted with the shared inference path and scored with the 
 The learning rate is reduced when that score stops improving; training stops after ``patience`` epochs without
 improvement, and the **best** weights are restored before the function returns, so every score reported afterwards
 comes from the selected epoch.
+
+Resumable: after every epoch :func:`fit_seed` can hand an **epoch state** to a callback (model, optimiser, scheduler,
+early-stopping state, history, and the RNG states of torch, CUDA, NumPy, Python and the data-order generator:
+:func:`epoch_state`), and it continues from such a state (``resume_state``) exactly where it stopped: the remaining
+epochs see the same data order, dropout masks and learning-rate schedule, so the result equals an uninterrupted
+run bit for bit (on the same device and thread count).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -51,6 +58,54 @@ class FitResult:
     windows_per_s: float = float("nan")
 
 
+def rng_state(gen: torch.Generator) -> dict:
+    """The RNG states training depends on, as tensors and plain values (loadable with ``weights_only=True``)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    out = {
+        "torch": torch.get_rng_state(),
+        "data_order": gen.get_state(),
+        "numpy": {"name": str(np_state[0]), "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": int(py_state[0]), "state": [int(v) for v in py_state[1]], "gauss_next": py_state[2]},
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_state(state: dict, gen: torch.Generator) -> None:
+    """Restore what :func:`rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["data_order"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def epoch_state(*, epoch, model, opt, sched, gen, best_score, best_epoch, best_state, history, windows,
+                train_time) -> dict:
+    """Everything needed to continue training after ``epoch`` (tensors and plain values only)."""
+    return {
+        "format": "affectflow-epoch-state",
+        "epoch": int(epoch),
+        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "best_score": float(best_score),
+        "best_epoch": int(best_epoch),
+        "best_state": {k: v.detach().cpu().clone() for k, v in best_state.items()},
+        "history": [dict(h) for h in history],
+        "windows": int(windows),
+        "train_time": float(train_time),
+        "rng": rng_state(gen),
+    }
+
+
 def fit_seed(
     model: torch.nn.Module,
     train_ds: WindowDataset,
@@ -62,6 +117,8 @@ def fit_seed(
     progress: bool = True,
     max_batches: int | None = None,
     compute_loss: Callable[[torch.nn.Module, dict], torch.Tensor] | None = None,
+    resume_state: dict | None = None,
+    on_epoch_end: Callable[[dict], None] | None = None,
 ) -> FitResult:
     """Train ``model`` in place and restore its best weights.
 
@@ -87,6 +144,11 @@ def fit_seed(
         ``(model, batch on device) -> scalar loss``; default: ``cfg.loss`` on the model's ``(B, T, K)`` output
         against ``batch["y"]`` over ``batch["y_mask"]``. Tasks with other outputs (classification, multitask with
         learnt weights) pass their own; parameters of a loss module must then be part of ``model``.
+    resume_state:
+        An :func:`epoch_state` of an earlier, interrupted call with the same arguments: training continues after
+        its epoch (model, optimiser, scheduler, early stopping and RNG states restored).
+    on_epoch_end:
+        Called with the :func:`epoch_state` after every epoch (e.g. to write an epoch checkpoint).
     """
     if len(train_ds) == 0:
         from affectflow.errors import CorpusError
@@ -115,7 +177,22 @@ def fit_seed(
     best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
     history: list[dict] = []
     windows, train_time = 0, 0.0
-    bar = tqdm(range(1, cfg.epochs + 1), desc=f"seed {seed}", unit="epoch", disable=not progress, leave=False)
+    start = 1
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        opt.load_state_dict(resume_state["optimizer"])
+        sched.load_state_dict(resume_state["scheduler"])
+        best_score, best_epoch = float(resume_state["best_score"]), int(resume_state["best_epoch"])
+        best_state = {k: v.to(device) for k, v in resume_state["best_state"].items()}
+        history = [dict(h) for h in resume_state["history"]]
+        windows, train_time = int(resume_state["windows"]), float(resume_state["train_time"])
+        start = int(resume_state["epoch"]) + 1
+        set_rng_state(resume_state["rng"], gen)
+        log.info("seed %d: resuming after epoch %d (best epoch %d, devel score %.4f)", seed, start - 1, best_epoch,
+                 best_score)
+        if start > 1 and start - 1 - best_epoch >= cfg.patience:
+            start = cfg.epochs + 1  # it had already stopped early
+    bar = tqdm(range(start, cfg.epochs + 1), desc=f"seed {seed}", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         model.train()
         t0 = time.perf_counter()
@@ -151,6 +228,10 @@ def fit_seed(
             best_score, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", devel=f"{score:.3f}", best=f"{best_score:.3f}")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch_state(epoch=epoch, model=model, opt=opt, sched=sched, gen=gen, best_score=best_score,
+                                     best_epoch=best_epoch, best_state=best_state, history=history, windows=windows,
+                                     train_time=train_time))
         if epoch - best_epoch >= cfg.patience:
             log.info("seed %d: early stop at epoch %d (best epoch %d)", seed, epoch, best_epoch)
             break
