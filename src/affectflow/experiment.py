@@ -179,6 +179,28 @@ def resume_training(run_path: str | Path, *, progress: bool = True) -> Path:
     return _run_training(cfg, corpus, run.path, info, device, progress, handler, resume=True)
 
 
+def warn_unlabelled_samples(task: Task, store: SequenceStore, train_ds, part: str) -> list[str]:
+    """Segment / clip tasks: warn about training recordings without any usable sample, and about label rows that
+    give no sample (no span on the time grid, or no label value)."""
+    msgs = []
+    used = {store.records[it[0]].id for it in getattr(train_ds, "items", [])}
+    ids = [r.id for r in store.records if r.id not in used]
+    if ids:
+        msgs.append(f"{len(ids)} of {len(store.records)} recordings of partition {part!r} have no labelled "
+                    f"{task.name} and are not used for training: {ids[:10]}" + (" ..." if len(ids) > 10 else ""))
+    table = getattr(task, "table", None)
+    if table is not None:
+        rows = int(table["recording"].isin({r.id for r in store.records}).sum())
+        lost = rows - len(getattr(train_ds, "items", []))
+        if lost > 0:
+            msgs.append(f"{lost} of {rows} {task.name} label rows of partition {part!r} give no training sample (no "
+                        "span on the time grid, or no label value)")
+    for msg in msgs:
+        log.warning(msg)
+        warnings.warn(msg, AffectflowWarning, stacklevel=3)
+    return msgs
+
+
 def _run_training(cfg, corpus, run_dir, info, device, progress, handler, *, resume: bool) -> Path:
     try:
         return _train_in(cfg, corpus, run_dir, info, device, progress, resume=resume)
@@ -260,6 +282,9 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
     others = [s for p, s in stores.items() if p not in train_parts and p != train_key]
     normalizer = Normalizer(mode=d.normalize).fit(train_store, others)
     train_ds = task.train_dataset(train_store, normalizer, d.window)
+    if d.task != "continuous":
+        info["warnings"] = warn_unlabelled_samples(task, train_store, train_ds, train_key)
+        write_run_info(run_dir, info)
     ew = dataclasses.asdict(d.eval_window)
 
     def outputs(model, part) -> Predictions:

@@ -402,3 +402,17 @@ def test_checkpoint_refusal_does_not_advise_weights_only_false(tmp_path):
         torch.save({"state_dict": {}}, tmp_path / "plain.pt")
     with pytest.raises(RunError, match="not an affectflow checkpoint"):
         load_checkpoint(tmp_path / "plain.pt")
+
+
+def test_segment_rows_that_give_no_training_sample_are_warned_about(src, tmp_path):
+    task, _ = _sent_task(src, tmp_path / "task")
+    corpus, _ = import_muse(task, tmp_path / "out", progress=False)
+    seg = corpus.segments()
+    train_id = corpus.recording_ids(["train"])[0]
+    seg.loc[seg["recording"] == train_id, ["arousal", "valence"]] = pd.NA  # one train recording loses its labels
+    corpus.write_segments(seg)
+    n = int((seg["recording"] == train_id).sum())
+    with pytest.warns(AffectflowWarning, match=rf"1 of \d+ recordings of partition 'train' have no labelled segment.*{train_id}"):
+        run = train(_cfg(corpus.path, tmp_path / "runs", "data.task=segment", "data.targets=[arousal,valence]",
+                         "model.type=lstm", "model.hidden_size=8"), progress=False)
+    assert any(f"{n} of" in w and "give no training sample" in w for w in json.loads((run / "run.json").read_text())["warnings"])
