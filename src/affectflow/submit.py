@@ -1,7 +1,8 @@
 """Challenge submission files from a trained run: MuSe 2023, ABAW (Aff-Wild2 VA) and MER 2023.
 
 :func:`submit` predicts the chosen partitions (default: the run's test partitions) with the run's selected
-checkpoint (:func:`affectflow.experiment.predict`) and writes them, all or nothing, in a challenge's format:
+checkpoint (:func:`affectflow.experiment.run_predictions`) and writes them, all or nothing, in a challenge's format
+(:func:`write_submission` writes any :class:`~affectflow.predictions.Predictions`, e.g. fused ones):
 
 ``muse2023`` (continuous task)
     ``<out>/label_segments/<target>/<Id>.csv`` with columns ``timestamp,value`` (timestamp in **ms**, integer:
@@ -23,8 +24,6 @@ checkpoint (:func:`affectflow.experiment.predict`) and writes them, all or nothi
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -137,7 +136,7 @@ def submit(
     seed:
         Checkpoint to use (default: the selected seed).
     """
-    from affectflow.experiment import predict
+    from affectflow.experiment import run_predictions
     from affectflow.runs import Run
 
     if fmt not in FORMATS:
@@ -145,49 +144,68 @@ def submit(
     run = Run(run_path)
     cfg = run.config_dict
     task = cfg["data"].get("task", "continuous")
-    targets = list(cfg["data"]["targets"])
-    need = {"muse2023": "continuous", "abaw": "continuous", "mer2023": "clip"}[fmt]
-    if task != need:
-        raise RunError(f"Format {fmt!r} is for {need!r} runs; run {str(run.path)!r} has task {task!r}.")
-    if fmt == "abaw" and sorted(targets) != ["arousal", "valence"]:
-        raise RunError(f"The ABAW VA format needs the targets valence and arousal; the run predicts {targets}.")
+    _check_task(fmt, task, list(cfg["data"]["targets"]), str(run.path))
     c = Corpus(corpus or cfg["data"]["corpus"])
     parts = partitions or list(cfg["data"].get("test_partitions") or ["test"])
-    c.recording_ids(parts)  # unknown partitions: a clear error
+    c.recording_ids(parts)  # unknown partitions: a clear error before any prediction
     if out is None:
         out = run.path / f"submission-{fmt}-{time.strftime('%Y%m%d-%H%M%S')}"
         k = 1
         while Path(out).exists():
             out = run.path / f"submission-{fmt}-{time.strftime('%Y%m%d-%H%M%S')}-{k}"
             k += 1
-    scratch = Path(tempfile.mkdtemp(prefix="affectflow-submit-"))
-    try:
-        preds = {}
-        for p in parts:
-            preds[p] = predict(run.path, partitions=[p], corpus=c.path, out=scratch / p, seed=seed, device=device,
-                               progress=progress)
-        with staged_folder(out, what="submission") as tmp:
+    preds = {p: run_predictions(run, partitions=[p], corpus=c, seed=seed, device=device, progress=progress)
+             for p in parts}
+    return write_submission(preds, fmt, out, corpus=c)
+
+
+def _check_task(fmt: str, task: str, targets: list[str], what: str) -> None:
+    need = {"muse2023": "continuous", "abaw": "continuous", "mer2023": "clip"}[fmt]
+    if task != need:
+        raise RunError(f"Format {fmt!r} is for {need!r} runs; {what} has task {task!r}.")
+    if fmt == "abaw" and sorted(targets) != ["arousal", "valence"]:
+        raise RunError(f"The ABAW VA format needs the targets valence and arousal; {what} predicts {targets}.")
+
+
+def write_submission(preds: dict, fmt: str, out: str | os.PathLike, *, corpus: Corpus | None = None) -> Path:
+    """Write predictions in a challenge format (module docstring), all or nothing; return ``out``.
+
+    Parameters
+    ----------
+    preds:
+        Partition name → :class:`affectflow.predictions.Predictions` (from a run, a fusion, a personalisation...).
+    fmt:
+        ``muse2023``, ``abaw`` or ``mer2023``.
+    out:
+        New folder (must not exist or be empty).
+    corpus:
+        ``abaw``: the corpus whose ``recordings.csv`` gives each video's ``frames`` and ``fps`` (without it, the
+        predicted steps are the frames).
+    """
+    if fmt not in FORMATS:
+        raise RunError(f"Unknown submission format {fmt!r}; choose one of {list(FORMATS)}.")
+    for p, pr in preds.items():
+        _check_task(fmt, pr.task, pr.targets, f"the predictions of {p!r}")
+    rec = corpus.recordings.set_index("id") if corpus is not None else None
+    with staged_folder(out, what="submission") as tmp:
+        rows = []
+        for p, pr in preds.items():
             if fmt == "mer2023":
-                _write_mer(tmp, preds, run)
-            else:
-                rec = c.recordings.set_index("id")
-                rows = []
-                for p, folder in preds.items():
-                    for rid in c.recording_ids([p]):
-                        f = folder / f"{rid}.csv"
-                        if not f.is_file():
-                            raise RunError(f"Prediction of recording {rid!r} is missing ({f}).")
-                        df = pd.read_csv(f)
-                        if fmt == "muse2023":
-                            _write_muse(tmp, rid, df, targets)
-                            rows.append({"Id": rid, "Partition": p})
-                        else:
-                            _write_abaw(tmp, rid, df, rec.loc[rid], c)
+                _write_mer(tmp / f"{p}.csv", pr)
+                continue
+            for i, rid in enumerate(pr.recordings):
+                df = pd.DataFrame({"time": pr.times[i]})
+                for k, t in enumerate(pr.targets):
+                    df[f"{t}_pred"] = np.asarray(pr.values[i])[:, k]
                 if fmt == "muse2023":
-                    (tmp / "metadata").mkdir(parents=True, exist_ok=True)
-                    pd.DataFrame(rows).to_csv(tmp / "metadata" / "partition.csv", index=False)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+                    _write_muse(tmp, rid, df, pr.targets)
+                    rows.append({"Id": rid, "Partition": p})
+                else:
+                    row = rec.loc[rid] if rec is not None and rid in rec.index else pd.Series(dtype=object)
+                    _write_abaw(tmp, rid, df, row, corpus)
+        if fmt == "muse2023":
+            (tmp / "metadata").mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(rows, columns=["Id", "Partition"]).to_csv(tmp / "metadata" / "partition.csv", index=False)
     return Path(out)
 
 
@@ -200,7 +218,7 @@ def _write_muse(tmp: Path, rid: str, df: pd.DataFrame, targets: list[str]) -> No
             d / f"{rid}.csv", index=False, float_format="%.6f")
 
 
-def _write_abaw(tmp: Path, rid: str, df: pd.DataFrame, row: pd.Series, corpus: Corpus) -> None:
+def _write_abaw(tmp: Path, rid: str, df: pd.DataFrame, row: pd.Series, corpus: Corpus | None) -> None:
     fps = None
     for col in ("fps", "label_rate_hz"):
         if col in row.index and pd.notna(row[col]) and float(row[col]) > 0:
@@ -208,27 +226,21 @@ def _write_abaw(tmp: Path, rid: str, df: pd.DataFrame, row: pd.Series, corpus: C
             break
     times = df["time"].to_numpy()
     if fps is None:
-        fps = corpus.label_rate_hz or (1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 1.0)
+        fps = (corpus.label_rate_hz if corpus is not None else None) or (
+            1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 1.0)
     n = int(row["frames"]) if "frames" in row.index and pd.notna(row["frames"]) else len(times)
     frames = abaw_frames(times, df[["valence_pred", "arousal_pred"]].to_numpy(), n, fps)
     write_abaw_file(tmp / f"{rid}.txt", rid, frames)
 
 
-def _write_mer(tmp: Path, preds: dict[str, Path], run) -> None:
-    import torch
-
-    specs = None
-    for f in sorted((run.path / "checkpoints").glob("seed-*.pt")):
-        specs = torch.load(f, weights_only=True, map_location="cpu")["data"].get("target_specs")
-        break
-    if not specs:
-        raise RunError(f"Run {str(run.path)!r} has no checkpoint with target kinds.")
-    cls = [s["name"] for s in specs if s["kind"] == "classification"]
-    reg = [s["name"] for s in specs if s["kind"] == "regression"]
+def _write_mer(path: Path, pr) -> None:
+    cls = [s for s in pr.specs if s.kind == "classification"]
+    reg = [s for s in pr.specs if s.kind == "regression"]
     if len(cls) != 1 or len(reg) != 1:
-        raise RunError(f"The MER 2023 format needs one class and one value target; the run has {cls} and {reg}.")
-    for p, folder in preds.items():
-        df = pd.read_csv(folder / "clips.csv", dtype={"recording": str, f"{cls[0]}_pred": str})
-        out = pd.DataFrame({"name": df["recording"], "discrete": df[f"{cls[0]}_pred"],
-                            "valence": np.clip(df[f"{reg[0]}_pred"].astype(float), -5.0, 5.0)})
-        out.to_csv(tmp / f"{p}.csv", index=False, float_format="%.6f")
+        raise RunError(f"The MER 2023 format needs one class and one value target; the predictions have "
+                       f"{[s.name for s in cls]} and {[s.name for s in reg]}.")
+    pred = pr.predicted()
+    out = pd.DataFrame({"name": pr.sample_recordings(),
+                        "discrete": [cls[0].classes[int(i)] for i in pred[cls[0].name]],
+                        "valence": np.clip(np.asarray(pred[reg[0].name], float), -5.0, 5.0)})
+    out.to_csv(path, index=False, float_format="%.6f")

@@ -106,7 +106,7 @@ def _read_labels(path: Path, report: ChallengeImportReport, *, require_labels: b
     if out_r:
         report.errors.append(f"{path}: valence outside [{lo:g}, {hi:g}] for {len(out_r)} clip(s), e.g. {out_r[:5]}")
     out["valence"] = val.astype(np.float64)
-    out["discrete"] = out["discrete"].replace("", np.nan)
+    out["discrete"] = out["discrete"].where(out["discrete"] != "", np.nan)
     n_val, n_cls = int(out["valence"].isna().sum()), int(out["discrete"].isna().sum())
     if n_val or n_cls:
         if require_labels:
