@@ -87,3 +87,19 @@ def test_registry_errors_list_valid_choices():
         MODELS.build("grux", {}, input_dims=DIMS, targets=["a"])
     with pytest.raises(ConfigError, match="valid parameters: .*d_model"):
         MODELS.build("gru", {"hidden": 3}, input_dims=DIMS, targets=["a"])
+
+
+def test_ccc_loss_pools_the_batch_when_samples_have_one_label_each():
+    """Segment / clip samples carry one label (last step): the CCC is taken over the batch, so it trains."""
+    from affectflow.metrics import ccc
+
+    torch.manual_seed(0)
+    p = torch.randn(8, 3, 1, requires_grad=True)
+    y = torch.randn(8, 3, 1)
+    valid = torch.zeros(8, 3, 1, dtype=torch.bool)
+    valid[:, -1] = True
+    loss = ccc_loss(p, y, valid)
+    expected = 1 - ccc(y[:, -1, 0].numpy(), p[:, -1, 0].detach().numpy())
+    assert float(loss) == pytest.approx(expected, abs=1e-5)
+    loss.backward()
+    assert p.grad[:, -1].abs().sum() > 0 and p.grad[:, :-1].abs().sum() == 0

@@ -29,10 +29,19 @@ def masked_ccc(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, di
 
 
 def ccc_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """``1 - mean CCC`` over sequences and targets; tensors ``(B, T, K)``, ``valid`` bool ``(B, T, K)``."""
+    """``1 - mean CCC`` over sequences and targets; tensors ``(B, T, K)``, ``valid`` bool ``(B, T, K)``.
+
+    Sequences with fewer than 2 valid steps have no CCC of their own. When **no** sequence of the batch has 2
+    (segment and clip samples carry one label each, at their last step), the CCC is computed over the valid
+    entries of the whole batch pooled, per target (the batch-level CCC loss of clip-level regression), so such
+    targets are still trained instead of getting a zero loss.
+    """
     c, ok = masked_ccc(pred, target, valid, dim=1)
     if not ok.any():
-        return pred.sum() * 0.0
+        k = pred.shape[-1]
+        c, ok = masked_ccc(pred.reshape(1, -1, k), target.reshape(1, -1, k), valid.reshape(1, -1, k), dim=1)
+        if not ok.any():
+            return pred.sum() * 0.0
     return 1.0 - c[ok].mean()
 
 
