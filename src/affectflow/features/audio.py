@@ -122,6 +122,83 @@ class _Block:
     positions: np.ndarray  # s_k of the block's frames, in samples of the whole recording
 
 
+class AudioFramer:
+    """Push-based framing of a signal into blocks of grid frames, each with the samples ``[s_k - left, s_k +
+    right)`` it needs (the engine of :func:`_frame_blocks`, usable on live audio).
+
+    Feed the signal in chunks of any size with :meth:`feed`; each call returns the blocks whose frames have all
+    their samples (``is_last=True`` on the final chunk also returns the frames of the end, with the right edge
+    reflected). The block's first sample is floored to a multiple of ``align`` (so frame-based analyses such as
+    openSMILE's 10 ms LLDs fall on the same global grid in every block). With ``pad="reflect"`` samples outside
+    the recording are mirror reflections; with ``pad="none"`` the segment is clipped to the recording. Memory
+    holds one block. ``greedy`` emits every complete frame at once (live use) instead of waiting for
+    ``frames_per_block`` of them; the values do not depend on the block boundaries.
+    """
+
+    def __init__(self, *, sample_rate: int, rate_hz: float, left: int, right: int, frames_per_block: int,
+                 pad: str, align: int = 1, greedy: bool = False) -> None:
+        self.sample_rate, self.rate_hz, self.left, self.right = sample_rate, rate_hz, left, right
+        self.frames_per_block, self.pad, self.align, self.greedy = frames_per_block, pad, align, greedy
+        self.buf = np.zeros(0, np.float32)
+        self.buf_start = 0  # index of buf[0] in the recording
+        self.head: np.ndarray | None = None  # the first samples, kept for the left reflection
+        self.n_head = left + align + 2
+        self.n_known = 0
+        self.k = 0
+        self.ended = False
+
+    def feed(self, samples: np.ndarray, is_last: bool = False) -> list[_Block]:
+        """Append ``samples`` (float32 mono at ``sample_rate``) and return the blocks that are now complete."""
+        if self.ended:
+            raise ValueError("AudioFramer: the signal has ended")
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        sample_rate, rate_hz, left, right, align = self.sample_rate, self.rate_hz, self.left, self.right, self.align
+        self.buf = np.concatenate([self.buf, samples]) if self.buf.size else samples.copy()
+        self.n_known += samples.size
+        n_known = self.n_known
+        ended = self.ended = bool(is_last)
+        if self.head is None and (n_known >= self.n_head or ended):
+            self.head = self.buf[: min(self.n_head, self.buf.size)].copy()
+        out: list[_Block] = []
+        while True:
+            k, buf, buf_start, head = self.k, self.buf, self.buf_start, self.head
+            if ended:
+                k_end = frame_count(n_known, sample_rate, rate_hz)
+            elif head is None or n_known < right:
+                break
+            else:  # frames whose whole span is already read: s_k + right <= n_known
+                k_end = int(math.floor((n_known - right) * rate_hz / sample_rate)) + 2
+                while k_end > 0 and _positions(k_end - 1, k_end, sample_rate, rate_hz)[0] + right > n_known:
+                    k_end -= 1
+            if k >= k_end or (not ended and not self.greedy and k_end - k < self.frames_per_block):
+                break
+            k1 = min(k + self.frames_per_block, k_end)
+            pos = _positions(k, k1, sample_rate, rate_hz)
+            a = align * math.floor((int(pos[0]) - left) / align)
+            b = int(pos[-1]) + right
+            if self.pad == "none":
+                a, b = max(a, 0), min(b, n_known)
+            n_total = n_known if ended else None
+            if a >= 0 and b <= n_known:
+                seg = buf[a - buf_start : b - buf_start].copy()
+            else:
+                idx = _reflect(np.arange(a, b), n_total)
+                src = np.where(idx >= buf_start, idx - buf_start, 0)
+                seg = buf[np.minimum(src, buf.size - 1)] if buf.size else np.zeros(b - a, np.float32)
+                before = idx < buf_start
+                if before.any():
+                    seg[before] = head[idx[before]]  # type: ignore[index]
+            out.append(_Block(k, k1, seg, a, pos))
+            self.k = k = k1
+            # drop what no later frame can need (keep the tail for the right reflection)
+            nxt = align * math.floor((int(_positions(k, k + 1, sample_rate, rate_hz)[0]) - left) / align)
+            keep_from = max(0, min(nxt, n_known - right - 2))
+            if keep_from > buf_start:
+                self.buf = buf[keep_from - buf_start :]
+                self.buf_start = keep_from
+        return out
+
+
 def _frame_blocks(
     path: Path,
     *,
@@ -134,63 +211,14 @@ def _frame_blocks(
     align: int = 1,
     read_s: float = 10.0,
 ) -> Iterator[_Block]:
-    """Stream a file as blocks of grid frames, each with the samples ``[s_k - left, s_k + right)`` it needs.
-
-    The block's first sample is floored to a multiple of ``align`` (so frame-based analyses such as
-    openSMILE's 10 ms LLDs fall on the same global grid in every block). With ``pad="reflect"`` samples
-    outside the recording are mirror reflections; with ``pad="none"`` the segment is clipped to the recording.
-    Memory holds one block.
-    """
+    """Stream a file as blocks of grid frames (see :class:`AudioFramer`)."""
     from affectflow.io.audio import iter_audio_blocks
 
-    buf = np.zeros(0, np.float32)
-    buf_start = 0  # index of buf[0] in the recording
-    head: np.ndarray | None = None  # the first samples, kept for the left reflection
-    n_head = left + align + 2
-    n_known = 0
-    k = 0
+    framer = AudioFramer(sample_rate=sample_rate, rate_hz=rate_hz, left=left, right=right,
+                         frames_per_block=frames_per_block, pad=pad, align=align)
     for blk in iter_audio_blocks(path, sample_rate, read_s):
-        buf = np.concatenate([buf, blk.samples]) if buf.size else blk.samples
-        n_known = blk.start + blk.samples.size
-        ended = blk.is_last
-        if head is None and (n_known >= n_head or ended):
-            head = buf[: min(n_head, buf.size)].copy()
-        while True:
-            if ended:
-                k_end = frame_count(n_known, sample_rate, rate_hz)
-            elif head is None or n_known < right:
-                break
-            else:  # frames whose whole span is already read: s_k + right <= n_known
-                k_end = int(math.floor((n_known - right) * rate_hz / sample_rate)) + 2
-                while k_end > 0 and _positions(k_end - 1, k_end, sample_rate, rate_hz)[0] + right > n_known:
-                    k_end -= 1
-            if k >= k_end or (not ended and k_end - k < frames_per_block):
-                break
-            k1 = min(k + frames_per_block, k_end)
-            pos = _positions(k, k1, sample_rate, rate_hz)
-            a = align * math.floor((int(pos[0]) - left) / align)
-            b = int(pos[-1]) + right
-            if pad == "none":
-                a, b = max(a, 0), min(b, n_known)
-            n_total = n_known if ended else None
-            if a >= 0 and b <= n_known:
-                seg = buf[a - buf_start : b - buf_start].copy()
-            else:
-                idx = _reflect(np.arange(a, b), n_total)
-                src = np.where(idx >= buf_start, idx - buf_start, 0)
-                seg = buf[np.minimum(src, buf.size - 1)] if buf.size else np.zeros(b - a, np.float32)
-                before = idx < buf_start
-                if before.any():
-                    seg[before] = head[idx[before]]  # type: ignore[index]
-            yield _Block(k, k1, seg, a, pos)
-            k = k1
-            # drop what no later frame can need (keep the tail for the right reflection)
-            nxt = align * math.floor((int(_positions(k, k + 1, sample_rate, rate_hz)[0]) - left) / align)
-            keep_from = max(0, min(nxt, n_known - right - 2))
-            if keep_from > buf_start:
-                buf = buf[keep_from - buf_start :]
-                buf_start = keep_from
-        if ended:
+        yield from framer.feed(blk.samples, blk.is_last)
+        if blk.is_last:
             return
 
 
@@ -265,6 +293,14 @@ class _AudioExtractor(Extractor):
                 f"Recording {rec.id!r} has neither an audio nor a video file to read audio from."
             )
         return Path(src)
+
+    def block_spec(self) -> dict[str, Any]:
+        """``{"compute", "sample_rate", "left", "right", "pad", "align"}``: the function from a :class:`_Block` to
+        its ``(k1 - k0, D)`` frame values and the samples it needs around each frame, for extractors whose frames
+        depend only on a bounded stretch of audio (``egemaps``, ``egemaps_lld``, ``logmel``). The offline
+        :meth:`extract` and the live :class:`AudioFramer` (:mod:`affectflow.streaming.live`) both run it, so live
+        frames equal offline ones. Others raise ``NotImplementedError``."""
+        raise NotImplementedError(f"extractor {self.name!r} has no bounded-context block computation")
 
     def _frames_per_block(self) -> int:
         return max(1, int(round(self.block_s * self.rate_hz)))
@@ -412,6 +448,10 @@ class EGeMAPSFunctionals(_AudioExtractor):
 
     def extract(self, rec: MediaRecording) -> pd.DataFrame:
         """eGeMAPS functionals of ``rec`` on the grid (see the class docstring)."""
+        return self._run(rec, **self.block_spec())
+
+    def block_spec(self) -> dict[str, Any]:
+        """The block computation and the audio context it needs (see :meth:`_AudioExtractor.block_spec`)."""
         step = _opensmile_step(self.rate_hz)
         step_n = int(round(step * SR))
         half_n = int(round(self.win_dur * SR)) // 2
@@ -434,9 +474,8 @@ class EGeMAPSFunctionals(_AudioExtractor):
             out[ok] = vals[i[ok]]
             return out
 
-        return self._run(
-            rec,
-            compute,
+        return dict(
+            compute=compute,
             sample_rate=SR,
             left=half_n + ctx_n,
             right=win_n - half_n + ctx_n + SR // 10,
@@ -502,6 +541,10 @@ class EGeMAPSLLD(_AudioExtractor):
 
     def extract(self, rec: MediaRecording) -> pd.DataFrame:
         """Pooled eGeMAPS LLDs of ``rec`` on the grid (see the class docstring)."""
+        return self._run(rec, **self.block_spec())
+
+    def block_spec(self) -> dict[str, Any]:
+        """The block computation and the audio context it needs (see :meth:`_AudioExtractor.block_spec`)."""
         h_n = max(_LLD_HOP, int(round((self.win_dur or 1.0 / self.rate_hz) * SR)))
         ctx_n = int(round(self._context_s * SR))
         smile = self._lld()
@@ -517,9 +560,7 @@ class EGeMAPSLLD(_AudioExtractor):
             return _pool_mean(vals, centres, blk.positions.astype(np.float64), h_n / 2)
 
         half = h_n // 2 + ctx_n
-        return self._run(
-            rec, compute, sample_rate=SR, left=half, right=half + SR // 10, pad="reflect", align=_LLD_HOP
-        )
+        return dict(compute=compute, sample_rate=SR, left=half, right=half + SR // 10, pad="reflect", align=_LLD_HOP)
 
 
 # =========================================================================================== logmel
@@ -623,6 +664,10 @@ class LogMel(_AudioExtractor):
 
     def extract(self, rec: MediaRecording) -> pd.DataFrame:
         """Log-mel frames of ``rec`` on the grid (see the class docstring)."""
+        return self._run(rec, **self.block_spec())
+
+    def block_spec(self) -> dict[str, Any]:
+        """The block computation and the audio context it needs (see :meth:`_AudioExtractor.block_spec`)."""
         sr = int(self.sample_rate)
         win_n = int(round(self.win_dur * sr))
         n_fft = int(self.n_fft or 1 << max(0, (win_n - 1).bit_length()))
@@ -635,9 +680,7 @@ class LogMel(_AudioExtractor):
             mag = np.abs(np.fft.rfft(blk.seg[idx].astype(np.float64) * window, n=n_fft, axis=1))
             return np.log(mag @ mel.T + self.log_offset)
 
-        return self._run(
-            rec, compute, sample_rate=sr, left=win_n // 2, right=win_n - win_n // 2, pad="reflect"
-        )
+        return dict(compute=compute, sample_rate=sr, left=win_n // 2, right=win_n - win_n // 2, pad="reflect")
 
 
 # =========================================================================================== ssl

@@ -1,0 +1,329 @@
+"""Live prediction from raw input: audio chunks and feature frames → the run's features → label grid → model.
+
+::
+
+    from affectflow.streaming import AudioStreamPredictor
+    live = AudioStreamPredictor("runs/gru-egemaps-...")
+    for chunk in microphone():                       # float32 mono, any length, any (fixed) sample rate
+        for step in live.push(chunk, 48000):
+            print(step)                              # {"time": 12.5, "arousal": 0.31, "valence": -0.02}
+    live.flush()                                     # end of stream: the last steps
+
+Features. Every feature set of the run that an affectflow audio extractor with a bounded context made
+(``egemaps``, ``egemaps_lld``, ``logmel``; see :meth:`~affectflow.features.audio._AudioExtractor.block_spec`) is
+computed from the pushed audio with the run's stored extractor parameters, by the **same** block computation and
+framing (:class:`~affectflow.features.audio.AudioFramer`) as offline extraction: a frame is computed once the
+audio its window and context need has arrived, so live frames equal the offline extractor's on the same audio
+(with the right edge reflected at :meth:`LivePredictor.flush`, as offline). Audio at another sample rate is
+resampled with a streaming soxr resampler (offline reads resample the whole file with soxr: values then agree to
+resampling precision, not exactly). Other feature sets (video, physiology, text, or any set computed elsewhere)
+are pushed as frames with :meth:`LivePredictor.push_frames` (times in s, raw values), or treated as missing at every
+step (``missing=[...]``).
+
+Alignment. Label step ``g`` (time ``t_g = g / r``, ``r`` the run's label rate, ``h = 1/r``) is computed with the
+offline rule (:mod:`affectflow.data.align`) from the frames near it, as soon as every live set has a frame at or
+after ``t_g + h/2`` (so no later frame can change it), or at :meth:`LivePredictor.flush`, which emits the steps
+``t_g < D`` (``D`` = the stream's duration, from the audio pushed or given). Each step goes through a
+:class:`~affectflow.streaming.streamer.Streamer`, so the predictions equal the offline prediction of the same
+audio.
+
+Latency. With eGeMAPS (``win_dur`` ``w``) a frame at ``t`` needs audio up to ``t + w/2 + 2.1 s`` (its window, and
+the 2 s of context that makes block-wise openSMILE equal a whole-file pass), so a label step is emitted about
+``w/2 + 2.1 s + h/2`` after its time.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+import numpy as np
+
+from affectflow.data.align import align_to_grid
+from affectflow.errors import AffectflowError
+from affectflow.runs import Run
+from affectflow.streaming.streamer import Streamer, StreamingError
+
+
+def _audio_sets(run: Run, streamer: Streamer) -> tuple[dict[str, Any], dict[str, str]]:
+    """Set → extractor instance for the sets computable from live audio, and set → reason for the others."""
+    from affectflow.features.base import EXTRACTORS
+    from affectflow.features.pipeline import load_builtin_extractors
+    from affectflow.inference.media import feature_set_infos
+
+    load_builtin_extractors()
+    infos = feature_set_infos(run, ckpt=streamer.ckpt)
+    live, other = {}, {}
+    for name in streamer.feature_sets:
+        p = infos[name].get("params") or {}
+        ex_name = p.get("extractor") if isinstance(p, dict) else None
+        if not isinstance(ex_name, str):
+            other[name] = "not made by an affectflow extractor"
+            continue
+        try:
+            ex = EXTRACTORS.build(ex_name, dict(p.get("params") or {}))
+        except AffectflowError as e:
+            other[name] = f"extractor {ex_name!r} cannot be rebuilt: {e}"
+            continue
+        if tuple(getattr(ex, "inputs", ())) != ("audio",):
+            other[name] = f"extractor {ex_name!r} reads {list(ex.inputs)}, not audio"
+            continue
+        try:
+            ex.block_spec()
+        except (NotImplementedError, AttributeError):
+            other[name] = f"audio extractor {ex_name!r} has no live implementation (live: egemaps, egemaps_lld, logmel)"
+            continue
+        live[name] = ex
+    return live, other
+
+
+class _AudioSet:
+    """One feature set computed from live audio."""
+
+    def __init__(self, ex: Any) -> None:
+        from affectflow.features.audio import AudioFramer
+
+        spec = ex.block_spec()
+        self.ex = ex
+        self.compute = spec["compute"]
+        self.sample_rate = int(spec["sample_rate"])
+        self.framer = AudioFramer(sample_rate=self.sample_rate, rate_hz=ex.rate_hz, left=spec["left"],
+                                  right=spec["right"], frames_per_block=max(1, int(round(60 * ex.rate_hz))),
+                                  pad=spec["pad"], align=spec.get("align", 1), greedy=True)
+
+    def feed(self, samples: np.ndarray, last: bool) -> tuple[np.ndarray, np.ndarray]:
+        times, vals = [], []
+        for blk in self.framer.feed(samples, last):
+            v = np.asarray(self.compute(blk), dtype=np.float32)
+            times.append(np.arange(blk.k0, blk.k1) / self.ex.rate_hz)
+            vals.append(v)
+        if not times:
+            return np.zeros(0), np.zeros((0, len(self.ex.columns())), np.float32)
+        return np.concatenate(times), np.concatenate(vals)
+
+
+class LivePredictor:
+    """Live prediction from audio chunks and feature frames (see the module docstring).
+
+    Parameters
+    ----------
+    run:
+        A causal continuous-task run.
+    seed, device:
+        As for :class:`~affectflow.streaming.streamer.Streamer`.
+    missing:
+        Feature sets to treat as missing at every step (neither computed from audio nor pushed).
+    audio:
+        Compute the run's audio-extractable sets from :meth:`push_audio` (default). With ``False`` every set that
+        is not ``missing`` is expected from :meth:`push_frames`.
+
+    Raises
+    ------
+    StreamingError
+        Non-causal model, or a feature set that can be neither computed from audio nor pushed is not ``missing``
+        (never raised for push-able sets: any set can be pushed as frames).
+    """
+
+    def __init__(self, run: Run | str | os.PathLike, *, seed: int | None = None, device: str = "cpu",
+                 missing: Iterable[str] = (), audio: bool = True) -> None:
+        run = run if isinstance(run, Run) else Run(run)
+        self.streamer = Streamer(run, seed=seed, device=device)
+        self.run = run
+        self.targets = self.streamer.targets
+        self.label_rate_hz = self.streamer.label_rate_hz
+        self.missing = set(missing)
+        unknown = self.missing - set(self.streamer.feature_sets)
+        if unknown:
+            raise StreamingError(f"`missing` names {sorted(unknown)}, which are not feature sets of the run "
+                                 f"({self.streamer.feature_sets}).")
+        live, other = _audio_sets(run, self.streamer) if audio else ({}, {})
+        self._audio_ex = {n: ex for n, ex in live.items() if n not in self.missing}
+        self.audio_sets = list(self._audio_ex)
+        self.frame_sets = [n for n in self.streamer.feature_sets if n not in self._audio_ex and n not in self.missing]
+        self._why_not_audio = other
+        self._rates = {}
+        from affectflow.inference.media import feature_set_infos
+
+        infos = feature_set_infos(run, ckpt=self.streamer.ckpt)
+        for n in self.streamer.feature_sets:
+            self._rates[n] = infos[n].get("rate_hz")
+        self.reset()
+
+    @property
+    def sample_rate(self) -> int:
+        """Rate (Hz) the audio features are computed at (16000 for eGeMAPS)."""
+        rates = {s.sample_rate for s in self._audio.values()}
+        return rates.pop() if len(rates) == 1 else 16000
+
+    def reset(self) -> None:
+        """Start a new stream."""
+        self.streamer.reset()
+        self._audio = {n: _AudioSet(ex) for n, ex in self._audio_ex.items()}
+        self._resamplers: dict[int, Any] = {}
+        self._in_rate: int | None = None
+        self._n_in = 0
+        self._frames = {n: (np.zeros(0), np.zeros((0, self.streamer.dims[n]), np.float32))
+                        for n in self.audio_sets + self.frame_sets}
+        self._next = 0
+        self._ended = False
+
+    # ------------------------------------------------------------------ input
+    def push_audio(self, samples: np.ndarray, sample_rate: int) -> list[dict[str, float]]:
+        """Append an audio chunk (1-D float32 mono in [-1, 1]); return the label steps it completes."""
+        if not self.audio_sets:
+            raise StreamingError(
+                f"Run {self.run.path} has no feature set computable from live audio: "
+                + "; ".join(f"{n}: {why}" for n, why in self._why_not_audio.items())
+            )
+        self._check_open()
+        sr = int(sample_rate)
+        if self._in_rate is None:
+            self._in_rate = sr
+        elif sr != self._in_rate:
+            raise StreamingError(f"The sample rate changed from {self._in_rate} to {sr} Hz within one stream.")
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim != 1:
+            raise StreamingError(f"Audio chunks must be 1-D mono float32 arrays; got shape {x.shape}.")
+        self._n_in += x.size
+        self._feed_audio(x, last=False)
+        return self._emit()
+
+    def _feed_audio(self, x: np.ndarray, last: bool) -> None:
+        for name, s in self._audio.items():
+            y = self._resample(x, s.sample_rate, last)
+            t, v = s.feed(y, last)
+            self._append(name, t, v)
+
+    def _resample(self, x: np.ndarray, rate: int, last: bool) -> np.ndarray:
+        if self._in_rate is None or self._in_rate == rate:
+            return x
+        if rate not in self._resamplers:
+            import soxr
+
+            self._resamplers[rate] = soxr.ResampleStream(self._in_rate, rate, 1, dtype="float32", quality="HQ")
+        return self._resamplers[rate].resample_chunk(x, last=last)
+
+    def push_frames(self, name: str, times: np.ndarray, values: np.ndarray) -> list[dict[str, float]]:
+        """Append frames of feature set ``name`` (computed elsewhere: video, physiology...): ``times`` ``(N,)`` s,
+        increasing and after the frames pushed before; ``values`` ``(N, D)`` raw, NaN = missing."""
+        self._check_open()
+        if name not in self.frame_sets:
+            raise StreamingError(
+                f"Feature set {name!r} is not pushed as frames in this stream; frame sets: {self.frame_sets} "
+                f"(audio sets {self.audio_sets} come from push_audio; missing: {sorted(self.missing)})."
+            )
+        t = np.asarray(times, dtype=np.float64).reshape(-1)
+        v = np.asarray(values, dtype=np.float32).reshape(len(t), -1)
+        if v.shape[1] != self.streamer.dims[name]:
+            raise StreamingError(f"Feature set {name!r}: frames have {v.shape[1]} values, the run expects "
+                                 f"{self.streamer.dims[name]}.")
+        old = self._frames[name][0]
+        if len(t) and ((len(old) and t[0] <= old[-1]) or np.any(np.diff(t) <= 0)):
+            raise StreamingError(f"Feature set {name!r}: frame times must increase across pushes.")
+        self._append(name, t, v)
+        return self._emit()
+
+    def flush(self, duration: float | None = None) -> list[dict[str, float]]:
+        """End of stream: finish the audio (right edge reflected, as offline) and emit the steps ``t_g < D``.
+
+        ``duration`` (s) defaults to the audio pushed (or the last pushed frame time)."""
+        self._check_open()
+        if self.audio_sets and self._in_rate is not None:
+            self._feed_audio(np.zeros(0, np.float32), last=True)
+        if duration is None:
+            if self._in_rate:
+                duration = self._n_in / self._in_rate
+            else:
+                ends = [f[0][-1] for f in self._frames.values() if len(f[0])]
+                duration = max(ends) if ends else 0.0
+        self._ended = True
+        n = max(int(np.floor(duration * self.label_rate_hz + 1e-6)), 1 if duration > 0 else 0)
+        return self._emit(until=n)
+
+    def _check_open(self) -> None:
+        if self._ended:
+            raise StreamingError("This stream has ended (flush() was called); call reset() to start a new one.")
+
+    def _append(self, name: str, t: np.ndarray, v: np.ndarray) -> None:
+        if not len(t):
+            return
+        ot, ov = self._frames[name]
+        self._frames[name] = (np.concatenate([ot, t]), np.concatenate([ov, v]))
+
+    # ------------------------------------------------------------------ output
+    def _emit(self, until: int | None = None) -> list[dict[str, float]]:
+        h = 1.0 / self.label_rate_hz
+        out = []
+        sets = self.audio_sets + self.frame_sets
+        while True:
+            g = self._next
+            t_g = g * h
+            if until is not None:
+                if g >= until:
+                    break
+            elif not sets or any(not len(self._frames[n][0]) or self._frames[n][0][-1] < t_g + h / 2 - 1e-9
+                                 for n in sets):
+                break
+            frame = {}
+            for n in sets:
+                ft, fv = self._frames[n]
+                rate = self._rates.get(n)
+                p = 1.0 / rate if rate else None
+                frame[n] = align_to_grid(ft, fv, np.array([t_g]), frame_period=p, grid_period=h)[0] if len(ft) \
+                    else None
+            pred = self.streamer.step(frame)
+            out.append({"time": t_g, **pred})
+            self._next += 1
+            self._trim(t_g + h, h)
+        return out
+
+    def _trim(self, t_next: float, h: float) -> None:
+        for n, (ft, fv) in self._frames.items():
+            rate = self._rates.get(n)
+            p = 1.0 / rate if rate else h
+            keep = np.searchsorted(ft, t_next - h / 2 - 2 * p - 1e-9)
+            keep = max(0, min(keep, len(ft) - 1))  # always keep the last frame (for holds)
+            if keep:
+                self._frames[n] = (ft[keep:], fv[keep:])
+
+
+class AudioStreamPredictor(LivePredictor):
+    """Live prediction from audio chunks only (a microphone, a WebSocket of audio).
+
+    Parameters
+    ----------
+    run:
+        A causal continuous-task run whose feature sets are computable from audio (``egemaps``, ``egemaps_lld``,
+        ``logmel``).
+    allow_missing:
+        Feed the run's other feature sets (video, physiology, text) as missing at every step instead of refusing.
+
+    Raises
+    ------
+    StreamingError
+        Non-causal model; no audio-computable set; other sets present and ``allow_missing`` false.
+    """
+
+    def __init__(self, run: Run | str | os.PathLike, *, seed: int | None = None, device: str = "cpu",
+                 allow_missing: bool = False) -> None:
+        run = run if isinstance(run, Run) else Run(run)
+        probe = Streamer(run, seed=seed, device=device)
+        live, other = _audio_sets(run, probe)
+        if not live:
+            raise StreamingError(
+                f"Run {run.path} has no feature set computable from live audio: "
+                + "; ".join(f"{n}: {why}" for n, why in other.items())
+            )
+        if other and not allow_missing:
+            raise StreamingError(
+                f"Run {run.path} also uses feature sets that live audio cannot give: "
+                + "; ".join(f"{n}: {why}" for n, why in other.items())
+                + ". Pass allow_missing=True to feed them as missing at every step (predictions then rely on "
+                f"{sorted(live)} only), or use LivePredictor and push their frames."
+            )
+        super().__init__(run, seed=seed, device=device, missing=list(other))
+
+    def push(self, samples: np.ndarray, sample_rate: int) -> list[dict[str, float]]:
+        """Append an audio chunk (1-D float32 mono in [-1, 1], any length; the rate must not change within a
+        stream) and return the label steps it completes: ``[{"time": s, target: value, ...}]``."""
+        return self.push_audio(samples, sample_rate)
