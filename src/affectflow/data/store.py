@@ -89,7 +89,8 @@ class SequenceStore:
         them): ``t_k = k / rate``, ``k = 0 .. floor(duration * rate) - 1``. Default: the corpus ``label_rate_hz``.
         A recording with its own rate in ``recordings.csv`` (column ``label_rate_hz``, e.g. each Aff-Wild2 video's
         frame rate) always uses that one.
-        A corpus without the label set at all is fine: every recording is then unlabelled (``y`` is ``None``).
+        When given (prediction), a corpus without the label set at all is fine: every recording is then unlabelled
+        (``y`` is ``None``); without it, a missing label set is an error (training and evaluation need labels).
     """
 
     def __init__(
@@ -111,7 +112,7 @@ class SequenceStore:
         self.label_set = label_set
         self.infos = {name: corpus.feature_set(name) for name in self.feature_sets}
         self.dims = {name: info.dim for name, info in self.infos.items()}
-        if self.targets and label_set in corpus.label_sets:
+        if self.targets and (grid_rate_hz is None or label_set in corpus.label_sets):
             dims = corpus.label_set(label_set).dims
             bad = [t for t in self.targets if t not in dims]
             if bad:
