@@ -114,3 +114,22 @@ def test_audio_stream_refuses_what_it_cannot_compute(speech, tmp_path):
     bidi = fake_run(tmp_path / "bidi", "gru", {**SMALL_SETTINGS["gru"], "bidirectional": True})
     with pytest.raises(StreamingError, match="not causal"):
         AudioStreamPredictor(bidi)
+
+
+def test_cli_stream_replays_a_file_and_matches_offline(speech, tmp_path, capsys):
+    from affectflow.cli.main import main
+
+    run = _egemaps_run(tmp_path / "run")
+    offline = predict_media(run, {"audio": speech})
+    out = tmp_path / "s.csv"
+    assert main(["stream", str(run), "--input", str(speech), "--fast", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "    0.00 s  arousal=" in printed and "28 steps" in printed
+    import pandas as pd
+
+    df = pd.read_csv(out)
+    np.testing.assert_allclose(df["valence"], offline["valence"], atol=1e-5)
+    assert out.with_suffix(".png").is_file()
+    bidi = fake_run(tmp_path / "bidi", "gru", {**SMALL_SETTINGS["gru"], "bidirectional": True})
+    assert main(["stream", str(bidi), "--input", str(speech), "--fast"]) == 2
+    assert "is not causal" in capsys.readouterr().err.replace("\n", " ")

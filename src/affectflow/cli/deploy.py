@@ -166,3 +166,113 @@ def register(sub) -> None:
         fn = globals().get(f"_register_{name}")
         if fn is not None:
             fn(sub)
+
+
+# ---------------------------------------------------------------------------------------------------- export
+def _register_export(sub) -> None:
+    e = sub.add_parser(
+        "export",
+        help="Export a run's selected checkpoint (ONNX with dynamic batch/time axes + a JSON of what a consumer needs).",
+        description="Export a run's selected checkpoint as model.onnx (inputs mask, x.<set>, feature_mask.<set>; "
+        "output y) plus model.json (feature sets with columns, rates and extractor parameters, normaliser "
+        "statistics, targets, label rate, causal or not).",
+    )
+    e.add_argument("run", help="run directory")
+    e.add_argument("--format", default="onnx", help="export format (onnx)")
+    e.add_argument("--out", help="new output folder (default: <run>/export-<timestamp>)")
+    e.add_argument("--seed", type=int, help="export this seed's checkpoint (default: the selected seed)")
+    e.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from affectflow.export import export_run
+
+    out = export_run(args.run, args.out, format=args.format, seed=args.seed)
+    print(f"Exported to {out}: {out / 'model.onnx'} and {out / 'model.json'}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- stream
+def _register_stream(sub) -> None:
+    s = sub.add_parser(
+        "stream",
+        help="Replay an audio/video file through a causal run live, printing predictions as they come.",
+        description="Replay the sound of FILE in real time (or as fast as possible with --fast) through live "
+        "feature extraction and the causal streaming model, and print each label step's prediction as soon as "
+        "it is known. The run must be causal and its feature sets computable from audio (eGeMAPS, LLDs, "
+        "log-mel); with --allow-missing its other feature sets are fed as missing.",
+    )
+    s.add_argument("run", help="run directory of a causal run")
+    s.add_argument("--input", required=True, help="audio file, or a video with a sound track")
+    s.add_argument("--fast", action="store_true", help="as fast as possible instead of real time")
+    s.add_argument("--chunk", type=float, default=0.1, help="seconds of audio per pushed chunk (default 0.1)")
+    s.add_argument("--allow-missing", action="store_true",
+                   help="feed the run's non-audio feature sets as missing instead of refusing")
+    s.add_argument("--out", help="also write the predictions to this CSV (new file) and a plot beside it (.png)")
+    s.add_argument("--seed", type=int, help="use this seed's checkpoint (default: the selected seed)")
+    s.set_defaults(func=cmd_stream)
+
+
+def stream_file(run, path, *, fast: bool = False, chunk_s: float = 0.1, allow_missing: bool = False,
+                seed: int | None = None, on_step=None) -> pd.DataFrame:
+    """Replay the audio of ``path`` through :class:`~affectflow.streaming.AudioStreamPredictor`; call
+    ``on_step(step, latency_s)`` for every label step as it is emitted (``latency_s``: wall time since the step's
+    audio was due, in real-time mode) and return all steps as a DataFrame."""
+    from affectflow.io.audio import iter_audio_blocks
+    from affectflow.streaming import AudioStreamPredictor
+
+    if not Path(path).is_file():
+        raise AffectflowError(f"Input file {str(path)!r} does not exist.")
+    live = AudioStreamPredictor(run, seed=seed, allow_missing=allow_missing)
+    sr = live.sample_rate
+    rows = []
+    t0 = time.perf_counter()
+    fed = 0
+    try:
+        blocks = iter_audio_blocks(Path(path), sr, max(chunk_s, 0.01))
+        for blk in blocks:
+            x = blk.samples
+            fed += x.size
+            if not fast:
+                due = fed / sr
+                wait = due - (time.perf_counter() - t0)
+                if wait > 0:
+                    time.sleep(wait)
+            for step in live.push(x, sr):
+                rows.append(step)
+                if on_step:
+                    on_step(step, time.perf_counter() - t0 - step["time"])
+    except AffectflowError:
+        raise
+    except Exception as e:  # noqa: BLE001 - unreadable media is a user error
+        raise AffectflowError(f"Cannot read audio from {str(path)!r}: {type(e).__name__}: {e}") from e
+    for step in live.flush():
+        rows.append(step)
+        if on_step:
+            on_step(step, time.perf_counter() - t0 - step["time"])
+    return pd.DataFrame(rows, columns=["time", *live.targets])
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from affectflow.corpus.corpus import atomic_write
+    from affectflow.inference.media import plot_prediction
+
+    if args.out and Path(args.out).exists():
+        raise AffectflowError(f"{args.out!r} exists; choose a new file.")
+
+    def show(step, lag):
+        vals = "  ".join(f"{k}={v:+.3f}" for k, v in step.items() if k != "time")
+        extra = "" if args.fast else f"  (emitted {lag:.1f} s after its time)"
+        print(f"{step['time']:8.2f} s  {vals}{extra}", flush=True)
+
+    t0 = time.perf_counter()
+    df = stream_file(args.run, args.input, fast=args.fast, chunk_s=args.chunk, allow_missing=args.allow_missing,
+                     seed=args.seed, on_step=show)
+    dur = df["time"].iloc[-1] if len(df) else 0.0
+    print(f"{len(df)} steps ({dur:.1f} s of audio) in {time.perf_counter() - t0:.1f} s")
+    if args.out:
+        out = Path(args.out)
+        atomic_write(out, lambda p: df.to_csv(p, index=False, float_format="%.6g"))
+        png = plot_prediction(df, out.with_suffix(".png"), title=f"stream of {Path(args.input).name}")
+        print(f"Written {out} and {png}")
+    return 0

@@ -1,0 +1,370 @@
+"""Export a run's selected checkpoint as ONNX (dynamic batch and time axes) plus a JSON of what a consumer needs.
+
+::
+
+    from affectflow.export import export_run
+    folder = export_run("runs/gru-...", "exported/")      # model.onnx + model.json
+
+The ONNX graph
+    Inputs (``B`` batch, ``T`` time steps, both dynamic):
+
+    ====================  ===========  ==========================================================================
+    ``mask``              bool (B, T)  True on real steps; a prefix of each row (padding at the end)
+    ``x.<set>``           float (B,T,D) the set's features **normalised** with the run's statistics, 0 where missing
+    ``feature_mask.<set>`` bool (B, T) True where the set had any finite value at that step
+    ====================  ===========  ==========================================================================
+
+    Output ``y``: float ``(B, T, K)``, one column per output (``model.json`` ``outputs``); values at padded steps
+    are unspecified, as in PyTorch. Preprocessing, as in :class:`~affectflow.data.normalize.Normalizer`:
+    ``x = (raw - mean) / std`` per column (``model.json`` ``normalizer``), NaN → 0, and the feature mask is
+    ``any(isfinite(raw))`` per step.
+
+How RNNs export
+    PyTorch runs RNNs on packed sequences (``pack_padded_sequence``), which ONNX exporters do not handle faithfully
+    for variable lengths. During export every GRU/LSTM is swapped for an equivalent module on padded tensors: the
+    forward direction runs over the padded batch (trailing padding cannot change earlier steps), the backward
+    direction runs over each sequence reversed **within its own length** (a gather by ``len - 1 - t``), and padded
+    output steps are zeroed as ``pad_packed_sequence`` does. The weights are the same tensors, so the outputs at
+    real steps are equal (the parity test checks ≤ 1e-5 for every exportable architecture, with padded batches).
+
+The JSON (``model.json``)
+    ``format``, ``run``, ``seed``, ``model`` (type + hyperparameters), ``inputs``/``output`` (names, dtypes, axes),
+    ``feature_sets`` (per set, in input order: modality, columns, rate_hz, extractor + parameters),
+    ``normalizer`` (mode and per-set ``mean``/``std`` lists), ``targets`` and ``outputs`` (columns of ``y``),
+    ``label_rate_hz``, ``task``, ``causal``, ``streamable``, ``opset``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from affectflow.errors import AffectflowError
+from affectflow.runs import Run
+
+FORMATS = ("onnx",)
+OPSET = 17
+
+
+class ExportError(AffectflowError, ValueError):
+    """A run cannot be exported in the requested format (the message says why)."""
+
+
+# ---------------------------------------------------------------------------------------------------- RNNs
+class _Padded:
+    """Stand-in for a PackedSequence during export: the padded batch-first tensor and the lengths."""
+
+    def __init__(self, data: torch.Tensor, lengths: torch.Tensor) -> None:
+        self.data, self.lengths = data, lengths
+
+
+def _pack(x, lengths, batch_first=True, enforce_sorted=True):  # noqa: ANN001 - torch's signature
+    if not batch_first:
+        raise ExportError("export supports batch-first RNN inputs only")
+    return _Padded(x, torch.as_tensor(lengths).to(x.device))
+
+
+def _pad(p, batch_first=True, padding_value=0.0, total_length=None):  # noqa: ANN001 - torch's signature
+    return p.data, p.lengths
+
+
+def _step_mask(lengths: torch.Tensor, t: int, like: torch.Tensor) -> torch.Tensor:
+    steps = torch.arange(t, device=like.device).unsqueeze(0)
+    return steps < lengths.to(like.device).unsqueeze(1)
+
+
+class _PaddedRNN(nn.Module):
+    """A GRU/LSTM on padded batches, equal at real steps to the packed original (see the module docstring)."""
+
+    def __init__(self, rnn: nn.RNNBase) -> None:
+        super().__init__()
+        if not rnn.batch_first:
+            raise ExportError("export supports batch-first RNNs only")
+        self.bidirectional = rnn.bidirectional
+        self.num_layers = rnn.num_layers
+        self.layers = nn.ModuleList()
+        cls = type(rnn)
+        for layer in range(rnn.num_layers):
+            dirs = nn.ModuleList()
+            for suffix in ["", "_reverse"] if rnn.bidirectional else [""]:
+                in_size = rnn.input_size if layer == 0 else rnn.hidden_size * (2 if rnn.bidirectional else 1)
+                kw = {"proj_size": rnn.proj_size} if isinstance(rnn, nn.LSTM) and rnn.proj_size else {}
+                one = cls(in_size, rnn.hidden_size, num_layers=1, batch_first=True, bias=rnn.bias, **kw)
+                for name in [n for n, _ in one.named_parameters()]:
+                    src = getattr(rnn, f"{name}".replace("_l0", f"_l{layer}") + suffix)
+                    setattr(one, name, nn.Parameter(src.detach().clone()))
+                dirs.append(one)
+            self.layers.append(dirs)
+
+    def forward(self, input, hx=None):  # noqa: ANN001 - nn.RNNBase.forward signature
+        if not isinstance(input, _Padded):
+            raise ExportError("export: an RNN was called without a packed sequence")
+        x, lengths = input.data, input.lengths
+        b, t = x.shape[0], x.shape[1]
+        valid = _step_mask(lengths, t, x)  # (B, T)
+        steps = torch.arange(t, device=x.device).unsqueeze(0).expand(b, t)
+        rev = torch.where(valid, lengths.to(x.device).unsqueeze(1) - 1 - steps, steps)  # an involution
+        h = x
+        for dirs in self.layers:
+            fwd, _ = dirs[0](h)
+            if self.bidirectional:
+                idx = rev.unsqueeze(-1).expand(b, t, h.shape[-1])
+                back, _ = dirs[1](torch.gather(h, 1, idx))
+                back = torch.gather(back, 1, rev.unsqueeze(-1).expand(b, t, back.shape[-1]))
+                h = torch.cat([fwd, back], dim=-1)
+            else:
+                h = fwd
+        h = h * valid.unsqueeze(-1).to(h.dtype)
+        return _Padded(h, lengths), None
+
+
+class _ExportMHA(nn.MultiheadAttention):
+    """``nn.MultiheadAttention`` with the same weights, written with shape-generic operators.
+
+    PyTorch's attention folds the batch and head axes with sizes the ONNX tracer records as constants, so an
+    exported graph fails for another sequence length; this formulation (per-head split by reshape with ``-1``)
+    computes the same softmax attention (masks: bool True = not allowed, float = added; ``is_causal`` without a
+    mask = upper-triangular mask) and traces with dynamic batch and time axes. Dropout is off (eval).
+    """
+
+    @classmethod
+    def from_module(cls, m: nn.MultiheadAttention) -> "_ExportMHA":
+        new = cls.__new__(cls)
+        new.__dict__.update(m.__dict__)
+        return new
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,  # noqa: ANN001
+                average_attn_weights=True, is_causal=False):
+        if not self.batch_first:
+            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+        e, h = self.embed_dim, self.num_heads
+        if self._qkv_same_embed_dim:
+            w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        else:
+            w_q, w_k, w_v = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+        b_q = b_k = b_v = None
+        if self.in_proj_bias is not None:
+            b_q, b_k, b_v = self.in_proj_bias.chunk(3)
+        q = nn.functional.linear(query, w_q, b_q)
+        k = nn.functional.linear(key, w_k, b_k)
+        v = nn.functional.linear(value, w_v, b_v)
+        hd = e // h
+
+        def split(t):
+            return t.reshape(t.shape[0], -1, h, hd).transpose(1, 2)  # (B, H, L, hd)
+
+        q, k, v = split(q), split(k), split(v)
+        scores = torch.matmul(q, k.transpose(-2, -1)) / float(hd) ** 0.5  # (B, H, T, S)
+        if attn_mask is None and is_causal:
+            t = scores.shape[-1]
+            attn_mask = torch.triu(torch.ones(t, t, dtype=torch.bool, device=scores.device), diagonal=1)
+        if attn_mask is not None:
+            am = attn_mask if attn_mask.dim() == 2 else attn_mask.reshape(scores.shape[0], h, *attn_mask.shape[-2:])
+            scores = scores.masked_fill(am, float("-inf")) if am.dtype == torch.bool else scores + am
+        if key_padding_mask is not None:
+            kpm = key_padding_mask[:, None, None, :]
+            scores = scores.masked_fill(kpm, float("-inf")) if kpm.dtype == torch.bool else scores + kpm
+        att = torch.softmax(scores, dim=-1)
+        out = torch.matmul(att, v).transpose(1, 2)
+        out = out.reshape(out.shape[0], out.shape[1], e)
+        out = self.out_proj(out)
+        if not self.batch_first:
+            out = out.transpose(0, 1)
+        return out, None
+
+
+@contextlib.contextmanager
+def export_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """A copy of ``model`` whose RNNs run on padded tensors (see the module docstring), for tracing/export."""
+    import affectflow.models.encoders as enc
+    import affectflow.models.gru as gru_mod
+
+    m = copy.deepcopy(model).eval()
+    for parent in list(m.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.RNNBase):
+                setattr(parent, name, _PaddedRNN(child))
+            elif type(child) is nn.MultiheadAttention:
+                setattr(parent, name, _ExportMHA.from_module(child))
+    saved = [(mod, n, getattr(mod, n)) for mod in (enc, gru_mod) for n in ("pack_padded_sequence",
+                                                                          "pad_packed_sequence") if hasattr(mod, n)]
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    try:
+        for mod, n, _ in saved:
+            setattr(mod, n, _pack if n == "pack_padded_sequence" else _pad)
+        # the fused attention kernels (_native_multi_head_attention, _transformer_encoder_layer_fwd) have no ONNX
+        # form; the composite path computes the same values with exportable operators
+        torch.backends.mha.set_fastpath_enabled(False)
+        yield m
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+        for mod, n, v in saved:
+            setattr(mod, n, v)
+
+
+class _Flat(nn.Module):
+    """``forward(mask, x_1..x_M, fm_1..fm_M)`` over the dict interface of a model."""
+
+    def __init__(self, model: nn.Module, sets: list[str]) -> None:
+        super().__init__()
+        self.model, self.sets = model, list(sets)
+
+    def forward(self, mask: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
+        m = len(self.sets)
+        x = {n: args[i] for i, n in enumerate(self.sets)}
+        fm = {n: args[m + i] for i, n in enumerate(self.sets)}
+        return self.model(x, mask, fm)
+
+
+def input_names(sets: list[str]) -> list[str]:
+    """ONNX input names in positional order: ``mask``, ``x.<set>``..., ``feature_mask.<set>``..."""
+    return ["mask"] + [f"x.{n}" for n in sets] + [f"feature_mask.{n}" for n in sets]
+
+
+def example_inputs(dims: dict[str, int], *, batch: int = 2, steps: int = 7, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Inputs for tracing: a padded batch (row 1 shorter) with some missing steps."""
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.ones(batch, steps, dtype=torch.bool)
+    if batch > 1:
+        mask[1, max(1, steps - 3):] = False
+    xs = [torch.randn(batch, steps, d, generator=g) for d in dims.values()]
+    fms = [torch.rand(batch, steps, generator=g) > 0.2 for _ in dims]
+    return (mask, *xs, *fms)
+
+
+def export_model_onnx(model: nn.Module, dims: dict[str, int], path: str | os.PathLike, *,
+                      opset: int = OPSET, dynamo: bool = False) -> Path:
+    """Write ``model`` (the registry's dict interface) as ONNX with dynamic ``batch`` and ``time`` axes.
+
+    Raises
+    ------
+    ExportError
+        The exporter cannot convert the model (the message has the exporter's first line).
+    """
+    sets = list(dims)
+    names = input_names(sets)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with export_mode(model) as m:
+        flat = _Flat(m, sets).eval()
+        args = example_inputs(dims)
+        axes = {n: {0: "batch", 1: "time"} for n in names + ["y"]}
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                if dynamo:
+                    bt = {0: torch.export.Dim("batch", min=1), 1: torch.export.Dim("time", min=2)}
+                    torch.onnx.export(flat, args, str(tmp), input_names=names, output_names=["y"],
+                                      dynamic_shapes=[bt] * len(args), opset_version=max(opset, 18), dynamo=True,
+                                      external_data=False, verbose=False)
+                else:
+                    torch.onnx.export(flat, args, str(tmp), input_names=names, output_names=["y"],
+                                      dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True)
+        except ExportError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any exporter failure is a reason the user should read
+            tmp.unlink(missing_ok=True)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise ExportError(
+                f"Model {getattr(model, 'name', type(model).__name__)!r} cannot be exported to ONNX: "
+                f"{type(e).__name__}: {first}"
+            ) from e
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- runs
+def export_info(run: Run, ckpt: dict[str, Any], model: nn.Module, normalizer) -> dict[str, Any]:
+    """The sidecar JSON content (see the module docstring)."""
+    from affectflow.experiment import run_label_rate
+    from affectflow.inference.media import feature_set_infos
+    from affectflow.streaming.streamer import streaming_problem
+
+    data = ckpt["data"]
+    sets = list(data["features"])
+    try:
+        infos = feature_set_infos(run, ckpt=ckpt)
+    except AffectflowError:
+        infos = {n: {"columns": [f"{n}_{j}" for j in range(data["input_dims"][n])]} for n in sets}
+    fs = {}
+    for n in sets:
+        info = infos[n]
+        p = info.get("params") or {}
+        fs[n] = {"dim": int(data["input_dims"][n]), "modality": info.get("modality"),
+                 "columns": list(info.get("columns", [])), "rate_hz": info.get("rate_hz"),
+                 "extractor": p.get("extractor") if isinstance(p, dict) else None,
+                 "extractor_params": p.get("params") if isinstance(p, dict) else None,
+                 "provenance": None if isinstance(p, dict) and "extractor" in p else p}
+    stats = {n: {"mean": np.asarray(mu, np.float64).tolist(), "std": np.asarray(sd, np.float64).tolist()}
+             for n, (mu, sd) in normalizer.stats_.items()}
+    sizes = getattr(model, "output_sizes", {t: 1 for t in data["targets"]})
+    outputs = []
+    for t, k in sizes.items():
+        outputs += [t] if k == 1 else [f"{t}[{j}]" for j in range(k)]
+    why = streaming_problem(model, ckpt)
+    return {
+        "format": "affectflow-onnx",
+        "run": str(run.path),
+        "seed": int(ckpt.get("seed", -1)),
+        "model": {"type": ckpt["model"]["type"], "params": ckpt["model"]["params"]},
+        "task": data.get("task", "continuous"),
+        "inputs": [{"name": "mask", "dtype": "bool", "shape": ["batch", "time"]}]
+        + [{"name": f"x.{n}", "dtype": "float32", "shape": ["batch", "time", fs[n]["dim"]]} for n in sets]
+        + [{"name": f"feature_mask.{n}", "dtype": "bool", "shape": ["batch", "time"]} for n in sets],
+        "output": {"name": "y", "dtype": "float32", "shape": ["batch", "time", len(outputs)]},
+        "feature_sets": fs,
+        "normalizer": {"mode": normalizer.mode, "stats": stats,
+                       "note": "x = (raw - mean) / std per column, NaN -> 0; per-subject statistics (mode "
+                               "'subject') are not exported: consumers use these train statistics"},
+        "targets": list(data["targets"]),
+        "target_specs": data.get("target_specs"),
+        "outputs": outputs,
+        "label_rate_hz": run_label_rate(run, ckpt),
+        "causal": bool(getattr(model, "causal", False)),
+        "streamable": why is None,
+        "opset": OPSET,
+    }
+
+
+def export_run(run: Run | str | os.PathLike, out_dir: str | os.PathLike | None = None, *, format: str = "onnx",
+               seed: int | None = None) -> Path:
+    """Export the selected (or ``seed``'s) checkpoint of a run; return the folder with ``model.onnx`` and
+    ``model.json``.
+
+    ``out_dir`` must not exist or be empty; default ``<run>/export-<timestamp>``.
+
+    Raises
+    ------
+    ExportError
+        Unknown format, or a model the exporter cannot convert.
+    """
+    from affectflow.corpus.corpus import write_json
+    from affectflow.experiment import load_model
+    from affectflow.runs import new_subdir
+
+    if format not in FORMATS:
+        raise ExportError(f"Unknown export format {format!r}; supported: {list(FORMATS)}.")
+    run = run if isinstance(run, Run) else Run(run)
+    model, normalizer, ckpt = load_model(run, seed)
+    if out_dir is None:
+        out = new_subdir(run.path, "export")
+    else:
+        out = Path(out_dir)
+        if out.exists() and any(out.iterdir()):
+            raise ExportError(f"Output folder {str(out)!r} exists and is not empty; choose a new one.")
+        out.mkdir(parents=True, exist_ok=True)
+    dims = {n: int(d) for n, d in ckpt["data"]["input_dims"].items()}
+    dims = {n: dims[n] for n in ckpt["data"]["features"]}
+    export_model_onnx(model, dims, out / "model.onnx")
+    write_json(out / "model.json", export_info(run, ckpt, model, normalizer))
+    return out
