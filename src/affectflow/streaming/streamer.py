@@ -179,6 +179,18 @@ class Streamer:
         self.label_rate_hz = run_label_rate(run, ckpt)
         self.strategy, self.window = _strategy(self.model)
         self._rnn = _RNNState(self.model) if self.strategy == "state" else None
+        self._gru_fast = self.strategy == "state" and type(self.model).__name__ == "EarlyFusionGRU"
+        # one vector of all sets' raw values, normalised at once with the run's train statistics
+        self._slices, a = {}, 0
+        for n in self.feature_sets:
+            self._slices[n] = (a, a + self.dims[n])
+            a += self.dims[n]
+        self._raw = np.full(a, np.nan, np.float32)
+        if normalizer.mode == "none":
+            self._mean, self._std = np.zeros(a, np.float32), np.ones(a, np.float32)
+        else:
+            self._mean = np.concatenate([normalizer.stats_[n][0] for n in self.feature_sets]).astype(np.float32)
+            self._std = np.concatenate([normalizer.stats_[n][1] for n in self.feature_sets]).astype(np.float32)
         self._x: dict[str, list[torch.Tensor]] = {}
         self._fm: dict[str, list[torch.Tensor]] = {}
         self.steps = 0
@@ -188,6 +200,7 @@ class Streamer:
         new = copy.copy(other)
         new.model = copy.deepcopy(other._pristine)
         new._rnn = _RNNState(new.model) if new.strategy == "state" else None
+        new._raw = other._raw.copy()
         new._x, new._fm, new.steps = {}, {}, 0
         return new
 
@@ -207,26 +220,34 @@ class Streamer:
         self._x, self._fm, self.steps = {}, {}, 0
 
     def _prepare(self, frame: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        unknown = [k for k in frame if k not in self.dims]
-        if unknown:
-            raise StreamingError(f"Unknown feature sets {unknown} in a streamed frame; the run uses {self.feature_sets}.")
-        x, fm = {}, {}
-        for n in self.feature_sets:
-            d = self.dims[n]
+        """Normalise one step's raw vectors as :meth:`Normalizer.transform` does (train statistics; NaN → 0 and a
+        per-set step mask), vectorised over all sets: ``{set: (1, D)}`` and ``{set: (1,)}``."""
+        for k in frame:
+            if k not in self.dims:
+                raise StreamingError(
+                    f"Unknown feature sets {[k for k in frame if k not in self.dims]} in a streamed frame; the run "
+                    f"uses {self.feature_sets}."
+                )
+        raw = self._raw
+        raw.fill(np.nan)
+        for n, (a, b) in self._slices.items():
             v = frame.get(n)
             if v is None:
-                raw = np.full((1, d), np.nan, np.float32)
-            else:
-                raw = np.asarray(v, dtype=np.float32).reshape(-1)
-                if raw.shape[0] != d:
-                    raise StreamingError(
-                        f"Feature set {n!r}: a streamed vector has {raw.shape[0]} values, the run expects {d} "
-                        f"(columns {self.columns[n][:3]}...)."
-                    )
-                raw = raw[None, :]
-            xn, m = self.normalizer.transform(n, raw, None)
-            x[n] = torch.from_numpy(xn).to(self.device)  # (1, D)
-            fm[n] = torch.from_numpy(m).to(self.device)  # (1,)
+                continue
+            v = np.asarray(v, dtype=np.float32).reshape(-1)
+            if v.shape[0] != b - a:
+                raise StreamingError(
+                    f"Feature set {n!r}: a streamed vector has {v.shape[0]} values, the run expects {b - a} "
+                    f"(columns {self.columns[n][:3]}...)."
+                )
+            raw[a:b] = v
+        finite = np.isfinite(raw)
+        xn = np.where(finite, (raw - self._mean) / self._std, 0.0).astype(np.float32)[None, :]
+        xt = torch.from_numpy(xn).to(self.device)
+        x, fm = {}, {}
+        for n, (a, b) in self._slices.items():
+            x[n] = xt[:, a:b]
+            fm[n] = torch.tensor([bool(finite[a:b].any())], device=self.device)
         return x, fm
 
     @torch.no_grad()
@@ -245,7 +266,9 @@ class Streamer:
             Target → prediction for this step (time :attr:`time` before the call).
         """
         x, fm = self._prepare(frame)
-        if self.strategy == "state":
+        if self._gru_fast:
+            out = self._gru_step(x, fm)
+        elif self.strategy == "state":
             xb = {n: v[None] for n, v in x.items()}  # (1, 1, D)
             fmb = {n: v[None] for n, v in fm.items()}  # (1, 1)
             mask = torch.ones(1, 1, dtype=torch.bool, device=self.device)
@@ -264,6 +287,20 @@ class Streamer:
         self.steps += 1
         vals = out.float().cpu().numpy()
         return {t: float(vals[k]) for k, t in enumerate(self.targets)}
+
+    def _gru_step(self, x: dict[str, torch.Tensor], fm: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The ``gru`` model's forward for one step without sequence packing (a length-1 step needs none); the
+        GRU's state is carried by the same hook as in the generic ``state`` strategy."""
+        m = self.model
+        xb = {n: v[None] for n, v in x.items()}
+        fmb = {n: v[None] for n, v in fm.items()}
+        h = m.drop(m.fusion(m.fuse(xb, fmb)))
+        out, _ = m.gru(h)
+        if getattr(m, "head", None) is not None:
+            return m.head(out, torch.ones(1, 1, dtype=torch.bool, device=self.device))[0, -1]
+        z = m.drop(torch.relu(m.fc(out)))
+        y = torch.cat([head(z) for head in m.heads], dim=-1)
+        return (torch.tanh(y) if m.tanh_output else y)[0, -1]
 
     def run_array(self, frames: Mapping[str, np.ndarray]) -> np.ndarray:
         """Stream whole arrays: ``frames[set]`` of shape ``(T, D_set)`` → predictions ``(T, K)`` (for tests and
