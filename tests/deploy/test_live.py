@@ -133,3 +133,35 @@ def test_cli_stream_replays_a_file_and_matches_offline(speech, tmp_path, capsys)
     bidi = fake_run(tmp_path / "bidi", "gru", {**SMALL_SETTINGS["gru"], "bidirectional": True})
     assert main(["stream", str(bidi), "--input", str(speech), "--fast"]) == 2
     assert "is not causal" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_live_audio_and_video_frames_equal_offline_media_prediction(tmp_path):
+    from affectflow.io.video import iter_frames
+
+    c = generate_media_corpus(tmp_path / "c", n_subjects=1, duration_s=10.0, seed=6, video_size=96, physio=False,
+                              transcript=False, workers=1, progress=False, partitions=(1.0, 0.0, 0.0))
+    rec = media_recordings(c)[0]
+    run = _egemaps_run(tmp_path / "run", extra_sets={"fer": 7})
+    import torch
+
+    fer = EXTRACTORS.build("fer", {"rate_hz": 2.0})
+    ckpt = torch.load(run / "checkpoints" / "seed-1.pt", weights_only=True)
+    ckpt["data"]["feature_sets"]["fer"].update(columns=fer.columns(), modality="video", params={
+        "extractor": "fer", "config_hash": fer.config_hash(), "params": fer.params()})
+    torch.save(ckpt, run / "checkpoints" / "seed-1.pt")
+    offline = predict_media(run, {"audio": rec.audio, "video": rec.video})
+    live = LivePredictor(run)
+    assert live.audio_sets == ["egemaps"] and live.video_sets == ["fer"] and live.frame_sets == []
+    x, sr = sf.read(rec.audio, dtype="float32")
+    steps, pos = [], 0
+    for f in iter_frames(rec.video, None):  # every decoded frame, audio pushed up to the frame's time
+        end = int(f.time * sr)
+        if end > pos:
+            steps += live.push_audio(x[pos:end], sr)
+            pos = end
+        steps += live.push_video(f.image, f.time)
+    steps += live.push_audio(x[pos:], sr)
+    steps += live.flush()
+    assert len(steps) == len(offline)
+    for target in ("arousal", "valence"):
+        np.testing.assert_allclose([s[target] for s in steps], offline[target].to_numpy(), atol=1e-5)

@@ -16,9 +16,11 @@ framing (:class:`~affectflow.features.audio.AudioFramer`) as offline extraction:
 audio its window and context need has arrived, so live frames equal the offline extractor's on the same audio
 (with the right edge reflected at :meth:`LivePredictor.flush`, as offline). Audio at another sample rate is
 resampled with a streaming soxr resampler (offline reads resample the whole file with soxr: values then agree to
-resampling precision, not exactly). Other feature sets (video, physiology, text, or any set computed elsewhere)
-are pushed as frames with :meth:`LivePredictor.push_frames` (times in s, raw values), or treated as missing at every
-step (``missing=[...]``).
+resampling precision, not exactly). Sets made by the face extractors (``fer``, ``face_landmarks``, ``head_pose``,
+``face_embedding``) are computed from decoded video frames given to :meth:`LivePredictor.push_video` with the
+offline frame selection and face tracking (:class:`_FaceGroup`), so they equal offline too. Other feature sets
+(physiology, text, or any set computed elsewhere) are pushed as frames with :meth:`LivePredictor.push_frames`
+(times in s, raw values), or treated as missing at every step (``missing=[...]``).
 
 Alignment. Label step ``g`` (time ``t_g = g / r``, ``r`` the run's label rate, ``h = 1/r``) is computed with the
 offline rule (:mod:`affectflow.data.align`) from the frames near it, as soon as every live set has a frame at or
@@ -77,6 +79,105 @@ def _audio_sets(run: Run, streamer: Streamer) -> tuple[dict[str, Any], dict[str,
     return live, other
 
 
+def _video_sets(run: Run, streamer: Streamer, names: Iterable[str]) -> dict[str, Any]:
+    """Set → face extractor instance for the sets among ``names`` made by affectflow's face extractors."""
+    from affectflow.features.base import EXTRACTORS
+    from affectflow.inference.media import feature_set_infos
+
+    try:
+        from affectflow.features.face import FaceExtractor
+    except Exception:  # noqa: BLE001 - face extractors unavailable: no live video
+        return {}
+    infos = feature_set_infos(run, ckpt=streamer.ckpt)
+    out = {}
+    for name in names:
+        p = infos[name].get("params") or {}
+        ex_name = p.get("extractor") if isinstance(p, dict) else None
+        if not isinstance(ex_name, str):
+            continue
+        try:
+            ex = EXTRACTORS.build(ex_name, dict(p.get("params") or {}))
+        except AffectflowError:
+            continue
+        if isinstance(ex, FaceExtractor):
+            out[name] = ex
+    return out
+
+
+class _FaceGroup:
+    """Face extractors sharing an output rate and a face tracker, fed one decoded video frame at a time.
+
+    Frame selection is :func:`affectflow.io.video.iter_frames`'s: output instant ``t_k = k / rate`` takes the frame
+    nearest to it (the earlier one on a tie), decided once the frame after ``t_k`` has arrived; at the end the last
+    frame serves every ``t_k < t_last + frame step``. Faces are tracked over the selected frames in order, as
+    offline, so the values equal :func:`~affectflow.features.face.extract_face_features` on the same frames.
+    """
+
+    def __init__(self, names: list[str], exts: list[Any], rate_hz: float | None, min_confidence: float) -> None:
+        from fractions import Fraction
+
+        self.names, self.exts = names, exts
+        self.rate = None if rate_hz is None else Fraction(rate_hz).limit_denominator(10**6)
+        self.min_confidence = min_confidence
+        self.tracker = None
+        self.k = 0
+        self.prev: tuple[Any, np.ndarray] | None = None  # (time as Fraction, image)
+        self.steps: list[Any] = []
+
+    def _process(self, image: np.ndarray, t: float) -> list[np.ndarray]:
+        from affectflow.features.face import FaceTracker
+
+        if self.tracker is None:
+            for ex in self.exts:
+                ex._load()
+            self.tracker = FaceTracker(min_confidence=self.min_confidence,
+                                       blendshapes=any(e.needs_blendshapes for e in self.exts),
+                                       matrix=any(e.needs_matrix for e in self.exts))
+        face = self.tracker.detect(image, t)
+        return [np.full(len(e.columns()), np.nan, np.float32) if face is None
+                else np.asarray(e.features(image, face), np.float32) for e in self.exts]
+
+    def push(self, image: np.ndarray, time_s: float) -> list[tuple[float, list[np.ndarray]]]:
+        from fractions import Fraction
+
+        t = Fraction(time_s).limit_denominator(10**6)
+        if self.prev is not None and t <= self.prev[0]:
+            raise StreamingError(f"Video frame times must increase; got {float(t)} s after {float(self.prev[0])} s.")
+        out = []
+        if self.rate is None:
+            out.append((float(t), self._process(image, float(t))))
+        elif self.prev is not None:
+            mid = (self.prev[0] + t) / 2
+            while Fraction(self.k) / self.rate <= mid:
+                tk = float(Fraction(self.k) / self.rate)
+                out.append((tk, self._process(self.prev[1], tk)))
+                self.k += 1
+        if self.prev is not None:
+            self.steps.append(t - self.prev[0])
+            self.steps = self.steps[-50:]
+        self.prev = (t, image)
+        return out
+
+    def flush(self) -> list[tuple[float, list[np.ndarray]]]:
+        from fractions import Fraction
+
+        out = []
+        if self.rate is not None and self.prev is not None:
+            step = sorted(self.steps)[len(self.steps) // 2] if self.steps else Fraction(1, 25)
+            end = self.prev[0] + step
+            while Fraction(self.k) / self.rate < end:
+                tk = float(Fraction(self.k) / self.rate)
+                out.append((tk, self._process(self.prev[1], tk)))
+                self.k += 1
+        self.close()
+        return out
+
+    def close(self) -> None:
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
+
+
 class _AudioSet:
     """One feature set computed from live audio."""
 
@@ -116,6 +217,9 @@ class LivePredictor:
     audio:
         Compute the run's audio-extractable sets from :meth:`push_audio` (default). With ``False`` every set that
         is not ``missing`` is expected from :meth:`push_frames`.
+    video:
+        Compute the run's face-extractor sets (``fer``, ``face_landmarks``, ``head_pose``, ``face_embedding``) from
+        decoded frames given to :meth:`push_video` (default); with ``False`` they are pushed as frames.
 
     Raises
     ------
@@ -125,7 +229,7 @@ class LivePredictor:
     """
 
     def __init__(self, run: Run | str | os.PathLike, *, seed: int | None = None, device: str = "cpu",
-                 missing: Iterable[str] = (), audio: bool = True) -> None:
+                 missing: Iterable[str] = (), audio: bool = True, video: bool = True) -> None:
         run = run if isinstance(run, Run) else Run(run)
         self.streamer = Streamer(run, seed=seed, device=device)
         self.run = run
@@ -139,7 +243,10 @@ class LivePredictor:
         live, other = _audio_sets(run, self.streamer) if audio else ({}, {})
         self._audio_ex = {n: ex for n, ex in live.items() if n not in self.missing}
         self.audio_sets = list(self._audio_ex)
-        self.frame_sets = [n for n in self.streamer.feature_sets if n not in self._audio_ex and n not in self.missing]
+        rest = [n for n in self.streamer.feature_sets if n not in self._audio_ex and n not in self.missing]
+        self._video_ex = _video_sets(run, self.streamer, rest) if video else {}
+        self.video_sets = list(self._video_ex)
+        self.frame_sets = [n for n in rest if n not in self._video_ex]
         self._why_not_audio = other
         self._rates = {}
         from affectflow.inference.media import feature_set_infos
@@ -159,11 +266,17 @@ class LivePredictor:
         """Start a new stream."""
         self.streamer.reset()
         self._audio = {n: _AudioSet(ex) for n, ex in self._audio_ex.items()}
+        for g in getattr(self, "_video", []):
+            g.close()
+        groups: dict[tuple, list[str]] = {}
+        for n, ex in self._video_ex.items():
+            groups.setdefault((ex.rate_hz, ex.min_confidence), []).append(n)
+        self._video = [_FaceGroup(ns, [self._video_ex[n] for n in ns], r, c) for (r, c), ns in groups.items()]
         self._resamplers: dict[int, Any] = {}
         self._in_rate: int | None = None
         self._n_in = 0
         self._frames = {n: (np.zeros(0), np.zeros((0, self.streamer.dims[n]), np.float32))
-                        for n in self.audio_sets + self.frame_sets}
+                        for n in self.audio_sets + self.video_sets + self.frame_sets}
         self._next = 0
         self._ended = False
 
@@ -203,6 +316,27 @@ class LivePredictor:
             self._resamplers[rate] = soxr.ResampleStream(self._in_rate, rate, 1, dtype="float32", quality="HQ")
         return self._resamplers[rate].resample_chunk(x, last=last)
 
+    def push_video(self, image: np.ndarray, time_s: float) -> list[dict[str, float]]:
+        """Append one decoded video frame (``uint8`` RGB ``(H, W, 3)``, at ``time_s`` s, increasing; every frame of
+        the video, as decoded) and return the label steps it completes."""
+        if not self.video_sets:
+            raise StreamingError(f"Run {self.run.path} has no feature set computed from video frames "
+                                 f"(feature sets: {self.streamer.feature_sets}).")
+        self._check_open()
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise StreamingError(f"Video frames must be uint8 RGB arrays (H, W, 3); got {img.dtype} {img.shape}.")
+        for g in self._video:
+            self._append_group(g, g.push(img, float(time_s)))
+        return self._emit()
+
+    def _append_group(self, g: _FaceGroup, rows: list) -> None:
+        if not rows:
+            return
+        t = np.array([r[0] for r in rows])
+        for j, n in enumerate(g.names):
+            self._append(n, t, np.stack([r[1][j] for r in rows]))
+
     def push_frames(self, name: str, times: np.ndarray, values: np.ndarray) -> list[dict[str, float]]:
         """Append frames of feature set ``name`` (computed elsewhere: video, physiology...): ``times`` ``(N,)`` s,
         increasing and after the frames pushed before; ``values`` ``(N, D)`` raw, NaN = missing."""
@@ -210,7 +344,8 @@ class LivePredictor:
         if name not in self.frame_sets:
             raise StreamingError(
                 f"Feature set {name!r} is not pushed as frames in this stream; frame sets: {self.frame_sets} "
-                f"(audio sets {self.audio_sets} come from push_audio; missing: {sorted(self.missing)})."
+                f"(audio sets {self.audio_sets} come from push_audio, video sets {self.video_sets} from push_video; "
+                f"missing: {sorted(self.missing)})."
             )
         t = np.asarray(times, dtype=np.float64).reshape(-1)
         v = np.asarray(values, dtype=np.float32).reshape(len(t), -1)
@@ -230,6 +365,8 @@ class LivePredictor:
         self._check_open()
         if self.audio_sets and self._in_rate is not None:
             self._feed_audio(np.zeros(0, np.float32), last=True)
+        for g in self._video:
+            self._append_group(g, g.flush())
         if duration is None:
             if self._in_rate:
                 duration = self._n_in / self._in_rate
@@ -254,7 +391,7 @@ class LivePredictor:
     def _emit(self, until: int | None = None) -> list[dict[str, float]]:
         h = 1.0 / self.label_rate_hz
         out = []
-        sets = self.audio_sets + self.frame_sets
+        sets = self.audio_sets + self.video_sets + self.frame_sets
         while True:
             g = self._next
             t_g = g * h
