@@ -138,7 +138,7 @@ def test_cli_stream_replays_a_file_and_matches_offline(speech, tmp_path, capsys)
 def test_live_audio_and_video_frames_equal_offline_media_prediction(tmp_path):
     from affectflow.io.video import iter_frames
 
-    c = generate_media_corpus(tmp_path / "c", n_subjects=1, duration_s=10.0, seed=6, video_size=96, physio=False,
+    c = generate_media_corpus(tmp_path / "c", n_subjects=1, duration_s=6.0, seed=6, video_size=96, physio=False,
                               transcript=False, workers=1, progress=False, partitions=(1.0, 0.0, 0.0))
     rec = media_recordings(c)[0]
     run = _egemaps_run(tmp_path / "run", extra_sets={"fer": 7})
