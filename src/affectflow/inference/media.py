@@ -137,9 +137,16 @@ def required_inputs(run: Run | str | os.PathLike, *, seed: int | None = None) ->
 
 
 def run_info(run: Run | str | os.PathLike, *, seed: int | None = None) -> dict[str, Any]:
-    """JSON-serialisable metadata of a run for consumers (a service's ``/run``): see ``/work/brief``-documented
-    keys ``run, model, task, targets, label_rate_hz, feature_sets, causal, streamable, why_not_streamable,
-    inputs, media_supported, why_not_media``."""
+    """JSON-serialisable metadata of a run for consumers (e.g. a service's run endpoint).
+
+    Returns
+    -------
+    dict
+        ``run``, ``model``, ``seed``, ``task``, ``targets``, ``label_rate_hz``, ``feature_sets`` (per set:
+        ``modality``, ``columns``, ``rate_hz``, ``extractor``, ``params``), ``causal``, ``streamable`` and
+        ``why_not_streamable``, ``inputs`` (:func:`required_inputs`, or ``None``), ``media_supported`` and
+        ``why_not_media``.
+    """
     from affectflow.experiment import run_label_rate
     from affectflow.models import build_model
 
