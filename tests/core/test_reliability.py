@@ -255,6 +255,15 @@ def test_bad_partition_csv_is_one_paragraph(src, tmp_path, capsys, content, expe
     assert not (tmp_path / "out").exists()
 
 
+def test_unreadable_partition_map_is_a_corpus_error(src, tmp_path):
+    from affectflow.corpus.corpus import read_partition_map
+
+    for content in (b"", b"id,partition\n\xff\xfe,train\n"):
+        (tmp_path / "map.csv").write_bytes(content)
+        with pytest.raises(CorpusError, match="map.csv' cannot be read as CSV"):
+            read_partition_map(tmp_path / "map.csv")
+
+
 def test_corrupt_corpus_files_name_the_file(src, tmp_path, capsys):
     c = _copy(src, tmp_path / "c")
     (c / "corpus.json").write_text("{not json")

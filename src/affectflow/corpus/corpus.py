@@ -295,7 +295,10 @@ def read_partition_map(path: str | os.PathLike) -> dict[str, str]:
             f"Partition map {str(p)!r} does not exist. It assigns recordings to partitions (columns id, partition), "
             "e.g. a fold written by `affectflow cv`; the run or config that names it expects it at that path."
         )
-    df = pd.read_csv(p, dtype=str)
+    try:
+        df = pd.read_csv(p, dtype=str)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise CorpusError(f"Partition map {str(p)!r} cannot be read as CSV ({type(e).__name__}: {e}).") from None
     if list(df.columns[:2]) != ["id", "partition"] or df["partition"].isna().any():
         raise CorpusError(f"Partition map {str(p)!r} must have the columns id, partition (no empty partition).")
     if df["id"].duplicated().any():
