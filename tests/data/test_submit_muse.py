@@ -41,3 +41,26 @@ def test_submit_refuses_formats_that_do_not_fit_the_run(tiny_run, tmp_path):
     with pytest.raises(RunError, match="Unknown submission format"):
         submit(tiny_run, "kaggle", out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_submit_a_fused_run(tmp_path):
+    """A fused run (affectflow fuse) submits like a trained one: its members predict, its weights combine."""
+    from affectflow.config import load_config
+    from affectflow.experiment import run_predictions, train
+    from affectflow.procedures.fuse import fuse_runs
+    from affectflow.synthetic.corpus import generate_corpus
+
+    c = generate_corpus(tmp_path / "c", n_subjects=6, duration_s=40.0, duration_jitter_s=0.0, seed=1, progress=False)
+    runs = [train(load_config(None, [f"data.corpus={c.path}", f"output.runs_dir={tmp_path / 'runs'}",
+                                     f"data.features=[{f}]", "training.epochs=1", "training.seeds=[1]",
+                                     "model.d_model=8", "data.window.size=20", "data.window.hop=10",
+                                     "training.device=cpu"]), progress=False)
+            for f in ("acoustic", "visual")]
+    fused = fuse_runs(runs, method="mean", out=tmp_path / "fused")
+    out = submit(fused, "muse2023", out=tmp_path / "sub")
+    rid = c.recording_ids(["test"])[0]
+    sub = pd.read_csv(out / "label_segments" / "valence" / f"{rid}.csv")
+    members = [run_predictions(r, recordings=[rid]) for r in runs]
+    mean = (members[0].values[0][:, 1] + members[1].values[0][:, 1]) / 2  # targets: arousal, valence
+    np.testing.assert_allclose(sub["value"], mean, atol=1e-5)
+    assert len(sub) == len(members[0].times[0])
