@@ -176,7 +176,7 @@ def test_stream_limit_refuses_one_more(served):
                 assert e.value.code == 1013
 
 
-def test_cli_serve_runs_the_app_and_refuses_a_bad_run(speech_run, tmp_path):
+def test_cli_serve_runs_the_app_and_refuses_a_bad_run(speech_run, tmp_path, capsys):
     import os
     import subprocess
     import sys
@@ -184,17 +184,17 @@ def test_cli_serve_runs_the_app_and_refuses_a_bad_run(speech_run, tmp_path):
 
     import httpx
 
+    from affectflow.cli.main import main
     from tests.serve.browser import free_port
+
+    assert main(["serve", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "not an affectflow run directory" in err and "Traceback" not in err
+    assert main(["serve", str(speech_run), "--set", "max_upload_mb=0"]) == 2
+    assert "max_upload_mb must be a positive number" in capsys.readouterr().err
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(__import__("affectflow").__path__[0].rsplit("/", 1)[0]),
                                                        os.environ.get("PYTHONPATH", "")])}
-    bad = subprocess.run([sys.executable, "-m", "affectflow.cli.main", "serve", str(tmp_path / "nope")],
-                         capture_output=True, text=True, env=env, timeout=60)
-    assert bad.returncode == 2 and "not an affectflow run directory" in bad.stderr and "Traceback" not in bad.stderr
-    bad = subprocess.run([sys.executable, "-m", "affectflow.cli.main", "serve", str(speech_run), "--set", "max_upload_mb=0"],
-                         capture_output=True, text=True, env=env, timeout=60)
-    assert bad.returncode == 2 and "max_upload_mb must be a positive number" in bad.stderr
-
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "affectflow.cli.main", "serve", str(speech_run), "--port", str(port),
                              "-q", "--set", "max_concurrent_jobs=3", "--set", f"tmp_dir={tmp_path}"],
