@@ -63,6 +63,8 @@ def test_staged_late_fusion(tmp_path):
         np.testing.assert_allclose(c.read_features(name, rid)["time"].to_numpy(), test.times[0])
     m = json.loads((fusion / "metrics.json").read_text())
     assert m["best"]["devel"]["arousal"]["ccc"] > 0.3, m["best"]  # fusing predictions is easy to learn
+    table = (fusion / "late_fusion.md").read_text()
+    assert f"| {runs[0].name} |" in table and f"| {fusion.name} | {m['best']['devel']['arousal']['ccc']:.4f} |" in table
 
     # the prediction features are reused for the same run, folds and seed (no new cross-fitting runs) ...
     n_runs = len(list((runs[0] / "crossfit" / "k2-seed3" / "training" / "runs").iterdir()))

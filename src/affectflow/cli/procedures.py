@@ -85,6 +85,7 @@ def cmd_late_fusion(args: argparse.Namespace) -> int:
                                  names=_split(args.names), workers=args.workers, threads=args.threads,
                                  backend=args.backend, progress=not args.quiet)
     print((run_dir / "results.md").read_text())
+    print((run_dir / "late_fusion.md").read_text())
     print(f"Fusion run: {run_dir}")
     return 0
 

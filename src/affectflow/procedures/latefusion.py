@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from affectflow.config import _merge, config_from_dict, parse_override
-from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, write_json, write_partition_map
+from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, atomic_write, write_json, write_partition_map
 from affectflow.errors import ConfigError, CorpusError, RunError
 from affectflow.procedures.folds import subject_groups
 from affectflow.procedures.sweep import SweepSpec, _load_cells, run_sweep
@@ -209,6 +209,21 @@ def staged_late_fusion(
     info["late_fusion"] = {"members": [str(m.path.resolve()) for m in members], "features": feats,
                            "crossfit_folds": folds, "crossfit_seed": seed}
     write_json(run_dir / "run.json", info)
+    table = comparison_table([m.path for m in members] + [run_dir], cfg.data.targets,
+                             [cfg.data.devel_partition, *cfg.data.test_partitions])
+    atomic_write(run_dir / "late_fusion.md", lambda p: p.write_text(table + "\n"))
     return run_dir
+
+
+def comparison_table(runs: Sequence[str | Path], targets: list[str], partitions: list[str]) -> str:
+    """Markdown: the selected seed's CCC of every run (unimodal runs, then the fusion) per partition and target."""
+    cols = [(p, t) for p in partitions for t in targets]
+    lines = ["| run | " + " | ".join(f"{p} {t} ccc" for p, t in cols) + " |", "|---|" + "---|" * len(cols)]
+    for r in runs:
+        best = json.loads((Path(r) / "metrics.json").read_text())["best"]
+        vals = [best.get(p, {}).get(t, {}).get("ccc", float("nan")) for p, t in cols]
+        lines.append(f"| {Path(r).name} | " + " | ".join(f"{v:.4f}" for v in vals) + " |")
+    return ("Staged late fusion: unimodal runs, then the fusion trained on their predictions (train inputs out of "
+            "fold). Selected seed per run; devel scores are optimistic.\n\n" + "\n".join(lines))
 
 
