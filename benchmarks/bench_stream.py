@@ -14,6 +14,12 @@ runs on ONE thread (``torch.set_num_threads(1)``, ``intra_op_num_threads=1``) so
    (packed GRU, ``no_grad``) vs ONNX Runtime on the model exported by :func:`affectflow.export.onnx.export_model_onnx`;
    median of ``--repeats`` runs, and the max abs difference of their outputs.
 
+4. Live audio (``--audio-s`` s of a noisy harmonic signal pushed in 0.1 s chunks at 16 kHz) through
+   :class:`AudioStreamPredictor` for a GRU on eGeMAPS (2 Hz, 1 s windows): CPU seconds per audio second
+   (real-time factor; eGeMAPS by openSMILE dominates) and the delay of the first step, for features computed
+   as soon as each frame's audio is there (``--block-frames 1``) or in blocks of N frames (less context
+   re-analysed per frame, N - 1 label steps more delay).
+
 ::
 
     python benchmarks/bench_stream.py
@@ -47,6 +53,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--rate", type=float, default=2.0, help="label rate of the offline recording (Hz)")
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--audio-s", type=float, default=60.0)
+    ap.add_argument("--block-frames", type=int, nargs="+", default=[1, 4])
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -136,6 +144,41 @@ def main() -> None:
     print(f"\n3. offline, {args.minutes:g} min at {args.rate:g} Hz = {t} steps, batch 1, 1 thread, median of "
           f"{args.repeats}: PyTorch {t_torch:.2f} ms, ONNX Runtime {t_ort:.2f} ms "
           f"(ONNX/PyTorch time ratio {t_ort / t_torch:.2f}); max abs diff {np.abs(out - ref).max():.2e}")
+
+    # 4. live audio
+    from affectflow.features.base import EXTRACTORS
+    from affectflow.features.pipeline import load_builtin_extractors
+    from affectflow.streaming import AudioStreamPredictor
+
+    load_builtin_extractors()
+    ex = EXTRACTORS.build("egemaps", {"rate_hz": 2.0, "win_dur": 1.0})
+    arun = fake_run(tmp / "audio-run", "gru", params, dims={"egemaps": len(ex.columns())})
+    ck = torch.load(arun / "checkpoints" / "seed-1.pt", weights_only=True)
+    ck["data"]["feature_sets"]["egemaps"].update(columns=ex.columns(), modality="audio", params={
+        "extractor": "egemaps", "config_hash": ex.config_hash(), "params": ex.params()})
+    torch.save(ck, arun / "checkpoints" / "seed-1.pt")
+    sr = 16000
+    tt = np.arange(int(args.audio_s * sr)) / sr
+    f0 = 140 + 30 * np.sin(2 * np.pi * 0.3 * tt)
+    sig = (0.3 * np.sin(2 * np.pi * np.cumsum(f0) / sr) * (0.6 + 0.4 * np.sin(2 * np.pi * 1.5 * tt))
+           + 0.01 * rng.normal(size=tt.size)).astype(np.float32)
+    print()
+    for bf in args.block_frames:
+        live = AudioStreamPredictor(arun, block_frames=bf)
+        chunk = int(0.1 * sr)
+        c0 = time.thread_time()
+        first = None
+        n = 0
+        for i in range(0, sig.size, chunk):
+            got = live.push(sig[i:i + chunk], sr)
+            if got and first is None:
+                first = (i + chunk) / sr - got[0]["time"]
+            n += len(got)
+        n += len(live.flush())
+        cpu = time.thread_time() - c0
+        print(f"4. live audio, {args.audio_s:g} s in 0.1 s chunks, block_frames={bf}: {n} steps, {cpu:.2f} CPU s -> "
+              f"real-time factor {cpu / args.audio_s:.3f} ({args.audio_s / cpu:.0f} live audio streams per core); "
+              f"first step emitted {first:.2f} s after its time")
 
 
 if __name__ == "__main__":

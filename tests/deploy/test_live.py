@@ -93,6 +93,12 @@ def test_audio_stream_predictions_equal_offline_media_prediction(speech, tmp_pat
     live.reset()
     again = live.push(x, sr) + live.flush()
     np.testing.assert_allclose([s["arousal"] for s in again], offline["arousal"].to_numpy(), atol=1e-5)
+    # features computed in blocks of 3 frames: later, same values
+    blocky = AudioStreamPredictor(run, block_frames=3)
+    got = [s for c in _chunks(x, 2) for s in blocky.push(c, sr)] + blocky.flush()
+    np.testing.assert_allclose([s["valence"] for s in got], offline["valence"].to_numpy(), atol=1e-5)
+    with pytest.raises(StreamingError, match="block_frames"):
+        AudioStreamPredictor(run, block_frames=0)
 
 
 def test_audio_stream_refuses_what_it_cannot_compute(speech, tmp_path):

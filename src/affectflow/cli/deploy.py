@@ -206,6 +206,8 @@ def _register_stream(sub) -> None:
     s.add_argument("--input", required=True, help="audio file, or a video with a sound track")
     s.add_argument("--fast", action="store_true", help="as fast as possible instead of real time")
     s.add_argument("--chunk", type=float, default=0.1, help="seconds of audio per pushed chunk (default 0.1)")
+    s.add_argument("--block-frames", type=int, default=1,
+                   help="compute audio features in blocks of N frames: less CPU, N-1 frames more delay (default 1)")
     s.add_argument("--allow-missing", action="store_true",
                    help="feed the run's non-audio feature sets as missing instead of refusing")
     s.add_argument("--out", help="also write the predictions to this CSV (new file) and a plot beside it (.png)")
@@ -214,7 +216,7 @@ def _register_stream(sub) -> None:
 
 
 def stream_file(run, path, *, fast: bool = False, chunk_s: float = 0.1, allow_missing: bool = False,
-                seed: int | None = None, on_step=None) -> pd.DataFrame:
+                seed: int | None = None, on_step=None, block_frames: int = 1) -> pd.DataFrame:
     """Replay the audio of ``path`` through :class:`~affectflow.streaming.AudioStreamPredictor`; call
     ``on_step(step, latency_s)`` for every label step as it is emitted (``latency_s``: wall time since the step's
     audio was due, in real-time mode) and return all steps as a DataFrame."""
@@ -223,7 +225,7 @@ def stream_file(run, path, *, fast: bool = False, chunk_s: float = 0.1, allow_mi
 
     if not Path(path).is_file():
         raise AffectflowError(f"Input file {str(path)!r} does not exist.")
-    live = AudioStreamPredictor(run, seed=seed, allow_missing=allow_missing)
+    live = AudioStreamPredictor(run, seed=seed, allow_missing=allow_missing, block_frames=block_frames)
     sr = live.sample_rate
     rows = []
     t0 = time.perf_counter()
@@ -267,7 +269,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     df = stream_file(args.run, args.input, fast=args.fast, chunk_s=args.chunk, allow_missing=args.allow_missing,
-                     seed=args.seed, on_step=show)
+                     seed=args.seed, on_step=show, block_frames=args.block_frames)
     dur = df["time"].iloc[-1] if len(df) else 0.0
     print(f"{len(df)} steps ({dur:.1f} s of audio) in {time.perf_counter() - t0:.1f} s")
     if args.out:

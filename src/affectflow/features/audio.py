@@ -132,13 +132,15 @@ class AudioFramer:
     openSMILE's 10 ms LLDs fall on the same global grid in every block). With ``pad="reflect"`` samples outside
     the recording are mirror reflections; with ``pad="none"`` the segment is clipped to the recording. Memory
     holds one block. ``greedy`` emits every complete frame at once (live use) instead of waiting for
-    ``frames_per_block`` of them; the values do not depend on the block boundaries.
+    ``frames_per_block`` of them (or ``min_block``: fewer blocks re-analyse less context, at the price of delay);
+    the values do not depend on the block boundaries.
     """
 
     def __init__(self, *, sample_rate: int, rate_hz: float, left: int, right: int, frames_per_block: int,
-                 pad: str, align: int = 1, greedy: bool = False) -> None:
+                 pad: str, align: int = 1, greedy: bool = False, min_block: int = 1) -> None:
         self.sample_rate, self.rate_hz, self.left, self.right = sample_rate, rate_hz, left, right
         self.frames_per_block, self.pad, self.align, self.greedy = frames_per_block, pad, align, greedy
+        self.min_block = max(1, int(min_block))
         self.buf = np.zeros(0, np.float32)
         self.buf_start = 0  # index of buf[0] in the recording
         self.head: np.ndarray | None = None  # the first samples, kept for the left reflection
@@ -170,7 +172,8 @@ class AudioFramer:
                 k_end = int(math.floor((n_known - right) * rate_hz / sample_rate)) + 2
                 while k_end > 0 and _positions(k_end - 1, k_end, sample_rate, rate_hz)[0] + right > n_known:
                     k_end -= 1
-            if k >= k_end or (not ended and not self.greedy and k_end - k < self.frames_per_block):
+            wanted = min(self.min_block, self.frames_per_block) if self.greedy else self.frames_per_block
+            if k >= k_end or (not ended and k_end - k < wanted):
                 break
             k1 = min(k + self.frames_per_block, k_end)
             pos = _positions(k, k1, sample_rate, rate_hz)

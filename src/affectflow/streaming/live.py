@@ -181,7 +181,7 @@ class _FaceGroup:
 class _AudioSet:
     """One feature set computed from live audio."""
 
-    def __init__(self, ex: Any) -> None:
+    def __init__(self, ex: Any, block_frames: int = 1) -> None:
         from affectflow.features.audio import AudioFramer
 
         spec = ex.block_spec()
@@ -190,7 +190,8 @@ class _AudioSet:
         self.sample_rate = int(spec["sample_rate"])
         self.framer = AudioFramer(sample_rate=self.sample_rate, rate_hz=ex.rate_hz, left=spec["left"],
                                   right=spec["right"], frames_per_block=max(1, int(round(60 * ex.rate_hz))),
-                                  pad=spec["pad"], align=spec.get("align", 1), greedy=True)
+                                  pad=spec["pad"], align=spec.get("align", 1), greedy=True,
+                                  min_block=block_frames)
 
     def feed(self, samples: np.ndarray, last: bool) -> tuple[np.ndarray, np.ndarray]:
         times, vals = [], []
@@ -220,6 +221,10 @@ class LivePredictor:
     video:
         Compute the run's face-extractor sets (``fer``, ``face_landmarks``, ``head_pose``, ``face_embedding``) from
         decoded frames given to :meth:`push_video` (default); with ``False`` they are pushed as frames.
+    block_frames:
+        Compute audio features in blocks of this many frames (1: each frame as soon as its audio is there).
+        Larger blocks re-analyse less context per frame (eGeMAPS reads 2 s of context on each side of a block)
+        and cost less CPU, but delay each step by up to ``block_frames - 1`` frames. Values do not change.
 
     Raises
     ------
@@ -229,13 +234,17 @@ class LivePredictor:
     """
 
     def __init__(self, run: Run | str | os.PathLike, *, seed: int | None = None, device: str = "cpu",
-                 missing: Iterable[str] = (), audio: bool = True, video: bool = True) -> None:
+                 missing: Iterable[str] = (), audio: bool = True, video: bool = True,
+                 block_frames: int = 1) -> None:
         run = run if isinstance(run, Run) else Run(run)
         self.streamer = Streamer(run, seed=seed, device=device)
         self.run = run
         self.targets = self.streamer.targets
         self.label_rate_hz = self.streamer.label_rate_hz
         self.missing = set(missing)
+        if isinstance(block_frames, bool) or not isinstance(block_frames, int) or block_frames < 1:
+            raise StreamingError(f"block_frames must be a positive integer; got {block_frames!r}.")
+        self.block_frames = block_frames
         unknown = self.missing - set(self.streamer.feature_sets)
         if unknown:
             raise StreamingError(f"`missing` names {sorted(unknown)}, which are not feature sets of the run "
@@ -265,7 +274,7 @@ class LivePredictor:
     def reset(self) -> None:
         """Start a new stream."""
         self.streamer.reset()
-        self._audio = {n: _AudioSet(ex) for n, ex in self._audio_ex.items()}
+        self._audio = {n: _AudioSet(ex, self.block_frames) for n, ex in self._audio_ex.items()}
         for g in getattr(self, "_video", []):
             g.close()
         groups: dict[tuple, list[str]] = {}
@@ -434,6 +443,8 @@ class AudioStreamPredictor(LivePredictor):
         ``logmel``).
     allow_missing:
         Feed the run's other feature sets (video, physiology, text) as missing at every step instead of refusing.
+    block_frames:
+        As for :class:`LivePredictor` (CPU vs delay; the values are the same).
 
     Raises
     ------
@@ -442,7 +453,7 @@ class AudioStreamPredictor(LivePredictor):
     """
 
     def __init__(self, run: Run | str | os.PathLike, *, seed: int | None = None, device: str = "cpu",
-                 allow_missing: bool = False) -> None:
+                 allow_missing: bool = False, block_frames: int = 1) -> None:
         run = run if isinstance(run, Run) else Run(run)
         probe = Streamer(run, seed=seed, device=device)
         live, other = _audio_sets(run, probe)
@@ -458,7 +469,7 @@ class AudioStreamPredictor(LivePredictor):
                 + ". Pass allow_missing=True to feed them as missing at every step (predictions then rely on "
                 f"{sorted(live)} only), or use LivePredictor and push their frames."
             )
-        super().__init__(run, seed=seed, device=device, missing=list(other))
+        super().__init__(run, seed=seed, device=device, missing=list(other), block_frames=block_frames)
 
     def push(self, samples: np.ndarray, sample_rate: int) -> list[dict[str, float]]:
         """Append an audio chunk (1-D float32 mono in [-1, 1], any length; the rate must not change within a
