@@ -24,6 +24,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     overrides = {"n_subjects": args.subjects, "duration_s": args.duration, "seed": args.seed}
     if args.label_noise is not None:
         overrides["label_noise"] = args.label_noise
+    if args.layout != "tsst":
+        overrides["layout"] = args.layout
     corpus = generate_corpus(args.out, progress=not args.quiet, **overrides)
     print(corpus.summary())
     return 0
@@ -160,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--duration", type=float, default=300.0, help="mean recording length in seconds (default 300)")
     g.add_argument("--label-noise", type=float, default=None, help="std of the annotation noise (default 0.12)")
     g.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    g.add_argument("--layout", choices=["tsst", "personalisation"], default="tsst",
+                   help="tsst: one recording per subject; personalisation: MuSe 2023 layout, each test subject cut "
+                   "into <S>_train (first 60 s), <S>_devel (next 60 s), <S>_test (rest), with per-subject label "
+                   "effects the features cannot reveal")
 
     m = add("import-muse", cmd_import_muse, "Import a MuSe 2021/2022/2023 task folder into a new corpus.")
     m.add_argument("task_dir", help="folder with metadata/, feature_segments/, label_segments/")
@@ -216,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
         extract_cli.register(sub)
     importlib.import_module("affectflow.cli.procedures").register(sub)  # sweep, cv, fuse, late-fusion
+    importlib.import_module("affectflow.cli.personalise").register(sub)
     importlib.import_module("affectflow.cli.serve").register(sub)
     importlib.import_module("affectflow.cli.data").register(sub)  # challenge importers, submit, fuse-raters
     return p

@@ -20,6 +20,21 @@ Labels (label set ``continuous``, ``label_rate_hz``) are the latent affect **del
 delayed latent is written as label set ``continuous_clean``. The pooled CCC between the two is the ceiling a
 perfect model can reach. Segment labels (5 sentiment classes from the segment's mean valence) and clip labels
 (mean valence, and a discrete class from the arousal/valence quadrant) are written too.
+
+Layouts (``layout``):
+
+``tsst`` (default)
+    one recording ``S<nnn>_rec`` per subject, subjects split into train / devel / test by ``partitions``.
+``personalisation``
+    the MuSe 2023 personalisation layout (formats.md): train and devel subjects keep one whole recording
+    (``S<nnn>_rec``); every **test** subject's recording is cut into ``S<nnn>_train`` (the first ``own_train_s``
+    seconds, partition train), ``S<nnn>_devel`` (the next ``own_devel_s`` seconds, partition devel) and
+    ``S<nnn>_test`` (the rest, partition test), each piece's times starting at 0. Every subject's labels carry a
+    **subject effect the features cannot reveal**: ``label = g_s · latent + b_s`` per dimension, with offset
+    ``b_s ~ N(0, subject_label_offset²)`` and gain ``g_s = clip(1 + N(0, subject_label_gain²), 0.3, 1.7)`` drawn
+    from a stream of their own (features are made from the latent alone), so a subject-independent model cannot
+    predict them and fine-tuning on a subject's own first minute can. ``continuous_clean`` holds
+    ``g_s · latent + b_s`` without annotation noise (the ceiling).
 """
 
 from __future__ import annotations
@@ -85,7 +100,15 @@ class SyntheticConfig:
     partitions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     segment_s: float = 20.0
     seed: int = 0
+    layout: str = "tsst"
+    own_train_s: float = 60.0
+    own_devel_s: float = 60.0
+    subject_label_offset: float = 0.35
+    subject_label_gain: float = 0.3
     features: list[FeatureSpec] = field(default_factory=lambda: list(DEFAULT_SPECS))
+
+
+LAYOUTS = ("tsst", "personalisation")
 
 
 def _projections(rng: np.random.Generator, spec: FeatureSpec) -> dict[str, np.ndarray]:
@@ -115,10 +138,23 @@ def generate_corpus(path: str | Path, config: SyntheticConfig | None = None, *, 
     """
     cfg = config or SyntheticConfig()
     cfg = SyntheticConfig(**{**asdict(cfg), "features": cfg.features, **overrides})
+    if cfg.layout not in LAYOUTS:
+        from affectflow.errors import ConfigError
+
+        raise ConfigError(f"Unknown synthetic layout {cfg.layout!r}; valid layouts: {list(LAYOUTS)}.")
+    personal = cfg.layout == "personalisation"
+    if personal and cfg.duration_s - cfg.duration_jitter_s / 2 <= cfg.own_train_s + cfg.own_devel_s:
+        from affectflow.errors import ConfigError
+
+        raise ConfigError(
+            f"The personalisation layout cuts each test subject's recording into {cfg.own_train_s:g} s own-train, "
+            f"{cfg.own_devel_s:g} s own-devel and the rest as test, so recordings must be longer than "
+            f"{cfg.own_train_s + cfg.own_devel_s:g} s; got duration {cfg.duration_s:g} s ± {cfg.duration_jitter_s / 2:g} s."
+        )
     rng = np.random.default_rng(cfg.seed)
     corpus = Corpus.create(
         path,
-        name="synthetic-tsst",
+        name="synthetic-tsst" if not personal else "synthetic-personalisation",
         label_rate_hz=cfg.label_rate_hz,
         description="Synthetic TSST-like corpus with known latent affect (affectflow.synthetic.corpus).",
         generator={**asdict(cfg), "features": [asdict(s) for s in cfg.features]},
@@ -156,6 +192,7 @@ def generate_corpus(path: str | Path, config: SyntheticConfig | None = None, *, 
         def latent_at(t, shift=shift, latent=latent):
             return latent.at(np.asarray(t) + shift)
 
+        frames: dict[str, pd.DataFrame] = {}
         for spec in cfg.features:
             t = np.arange(spec.time_offset_s, duration, 1.0 / spec.rate_hz)
             a, v = latent_at(t)
@@ -175,10 +212,15 @@ def generate_corpus(path: str | Path, config: SyntheticConfig | None = None, *, 
             keep = srng.random(len(t)) >= spec.drop
             frame = pd.DataFrame(x[keep], columns=[f"{spec.name}_{j:03d}" for j in range(spec.dim)])
             frame.insert(0, TIME, t[keep])
-            corpus.write_features(spec.name, rid, frame)
+            frames[spec.name] = frame
 
         lt = np.arange(0, duration, 1.0 / cfg.label_rate_hz)
         clean_a, clean_v = latent.at(lt)  # latent index shifted: label(t) = latent(t - delay)
+        if personal:  # the subject's label effect, from its own stream (features never see it)
+            erng = np.random.default_rng([cfg.seed, s, 7])
+            off = erng.normal(0.0, cfg.subject_label_offset, 2)
+            gain = np.clip(1.0 + erng.normal(0.0, cfg.subject_label_gain, 2), 0.3, 1.7)
+            clean_a, clean_v = gain[0] * clean_a + off[0], gain[1] * clean_v + off[1]
         sigma = cfg.label_noise_smooth_s * cfg.label_rate_hz
 
         def noise(sigma=sigma, n=len(lt), srng=srng):
@@ -186,20 +228,36 @@ def generate_corpus(path: str | Path, config: SyntheticConfig | None = None, *, 
             return z / (z.std() + 1e-12) * cfg.label_noise
 
         noisy = pd.DataFrame({TIME: lt, "arousal": clean_a + noise(), "valence": clean_v + noise()})
-        corpus.write_labels(rid, noisy, "continuous")
-        corpus.write_labels(rid, pd.DataFrame({TIME: lt, "arousal": clean_a, "valence": clean_v}), "continuous_clean")
+        clean = pd.DataFrame({TIME: lt, "arousal": clean_a, "valence": clean_v})
+        if personal and part_of[s] == "test":
+            cuts = [0.0, cfg.own_train_s, cfg.own_train_s + cfg.own_devel_s, np.inf]
+            pieces = [(f"{subject}_train", "train"), (f"{subject}_devel", "devel"), (f"{subject}_test", "test")]
+        else:
+            cuts, pieces = [0.0, np.inf], [(rid, part_of[s])]
+        for (pid, part), lo, hi in zip(pieces, cuts[:-1], cuts[1:]):
+            def cut(df, lo=lo, hi=hi):
+                out = df[(df[TIME] >= lo) & (df[TIME] < hi)].copy()
+                out[TIME] = out[TIME] - lo
+                return out.reset_index(drop=True)
 
-        edges = np.arange(0, duration, cfg.segment_s)
-        for k, st in enumerate(edges):
-            en = min(st + cfg.segment_s, duration)
-            sel = (lt >= st) & (lt < en)
-            mv = float(noisy["valence"][sel].mean())
-            segments.append({"recording": rid, "segment_id": k, "start": st, "end": en,
-                             "sentiment": int(np.digitize(mv, [-0.45, -0.15, 0.15, 0.45]))})
-        ma, mv = float(noisy["arousal"].mean()), float(noisy["valence"].mean())
-        quadrant = ["sad", "angry", "neutral", "happy"][(ma > 0) + 2 * (mv > 0)] if abs(ma) + abs(mv) > 0.15 else "neutral"
-        clips.append({"recording": rid, "discrete": quadrant, "valence": mv})
-        rows.append({"id": rid, "subject": subject, "partition": part_of[s], "duration": duration})
+            for name, frame in frames.items():
+                corpus.write_features(name, pid, cut(frame))
+            p_noisy = cut(noisy)
+            corpus.write_labels(pid, p_noisy, "continuous")
+            corpus.write_labels(pid, cut(clean), "continuous_clean")
+            p_dur = float(min(hi, duration) - lo)
+            edges = np.arange(0, p_dur, cfg.segment_s)
+            for k, st in enumerate(edges):
+                en = min(st + cfg.segment_s, p_dur)
+                sel = (p_noisy[TIME] >= st) & (p_noisy[TIME] < en)
+                mv = float(p_noisy["valence"][sel].mean())
+                segments.append({"recording": pid, "segment_id": k, "start": st, "end": en,
+                                 "sentiment": int(np.digitize(mv, [-0.45, -0.15, 0.15, 0.45]))})
+            ma, mv = float(p_noisy["arousal"].mean()), float(p_noisy["valence"].mean())
+            quadrant = (["sad", "angry", "neutral", "happy"][(ma > 0) + 2 * (mv > 0)] if abs(ma) + abs(mv) > 0.15
+                        else "neutral")
+            clips.append({"recording": pid, "discrete": quadrant, "valence": mv})
+            rows.append({"id": pid, "subject": subject, "partition": part, "duration": p_dur})
 
     corpus.set_recordings(pd.DataFrame(rows))
     corpus.write_segments(pd.DataFrame(segments))

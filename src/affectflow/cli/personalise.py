@@ -1,0 +1,67 @@
+"""``affectflow personalise``: fine-tune a trained run per subject (MuSe 2023 personalisation).
+
+::
+
+    affectflow personalise runs/gru-egemaps-...                     # 10 seeds, windows 10/5 (the paper's)
+    affectflow personalise RUN --seeds 5 --epochs 30 --patience 8 --lr 5e-4
+    affectflow personalise RUN --corpus /new/place/of/corpus         # the run's corpus has moved
+    affectflow personalise RUN --implementation loop                  # the plain reference loop
+
+Writes ``<run>/personalisation/pers-<time>/`` (see :mod:`affectflow.procedures.personalise`) and prints its
+results table. Bad input raises :class:`~affectflow.errors.AffectflowError`, printed as one paragraph (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def cmd_personalise(args: argparse.Namespace) -> int:
+    from affectflow.procedures.personalise import personalise
+
+    seeds: Any = args.seeds
+    if args.seed_list:
+        from affectflow.errors import ConfigError
+
+        try:
+            seeds = [int(s) for s in args.seed_list.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"--seed-list must be comma-separated integers, got {args.seed_list!r}.") from None
+    out = personalise(args.run, seeds=seeds, window=args.window, hop=args.hop, epochs=args.epochs,
+                      patience=args.patience, lr=args.lr, batch_size=args.batch_size,
+                      subjects=args.subjects.split(",") if args.subjects else None, corpus=args.corpus,
+                      implementation=args.implementation, group_size=args.group_size, device=args.device,
+                      progress=not args.quiet)
+    print((out / "results.md").read_text())
+    print(f"Personalisation written to {out}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the ``personalise`` subcommand to an argparse ``subparsers`` object."""
+    p = sub.add_parser(
+        "personalise",
+        help="fine-tune a trained run per subject on its own data (MuSe 2023 personalisation)",
+        description="For every subject with test recordings: copy the run's model, fine-tune it on the subject's own "
+        "train recording(s) once per seed, keep per subject the seed and epoch with the best CCC on its own devel "
+        "recording(s), predict its test recording(s). Subjects without own train and devel data keep the base "
+        "model. Reports the pooled CCC over all subjects before and after, per subject and per seed.",
+    )
+    p.add_argument("run", help="a finished continuous run folder")
+    p.add_argument("--seeds", type=int, default=10, help="number of seeds 1..N (default 10, the paper's)")
+    p.add_argument("--seed-list", help="comma-separated seeds (overrides --seeds)")
+    p.add_argument("--window", type=int, default=10, help="fine-tuning window in label steps (default 10)")
+    p.add_argument("--hop", type=int, default=5, help="fine-tuning hop in label steps (default 5)")
+    p.add_argument("--epochs", type=int, default=20, help="at most this many epochs per seed (default 20)")
+    p.add_argument("--patience", type=int, default=5, help="early stopping patience in epochs (default 5)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the run's training.lr)")
+    p.add_argument("--batch-size", type=int, help="batch size in windows (default: the run's training.batch_size)")
+    p.add_argument("--subjects", help="comma-separated subjects (default: all with test recordings)")
+    p.add_argument("--corpus", help="corpus folder (default: the run's; give it if the corpus has moved)")
+    p.add_argument("--implementation", choices=["auto", "vectorised", "loop"], default="auto",
+                   help="vectorised: all subject x seed models as one stacked model (gru only); loop: one by one")
+    p.add_argument("--group-size", type=int, help="vectorised: at most this many models trained together")
+    p.add_argument("--device", default="cpu", help="device for predictions (default cpu)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_personalise)

@@ -1,0 +1,381 @@
+"""Fine-tuning many copies of one model at once: the plain loop (reference) and the vectorised path.
+
+Both implement the same procedure for every *job* ``m`` (a subject's data and a seed), starting from the same base
+weights:
+
+- the job's training windows are shuffled once per epoch with ``torch.randperm(n, generator=g)``,
+  ``g = torch.Generator().manual_seed(seed)``, and cut into batches of ``batch_size`` windows;
+- per batch: the loss (:func:`affectflow.training.losses.get_loss`; CCC: ``1 -`` mean per-window CCC), gradients,
+  the gradient norm of the job's parameters clipped to ``grad_clip`` (as ``torch.nn.utils.clip_grad_norm_``), one
+  Adam step (``lr``, ``weight_decay`` as L2, betas 0.9/0.999, eps 1e-8; the job's own moments and step count);
+- after every epoch the job's own devel recordings are predicted whole (eval mode) and scored with the pooled CCC
+  averaged over targets; **epoch 0 is the base model itself**, so a job whose fine-tuning never beats the base
+  model on its devel data keeps the base weights; the best epoch's weights are kept (strictly better score);
+- a job stops after ``patience`` epochs without improvement, or after ``epochs``.
+
+:func:`finetune_loop` runs the jobs one after another on ordinary ``nn.Module`` copies (any registered model).
+:func:`finetune_vectorised` trains many jobs of the early-fusion GRU (``gru`` without ``head``) together as one
+stacked model: every parameter gets a leading job axis ``(M, ...)``, the layers are batched matrix products
+(``torch.bmm``) and the GRU recurrence is written out step by step for all jobs at once; each job has its own Adam
+state, batch schedule (jobs with fewer batches sit out the extra steps), gradient clipping, early stopping and best
+weights. Without dropout the two give the same weights up to float rounding (tested); with dropout each path draws
+its own masks (both reproducible from the seeds).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from affectflow.data.dataset import collate
+from affectflow.training.losses import get_loss, masked_ccc
+from affectflow.training.seeds import seed_everything
+
+
+@dataclass
+class FineTuneSettings:
+    """Optimisation settings of one fine-tuning job (see the module docstring for the procedure)."""
+
+    epochs: int = 20
+    patience: int = 5
+    lr: float = 1e-3
+    batch_size: int = 128
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0
+    loss: str = "ccc"
+
+
+@dataclass
+class JobData:
+    """One subject's fine-tuning data: collated training windows and whole devel recordings (batch layout of
+    :func:`affectflow.data.dataset.collate`; ``devel`` labels are scored pooled over its recordings)."""
+
+    train: dict
+    devel: dict
+
+
+@dataclass
+class JobResult:
+    """Outcome of one job: its best weights, the epoch they come from (0 = base model) and the devel scores."""
+
+    state_dict: dict[str, torch.Tensor]
+    best_epoch: int
+    best_score: float
+    history: list[float] = field(default_factory=list)  # devel score after epoch 0, 1, 2, ...
+
+
+def collate_items(items: list[dict]) -> dict:
+    """Collate dataset items into one batch (all windows of a job)."""
+    return collate(items)
+
+
+def _take(batch: dict, idx: torch.Tensor) -> dict:
+    return {"x": {n: t[idx] for n, t in batch["x"].items()},
+            "feature_mask": {n: t[idx] for n, t in batch["feature_mask"].items()},
+            "mask": batch["mask"][idx], "y": batch["y"][idx], "y_mask": batch["y_mask"][idx]}
+
+
+def pooled_score(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> float:
+    """Mean over targets of the CCC pooled over all valid steps; ``out``/``y``/``valid`` ``(R, T, K)``."""
+    vals = []
+    for k in range(out.shape[-1]):
+        v = valid[..., k]
+        a, b = y[..., k][v].double(), out[..., k][v].double()
+        if len(a) < 2:
+            return float("nan")
+        ma, mb = a.mean(), b.mean()
+        den = ((a - ma) ** 2).mean() + ((b - mb) ** 2).mean() + (ma - mb) ** 2
+        vals.append(float(2 * ((a - ma) * (b - mb)).mean() / den) if den > 0 else float("nan"))
+    return float(np.mean(vals)) if np.all(np.isfinite(vals)) else float("nan")
+
+
+# ---------------------------------------------------------------------------- plain loop (reference)
+def finetune_loop(base: torch.nn.Module, jobs: list[tuple[JobData, int]], settings: FineTuneSettings, *,
+                  on_job: Callable[[int], None] | None = None) -> list[JobResult]:
+    """Fine-tune a copy of ``base`` for every ``(data, seed)`` job, one after another (the reference)."""
+    loss_fn = get_loss(settings.loss)
+    results = []
+    for j, (data, seed) in enumerate(jobs):
+        seed_everything(seed)
+        model = copy.deepcopy(base)
+        opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        gen = torch.Generator().manual_seed(seed)
+        n = data.train["mask"].shape[0]
+
+        def devel_score() -> float:
+            model.eval()
+            with torch.no_grad():
+                d = data.devel
+                out = model(d["x"], d["mask"], d["feature_mask"])
+            model.train()
+            return pooled_score(out, d["y"], d["y_mask"])
+
+        best, best_epoch = devel_score(), 0
+        best = best if np.isfinite(best) else -math.inf
+        history = [best]
+        best_state = copy.deepcopy(model.state_dict())
+        model.train()
+        for epoch in range(1, settings.epochs + 1):
+            perm = torch.randperm(n, generator=gen)
+            for s in range(0, n, settings.batch_size):
+                b = _take(data.train, perm[s : s + settings.batch_size])
+                loss = loss_fn(model(b["x"], b["mask"], b["feature_mask"]), b["y"], b["y_mask"])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if settings.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                opt.step()
+            score = devel_score()
+            history.append(score)
+            if np.isfinite(score) and score > best:
+                best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+            if epoch - best_epoch >= settings.patience:
+                break
+        results.append(JobResult(best_state, best_epoch, best, history))
+        if on_job:
+            on_job(j)
+    return results
+
+
+# ---------------------------------------------------------------------------- vectorised path
+def supports_vectorised(model: torch.nn.Module) -> bool:
+    """Whether :func:`finetune_vectorised` can train ``model`` (the early-fusion GRU with its Eq. 2 output layers)."""
+    from affectflow.models.gru import EarlyFusionGRU
+
+    return isinstance(model, EarlyFusionGRU) and getattr(model, "head", None) is None
+
+
+class StackedGRU:
+    """``M`` copies of an :class:`~affectflow.models.gru.EarlyFusionGRU` as stacked tensors ``(M, ...)``.
+
+    ``params`` has the model's own state-dict names with a leading job axis; :meth:`forward` maps fused inputs
+    ``(M, B, T, N)`` (``model.fuse`` of each job's batch) and a step mask ``(M, B, T)`` to outputs ``(M, B, T, K)``,
+    the same function as the module (packed sequences: a reverse direction starts at each window's last real step).
+    """
+
+    def __init__(self, base: torch.nn.Module, m: int) -> None:
+        self.base = base
+        self.hp = base.hparams
+        self.layers = base.gru.num_layers
+        self.dirs = 2 if base.gru.bidirectional else 1
+        self.hidden = base.gru.hidden_size
+        self.n_heads = len(base.heads)
+        self.params = {k: v.detach().unsqueeze(0).repeat(m, *([1] * v.dim())).clone().requires_grad_(True)
+                       for k, v in base.named_parameters()}
+
+    @staticmethod
+    def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        # x (M, ..., in), w (M, out, in), b (M, out)
+        shape = x.shape
+        y = torch.baddbmm(b.unsqueeze(1), x.reshape(shape[0], -1, shape[-1]), w.transpose(1, 2))
+        return y.reshape(*shape[:-1], w.shape[1])
+
+    def _direction(self, h_in: torch.Tensor, P: dict, suffix: str) -> torch.Tensor:
+        m, b, t, _ = h_in.shape
+        gi = self._linear(h_in, P[f"gru.weight_ih{suffix}"], P[f"gru.bias_ih{suffix}"])  # (M, B, T, 3H)
+        w_hh, b_hh = P[f"gru.weight_hh{suffix}"].transpose(1, 2), P[f"gru.bias_hh{suffix}"].unsqueeze(1)
+        h = h_in.new_zeros(m, b, self.hidden)
+        outs = []
+        for step in range(t):
+            gh = torch.baddbmm(b_hh, h, w_hh)  # (M, B, 3H)
+            i_r, i_z, i_n = gi[:, :, step].chunk(3, -1)
+            h_r, h_z, h_n = gh.chunk(3, -1)
+            r = torch.sigmoid(i_r + h_r)
+            z = torch.sigmoid(i_z + h_z)
+            n = torch.tanh(i_n + r * h_n)
+            h = (1 - z) * n + z * h
+            outs.append(h)
+        return torch.stack(outs, 2)
+
+    def forward(self, fused: torch.Tensor, mask: torch.Tensor, *, training: bool,
+                params: dict | None = None) -> torch.Tensor:
+        """Outputs ``(M, B, T, K)`` of every job's model."""
+        P = params or self.params
+        p_drop = float(self.hp.get("dropout", 0.0)) if training else 0.0
+        h = self._linear(fused, P["fusion.weight"], P["fusion.bias"])
+        h = F.dropout(h, p_drop, training=p_drop > 0)
+        t = h.shape[2]
+        if self.dirs == 2:  # per-window reversal within its length (what packing does for the reverse direction)
+            lengths = mask.sum(-1).clamp(min=1)  # (M, B)
+            ar = torch.arange(t, device=h.device)
+            rev = torch.where(ar < lengths.unsqueeze(-1), lengths.unsqueeze(-1) - 1 - ar, ar)  # (M, B, T)
+        for layer in range(self.layers):
+            outs = [self._direction(h, P, f"_l{layer}")]
+            if self.dirs == 2:
+                idx = rev.unsqueeze(-1).expand(-1, -1, -1, h.shape[-1])
+                back = self._direction(torch.gather(h, 2, idx), P, f"_l{layer}_reverse")
+                outs.append(torch.gather(back, 2, rev.unsqueeze(-1).expand(-1, -1, -1, back.shape[-1])))
+            h = torch.cat(outs, -1)
+            rnn_drop = float(self.hp.get("rnn_dropout", 0.0)) if training else 0.0
+            if layer < self.layers - 1 and rnn_drop > 0:
+                h = F.dropout(h, rnn_drop, training=True)
+        z = torch.relu(self._linear(h, P["fc.weight"], P["fc.bias"]))
+        z = F.dropout(z, p_drop, training=p_drop > 0)
+        y = torch.cat([self._linear(z, P[f"heads.{k}.weight"], P[f"heads.{k}.bias"]) for k in range(self.n_heads)], -1)
+        return torch.tanh(y) if self.hp.get("tanh_output") else y
+
+    def state_dict(self, j: int, params: dict | None = None) -> dict[str, torch.Tensor]:
+        """Job ``j``'s weights under the module's state-dict names."""
+        P = params or self.params
+        out = {k: v.detach().clone() for k, v in self.base.state_dict().items()}
+        for k, v in P.items():
+            out[k] = v[j].detach().clone()
+        return out
+
+
+def _stack_padded(tensors: list[torch.Tensor], n: int) -> torch.Tensor:
+    """Stack ``(n_i, ...)`` tensors into ``(len, n, ...)``, zero-padded along the first axis."""
+    out = tensors[0].new_zeros((len(tensors), n, *tensors[0].shape[1:]))
+    for i, t in enumerate(tensors):
+        out[i, : t.shape[0]] = t
+    return out
+
+
+def _stack_jobs(base: torch.nn.Module, batches: list[dict]) -> dict:
+    """Fused inputs, step masks and labels of several subjects' batches, padded to common sizes: ``(S, N, T, ...)``."""
+    t = max(b["mask"].shape[1] for b in batches)
+    n = max(b["mask"].shape[0] for b in batches)
+
+    def pad_t(x: torch.Tensor) -> torch.Tensor:
+        out = x.new_zeros((x.shape[0], t, *x.shape[2:]))
+        out[:, : x.shape[1]] = x
+        return out
+
+    with torch.no_grad():
+        fused = [pad_t(base.fuse(b["x"], b["feature_mask"])) for b in batches]
+    return {"fused": _stack_padded(fused, n),
+            "mask": _stack_padded([pad_t(b["mask"]) for b in batches], n),
+            "y": _stack_padded([pad_t(b["y"]) for b in batches], n),
+            "y_mask": _stack_padded([pad_t(b["y_mask"]) for b in batches], n),
+            "count": torch.tensor([b["mask"].shape[0] for b in batches])}
+
+
+def finetune_vectorised(base: torch.nn.Module, jobs: list[tuple[JobData, int]], settings: FineTuneSettings, *,
+                        group_size: int | None = None, on_job: Callable[[int], None] | None = None) -> list[JobResult]:
+    """Fine-tune all jobs together as stacked models (``group_size`` jobs at a time; default all). Same procedure and
+    results as :func:`finetune_loop` (see the module docstring); needs :func:`supports_vectorised`."""
+    if not supports_vectorised(base):
+        raise ValueError("finetune_vectorised supports the early-fusion GRU (`gru` without `head`) only.")
+    size = group_size or len(jobs)
+    results: list[JobResult] = []
+    for start in range(0, len(jobs), size):
+        results += _finetune_group(base, jobs[start : start + size], settings)
+        if on_job:
+            for j in range(start, min(start + size, len(jobs))):
+                on_job(j)
+    return results
+
+
+def _finetune_group(base: torch.nn.Module, jobs: list[tuple[JobData, int]], settings: FineTuneSettings) -> list[JobResult]:
+    m = len(jobs)
+    base = copy.deepcopy(base).cpu()
+    # subjects' data once (jobs of one subject share its JobData object)
+    uniq: dict[int, int] = {}
+    for data, _ in jobs:
+        uniq.setdefault(id(data), len(uniq))
+    datas = {uniq[id(d)]: d for d, _ in jobs}
+    subj = torch.tensor([uniq[id(d)] for d, _ in jobs])
+    train = _stack_jobs(base, [datas[i].train for i in range(len(datas))])
+    devel = _stack_jobs(base, [datas[i].devel for i in range(len(datas))])
+    n_win = train["count"][subj]  # (M,)
+    dev = {k: v[subj] for k, v in devel.items() if k != "count"}  # (M, R, T, ...)
+    dev_valid = dev["y_mask"] & dev["mask"].unsqueeze(-1)
+
+    seed_everything(jobs[0][1])  # dropout masks of this group
+    net = StackedGRU(base, m)
+    names = list(net.params)
+    P = net.params
+    exp_avg = {k: torch.zeros_like(v) for k, v in P.items()}
+    exp_sq = {k: torch.zeros_like(v) for k, v in P.items()}
+    steps = torch.zeros(m)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    gens = [torch.Generator().manual_seed(seed) for _, seed in jobs]
+    loss_name = settings.loss
+
+    def devel_scores() -> list[float]:
+        with torch.no_grad():
+            out = net.forward(dev["fused"], dev["mask"], training=False)
+        return [pooled_score(out[j], dev["y"][j], dev_valid[j]) for j in range(m)]
+
+    s0 = devel_scores()
+    best = [s if np.isfinite(s) else -math.inf for s in s0]
+    history = [[s] for s in s0]
+    best_epoch = [0] * m
+    best_P = {k: v.detach().clone() for k, v in P.items()}
+    active = torch.ones(m, dtype=torch.bool)
+    bs = settings.batch_size
+    for epoch in range(1, settings.epochs + 1):
+        perms = [torch.randperm(int(n_win[j]), generator=gens[j]) if active[j] else None for j in range(m)]
+        n_batches = [math.ceil(int(n_win[j]) / bs) if active[j] else 0 for j in range(m)]
+        for step in range(max(n_batches)):
+            on = torch.tensor([step < n_batches[j] for j in range(m)])
+            width = max(min(bs, int(n_win[j]) - step * bs) for j in range(m) if on[j])
+            idx = torch.zeros(m, width, dtype=torch.long)
+            real = torch.zeros(m, width, dtype=torch.bool)
+            for j in range(m):
+                if on[j]:
+                    sel = perms[j][step * bs : (step + 1) * bs]
+                    idx[j, : len(sel)], real[j, : len(sel)] = sel, True
+            rows = subj.unsqueeze(1).expand(-1, width)
+            fused = train["fused"][rows, idx]
+            mask = train["mask"][rows, idx] & real.unsqueeze(-1)
+            y = train["y"][rows, idx]
+            y_mask = train["y_mask"][rows, idx] & mask.unsqueeze(-1)
+            out = net.forward(fused, mask, training=True)
+            losses = _job_losses(out, y, y_mask, loss_name)  # (M,)
+            grads = torch.autograd.grad((losses * on).sum(), [P[k] for k in names])
+            grads = dict(zip(names, grads))
+            with torch.no_grad():
+                if settings.grad_clip:
+                    norm = torch.sqrt(sum(g.pow(2).reshape(m, -1).sum(1) for g in grads.values()))
+                    coef = (settings.grad_clip / (norm + 1e-6)).clamp(max=1.0)
+                    grads = {k: g * coef.view(-1, *([1] * (g.dim() - 1))) for k, g in grads.items()}
+                steps += on.float()
+                bc1 = 1 - beta1 ** steps.clamp(min=1)
+                bc2 = 1 - beta2 ** steps.clamp(min=1)
+                for k in names:
+                    shape = (-1, *([1] * (P[k].dim() - 1)))
+                    sel = on.view(shape)
+                    g = grads[k]
+                    if settings.weight_decay:
+                        g = g + settings.weight_decay * P[k]
+                    ea = torch.where(sel, exp_avg[k] * beta1 + (1 - beta1) * g, exp_avg[k])
+                    es = torch.where(sel, exp_sq[k] * beta2 + (1 - beta2) * g * g, exp_sq[k])
+                    exp_avg[k], exp_sq[k] = ea, es
+                    denom = es.sqrt() / bc2.sqrt().view(shape) + eps
+                    upd = (settings.lr / bc1).view(shape) * ea / denom
+                    P[k].sub_(torch.where(sel, upd, torch.zeros_like(upd)))
+        scores = devel_scores()
+        for j in range(m):
+            if not active[j]:
+                continue
+            history[j].append(scores[j])
+            if np.isfinite(scores[j]) and scores[j] > best[j]:
+                best[j], best_epoch[j] = scores[j], epoch
+                for k in names:
+                    best_P[k][j] = P[k][j].detach()
+            if epoch - best_epoch[j] >= settings.patience:
+                active[j] = False
+        if not active.any():
+            break
+    return [JobResult(net.state_dict(j, best_P), best_epoch[j], best[j], history[j]) for j in range(m)]
+
+
+def _job_losses(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, name: str) -> torch.Tensor:
+    """Per job the loss of :mod:`affectflow.training.losses` over its batch; tensors ``(M, B, T, K)``."""
+    if name == "ccc":
+        c, ok = masked_ccc(out, y, valid, dim=2)  # (M, B, K)
+        okf = ok.to(out.dtype)
+        n = okf.sum((1, 2))
+        mean = (c * okf).sum((1, 2)) / n.clamp(min=1)
+        return torch.where(n > 0, 1.0 - mean, out.sum((1, 2, 3)) * 0.0)
+    if name == "mse":
+        w = valid.to(out.dtype)
+        return ((out - y) ** 2 * w).sum((1, 2, 3)) / w.sum((1, 2, 3)).clamp(min=1)
+    return torch.stack([get_loss(name)(out[j], y[j], valid[j]) for j in range(out.shape[0])])

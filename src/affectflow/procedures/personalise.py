@@ -1,0 +1,345 @@
+"""Personalisation (MuSe 2023, Li et al. section 3.2.2 and 4.2): fine-tune a trained run per subject.
+
+For every subject with recordings in the run's test partitions (or the given ``subjects``):
+
+1. if the subject has its own recordings in the run's train partitions ("own train", e.g. ``S_train``, the first
+   60 s) **and** in its devel partition ("own devel", ``S_devel``, the next 60 s), the run's selected model is
+   copied and fine-tuned on the own-train recordings with windows of ``window`` / ``hop`` steps (default 10 / 5, the
+   paper's), once per seed (default 10 seeds, the paper's); per seed the epoch with the best pooled CCC on the own
+   devel recordings is kept (epoch 0 = the base model), and per subject the seed with the best such score
+   (:mod:`affectflow.procedures.finetune` has the procedure and the optimiser);
+2. otherwise the subject keeps the base model, and the report says why.
+
+The subject's test recordings (and devel recordings) are then predicted with its model through the one predict path
+(:meth:`affectflow.tasks.ContinuousTask.predict`); the scores are **pooled over all subjects** (the challenge score:
+one CCC over all test recordings concatenated), before (base model everywhere) and after. The z-normalisation of
+the base run is kept. Own-devel scores were used for selection, so they are optimistic.
+
+Output: a new folder ``<run>/personalisation/pers-<time>/`` with
+
+- ``report.json`` (options, pooled scores before/after per partition and target, noise-free ceiling when known,
+  per subject: status, chosen seed, best epoch, own-devel score per seed and epoch, test scores before/after) and
+  ``results.md`` (the same as tables);
+- ``checkpoints/<subject>.pt`` per personalised subject (state dict + model config + normaliser + data spec, loadable
+  with ``weights_only=True`` like every run checkpoint: ``affectflow.experiment.load_model``-compatible payload);
+- ``predictions/<partition>/`` (personalised, a :class:`~affectflow.predictions.Predictions` folder: subjects without
+  their own model are predicted by the base model) and ``base_predictions/<partition>/`` (the base model).
+
+>>> from affectflow.procedures.personalise import personalise, personalised_predictions
+>>> folder = personalise("runs/gru-...", seeds=10)                     # doctest: +SKIP
+>>> preds = personalised_predictions(folder, "test")                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from affectflow.corpus.corpus import Corpus, atomic_write, write_json
+from affectflow.data.dataset import WindowDataset, collate
+from affectflow.errors import AffectflowError, ConfigError, RunError
+from affectflow.predictions import Predictions
+from affectflow.procedures.finetune import (
+    FineTuneSettings,
+    JobData,
+    finetune_loop,
+    finetune_vectorised,
+    supports_vectorised,
+)
+from affectflow.runs import Run, new_subdir, save_checkpoint
+from affectflow.tasks import ContinuousTask
+from affectflow.training.seeds import resolve_device
+
+log = logging.getLogger("affectflow")
+
+IMPLEMENTATIONS = ("auto", "vectorised", "loop")
+
+
+def _open_run_corpus(run: Run, corpus: str | Path | Corpus | None) -> Corpus:
+    if isinstance(corpus, Corpus):
+        return corpus
+    path = corpus or run.config_dict["data"]["corpus"]
+    try:
+        return Corpus(path)
+    except AffectflowError as e:
+        hint = ("" if corpus else " It is the corpus the run was trained on; if it has moved, pass its new location "
+                "(`corpus=` / `--corpus`).")
+        raise RunError(f"Cannot personalise run {str(run.path)!r}: its corpus {str(path)!r} cannot be opened "
+                       f"({e}).{hint}") from e
+
+
+def _recordings_by_subject(corpus: Corpus, partitions: Sequence[str]) -> dict[str, list[str]]:
+    rec = corpus.recordings
+    rec = rec[rec["partition"].isin(list(partitions))]
+    out: dict[str, list[str]] = {}
+    for rid, subj in zip(rec["id"], rec["subject"]):
+        out.setdefault(str(subj), []).append(str(rid))
+    return out
+
+
+def personalise(
+    run_path: str | Path,
+    *,
+    seeds: int | Sequence[int] = 10,
+    window: int = 10,
+    hop: int = 5,
+    epochs: int = 20,
+    patience: int = 5,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    subjects: Sequence[str] | None = None,
+    corpus: str | Path | Corpus | None = None,
+    implementation: str = "auto",
+    group_size: int | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+) -> Path:
+    """Personalise a trained continuous run per subject (see the module docstring); return the new folder.
+
+    Parameters
+    ----------
+    run_path:
+        A finished run (its selected seed is the base model).
+    seeds:
+        Number of seeds (``n`` → seeds ``1..n``) or the seeds themselves; default 10 (the paper's).
+    window, hop:
+        Fine-tuning windows in label steps (default 10 / 5 = 5 s / 2.5 s at 2 Hz, the paper's).
+    epochs, patience:
+        At most ``epochs`` passes over the own-train windows; stop after ``patience`` epochs without a better
+        own-devel score (our choices; the paper gives none).
+    lr, batch_size:
+        Adam learning rate and batch size (default: the run's ``training.lr`` / ``training.batch_size``);
+        weight decay, gradient clipping and the loss are the run's.
+    subjects:
+        Subjects to personalise (default: every subject with a recording in the run's test partitions).
+    corpus:
+        The corpus (default: the run's; pass the new location if it has moved).
+    implementation:
+        ``vectorised`` (all subject × seed models trained together as one stacked model; the early-fusion GRU
+        only), ``loop`` (one after another; any model) or ``auto`` (vectorised when the model allows it).
+    group_size:
+        Vectorised: at most this many subject × seed models per stacked group (default: all).
+    device:
+        ``cpu`` / ``cuda`` / ``auto`` for predictions (fine-tuning runs on the CPU).
+    """
+    from affectflow.experiment import load_model, run_task
+
+    run = Run(run_path)
+    if implementation not in IMPLEMENTATIONS:
+        raise ConfigError(f"`implementation` must be one of {list(IMPLEMENTATIONS)}, got {implementation!r}.")
+    seed_list = list(range(1, int(seeds) + 1)) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+    if not seed_list or len(set(seed_list)) != len(seed_list):
+        raise ConfigError(f"Personalisation needs at least one seed and no seed twice; got {seeds!r}.")
+    for name, v in (("window", window), ("hop", hop), ("epochs", epochs), ("patience", patience)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ConfigError(f"`{name}` must be a positive integer, got {v!r}.")
+    if hop > window:
+        raise ConfigError(f"`hop` ({hop}) must not exceed `window` ({window}).")
+    cfg = run.config_dict
+    d, t = cfg["data"], cfg["training"]
+    model, normalizer, ckpt = load_model(run)
+    if ckpt["data"].get("task", "continuous") != "continuous":
+        raise RunError(f"Personalisation fine-tunes continuous runs; run {str(run.path)!r} is a "
+                       f"{ckpt['data'].get('task')!r} run.")
+    if t.get("multitask"):
+        raise RunError("Personalisation fine-tunes with the run's plain loss; runs trained with learnt multitask "
+                       "weights (`training.multitask`) are not supported.")
+    c = _open_run_corpus(run, corpus)
+    task = run_task(run, ckpt, c, progress=progress)
+    assert isinstance(task, ContinuousTask)
+    train_parts, devel_part, test_parts = list(d["train_partitions"]), d["devel_partition"], list(d["test_partitions"])
+    own_train = _recordings_by_subject(c, train_parts)
+    own_devel = _recordings_by_subject(c, [devel_part])
+    tests = _recordings_by_subject(c, test_parts)
+    wanted = list(subjects) if subjects is not None else sorted(tests)
+    unknown = [s for s in wanted if s not in set(c.recordings["subject"].astype(str))]
+    if unknown:
+        raise ConfigError(f"Subjects {unknown} are not in corpus {str(c.path)!r}.")
+    if not wanted:
+        raise RunError(f"Corpus {str(c.path)!r} has no recordings in the run's test partitions {test_parts}: "
+                       "nothing to personalise.")
+    settings = FineTuneSettings(epochs=int(epochs), patience=int(patience), lr=float(lr or t["lr"]),
+                                batch_size=int(batch_size or t["batch_size"]), weight_decay=float(t["weight_decay"]),
+                                grad_clip=t.get("grad_clip"), loss=t["loss"])
+    if implementation == "vectorised" and not supports_vectorised(model):
+        raise ConfigError(f"The vectorised fine-tuning supports the early-fusion GRU (`gru` without `head`); this run's "
+                          f"model is {ckpt['model']['type']!r}. Use implementation='loop' (or 'auto').")
+    impl = "vectorised" if implementation == "auto" and supports_vectorised(model) else (
+        "loop" if implementation == "auto" else implementation)
+
+    # ---------------------------------------------------------------- who gets fine-tuned
+    status: dict[str, dict[str, Any]] = {}
+    data: dict[str, JobData] = {}
+
+    for subj in wanted:
+        tr, dv = own_train.get(subj, []), own_devel.get(subj, [])
+        missing = [w for w, ids in (("train", tr), ("devel", dv)) if not ids]
+        if missing:
+            status[subj] = {"status": "base model", "reason": f"no own {' and '.join(missing)} recording "
+                            f"(partitions {train_parts if 'train' in missing else []}"
+                            f"{' / ' if len(missing) == 2 else ''}{[devel_part] if 'devel' in missing else []})",
+                            "own_train": tr, "own_devel": dv}
+            continue
+        tr_store, dv_store = task.store(tr), task.store(dv)
+        windows = WindowDataset(tr_store, normalizer, window, hop, require_labels=True)
+        if len(windows) == 0 or all(r.y is None for r in dv_store.records):
+            status[subj] = {"status": "base model", "reason": "own recordings without labels",
+                            "own_train": tr, "own_devel": dv}
+            continue
+        whole = WindowDataset(dv_store, normalizer, None, None)
+        data[subj] = JobData(collate([windows[i] for i in range(len(windows))]),
+                             collate([whole[i] for i in range(len(whole))]))
+        status[subj] = {"status": "personalised", "own_train": tr, "own_devel": dv, "train_windows": len(windows)}
+
+    # ---------------------------------------------------------------- fine-tune
+    jobs = [(data[s], seed) for s in data for seed in seed_list]
+    job_keys = [(s, seed) for s in data for seed in seed_list]
+    log.info("personalising %d subjects x %d seeds (%s)", len(data), len(seed_list), impl)
+    torch_threads = torch.get_num_threads()
+    t0 = time.perf_counter()
+    base_cpu = model.cpu()
+    if not jobs:
+        results = []
+    elif impl == "vectorised":
+        results = finetune_vectorised(base_cpu, jobs, settings, group_size=group_size)
+    else:
+        results = finetune_loop(base_cpu, jobs, settings)
+    seconds = time.perf_counter() - t0
+
+    out = new_subdir(run.path / "personalisation", "pers")
+    chosen: dict[str, Any] = {}
+    for subj in data:
+        per_seed = {seed: results[job_keys.index((subj, seed))] for seed in seed_list}
+        best_seed = max(seed_list, key=lambda s: per_seed[s].best_score)
+        res = per_seed[best_seed]
+        chosen[subj] = res
+        status[subj].update(
+            seed=best_seed, best_epoch=res.best_epoch, devel_score=res.best_score,
+            devel_score_base=res.history[0],
+            kept_base_weights=res.best_epoch == 0,
+            per_seed={str(s): {"best_epoch": r.best_epoch, "devel_score": r.best_score, "history": r.history}
+                      for s, r in per_seed.items()},
+        )
+        payload = dict(ckpt)
+        save_checkpoint(out / "checkpoints" / f"{subj}.pt", model=_with_state(model, res.state_dict),
+                        normalizer_state=ckpt["normalizer"], data_spec=ckpt["data"],
+                        extra={"seed": best_seed, "subject": subj, "best_epoch": res.best_epoch,
+                               "devel_score": res.best_score, "base_run": str(run.path),
+                               "base_seed": payload.get("seed"), "kind": "personalised"})
+
+    # ---------------------------------------------------------------- predict and score
+    dev = resolve_device(device)
+    parts = list(dict.fromkeys([devel_part, *test_parts]))
+    report_parts: dict[str, Any] = {}
+    model.to(dev)
+    for part in parts:
+        ids = c.recording_ids([part])
+        if not ids:
+            continue
+        store = task.store(ids)
+        base_preds = task.predict(model, store, normalizer, ckpt["data"]["eval_window"], dev)
+        subject_of = {r.id: r.subject for r in store.records}
+        personal: dict[str, Predictions] = {}
+        for subj, res in chosen.items():
+            mine = [rid for rid in ids if subject_of[rid] == subj]
+            if mine:
+                m = _with_state(model, res.state_dict).to(dev)
+                personal.update({rid: p for rid, p in zip(
+                    mine, _split(task.predict(m, task.store(mine), normalizer, ckpt["data"]["eval_window"], dev)))})
+        pieces = [personal[rid] if rid in personal else base_preds.subset([rid]) for rid in base_preds.recordings]
+        after = Predictions.concat(pieces)
+        base_preds.meta, after.meta = {"kind": "base", "run": str(run.path)}, {
+            "kind": "personalised", "run": str(run.path), "folder": str(out)}
+        base_preds.save(out / "base_predictions" / part)
+        after.save(out / "predictions" / part)
+        before_s, after_s = task.score(base_preds), task.score(after)
+        per_subject = {}
+        for subj in sorted({subject_of[r] for r in ids}):
+            mine = [r for r in ids if subject_of[r] == subj]
+            per_subject[subj] = {"before": task.score(base_preds.subset(mine)), "after": task.score(after.subset(mine)),
+                                 "recordings": mine}
+        report_parts[part] = {"before": before_s, "after": after_s, "ceiling": task.ceiling(store),
+                              "per_subject": per_subject}
+
+    report = {
+        "run": str(run.path), "corpus": str(c.path), "base_seed": ckpt.get("seed"),
+        "devel_partition": devel_part, "test_partitions": test_parts,
+        "options": {"seeds": seed_list, "window": window, "hop": hop, **asdict(settings),
+                    "implementation": impl, "group_size": group_size, "subjects": wanted},
+        "protocol": "per subject: fine-tune the base model on its own train recordings (partitions "
+        f"{train_parts}) with windows {window}/{hop}, per seed keep the epoch with the best pooled CCC on its own "
+        f"devel recordings ({devel_part!r}; epoch 0 = the base model), keep the seed with the best such score; "
+        "own-devel scores are optimistic (used for selection); scores pooled over all subjects' recordings",
+        "fine_tune_seconds": seconds, "torch_threads": torch_threads,
+        "subjects": status, "partitions": report_parts,
+    }
+    write_json(out / "report.json", report)
+    atomic_write(out / "results.md", lambda f: f.write_text(results_markdown(report) + "\n"))
+    log.info("personalisation written to %s", out)
+    return out
+
+
+def _with_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    import copy
+
+    m = copy.deepcopy(model).cpu()
+    m.load_state_dict(state)
+    m.eval()
+    return m
+
+
+def _split(preds: Predictions) -> list[Predictions]:
+    return [preds.subset([r]) for r in preds.recordings]
+
+
+def personalised_predictions(folder: str | Path, partition: str = "test", *, base: bool = False) -> Predictions:
+    """The personalised (or, with ``base=True``, the base model's) :class:`Predictions` of a partition."""
+    folder = Path(folder)
+    sub = folder / ("base_predictions" if base else "predictions") / partition
+    if not sub.is_dir():
+        have = sorted(p.name for p in (folder / "predictions").glob("*")) if (folder / "predictions").is_dir() else []
+        raise RunError(f"{str(folder)!r} has no personalised predictions of partition {partition!r}; it has {have}.")
+    return Predictions.load(sub)
+
+
+def load_report(folder: str | Path) -> dict[str, Any]:
+    """The ``report.json`` of a personalisation folder."""
+    p = Path(folder) / "report.json"
+    if not p.is_file():
+        raise RunError(f"{str(folder)!r} is not a personalisation folder (no report.json).")
+    return json.loads(p.read_text())
+
+
+def results_markdown(report: dict[str, Any]) -> str:
+    """Tables of a personalisation report: pooled before/after per partition and target, then per subject."""
+    lines = [f"Personalisation of {report['run']} ({report['options']['implementation']}, seeds "
+             f"{report['options']['seeds']}, windows {report['options']['window']}/{report['options']['hop']}; "
+             f"fine-tuning {report['fine_tune_seconds']:.1f} s).", "",
+             "Pooled CCC over all subjects (devel: optimistic, used for selection):", "",
+             "| partition | target | before | after | noise-free ceiling |", "|---|---|---|---|---|"]
+    for part, r in report["partitions"].items():
+        for target in r["before"]:
+            c = (r.get("ceiling") or {}).get(target)
+            lines.append(f"| {part} | {target} | {r['before'][target]['ccc']:.4f} | {r['after'][target]['ccc']:.4f} | "
+                         f"{'' if c is None else f'{c:.4f}'} |")
+    lines += ["", "| subject | status | seed | best epoch | own-devel score base → best | test CCC before → after |",
+              "|---|---|---|---|---|---|"]
+    tests = [p for p in report["test_partitions"] if p in report["partitions"]]
+    last = report["partitions"][tests[-1]] if tests else {"per_subject": {}}
+    for subj, s in report["subjects"].items():
+        ps = last["per_subject"].get(subj)
+        test = "" if ps is None else " / ".join(
+            f"{t} {ps['before'][t]['ccc']:.3f} → {ps['after'][t]['ccc']:.3f}" for t in ps["before"])
+        if s["status"] == "personalised":
+            lines.append(f"| {subj} | personalised | {s['seed']} | {s['best_epoch']} | "
+                         f"{s['devel_score_base']:.3f} → {s['devel_score']:.3f} | {test} |")
+        else:
+            lines.append(f"| {subj} | base model: {s['reason']} | | | | {test} |")
+    return "\n".join(lines)

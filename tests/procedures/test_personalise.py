@@ -1,0 +1,176 @@
+"""Personalisation: the synthetic layout, vectorised = plain fine-tuning, the procedure and its error paths."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from affectflow.cli.main import main
+from affectflow.corpus.corpus import Corpus
+from affectflow.data.dataset import collate
+from affectflow.errors import ConfigError, RunError
+from affectflow.experiment import train
+from affectflow.models import MODELS, build_model
+from affectflow.predictions import Predictions, score
+from affectflow.procedures.finetune import FineTuneSettings, JobData, finetune_loop, finetune_vectorised
+from affectflow.procedures.personalise import load_report, personalise, personalised_predictions
+from affectflow.runs import load_checkpoint
+from affectflow.synthetic.corpus import generate_corpus
+
+from ..conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def pers_corpus(tmp_path_factory):
+    return generate_corpus(tmp_path_factory.mktemp("pers") / "corpus", n_subjects=20, duration_s=200.0,
+                           duration_jitter_s=20.0, layout="personalisation", seed=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def pers_run(pers_corpus, tmp_path_factory):
+    cfg = tiny_config(pers_corpus.path, tmp_path_factory.mktemp("pers_runs"), "training.epochs=8",
+                      "training.patience=8", "training.seeds=[1]")
+    return train(cfg, progress=False)
+
+
+def test_personalisation_layout_cuts_test_subjects_and_hides_the_subject_effect(pers_corpus, tmp_path):
+    rec = pers_corpus.recordings.set_index("id")
+    test_subjects = sorted(rec[rec["partition"] == "test"]["subject"])
+    assert len(test_subjects) == 4 and all(f"{s}_test" in rec.index for s in test_subjects)
+    s = test_subjects[0]
+    assert rec.loc[f"{s}_train", "partition"] == "train" and rec.loc[f"{s}_devel", "partition"] == "devel"
+    assert rec.loc[f"{s}_train", "duration"] == 60.0 and rec.loc[f"{s}_devel", "duration"] == 60.0
+    assert set(rec[rec["subject"] == s].index) == {f"{s}_train", f"{s}_devel", f"{s}_test"}
+    labels = pers_corpus.read_labels(f"{s}_devel")
+    assert labels["time"].iloc[0] == 0.0 and labels["time"].iloc[-1] == pytest.approx(59.5)
+    # the same seed in the plain layout: identical features (the pieces are cuts of them), other labels
+    plain = generate_corpus(tmp_path / "plain", n_subjects=20, duration_s=200.0, duration_jitter_s=20.0, seed=1,
+                            progress=False)
+    whole = plain.read_features("acoustic", f"{s}_rec")
+    piece = pers_corpus.read_features("acoustic", f"{s}_devel")
+    cut = whole[(whole["time"] >= 60) & (whole["time"] < 120)].reset_index(drop=True)
+    np.testing.assert_allclose(piece.drop(columns="time").to_numpy(), cut.drop(columns="time").to_numpy())
+    np.testing.assert_allclose(piece["time"].to_numpy(), cut["time"].to_numpy() - 60)
+    a = pers_corpus.read_labels(f"{s}_devel", "continuous_clean")
+    b = plain.read_labels(f"{s}_rec", "continuous_clean")
+    b = b[(b["time"] >= 60) & (b["time"] < 120)]
+    # label = gain * latent + offset per subject and dimension: an exact affine map of the plain labels, not equal
+    for dim in ("arousal", "valence"):
+        gain, off = np.polyfit(b[dim], a[dim], 1)
+        np.testing.assert_allclose(gain * b[dim].to_numpy() + off, a[dim].to_numpy(), atol=1e-6)
+        assert abs(gain - 1) + abs(off) > 0.01
+    with pytest.raises(ConfigError, match="longer than 120 s"):
+        generate_corpus(tmp_path / "short", n_subjects=4, duration_s=100.0, layout="personalisation", progress=False)
+
+
+def _items(rng, n, t, dims, k):
+    out = []
+    for i in range(n):
+        length = t if i % 3 else t - 3
+        x = {d: rng.standard_normal((length, w)).astype(np.float32) for d, w in dims.items()}
+        y = np.tanh(x["a"][:, :k] + 0.1 * rng.standard_normal((length, k))).astype(np.float32)
+        out.append({"x": x, "feature_mask": {d: rng.random(length) > 0.1 for d in dims}, "y": y, "index": 0,
+                    "start": 0})
+    return out
+
+
+@pytest.mark.parametrize("params", [{"d_model": 8}, {"d_model": 6, "bidirectional": True, "num_layers": 2}])
+def test_vectorised_finetuning_equals_the_plain_loop(params):
+    torch.manual_seed(0)
+    dims = {"a": 5, "b": 3}
+    base = MODELS.build("gru", {**params, "d_fc": 4, "dropout": 0.0}, input_dims=dims, targets=["arousal", "valence"])
+    rng = np.random.default_rng(0)
+    # subjects with 7, 12 and 5 windows: different numbers of batches per epoch, padded windows, 2 seeds each
+    data = [JobData(collate(_items(rng, n, 10, dims, 2)), collate(_items(rng, 2, 30, dims, 2))) for n in (7, 12, 5)]
+    jobs = [(d, s) for d in data for s in (1, 2)]
+    st = FineTuneSettings(epochs=4, patience=2, lr=0.01, batch_size=4, grad_clip=0.5, weight_decay=0.01)
+    plain, vec = finetune_loop(base, jobs, st), finetune_vectorised(base, jobs, st, group_size=4)
+    for a, b in zip(plain, vec):
+        assert a.best_epoch == b.best_epoch and len(a.history) == len(b.history)
+        np.testing.assert_allclose(a.history, b.history, atol=1e-5)
+        for k in a.state_dict:
+            torch.testing.assert_close(a.state_dict[k], b.state_dict[k], atol=1e-5, rtol=1e-4)
+    assert plain[0].history != plain[1].history  # seeds differ (data order)
+    assert any(r.best_epoch > 0 for r in plain)  # something was learnt
+    with pytest.raises(ValueError, match="early-fusion GRU"):
+        finetune_vectorised(MODELS.build("lstm", {"hidden_size": 4}, input_dims=dims, targets=["arousal"]), jobs, st)
+
+
+def test_personalise_improves_the_pooled_test_ccc_and_writes_everything(pers_run):
+    out = personalise(pers_run, seeds=3, epochs=20, patience=5)
+    assert out.parent == pers_run / "personalisation"
+    rep = load_report(out)
+    test = rep["partitions"]["test"]
+    # measured: arousal 0.852 -> 0.892, valence 0.456 -> 0.778 (noise-free ceiling about 0.98)
+    for t in ("arousal", "valence"):
+        assert test["after"][t]["ccc"] > test["before"][t]["ccc"], test
+    assert test["after"]["valence"]["ccc"] > test["before"]["valence"]["ccc"] + 0.1
+    assert test["ceiling"]["valence"] > 0.9
+    subjects = rep["subjects"]
+    assert len(subjects) == 4 and all(s["status"] == "personalised" for s in subjects.values())
+    s, info = next(iter(subjects.items()))
+    assert set(info["per_seed"]) == {"1", "2", "3"} and info["seed"] in (1, 2, 3)
+    assert info["devel_score"] == max(v["devel_score"] for v in info["per_seed"].values()) >= info["devel_score_base"]
+    # checkpoints: state dict + config, weights_only, rebuild the model
+    ck = load_checkpoint(out / "checkpoints" / f"{s}.pt")
+    model = build_model(ck["model"])
+    model.load_state_dict(ck["state_dict"])
+    assert ck["subject"] == s and ck["seed"] == info["seed"] and ck["kind"] == "personalised"
+    # the result is a Predictions value whose scores are the report's
+    after = personalised_predictions(out, "test")
+    assert score(after)["valence"]["ccc"] == pytest.approx(test["after"]["valence"]["ccc"])
+    before = personalised_predictions(out, "test", base=True)
+    after.check_same_layout(before)
+    assert score(before)["arousal"]["ccc"] == pytest.approx(test["before"]["arousal"]["ccc"])
+    run_preds = Predictions.load(pers_run / "predictions" / "test")
+    np.testing.assert_allclose(before.flat_outputs(), run_preds.flat_outputs(), atol=1e-5)
+    assert "| test | valence |" in (out / "results.md").read_text()
+    with pytest.raises(RunError, match="no personalised predictions"):
+        personalised_predictions(out, "nope")
+
+
+def test_a_subject_without_own_devel_keeps_the_base_model(pers_corpus, pers_run, tmp_path):
+    moved = tmp_path / "corpus"
+    shutil.copytree(pers_corpus.path, moved)
+    c = Corpus(moved)
+    table = c.recordings.copy()
+    s = sorted(table[table["partition"] == "test"]["subject"])[0]
+    table.loc[table["id"] == f"{s}_devel", "partition"] = "extra"
+    c.set_recordings(table)
+    out = personalise(pers_run, seeds=2, epochs=2, corpus=moved, implementation="loop", subjects=[s, "S000"])
+    rep = load_report(out)
+    assert rep["subjects"][s]["status"] == "base model" and "no own devel" in rep["subjects"][s]["reason"]
+    assert rep["subjects"]["S000"]["status"] == "base model"
+    assert not (out / "checkpoints").exists()
+    test = rep["partitions"]["test"]
+    assert test["after"]["arousal"]["ccc"] == pytest.approx(test["before"]["arousal"]["ccc"])
+    assert "base model: no own devel" in (out / "results.md").read_text()
+    with pytest.raises(ConfigError, match="not in corpus"):
+        personalise(pers_run, subjects=["nobody"], corpus=moved)
+
+
+def test_a_run_whose_corpus_moved_and_other_bad_input(pers_corpus, pers_run, tmp_path, capsys):
+    import yaml
+
+    copy = tmp_path / "run"
+    shutil.copytree(pers_run, copy, ignore=shutil.ignore_patterns("personalisation"))
+    cfg = yaml.safe_load((copy / "config.yaml").read_text())
+    cfg["data"]["corpus"] = str(tmp_path / "gone")
+    (copy / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(RunError, match=r"cannot be opened .* if it has moved, pass its new location"):
+        personalise(copy, seeds=1)
+    assert main(["personalise", str(copy), "--seeds", "1"]) == 2
+    assert "has moved" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="implementation"):
+        personalise(pers_run, implementation="gpu")
+    with pytest.raises(ConfigError, match="no seed twice"):
+        personalise(pers_run, seeds=[1, 1])
+    rec = pers_corpus.recordings
+    s = sorted(rec[rec["partition"] == "test"]["subject"])[0]
+    assert main(["personalise", str(copy), "--corpus", str(pers_corpus.path), "--seed-list", "4", "--epochs", "1",
+                 "--subjects", s, "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "Pooled CCC over all subjects" in out and f"| {s} | personalised | 4 |" in out
