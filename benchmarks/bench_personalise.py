@@ -105,7 +105,10 @@ def main() -> None:
     print(f"speed-up of vectorised fine-tuning over the plain loop ({len(subset)} subjects x {args.seeds} seeds): "
           f"{loop_rep['fine_tune_seconds'] / vec_s:.1f}x ({loop_rep['fine_tune_seconds']:.1f} s / {vec_s:.1f} s)")
     same = all(loop_rep["subjects"][s].get("seed") == rep["subjects"][s].get("seed") for s in subset)
-    print(f"same seeds selected by both: {same}")
+    print(f"same seeds selected by both: {same} (the paths agree to float rounding without dropout; the preset's "
+          "dropout 0.1 draws different masks in each, so selections can differ)")
+    for t in loop_rep["partitions"]["test"]["after"]:
+        print(f"  plain loop, test {t}: pooled CCC after {loop_rep['partitions']['test']['after'][t]['ccc']:.4f}")
 
 
 if __name__ == "__main__":

@@ -86,15 +86,18 @@ def test_vectorised_finetuning_equals_the_plain_loop(params):
     # subjects with 7, 12 and 5 windows: different numbers of batches per epoch, padded windows, 2 seeds each
     data = [JobData(collate(_items(rng, n, 10, dims, 2)), collate(_items(rng, 2, 30, dims, 2))) for n in (7, 12, 5)]
     jobs = [(d, s) for d in data for s in (1, 2)]
-    st = FineTuneSettings(epochs=4, patience=2, lr=0.01, batch_size=4, grad_clip=0.5, weight_decay=0.01)
-    plain, vec = finetune_loop(base, jobs, st), finetune_vectorised(base, jobs, st, group_size=4)
+    # a high learning rate and patience 1: some jobs stop early (and leave the stack), others run all 8 epochs
+    st = FineTuneSettings(epochs=8, patience=1, lr=0.05, batch_size=4, grad_clip=0.5, weight_decay=0.01)
+    plain, vec = finetune_loop(base, jobs, st), finetune_vectorised(base, jobs, st, group_size=5)
     for a, b in zip(plain, vec):
         assert a.best_epoch == b.best_epoch and len(a.history) == len(b.history)
-        np.testing.assert_allclose(a.history, b.history, atol=1e-5)
+        np.testing.assert_allclose(a.history, b.history, atol=1e-4)
         for k in a.state_dict:
-            torch.testing.assert_close(a.state_dict[k], b.state_dict[k], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(a.state_dict[k], b.state_dict[k], atol=1e-4, rtol=1e-3)
+    lengths = [len(r.history) for r in plain]
+    assert min(lengths) < 9 and max(lengths) == 9, lengths
     assert plain[0].history != plain[1].history  # seeds differ (data order)
-    assert any(r.best_epoch > 0 for r in plain)  # something was learnt
+    assert max(r.best_score for r in plain) > 0.5  # something was learnt
     with pytest.raises(ValueError, match="early-fusion GRU"):
         finetune_vectorised(MODELS.build("lstm", {"hidden_size": 4}, input_dims=dims, targets=["arousal"]), jobs, st)
 

@@ -16,10 +16,18 @@ weights:
 :func:`finetune_loop` runs the jobs one after another on ordinary ``nn.Module`` copies (any registered model).
 :func:`finetune_vectorised` trains many jobs of the early-fusion GRU (``gru`` without ``head``) together as one
 stacked model: every parameter gets a leading job axis ``(M, ...)``, the layers are batched matrix products
-(``torch.bmm``) and the GRU recurrence is written out step by step for all jobs at once; each job has its own Adam
-state, batch schedule (jobs with fewer batches sit out the extra steps), gradient clipping, early stopping and best
-weights. Without dropout the two give the same weights up to float rounding (tested); with dropout each path draws
-its own masks (both reproducible from the seeds).
+(``torch.bmm``) and the GRU recurrence is written out step by step for all jobs at once (a custom backward computes
+the recurrent weight gradient once from all steps); each job has its own Adam state, batch schedule (jobs with fewer
+batches sit out the extra steps), gradient clipping, early stopping and best weights; jobs that stop leave the
+stack. The per-epoch devel predictions of whole recordings run per job through the module itself (a recurrence
+with one sequence per job is matrix-vector work, faster with one job's weights in cache). Without dropout the two
+paths give the same weights up to float rounding (tested); with dropout each draws its own masks (both
+reproducible from the seeds).
+
+Speed: the vectorised path removes the per-job Python and dispatch overhead and batches the matrix products, so the
+gain is largest for small models and many jobs (about 20× at hidden 8 in the equivalence test's setting) and modest
+for the paper's hidden 256 on a CPU, where the arithmetic itself dominates (``benchmarks/bench_personalise.py``
+prints the measured ratio).
 """
 
 from __future__ import annotations
@@ -151,6 +159,62 @@ def supports_vectorised(model: torch.nn.Module) -> bool:
     return isinstance(model, EarlyFusionGRU) and getattr(model, "head", None) is None
 
 
+class _StackedGRURecurrence(torch.autograd.Function):
+    """The GRU recurrence of ``M`` models at once, given the input projections ``gi`` ``(M, B, T, 3H)`` (gate order
+    r, z, n as ``nn.GRU``), ``w_hh`` ``(M, 3H, H)`` and ``b_hh`` ``(M, 3H)``; returns all states ``(M, B, T, H)``
+    (initial state 0)::
+
+        r = σ(gi_r + gh_r),  z = σ(gi_z + gh_z),  n = tanh(gi_n + r ⊙ gh_n),  h_t = (1 − z) ⊙ n + z ⊙ h_{t−1},
+        gh = h_{t−1} W_hhᵀ + b_hh
+
+    The backward pass runs the recurrence in reverse and computes the weight gradient **once** from all steps
+    (``dW_hh = Σ_t dghₜᵀ h_{t−1}`` as one batched product), instead of one ``(M, 3H, H)`` product per step.
+    """
+
+    @staticmethod
+    def forward(ctx, gi, w_hh, b_hh):
+        m, b, t, h3 = gi.shape
+        hidden = h3 // 3
+        w_t, bias = w_hh.transpose(1, 2), b_hh.unsqueeze(1)
+        h = gi.new_zeros(m, b, hidden)
+        hs = gi.new_empty(m, b, t, hidden)
+        rs, zs, ns, ghn = (gi.new_empty(m, b, t, hidden) for _ in range(4))
+        for step in range(t):
+            gh = torch.baddbmm(bias, h, w_t)
+            i_r, i_z, i_n = gi[:, :, step].chunk(3, -1)
+            h_r, h_z, h_n = gh.chunk(3, -1)
+            r = torch.sigmoid(i_r + h_r)
+            z = torch.sigmoid(i_z + h_z)
+            n = torch.tanh(i_n + r * h_n)
+            h = (1 - z) * n + z * h
+            hs[:, :, step], rs[:, :, step], zs[:, :, step], ns[:, :, step], ghn[:, :, step] = h, r, z, n, h_n
+        ctx.save_for_backward(w_hh, hs, rs, zs, ns, ghn)
+        return hs
+
+    @staticmethod
+    def backward(ctx, grad_hs):
+        w_hh, hs, rs, zs, ns, ghn = ctx.saved_tensors
+        m, b, t, hidden = hs.shape
+        h_prev_all = torch.cat([hs.new_zeros(m, b, 1, hidden), hs[:, :, :-1]], 2)
+        d_gi = hs.new_empty(m, b, t, 3 * hidden)
+        d_gh = hs.new_empty(m, b, t, 3 * hidden)
+        dh = hs.new_zeros(m, b, hidden)
+        for step in reversed(range(t)):
+            dh = dh + grad_hs[:, :, step]
+            r, z, n, h_n = rs[:, :, step], zs[:, :, step], ns[:, :, step], ghn[:, :, step]
+            h_prev = h_prev_all[:, :, step]
+            da_n = dh * (1 - z) * (1 - n * n)
+            da_z = dh * (h_prev - n) * z * (1 - z)
+            da_r = da_n * h_n * r * (1 - r)
+            d_gi[:, :, step] = torch.cat([da_r, da_z, da_n], -1)
+            dgh = torch.cat([da_r, da_z, da_n * r], -1)
+            d_gh[:, :, step] = dgh
+            dh = dh * z + torch.bmm(dgh, w_hh)
+        flat_gh = d_gh.reshape(m, b * t, 3 * hidden)
+        d_w = torch.bmm(flat_gh.transpose(1, 2), h_prev_all.reshape(m, b * t, hidden))
+        return d_gi, d_w, flat_gh.sum(1)
+
+
 class StackedGRU:
     """``M`` copies of an :class:`~affectflow.models.gru.EarlyFusionGRU` as stacked tensors ``(M, ...)``.
 
@@ -177,21 +241,8 @@ class StackedGRU:
         return y.reshape(*shape[:-1], w.shape[1])
 
     def _direction(self, h_in: torch.Tensor, P: dict, suffix: str) -> torch.Tensor:
-        m, b, t, _ = h_in.shape
         gi = self._linear(h_in, P[f"gru.weight_ih{suffix}"], P[f"gru.bias_ih{suffix}"])  # (M, B, T, 3H)
-        w_hh, b_hh = P[f"gru.weight_hh{suffix}"].transpose(1, 2), P[f"gru.bias_hh{suffix}"].unsqueeze(1)
-        h = h_in.new_zeros(m, b, self.hidden)
-        outs = []
-        for step in range(t):
-            gh = torch.baddbmm(b_hh, h, w_hh)  # (M, B, 3H)
-            i_r, i_z, i_n = gi[:, :, step].chunk(3, -1)
-            h_r, h_z, h_n = gh.chunk(3, -1)
-            r = torch.sigmoid(i_r + h_r)
-            z = torch.sigmoid(i_z + h_z)
-            n = torch.tanh(i_n + r * h_n)
-            h = (1 - z) * n + z * h
-            outs.append(h)
-        return torch.stack(outs, 2)
+        return _StackedGRURecurrence.apply(gi, P[f"gru.weight_hh{suffix}"], P[f"gru.bias_hh{suffix}"])
 
     def forward(self, fused: torch.Tensor, mask: torch.Tensor, *, training: bool,
                 params: dict | None = None) -> torch.Tensor:
@@ -282,10 +333,7 @@ def _finetune_group(base: torch.nn.Module, jobs: list[tuple[JobData, int]], sett
     datas = {uniq[id(d)]: d for d, _ in jobs}
     subj = torch.tensor([uniq[id(d)] for d, _ in jobs])
     train = _stack_jobs(base, [datas[i].train for i in range(len(datas))])
-    devel = _stack_jobs(base, [datas[i].devel for i in range(len(datas))])
     n_win = train["count"][subj]  # (M,)
-    dev = {k: v[subj] for k, v in devel.items() if k != "count"}  # (M, R, T, ...)
-    dev_valid = dev["y_mask"] & dev["mask"].unsqueeze(-1)
 
     seed_everything(jobs[0][1])  # dropout masks of this group
     net = StackedGRU(base, m)
@@ -297,73 +345,100 @@ def _finetune_group(base: torch.nn.Module, jobs: list[tuple[JobData, int]], sett
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     gens = [torch.Generator().manual_seed(seed) for _, seed in jobs]
     loss_name = settings.loss
+    live = list(range(m))  # position in the stacked tensors -> job; stopped jobs are dropped from the stack
+
+    from torch.func import functional_call
+
+    base.eval()
 
     def devel_scores() -> list[float]:
+        # per model through the module itself: the recurrence over whole recordings is a matrix-vector product per
+        # step, faster with one model's weights in cache than with all models' weights streamed per step
+        scores = []
         with torch.no_grad():
-            out = net.forward(dev["fused"], dev["mask"], training=False)
-        return [pooled_score(out[j], dev["y"][j], dev_valid[j]) for j in range(m)]
+            for pos, j in enumerate(live):
+                dv = jobs[j][0].devel
+                out = functional_call(base, {k: P[k][pos] for k in names}, (dv["x"], dv["mask"], dv["feature_mask"]))
+                scores.append(pooled_score(out, dv["y"], dv["y_mask"]))
+        return scores
 
     s0 = devel_scores()
     best = [s if np.isfinite(s) else -math.inf for s in s0]
     history = [[s] for s in s0]
     best_epoch = [0] * m
     best_P = {k: v.detach().clone() for k, v in P.items()}
-    active = torch.ones(m, dtype=torch.bool)
     bs = settings.batch_size
     for epoch in range(1, settings.epochs + 1):
-        perms = [torch.randperm(int(n_win[j]), generator=gens[j]) if active[j] else None for j in range(m)]
-        n_batches = [math.ceil(int(n_win[j]) / bs) if active[j] else 0 for j in range(m)]
+        n = len(live)
+        sub = subj[live]
+        counts = [int(n_win[j]) for j in live]
+        perms = [torch.randperm(counts[p], generator=gens[j]) for p, j in enumerate(live)]
+        n_batches = [math.ceil(c / bs) for c in counts]
         for step in range(max(n_batches)):
-            on = torch.tensor([step < n_batches[j] for j in range(m)])
-            width = max(min(bs, int(n_win[j]) - step * bs) for j in range(m) if on[j])
-            idx = torch.zeros(m, width, dtype=torch.long)
-            real = torch.zeros(m, width, dtype=torch.bool)
-            for j in range(m):
-                if on[j]:
-                    sel = perms[j][step * bs : (step + 1) * bs]
-                    idx[j, : len(sel)], real[j, : len(sel)] = sel, True
-            rows = subj.unsqueeze(1).expand(-1, width)
+            on = torch.tensor([step < nb for nb in n_batches])
+            all_on = bool(on.all())
+            width = max(min(bs, counts[p] - step * bs) for p in range(n) if on[p])
+            idx = torch.zeros(n, width, dtype=torch.long)
+            real = torch.zeros(n, width, dtype=torch.bool)
+            for p in range(n):
+                if on[p]:
+                    sel = perms[p][step * bs : (step + 1) * bs]
+                    idx[p, : len(sel)], real[p, : len(sel)] = sel, True
+            rows = sub.unsqueeze(1).expand(-1, width)
             fused = train["fused"][rows, idx]
             mask = train["mask"][rows, idx] & real.unsqueeze(-1)
             y = train["y"][rows, idx]
             y_mask = train["y_mask"][rows, idx] & mask.unsqueeze(-1)
             out = net.forward(fused, mask, training=True)
-            losses = _job_losses(out, y, y_mask, loss_name)  # (M,)
+            losses = _job_losses(out, y, y_mask, loss_name)  # (n,)
             grads = torch.autograd.grad((losses * on).sum(), [P[k] for k in names])
             grads = dict(zip(names, grads))
             with torch.no_grad():
                 if settings.grad_clip:
-                    norm = torch.sqrt(sum(g.pow(2).reshape(m, -1).sum(1) for g in grads.values()))
+                    norm = torch.sqrt(sum(g.pow(2).reshape(n, -1).sum(1) for g in grads.values()))
                     coef = (settings.grad_clip / (norm + 1e-6)).clamp(max=1.0)
-                    grads = {k: g * coef.view(-1, *([1] * (g.dim() - 1))) for k, g in grads.items()}
+                    for k, g in grads.items():
+                        g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
                 steps += on.float()
                 bc1 = 1 - beta1 ** steps.clamp(min=1)
                 bc2 = 1 - beta2 ** steps.clamp(min=1)
                 for k in names:
                     shape = (-1, *([1] * (P[k].dim() - 1)))
-                    sel = on.view(shape)
                     g = grads[k]
                     if settings.weight_decay:
-                        g = g + settings.weight_decay * P[k]
-                    ea = torch.where(sel, exp_avg[k] * beta1 + (1 - beta1) * g, exp_avg[k])
-                    es = torch.where(sel, exp_sq[k] * beta2 + (1 - beta2) * g * g, exp_sq[k])
-                    exp_avg[k], exp_sq[k] = ea, es
-                    denom = es.sqrt() / bc2.sqrt().view(shape) + eps
-                    upd = (settings.lr / bc1).view(shape) * ea / denom
+                        g = g.add(P[k], alpha=settings.weight_decay)
+                    if all_on:  # the common case: every model has a batch at this step
+                        exp_avg[k].mul_(beta1).add_(g, alpha=1 - beta1)
+                        exp_sq[k].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                        denom = (exp_sq[k].sqrt() / bc2.sqrt().view(shape)).add_(eps)
+                        P[k].sub_(exp_avg[k] / denom * (settings.lr / bc1).view(shape))
+                        continue
+                    sel = on.view(shape)
+                    exp_avg[k] = torch.where(sel, exp_avg[k] * beta1 + (1 - beta1) * g, exp_avg[k])
+                    exp_sq[k] = torch.where(sel, exp_sq[k] * beta2 + (1 - beta2) * g * g, exp_sq[k])
+                    denom = exp_sq[k].sqrt() / bc2.sqrt().view(shape) + eps
+                    upd = (settings.lr / bc1).view(shape) * exp_avg[k] / denom
                     P[k].sub_(torch.where(sel, upd, torch.zeros_like(upd)))
         scores = devel_scores()
-        for j in range(m):
-            if not active[j]:
-                continue
-            history[j].append(scores[j])
-            if np.isfinite(scores[j]) and scores[j] > best[j]:
-                best[j], best_epoch[j] = scores[j], epoch
+        keep = []
+        for pos, j in enumerate(live):
+            history[j].append(scores[pos])
+            if np.isfinite(scores[pos]) and scores[pos] > best[j]:
+                best[j], best_epoch[j] = scores[pos], epoch
                 for k in names:
-                    best_P[k][j] = P[k][j].detach()
-            if epoch - best_epoch[j] >= settings.patience:
-                active[j] = False
-        if not active.any():
-            break
+                    best_P[k][j] = P[k][pos].detach()
+            if epoch - best_epoch[j] < settings.patience:
+                keep.append(pos)
+        if len(keep) < len(live):  # drop stopped models from the stack
+            if not keep:
+                break
+            ki = torch.tensor(keep)
+            P = {k: v.detach()[ki].clone().requires_grad_(True) for k, v in P.items()}
+            net.params = P
+            exp_avg = {k: v[ki] for k, v in exp_avg.items()}
+            exp_sq = {k: v[ki] for k, v in exp_sq.items()}
+            steps = steps[ki]
+            live = [live[p] for p in keep]
     return [JobResult(net.state_dict(j, best_P), best_epoch[j], best[j], history[j]) for j in range(m)]
 
 
