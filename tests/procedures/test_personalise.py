@@ -131,6 +131,11 @@ def test_personalise_improves_the_pooled_test_ccc_and_writes_everything(pers_run
     run_preds = Predictions.load(pers_run / "predictions" / "test")
     np.testing.assert_allclose(before.flat_outputs(), run_preds.flat_outputs(), atol=1e-5)
     assert "| test | valence |" in (out / "results.md").read_text()
+    # the folder is run-like for procedures over saved predictions: fusion takes it as a member
+    from affectflow.procedures.fuse import fuse_runs
+
+    fused = json.loads((fuse_runs([out, pers_run], method="mean") / "fusion.json").read_text())
+    assert fused["scores"][out.name]["test"]["valence"]["ccc"] == pytest.approx(test["after"]["valence"]["ccc"])
     with pytest.raises(RunError, match="no personalised predictions"):
         personalised_predictions(out, "nope")
 

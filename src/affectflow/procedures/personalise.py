@@ -23,7 +23,11 @@ Output: a new folder ``<run>/personalisation/pers-<time>/`` with
 - ``checkpoints/<subject>.pt`` per personalised subject (state dict + model config + normaliser + data spec, loadable
   with ``weights_only=True`` like every run checkpoint: ``affectflow.experiment.load_model``-compatible payload);
 - ``predictions/<partition>/`` (personalised, a :class:`~affectflow.predictions.Predictions` folder: subjects without
-  their own model are predicted by the base model) and ``base_predictions/<partition>/`` (the base model).
+  their own model are predicted by the base model) and ``base_predictions/<partition>/`` (the base model);
+- ``run.json`` (``kind: personalisation``), ``config.yaml`` (the base run's) and ``metrics.json`` (``best``: the
+  personalised scores), so procedures over saved predictions take the folder like a run
+  (``affectflow fuse PERS_FOLDER OTHER_RUN``); it has no ``checkpoints/seed-*.pt``, so ``evaluate`` / ``predict``
+  refuse it (use the per-subject checkpoints).
 
 >>> from affectflow.procedures.personalise import personalise, personalised_predictions
 >>> folder = personalise("runs/gru-...", seeds=10)                     # doctest: +SKIP
@@ -53,13 +57,14 @@ from affectflow.procedures.finetune import (
     finetune_vectorised,
     supports_vectorised,
 )
-from affectflow.runs import Run, new_subdir, save_checkpoint
+from affectflow.runs import Run, environment_info, new_subdir, save_checkpoint, write_run_info
 from affectflow.tasks import ContinuousTask
 from affectflow.training.seeds import resolve_device
 
 log = logging.getLogger("affectflow")
 
 IMPLEMENTATIONS = ("auto", "vectorised", "loop")
+PERSONALISATION_KIND = "personalisation"
 
 
 def _open_run_corpus(run: Run, corpus: str | Path | Corpus | None) -> Corpus:
@@ -282,6 +287,18 @@ def personalise(
     }
     write_json(out / "report.json", report)
     atomic_write(out / "results.md", lambda f: f.write_text(results_markdown(report) + "\n"))
+    # run-like files, so that procedures over saved predictions (e.g. `affectflow fuse`) take the folder as a member
+    import yaml
+
+    run_cfg = json.loads(json.dumps(cfg))
+    run_cfg.setdefault("output", {})["name"] = out.name
+    atomic_write(out / "config.yaml", lambda f: f.write_text(yaml.safe_dump(run_cfg, sort_keys=False)))
+    write_json(out / "metrics.json", {"task": "continuous", "kind": PERSONALISATION_KIND,
+                                      "best": {p: r["after"] for p, r in report_parts.items()},
+                                      "protocol": report["protocol"]})
+    write_run_info(out, {**environment_info(), "kind": PERSONALISATION_KIND, "status": "finished",
+                         "corpus": str(c.path), "base_run": str(run.path), "best_seed": None,
+                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     log.info("personalisation written to %s", out)
     return out
 
