@@ -50,6 +50,7 @@ def main() -> None:
                     help="time the plain loop on this many test subjects only (default: all); the vectorised path "
                     "is timed on the same subjects for the speed-up, and on all of them for the procedure")
     ap.add_argument("--skip-loop", action="store_true", help="do not time the plain loop")
+    ap.add_argument("--group-size", type=int, default=8, help="vectorised group size (0 = all models at once)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", help="work folder (default: a temporary one)")
     args = ap.parse_args()
@@ -77,7 +78,8 @@ def main() -> None:
           f"{t_stage1:.1f} s; peak {peak_mib():.0f} MiB")
 
     t0 = time.perf_counter()
-    out = personalise(run, seeds=args.seeds, epochs=args.ft_epochs, implementation="vectorised")
+    out = personalise(run, seeds=args.seeds, epochs=args.ft_epochs, implementation="vectorised",
+                      group_size=args.group_size or None)
     t_pers = time.perf_counter() - t0
     rep = load_report(out)
     print(f"personalisation, vectorised ({len(test_subjects)} subjects x {args.seeds} seeds, windows 10/5, <= "
@@ -93,7 +95,8 @@ def main() -> None:
         return
     subset = test_subjects[: args.loop_subjects] if args.loop_subjects else test_subjects
     if args.loop_subjects:
-        o = personalise(run, seeds=args.seeds, epochs=args.ft_epochs, implementation="vectorised", subjects=subset)
+        o = personalise(run, seeds=args.seeds, epochs=args.ft_epochs, implementation="vectorised", subjects=subset,
+                        group_size=args.group_size or None)
         vec_s = load_report(o)["fine_tune_seconds"]
     else:
         vec_s = rep["fine_tune_seconds"]

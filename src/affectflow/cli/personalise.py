@@ -31,7 +31,7 @@ def cmd_personalise(args: argparse.Namespace) -> int:
     out = personalise(args.run, seeds=seeds, window=args.window, hop=args.hop, epochs=args.epochs,
                       patience=args.patience, lr=args.lr, batch_size=args.batch_size,
                       subjects=args.subjects.split(",") if args.subjects else None, corpus=args.corpus,
-                      implementation=args.implementation, group_size=args.group_size, device=args.device,
+                      implementation=args.implementation, group_size=args.group_size or None, device=args.device,
                       progress=not args.quiet)
     print((out / "results.md").read_text())
     print(f"Personalisation written to {out}")
@@ -61,7 +61,8 @@ def register(sub: Any) -> None:
     p.add_argument("--corpus", help="corpus folder (default: the run's; give it if the corpus has moved)")
     p.add_argument("--implementation", choices=["auto", "vectorised", "loop"], default="auto",
                    help="vectorised: all subject x seed models as one stacked model (gru only); loop: one by one")
-    p.add_argument("--group-size", type=int, help="vectorised: at most this many models trained together")
+    p.add_argument("--group-size", type=int, default=8,
+                   help="vectorised: at most this many models trained together (default 8; 0 = all at once)")
     p.add_argument("--device", default="cpu", help="device for predictions (default cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_personalise)

@@ -25,9 +25,12 @@ paths give the same weights up to float rounding (tested); with dropout each dra
 reproducible from the seeds).
 
 Speed: the vectorised path removes the per-job Python and dispatch overhead and batches the matrix products, so the
-gain is largest for small models and many jobs (about 20× at hidden 8 in the equivalence test's setting) and modest
-for the paper's hidden 256 on a CPU, where the arithmetic itself dominates (``benchmarks/bench_personalise.py``
-prints the measured ratio).
+gain is largest for small models (about 20× at hidden 8 in the equivalence test's setting). For the paper's hidden
+256 on a CPU the arithmetic dominates and the gain is small (measured on a busy 2-core machine: 1.1–1.6× with groups
+of 5–10 models; all 140 models of the benchmark in one group were 0.7× the loop, as the stacked weights no longer
+stay in cache), so :func:`affectflow.procedures.personalise.personalise` stacks 8 models per group by default.
+The stacked formulation is what a GPU needs (one kernel for all models per step); ``benchmarks/bench_personalise.py``
+prints the measured ratio.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def personalise(
     subjects: Sequence[str] | None = None,
     corpus: str | Path | Corpus | None = None,
     implementation: str = "auto",
-    group_size: int | None = None,
+    group_size: int | None = 8,
     device: str = "cpu",
     progress: bool = False,
 ) -> Path:
@@ -130,7 +130,9 @@ def personalise(
         ``vectorised`` (all subject × seed models trained together as one stacked model; the early-fusion GRU
         only), ``loop`` (one after another; any model) or ``auto`` (vectorised when the model allows it).
     group_size:
-        Vectorised: at most this many subject × seed models per stacked group (default: all).
+        Vectorised: at most this many subject × seed models per stacked group (default 8; ``None``: all at once).
+        On a CPU at hidden 256 small groups are fastest (measured on 60 jobs: 8 → 16.7 s, 20 → 17.2 s, all 60 →
+        19.4 s, plain loop 18.6 s): the stacked weights of many models no longer stay in cache.
     device:
         ``cpu`` / ``cuda`` / ``auto`` for predictions (fine-tuning runs on the CPU).
     """
