@@ -501,6 +501,18 @@ def run_task(run: Run, ckpt: dict, corpus: Corpus, *, progress: bool = False,
                      grid_rate_hz=grid_rate_hz)
 
 
+def write_evaluation(out_dir: Path, metrics: dict[str, Any]) -> None:
+    """Write an evaluation's ``metrics.json`` and ``results.md`` (one row per partition, target and metric)."""
+    write_json(out_dir / "metrics.json", metrics)
+    lines = ["| partition | target | metric | value |", "|---|---|---|---|"]
+    for part, tg in metrics["partitions"].items():
+        for t, m in tg.items():
+            for k, v in m.items():
+                if k != "n":
+                    lines.append(f"| {part} | {t} | {k} | {v:.4f} |")
+    atomic_write(out_dir / "results.md", lambda f: f.write_text("\n".join(lines) + "\n"))
+
+
 def evaluate(
     run_path: str | Path,
     *,
@@ -539,14 +551,7 @@ def evaluate(
         if ceiling:
             metrics.setdefault("ceiling", {})[part] = ceiling
         preds.save(out_dir / "predictions" / part)
-    write_json(out_dir / "metrics.json", metrics)
-    lines = ["| partition | target | metric | value |", "|---|---|---|---|"]
-    for part, tg in metrics["partitions"].items():
-        for t, m in tg.items():
-            for k, v in m.items():
-                if k != "n":
-                    lines.append(f"| {part} | {t} | {k} | {v:.4f} |")
-    atomic_write(out_dir / "results.md", lambda f: f.write_text("\n".join(lines) + "\n"))
+    write_evaluation(out_dir, metrics)
     return out_dir, metrics
 
 

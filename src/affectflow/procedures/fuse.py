@@ -372,6 +372,7 @@ def evaluate_fused(run_path: str | Path, *, partitions: list[str] | None = None,
 
     Writes ``<run>/evaluations/eval-<time>/`` (``metrics.json``, ``results.md``, ``predictions/<partition>/``).
     """
+    from affectflow.experiment import write_evaluation
     from affectflow.predictions import score
     from affectflow.runs import new_subdir
 
@@ -387,12 +388,5 @@ def evaluate_fused(run_path: str | Path, *, partitions: list[str] | None = None,
         preds = fused_recording_predictions(path, c, c.recording_ids([part]), device=device, progress=progress)
         metrics["partitions"][part] = score(preds)
         preds.save(out_dir / "predictions" / part)
-    write_json(out_dir / "metrics.json", metrics)
-    lines = ["| partition | target | metric | value |", "|---|---|---|---|"]
-    for part, tg in metrics["partitions"].items():
-        for t, m in tg.items():
-            for k, v in m.items():
-                if k != "n":
-                    lines.append(f"| {part} | {t} | {k} | {v:.4f} |")
-    atomic_write(out_dir / "results.md", lambda f: f.write_text("\n".join(lines) + "\n"))
+    write_evaluation(out_dir, metrics)
     return out_dir, metrics
