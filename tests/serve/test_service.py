@@ -269,3 +269,72 @@ def test_audio_stream_refuses_bad_pcm_and_rates(client):
         ws.send_text(json.dumps({"type": "start", "input": "audio", "sample_rate": 12}))
         err = json.loads(ws.receive_text())
         assert err["type"] == "error" and "sample_rate" in err["detail"]
+
+
+def test_closed_streams_leave_no_per_stream_state(served, speech_clip):
+    """After streams end (normally, by a protocol error, by the client going away), the service holds nothing of
+    them: no open-stream count, no session, no live predictor, no per-stream Streamer (only the template that
+    feature streams clone)."""
+    _needs_audio_streaming()
+    import gc
+    import time
+
+    import soundfile as sf
+
+    from affectflow.serve.model import StreamSession
+    from affectflow.streaming.live import LivePredictor
+    from affectflow.streaming.streamer import Streamer
+
+    pcm, sr = sf.read(speech_clip, dtype="float32")
+    data = pcm[: 3 * sr].astype("<f4").tobytes()
+    chunk = int(0.5 * sr) * 4
+    columns = {}
+
+    def live() -> dict[str, int]:
+        gc.collect()
+        objs = [o for o in gc.get_objects() if o is not getattr(served, "_template", None)]
+        kinds = [type(o) for o in objs]  # type(), not isinstance(): no lazy-module proxies touched
+        return {"sessions": sum(issubclass(t, StreamSession) for t in kinds),
+                "predictors": sum(issubclass(t, LivePredictor) for t in kinds),
+                "streamers": sum(issubclass(t, Streamer) for t in kinds)}
+
+    with TestClient(create_app(served, ServeSettings())) as c:
+        svc = c.app.state.service
+        for k in range(6):
+            with c.websocket_connect("/stream") as ws:
+                if k % 3 == 2:  # a feature stream, ended normally
+                    ws.send_text(json.dumps({"type": "start", "input": "features"}))
+                    ready = json.loads(ws.receive_text())
+                    columns = ready["feature_sets"]
+                    for _ in range(3):
+                        ws.send_text(json.dumps({"type": "frame",
+                                                 "features": {n: [0.0] * d for n, d in columns.items()}}))
+                        assert json.loads(ws.receive_text())["type"] == "prediction"
+                    ws.send_text(json.dumps({"type": "end"}))
+                    while json.loads(ws.receive_text())["type"] != "end":
+                        pass
+                    continue
+                ws.send_text(json.dumps({"type": "start", "input": "audio", "sample_rate": sr}))
+                assert json.loads(ws.receive_text())["type"] == "ready"
+                for i in range(0, len(data), chunk):
+                    ws.send_bytes(data[i:i + chunk])
+                if k % 3 == 0:  # ended normally
+                    ws.send_text(json.dumps({"type": "end"}))
+                    while json.loads(ws.receive_text())["type"] != "end":
+                        pass
+                else:  # a protocol error mid-stream: the server closes it
+                    ws.send_bytes(b"\x00\x00\x00")
+                    while json.loads(ws.receive_text())["type"] != "error":
+                        pass
+        # a client that goes away mid-stream without an 'end'
+        with c.websocket_connect("/stream") as ws:
+            ws.send_text(json.dumps({"type": "start", "input": "audio", "sample_rate": sr}))
+            assert json.loads(ws.receive_text())["type"] == "ready"
+            ws.send_bytes(data[:chunk])
+        for _ in range(40):  # the server notices the disconnect asynchronously
+            if svc.open_streams == 0 and live() == {"sessions": 0, "predictors": 0, "streamers": 0}:
+                break
+            time.sleep(0.1)
+        assert svc.open_streams == 0
+        assert live() == {"sessions": 0, "predictors": 0, "streamers": 0}
+        assert c.get("/health").json()["streams"] == 0
