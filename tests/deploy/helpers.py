@@ -50,3 +50,54 @@ def raw_frames(steps: int, *, seed: int = 0, dims=DIMS, missing: float = 0.1) ->
         x[rng.random((steps, d)) < 0.05] = np.nan
         out[n] = x
     return out
+
+
+PHYSIO_SETS = {"hrv": {"rate_hz": 2.0}, "physio_rates": {"rate_hz": 2.0}, "physio_raw": {"rate_hz": 2.0},
+               "phys": {"rate_hz": 2.0}}
+"""The physio-extractor sets of :func:`physio_run` (extractor name = set name)."""
+
+
+def ccc(a: np.ndarray, b: np.ndarray) -> float:
+    """Concordance correlation coefficient over the steps where both are finite."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    return float(2 * np.cov(a, b, bias=True)[0, 1] / (a.var() + b.var() + (a.mean() - b.mean()) ** 2))
+
+
+def physio_run(path: Path, sets=PHYSIO_SETS) -> Path:
+    """A fake GRU run over physio-extractor sets, with the extractor parameters stored as extraction does."""
+    from affectflow.features.base import EXTRACTORS
+    from affectflow.features.pipeline import load_builtin_extractors
+    from affectflow.models.small import SMALL_SETTINGS
+
+    load_builtin_extractors()
+    exs = {n: EXTRACTORS.build(n, p) for n, p in sets.items()}
+    run = fake_run(path, "gru", {**SMALL_SETTINGS["gru"]}, dims={n: len(e.columns()) for n, e in exs.items()})
+    ckpt = torch.load(run / "checkpoints" / "seed-1.pt", weights_only=True)
+    for n, ex in exs.items():
+        ckpt["data"]["feature_sets"][n].update(columns=ex.columns(), modality="physio", params={
+            "extractor": n, "config_hash": ex.config_hash(), "params": ex.params()})
+    torch.save(ckpt, run / "checkpoints" / "seed-1.pt")
+    return run
+
+
+def physio_recording(root: Path, duration: float, seed: int = 3) -> Path:
+    """A synthetic NeuroKit2 ECG/respiration/EDA CSV (250 Hz) of ``duration`` s."""
+    from affectflow.corpus.media import media_recordings
+    from affectflow.synthetic.media import generate_media_corpus
+
+    c = generate_media_corpus(root / "c", n_subjects=1, duration_s=duration, seed=seed, audio=False, video=False,
+                              transcript=False, workers=1, progress=False, partitions=(1.0, 0.0, 0.0))
+    return media_recordings(c)[0].physio
+
+
+def stream(live, df, fs: float, seed: int = 0) -> list:
+    """Push a physio CSV's raw samples to ``live.push_physio`` in random chunks, then flush; the steps."""
+    rng = np.random.default_rng(seed)
+    cols = {"ECG": df["ecg"].to_numpy(), "RSP": df["resp"].to_numpy(), "EDA": df["eda"].to_numpy()}
+    steps, i, n = [], 0, len(df)
+    while i < n:
+        k = int(rng.integers(10, int(fs)))
+        steps += live.push_physio({c: x[i:i + k] for c, x in cols.items()}, fs)
+        i += k
+    return steps + live.flush()

@@ -1,4 +1,5 @@
-"""Live prediction from raw input: audio chunks and feature frames → the run's features → label grid → model.
+"""Live prediction from raw input (audio chunks, video frames, physiology samples, feature frames) → the run's
+features → label grid → model.
 
 ::
 
@@ -18,9 +19,13 @@ audio its window and context need has arrived, so live frames equal the offline 
 resampled with a streaming soxr resampler (offline reads resample the whole file with soxr: values then agree to
 resampling precision, not exactly). Sets made by the face extractors (``fer``, ``face_landmarks``, ``head_pose``,
 ``face_embedding``) are computed from decoded video frames given to :meth:`LivePredictor.push_video` with the
-offline frame selection and face tracking (:class:`_FaceGroup`), so they equal offline too. Other feature sets
-(physiology, text, or any set computed elsewhere) are pushed as frames with :meth:`LivePredictor.push_frames`
-(times in s, raw values), or treated as missing at every step (``missing=[...]``).
+offline frame selection and face tracking (:class:`_FaceGroup`), so they equal offline too. Sets made by the
+physio extractors (``hrv``, ``physio_rates``, ``physio_raw``, ``phys``) are computed from raw ECG / respiration /
+EDA samples given to :meth:`LivePredictor.push_physio` by running the offline extractor over a bounded trailing
+window of samples: **approximately** equal to offline (NeuroKit2's filters and peak detection do not see the
+future; see :meth:`LivePredictor.push_physio`). Other feature sets (text, or any set computed elsewhere) are
+pushed as frames with :meth:`LivePredictor.push_frames` (times in s, raw values), or treated as missing at every
+step (``missing=[...]``).
 
 Alignment. Label step ``g`` (time ``t_g = g / r``, ``r`` the run's label rate, ``h = 1/r``) is computed with the
 offline rule (:mod:`affectflow.data.align`) from the frames near it, as soon as every live set has a frame at or
@@ -102,6 +107,123 @@ def _video_sets(run: Run, streamer: Streamer, names: Iterable[str]) -> dict[str,
         if isinstance(ex, FaceExtractor):
             out[name] = ex
     return out
+
+
+def _physio_sets(run: Run, streamer: Streamer, names: Iterable[str]) -> dict[str, Any]:
+    """Set → physio extractor instance (``hrv``, ``physio_rates``, ``physio_raw``, ``phys``) for the sets among
+    ``names`` made by affectflow's physiology extractors, rebuilt with the run's stored parameters."""
+    from affectflow.features.base import EXTRACTORS
+    from affectflow.inference.media import feature_set_infos
+
+    try:
+        from affectflow.features.physio import _PhysioExtractor
+    except Exception:  # noqa: BLE001 - physio extractors unavailable: no live physiology
+        return {}
+    infos = feature_set_infos(run, ckpt=streamer.ckpt)
+    out = {}
+    for name in names:
+        p = infos[name].get("params") or {}
+        ex_name = p.get("extractor") if isinstance(p, dict) else None
+        if not isinstance(ex_name, str):
+            continue
+        try:
+            ex = EXTRACTORS.build(ex_name, dict(p.get("params") or {}))
+        except AffectflowError:
+            continue
+        if isinstance(ex, _PhysioExtractor):
+            out[name] = ex
+    return out
+
+
+def _physio_channels(ex: Any) -> set[str]:
+    """Normalised channel names a physio extractor reads."""
+    chans = {getattr(ex, a) for a in ("ecg_channel", "rsp_channel", "eda_channel", "bpm_channel")
+             if isinstance(getattr(ex, a, None), str)}
+    chans |= set(getattr(ex, "channels", None) or ())
+    return chans
+
+
+def _physio_lookahead(ex: Any) -> float:
+    """Seconds of signal after a frame's instant that its offline value reads directly (its analysis window)."""
+    need = 0.5 / ex.rate_hz  # physio_rates: the frame's averaging window [t - h/2, t + h/2)
+    if hasattr(ex, "win_dur"):
+        need = max(need, ex.win_dur / 2)  # hrv / phys: the HRV window centred on t
+    if hasattr(ex, "sg_window"):
+        sg = ex.sg_window if ex.sg_window is not None else 2.0 / ex.rate_hz
+        need = max(need, sg / 2)  # physio_raw / phys: the Savitzky-Golay window centred on t
+    return need
+
+
+PHYSIO_MARGIN_S = 3.0
+"""Default seconds of physio signal awaited beyond a frame's analysis window before the frame is computed live."""
+
+
+class _ArrayPhysioReader:
+    """An in-memory :class:`~affectflow.io.physio.PhysioReader` over a slice of the live sample buffer."""
+
+    def __init__(self, data: np.ndarray, channels: list[str], fs: float, start_time: float) -> None:
+        from pathlib import Path
+
+        from affectflow.io.physio import PhysioInfo, PhysioReader
+
+        class _R(PhysioReader):
+            def _blocks(self_, cols: list[int], block: int):  # noqa: N805
+                for i in range(0, len(data), block):
+                    yield i, data[i:i + block][:, cols]
+
+        self.reader = _R()
+        self.reader.info = PhysioInfo(path=Path("<live physio>"), format="live", channels=list(channels),
+                                      source_channels=list(channels), sampling_rate=float(fs),
+                                      n_samples=len(data), start_time=float(start_time))
+
+
+class _PhysioSet:
+    """One feature set computed from live physiology samples by re-running the offline extractor on a bounded
+    trailing window of raw samples (approximate: see :meth:`LivePredictor.push_physio`)."""
+
+    def __init__(self, ex: Any, context_s: float, lookahead_s: float) -> None:
+        import copy
+
+        self.ex = copy.copy(ex)
+        self.rate = float(ex.rate_hz)
+        self.lookahead = float(lookahead_s)
+        self.context = float(context_s)
+        self.k = 0  # next frame to give
+
+    def frames(self, buf: np.ndarray, buf_start: int, n_total: int, channels: list[str], fs: float,
+               last: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Frames ``k >= self.k`` that are complete (instant + lookahead <= last sample, or all at the end)."""
+        d = len(self.ex.columns())
+        t_last = (n_total - 1) / fs
+        if n_total == 0:
+            return np.zeros(0), np.zeros((0, d), np.float32)
+        k_end = int(np.floor(t_last * self.rate + 1e-9)) + 1 if last \
+            else int(np.floor((t_last - self.lookahead) * self.rate + 1e-9)) + 1
+        if k_end <= self.k:
+            return np.zeros(0), np.zeros((0, d), np.float32)
+        # trailing context: from `context` s before the first frame wanted to the last sample
+        lo = max(buf_start, int(np.floor((self.k / self.rate - self.context) * fs)))
+        data = buf[lo - buf_start:]
+        # local clock shifted by a whole number of frames so that local frame j is global frame j + k0
+        k0 = int(np.floor(lo / fs * self.rate))
+        reader = _ArrayPhysioReader(data, channels, fs, lo / fs - k0 / self.rate).reader
+        ex = self.ex
+        ex._open = lambda rec: reader  # the offline extract() code, over the in-memory window
+        import warnings
+
+        from affectflow.errors import AffectflowWarning
+        from affectflow.features.base import MediaRecording
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AffectflowWarning)
+            df = ex.extract(MediaRecording(id="live", physio="<live physio>"))
+        j = np.arange(self.k, k_end) - k0
+        vals = np.full((len(j), d), np.nan, np.float32)
+        ok = (j >= 0) & (j < len(df))
+        vals[ok] = df[ex.columns()].to_numpy(np.float32)[j[ok]]
+        times = np.arange(self.k, k_end) / self.rate
+        self.k = k_end
+        return times, vals
 
 
 class _FaceGroup:
@@ -205,7 +327,7 @@ class _AudioSet:
 
 
 class LivePredictor:
-    """Live prediction from audio chunks and feature frames (see the module docstring).
+    """Live prediction from audio chunks, video frames, physiology samples and feature frames (module docstring).
 
     Parameters
     ----------
@@ -221,10 +343,20 @@ class LivePredictor:
     video:
         Compute the run's face-extractor sets (``fer``, ``face_landmarks``, ``head_pose``, ``face_embedding``) from
         decoded frames given to :meth:`push_video` (default); with ``False`` they are pushed as frames.
+    physio:
+        Compute the run's physiology-extractor sets (``hrv``, ``physio_rates``, ``physio_raw``, ``phys``) from raw
+        samples given to :meth:`push_physio` (default; approximate, see there); with ``False`` they are pushed
+        as frames.
     block_frames:
         Compute audio features in blocks of this many frames (1: each frame as soon as its audio is there).
         Larger blocks re-analyse less context per frame (eGeMAPS reads 2 s of context on each side of a block)
         and cost less CPU, but delay each step by up to ``block_frames - 1`` frames. Values do not change.
+    physio_context:
+        Seconds of raw physiology kept before the next frame to compute (the trailing window the extractors run
+        on; default 30).
+    physio_lookahead:
+        Seconds of physiology awaited after a frame's instant before computing it (default: the longest analysis
+        half-window of the run's physio sets + 3 s). Larger: closer to offline values, later steps.
 
     Raises
     ------
@@ -234,8 +366,9 @@ class LivePredictor:
     """
 
     def __init__(self, run: Run | str | os.PathLike, *, seed: int | None = None, device: str = "cpu",
-                 missing: Iterable[str] = (), audio: bool = True, video: bool = True,
-                 block_frames: int = 1) -> None:
+                 missing: Iterable[str] = (), audio: bool = True, video: bool = True, physio: bool = True,
+                 block_frames: int = 1, physio_context: float = 30.0,
+                 physio_lookahead: float | None = None) -> None:
         run = run if isinstance(run, Run) else Run(run)
         self.streamer = Streamer(run, seed=seed, device=device)
         self.run = run
@@ -255,7 +388,20 @@ class LivePredictor:
         rest = [n for n in self.streamer.feature_sets if n not in self._audio_ex and n not in self.missing]
         self._video_ex = _video_sets(run, self.streamer, rest) if video else {}
         self.video_sets = list(self._video_ex)
-        self.frame_sets = [n for n in rest if n not in self._video_ex]
+        rest = [n for n in rest if n not in self._video_ex]
+        self._physio_ex = _physio_sets(run, self.streamer, rest) if physio else {}
+        self.physio_sets = list(self._physio_ex)
+        self.physio_channels = sorted(set().union(*(_physio_channels(e) for e in self._physio_ex.values())))
+        if not (isinstance(physio_context, (int, float)) and physio_context > 0):
+            raise StreamingError(f"physio_context must be a positive number of seconds; got {physio_context!r}.")
+        if physio_lookahead is not None and not (isinstance(physio_lookahead, (int, float))
+                                                 and physio_lookahead >= 0):
+            raise StreamingError(f"physio_lookahead must be None or >= 0 s; got {physio_lookahead!r}.")
+        self.physio_context = float(physio_context)
+        self.physio_lookahead = (float(physio_lookahead) if physio_lookahead is not None else
+                                 max((_physio_lookahead(e) for e in self._physio_ex.values()), default=0.0)
+                                 + PHYSIO_MARGIN_S)
+        self.frame_sets = [n for n in rest if n not in self._physio_ex]
         self._why_not_audio = other
         self._rates = {}
         from affectflow.inference.media import feature_set_infos
@@ -264,6 +410,10 @@ class LivePredictor:
         for n in self.streamer.feature_sets:
             self._rates[n] = infos[n].get("rate_hz")
         self.reset()
+
+    @property
+    def _sets(self) -> list[str]:
+        return self.audio_sets + self.video_sets + self.physio_sets + self.frame_sets
 
     @property
     def sample_rate(self) -> int:
@@ -281,11 +431,18 @@ class LivePredictor:
         for n, ex in self._video_ex.items():
             groups.setdefault((ex.rate_hz, ex.min_confidence), []).append(n)
         self._video = [_FaceGroup(ns, [self._video_ex[n] for n in ns], r, c) for (r, c), ns in groups.items()]
+        self._physio = {n: _PhysioSet(ex, self.physio_context, self.physio_lookahead)
+                        for n, ex in self._physio_ex.items()}
+        self._ph_rate: float | None = None
+        self._ph_channels: list[str] | None = None
+        self._ph_buf = np.zeros((0, 0))
+        self._ph_start = 0
+        self._ph_n = 0
         self._resamplers: dict[int, Any] = {}
         self._in_rate: int | None = None
         self._n_in = 0
         self._frames = {n: (np.zeros(0), np.zeros((0, self.streamer.dims[n]), np.float32))
-                        for n in self.audio_sets + self.video_sets + self.frame_sets}
+                        for n in self._sets}
         self._next = 0
         self._ended = False
 
@@ -346,6 +503,94 @@ class LivePredictor:
         for j, n in enumerate(g.names):
             self._append(n, t, np.stack([r[1][j] for r in rows]))
 
+    def push_physio(self, samples: dict[str, np.ndarray], sample_rate: float) -> list[dict[str, float]]:
+        """Append raw physiology samples and return the label steps they complete.
+
+        ``samples`` maps channel → 1-D array of the new samples (e.g. ``{"ECG": ..., "RSP": ..., "EDA": ...}``;
+        names as in a physio file, normalised with :func:`~affectflow.io.physio.normalise_channel_name`), all
+        channels of equal length, at ``sample_rate`` Hz; the same channels and rate for the whole stream (a
+        channel never given is a NaN column, as a file without it). The first sample pushed is at time 0.
+
+        The run's physio sets (``hrv``, ``physio_rates``, ``physio_raw``, ``phys``, with the run's stored
+        extractor parameters) are computed by running the **offline extractor code** (NeuroKit2 ECG cleaning and
+        R-peak detection, respiration troughs and rate, EDA tonic/phasic split, Savitzky-Golay, windowed HRV) over
+        a bounded trailing window of raw samples: from ``physio_context`` s (default 30) before the first frame
+        still to compute up to the newest sample. A frame at ``t`` is computed once the samples reach
+        ``t + physio_lookahead`` (default: the longest analysis half-window of the run's physio sets, e.g.
+        ``win_dur/2`` = 2 s for HRV, plus :data:`PHYSIO_MARGIN_S` = 3 s), so a label step comes about
+        ``physio_lookahead + h/2`` after its time, and memory and CPU per frame are bounded (one extractor pass
+        over ``physio_context + physio_lookahead`` s per push that completes frames).
+
+        **Approximate**, not equal to offline extraction: the filters, R-peak and breath detection see only this
+        trailing window, not the whole recording (offline R-peak detection reads 10 s after each block, RSP and EDA
+        are filtered whole). Where they agree the values are the same; they differ where a beat near the window's
+        right edge is detected differently (HRV statistics of that window then jump, e.g. pNN20 by 100/n),
+        for ``RSP_Rate`` (NeuroKit2 interpolates the rate between breath troughs, so the value at ``t`` depends on
+        the next one or two troughs, often more than 3 s later; a ``physio_lookahead`` of about 10 s brings it
+        close), for the EDA tonic/phasic split (a 0.05 Hz high-pass), and in the first seconds of a stream
+        (respiration rate is NaN until a few breaths have arrived). ``benchmarks/bench_live_physio.py`` measures
+        the agreement (numbers in the README). At :meth:`flush` the remaining frames are computed with the end of
+        the stream as offline.
+        """
+        if not self.physio_sets:
+            raise StreamingError(f"Run {self.run.path} has no feature set made by a physio extractor "
+                                 f"(feature sets: {self.streamer.feature_sets}).")
+        self._check_open()
+        from affectflow.io.physio import normalise_channel_name
+
+        if not isinstance(samples, dict) or not samples:
+            raise StreamingError("push_physio takes a non-empty dict channel -> 1-D array of samples.")
+        fs = float(sample_rate)
+        if not fs > 0:
+            raise StreamingError(f"The physio sample rate must be positive; got {sample_rate!r}.")
+        names = [normalise_channel_name(str(c)) for c in samples]
+        unknown = [c for c, n in zip(samples, names) if n not in self.physio_channels]
+        if unknown:
+            raise StreamingError(f"Unknown physio channel(s) {unknown}: the run's physio sets {self.physio_sets} "
+                                 f"read {self.physio_channels}.")
+        if len(set(names)) != len(names):
+            raise StreamingError(f"Physio channels {list(samples)} name the same channel twice.")
+        if self._ph_rate is None:
+            self._ph_rate, self._ph_channels = fs, names
+            self._ph_buf = np.zeros((0, len(names)))
+            from affectflow.features.physio import MIN_ECG_RATE
+
+            ecg = {e.ecg_channel for e in self._physio_ex.values() if hasattr(e, "ecg_channel")} & set(names)
+            if ecg and fs < MIN_ECG_RATE:
+                import warnings
+
+                from affectflow.errors import AffectflowWarning
+
+                warnings.warn(f"ECG sampled at {fs:g} Hz, below the {MIN_ECG_RATE:g} Hz R-peak detection needs; "
+                              "HRV and heart-rate values are NaN.", AffectflowWarning, stacklevel=2)
+        elif fs != self._ph_rate:
+            raise StreamingError(f"The physio sample rate changed from {self._ph_rate:g} to {fs:g} Hz within one "
+                                 "stream.")
+        elif sorted(names) != sorted(self._ph_channels):
+            raise StreamingError(f"The physio channels changed from {self._ph_channels} to {names} within one "
+                                 "stream.")
+        cols = dict(zip(names, samples.values()))
+        arrs = [np.asarray(cols[c], dtype=np.float64) for c in self._ph_channels]
+        if any(a.ndim != 1 for a in arrs) or len({a.size for a in arrs}) != 1:
+            raise StreamingError("Physio samples must be 1-D arrays of equal length for every channel; got shapes "
+                                 f"{[a.shape for a in arrs]}.")
+        self._ph_buf = np.concatenate([self._ph_buf, np.stack(arrs, axis=1)])
+        self._ph_n += arrs[0].size
+        self._feed_physio(last=False)
+        return self._emit()
+
+    def _feed_physio(self, last: bool) -> None:
+        fs = self._ph_rate
+        for name, s in self._physio.items():
+            t, v = s.frames(self._ph_buf, self._ph_start, self._ph_n, self._ph_channels, fs, last)
+            self._append(name, t, v)
+        # keep what the next frames' trailing context needs
+        lo = min(int(np.floor((s.k / s.rate - s.context) * fs)) for s in self._physio.values())
+        drop = lo - self._ph_start
+        if drop > 0:
+            self._ph_buf = self._ph_buf[drop:]
+            self._ph_start += drop
+
     def push_frames(self, name: str, times: np.ndarray, values: np.ndarray) -> list[dict[str, float]]:
         """Append frames of feature set ``name`` (computed elsewhere: video, physiology...): ``times`` ``(N,)`` s,
         increasing and after the frames pushed before; ``values`` ``(N, D)`` raw, NaN = missing."""
@@ -353,7 +598,8 @@ class LivePredictor:
         if name not in self.frame_sets:
             raise StreamingError(
                 f"Feature set {name!r} is not pushed as frames in this stream; frame sets: {self.frame_sets} "
-                f"(audio sets {self.audio_sets} come from push_audio, video sets {self.video_sets} from push_video; "
+                f"(audio sets {self.audio_sets} come from push_audio, video sets {self.video_sets} from push_video, "
+                f"physio sets {self.physio_sets} from push_physio; "
                 f"missing: {sorted(self.missing)})."
             )
         t = np.asarray(times, dtype=np.float64).reshape(-1)
@@ -376,9 +622,13 @@ class LivePredictor:
             self._feed_audio(np.zeros(0, np.float32), last=True)
         for g in self._video:
             self._append_group(g, g.flush())
+        if self._physio and self._ph_rate is not None:
+            self._feed_physio(last=True)
         if duration is None:
             if self._in_rate:
                 duration = self._n_in / self._in_rate
+            elif self._ph_rate:
+                duration = self._ph_n / self._ph_rate
             else:
                 ends = [f[0][-1] for f in self._frames.values() if len(f[0])]
                 duration = max(ends) if ends else 0.0
@@ -400,7 +650,7 @@ class LivePredictor:
     def _emit(self, until: int | None = None) -> list[dict[str, float]]:
         h = 1.0 / self.label_rate_hz
         out = []
-        sets = self.audio_sets + self.video_sets + self.frame_sets
+        sets = self._sets
         while True:
             g = self._next
             t_g = g * h
