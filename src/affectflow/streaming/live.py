@@ -84,15 +84,12 @@ def _audio_sets(run: Run, streamer: Streamer) -> tuple[dict[str, Any], dict[str,
     return live, other
 
 
-def _video_sets(run: Run, streamer: Streamer, names: Iterable[str]) -> dict[str, Any]:
-    """Set → face extractor instance for the sets among ``names`` made by affectflow's face extractors."""
+def _sets_made_by(run: Run, streamer: Streamer, names: Iterable[str], base: type) -> dict[str, Any]:
+    """Set → extractor instance, rebuilt with the run's stored parameters, for the sets among ``names`` whose
+    extractor is an instance of ``base``."""
     from affectflow.features.base import EXTRACTORS
     from affectflow.inference.media import feature_set_infos
 
-    try:
-        from affectflow.features.face import FaceExtractor
-    except Exception:  # noqa: BLE001 - face extractors unavailable: no live video
-        return {}
     infos = feature_set_infos(run, ckpt=streamer.ckpt)
     out = {}
     for name in names:
@@ -104,35 +101,28 @@ def _video_sets(run: Run, streamer: Streamer, names: Iterable[str]) -> dict[str,
             ex = EXTRACTORS.build(ex_name, dict(p.get("params") or {}))
         except AffectflowError:
             continue
-        if isinstance(ex, FaceExtractor):
+        if isinstance(ex, base):
             out[name] = ex
     return out
+
+
+def _video_sets(run: Run, streamer: Streamer, names: Iterable[str]) -> dict[str, Any]:
+    """Set → face extractor instance for the sets among ``names`` made by affectflow's face extractors."""
+    try:
+        from affectflow.features.face import FaceExtractor
+    except Exception:  # noqa: BLE001 - face extractors unavailable: no live video
+        return {}
+    return _sets_made_by(run, streamer, names, FaceExtractor)
 
 
 def _physio_sets(run: Run, streamer: Streamer, names: Iterable[str]) -> dict[str, Any]:
     """Set → physio extractor instance (``hrv``, ``physio_rates``, ``physio_raw``, ``phys``) for the sets among
     ``names`` made by affectflow's physiology extractors, rebuilt with the run's stored parameters."""
-    from affectflow.features.base import EXTRACTORS
-    from affectflow.inference.media import feature_set_infos
-
     try:
         from affectflow.features.physio import _PhysioExtractor
     except Exception:  # noqa: BLE001 - physio extractors unavailable: no live physiology
         return {}
-    infos = feature_set_infos(run, ckpt=streamer.ckpt)
-    out = {}
-    for name in names:
-        p = infos[name].get("params") or {}
-        ex_name = p.get("extractor") if isinstance(p, dict) else None
-        if not isinstance(ex_name, str):
-            continue
-        try:
-            ex = EXTRACTORS.build(ex_name, dict(p.get("params") or {}))
-        except AffectflowError:
-            continue
-        if isinstance(ex, _PhysioExtractor):
-            out[name] = ex
-    return out
+    return _sets_made_by(run, streamer, names, _PhysioExtractor)
 
 
 def _physio_channels(ex: Any) -> set[str]:
