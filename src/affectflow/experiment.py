@@ -529,9 +529,12 @@ def evaluate(
     combined with its weights (:func:`affectflow.procedures.fuse.evaluate_fused`).
     """
     from affectflow.procedures.fuse import evaluate_fused, is_fusion_run
+    from affectflow.procedures.yardstick import evaluate_yardstick, is_yardstick_run
 
     if is_fusion_run(run_path):
         return evaluate_fused(run_path, partitions=partitions, corpus=corpus, device=device, progress=progress)
+    if is_yardstick_run(run_path):  # the linear yardstick (affectflow yardstick)
+        return evaluate_yardstick(run_path, partitions=partitions, corpus=corpus, progress=progress)
     run = Run(run_path)
     cfg = config_from_dict(run.config_dict)
     c = _open_corpus(run, corpus)
@@ -623,6 +626,10 @@ def run_predictions(
 
     if is_fusion_run(run.path):  # a fused run (affectflow fuse): its members predict, its weights combine
         return fused_recording_predictions(run.path, c, ids, device=device, progress=progress)
+    from affectflow.procedures.yardstick import is_yardstick_run, yardstick_predictions
+
+    if is_yardstick_run(run.path):  # the linear yardstick (affectflow yardstick)
+        return yardstick_predictions(run.path, c, ids, progress=progress)
     model, normalizer, ckpt = load_model(run, seed)
     dev = resolve_device(device)
     model.to(dev)

@@ -223,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         extract_cli.register(sub)
     importlib.import_module("affectflow.cli.procedures").register(sub)  # sweep, cv, fuse, late-fusion
     importlib.import_module("affectflow.cli.personalise").register(sub)
+    importlib.import_module("affectflow.cli.yardstick").register(sub)  # linear yardstick
     importlib.import_module("affectflow.cli.serve").register(sub)
     importlib.import_module("affectflow.cli.data").register(sub)  # challenge importers, submit, fuse-raters
     return p
