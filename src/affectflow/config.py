@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from affectflow.errors import ConfigError
+from affectflow.fsutil import SAFE_NAME
 
 
 @dataclass
@@ -42,7 +43,7 @@ class WindowConfig:
 class DataConfig:
     """Which data to train on and how to present it."""
 
-    corpus: str = ""
+    corpus: str | None = ""
     task: str = "continuous"
     features: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=lambda: ["arousal", "valence"])
@@ -155,9 +156,7 @@ class ExperimentConfig:
                 "checkpoint, so seeds must be distinct."
             )
         if self.output.name is not None:
-            from affectflow.corpus.corpus import _SAFE_NAME
-
-            if not _SAFE_NAME.match(self.output.name):
+            if not SAFE_NAME.match(self.output.name):
                 raise ConfigError(
                     f"`output.name` {self.output.name!r} is not a safe folder name: use letters, digits and '_', '.', "
                     "'+', '-', starting with a letter or digit (the run folder is <output.runs_dir>/<name>-<time>)."
@@ -264,18 +263,37 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def parse_override(text: str) -> dict[str, Any]:
-    """``"a.b.c=value"`` → ``{"a": {"b": {"c": value}}}`` with ``value`` parsed as YAML."""
-    if "=" not in text:
+def split_override(text: str) -> tuple[str, Any]:
+    """Split one ``KEY=VALUE`` override into its key and its value parsed as YAML.
+
+    This is the one meaning of ``--set`` (and of the override lists of configs, sweeps and late fusion) for every
+    command: ``train``, ``extract``, ``serve`` and the procedures. The key is everything before the first ``=``
+    (stripped; dotted paths such as ``training.lr`` are split by :func:`parse_override`); the value is YAML, so
+    ``3`` is an int, ``0.5`` a float, ``[1, 2]`` a list, ``true`` a bool, ``"3"`` a string, and ``null`` or ``~``
+    is ``None``. **An empty value** (``KEY=`` or ``KEY=  ``) **is** ``None``, as an empty value in a YAML file is:
+    it unsets the key (``data.corpus=`` leaves the corpus unset). Give ``KEY=""`` for an empty string.
+
+    Raises
+    ------
+    ConfigError
+        No ``=``, an empty key or an empty part of a dotted key, or a value that is not valid YAML.
+    """
+    if not isinstance(text, str) or "=" not in text:
         raise ConfigError(f"Override {text!r} is not of the form key.path=value (e.g. training.lr=0.0005).")
     key, raw = text.split("=", 1)
     key = key.strip()
-    if not key or any(not p for p in key.split(".")):
-        raise ConfigError(f"Override {text!r} has an empty key part; expected key.path=value.")
+    if not key or any(not p.strip() for p in key.split(".")):
+        raise ConfigError(f"Override {text!r} has an empty key part; expected key.path=value (e.g. training.lr=0.0005).")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"Cannot parse the value of override {text!r} as YAML: {e}") from e
+        raise ConfigError(f"Cannot parse the value of override {text!r}: it is not valid YAML ({e}).") from e
+    return key, value
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"a.b.c=value"`` → ``{"a": {"b": {"c": value}}}``, the value parsed as in :func:`split_override`."""
+    key, value = split_override(text)
     out: dict[str, Any] = {}
     cur = out
     parts = key.split(".")

@@ -25,5 +25,13 @@ class RunError(AffectflowError, ValueError):
     """A run directory is missing, incomplete, or would be overwritten."""
 
 
+class ExtractionError(Exception):
+    """A recording's file is corrupt, truncated, empty or unsupported (the message names the file).
+
+    Raised by the readers in :mod:`affectflow.io` and by the extractors; the extraction pipeline records it as a
+    failed job. (Also importable from :mod:`affectflow.features.base`, where it used to live.)
+    """
+
+
 class AffectflowWarning(UserWarning):
     """A recoverable data problem (missing frames, dropped duplicates...), with counts in the message."""

@@ -27,10 +27,11 @@ import torch
 import yaml
 
 from affectflow.config import ExperimentConfig, config_from_dict
-from affectflow.corpus.corpus import Corpus, atomic_write, write_json
+from affectflow.corpus.corpus import Corpus
 from affectflow.data.normalize import Normalizer
 from affectflow.data.store import SequenceStore
 from affectflow.errors import AffectflowWarning, ConfigError, CorpusError, RunError
+from affectflow.fsutil import atomic_write, write_json
 from affectflow.models import MODELS, build_model
 from affectflow.runs import (
     Run,

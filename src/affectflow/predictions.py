@@ -209,7 +209,7 @@ class Predictions:
     # ------------------------------------------------------------------ files
     def save(self, folder: str | Path) -> Path:
         """Write the prediction files (see the module docstring) into ``folder`` (created if needed)."""
-        from affectflow.corpus.corpus import atomic_write, child_path, write_json
+        from affectflow.fsutil import atomic_write, child_path, write_json
         from affectflow.tasks import specs_to_state
 
         folder = Path(folder)

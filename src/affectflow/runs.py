@@ -38,8 +38,8 @@ import torch
 import yaml
 
 from affectflow import __version__
-from affectflow.corpus.corpus import child_path, write_json
 from affectflow.errors import CorpusError, RunError
+from affectflow.fsutil import child_path, write_json
 
 
 def new_run_dir(root: str | os.PathLike, name: str) -> Path:

@@ -39,8 +39,9 @@ import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from affectflow.corpus.corpus import _SAFE_NAME, Corpus
+from affectflow.corpus.corpus import Corpus
 from affectflow.errors import AffectflowError
+from affectflow.fsutil import SAFE_NAME as _SAFE_NAME
 
 #: Deterministic, bounded and CI-friendly: the same examples on every run, no example database, no deadline.
 FUZZ_SETTINGS = settings(

@@ -118,7 +118,7 @@ def _recordings_from_args(args: argparse.Namespace) -> list[tuple[str, dict[str,
 
 def predict_media_files(args: argparse.Namespace) -> int:
     """``affectflow predict RUN --media ...``: one CSV and one plot per recording under a new output folder."""
-    from affectflow.corpus.corpus import atomic_write, check_name
+    from affectflow.fsutil import atomic_write, check_name
     from affectflow.errors import RunError
     from affectflow.inference.media import plot_prediction, predict_media, required_inputs
     from affectflow.runs import Run, new_subdir
@@ -256,7 +256,7 @@ def stream_file(run, path, *, fast: bool = False, chunk_s: float = 0.1, allow_mi
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from affectflow.corpus.corpus import atomic_write
+    from affectflow.fsutil import atomic_write
     from affectflow.inference.media import plot_prediction
 
     if args.out and Path(args.out).exists():

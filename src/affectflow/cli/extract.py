@@ -21,6 +21,7 @@ import inspect
 import sys
 from typing import Any
 
+from affectflow.config import split_override
 from affectflow.errors import ConfigError
 
 
@@ -138,8 +139,6 @@ def resolve_config(config: str | None, features: str | None, overrides: list[str
     dict
         ``{"defaults": {...}, "features": {name: {type, params...}}}``.
     """
-    import yaml
-
     from affectflow.features.pipeline import default_config_path, load_config
 
     base = load_config(config if config else default_config_path())
@@ -150,18 +149,14 @@ def resolve_config(config: str | None, features: str | None, overrides: list[str
             raise ConfigError("--features names no feature set.")
         feats = {n: dict(feats.get(n, {"type": n})) for n in names}
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        fs, dot, param = key.strip().partition(".")
-        if not sep or not dot or not fs or not param:
+        fs, dot, param = item.partition("=")[0].strip().partition(".")
+        if "=" not in item or not dot or not fs or not param:
             raise ConfigError(f"--set {item!r}: expected SET.PARAM=VALUE, e.g. egemaps.win_dur=2.0.")
         if fs not in feats:
             raise ConfigError(
                 f"--set {item!r}: feature set {fs!r} is not being extracted; selected: {sorted(feats)}."
             )
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {err}") from err
+        _, value = split_override(item)
         feats[fs][param] = value
     return {"defaults": base["defaults"], "features": feats}
 

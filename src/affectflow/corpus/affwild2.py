@@ -47,10 +47,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from affectflow.corpus.corpus import TIME, Corpus, LabelSetInfo, check_name
+from affectflow.corpus.corpus import TIME, Corpus, LabelSetInfo
 from affectflow.corpus.importreport import ChallengeImportReport
 from affectflow.corpus.staging import check_new_folder, staged_folder
-from affectflow.errors import CorpusError, ImportFormatError
+from affectflow.errors import CorpusError, ExtractionError, ImportFormatError
+from affectflow.fsutil import check_name
 
 ANNOTATION_DIR = "VA_Estimation_Challenge"
 SETS = {"Train_Set": "train", "Validation_Set": "devel"}
@@ -264,7 +265,6 @@ def import_affwild2(
     if videos is not None and not Path(videos).is_dir():
         report.errors.append(f"videos folder {str(videos)!r} does not exist")
     info: dict[str, dict] = {}
-    from affectflow.features.base import ExtractionError
     from affectflow.io.video import video_info
 
     for video in tqdm(sorted({video_of(n) for n in part_of}), desc="videos", disable=not progress, leave=False):

@@ -28,12 +28,8 @@ rename it into place (:func:`staged_folder`), so an import either makes a whole 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -42,12 +38,23 @@ import numpy as np
 import pandas as pd
 
 from affectflow.errors import CorpusError
+from affectflow.fsutil import (  # noqa: F401 - re-exported: these helpers lived here before affectflow.fsutil
+    SAFE_NAME,
+    atomic_write,
+    check_name,
+    child_path,
+    current_umask,
+    is_safe_name,
+    json_default as _json_default,
+    staged_folder,
+    write_json,
+)
 
 FORMAT_NAME = "affectflow-corpus"
 FORMAT_VERSION = 1
 TIME = "time"
 RECORDING_COLUMNS = ["id", "subject", "partition", "duration"]
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_SAFE_NAME = SAFE_NAME  # deprecated alias: use affectflow.fsutil.SAFE_NAME
 
 
 @dataclass
@@ -93,16 +100,6 @@ class LabelSetInfo:
     description: str = ""
 
 
-def check_name(kind: str, name: str) -> str:
-    """Return ``name`` if it is safe as a file name, else raise :class:`CorpusError`."""
-    if not isinstance(name, str) or not _SAFE_NAME.match(name):
-        raise CorpusError(
-            f"Invalid {kind} {name!r}: names must start with a letter or digit and contain only letters, digits "
-            "and the characters '_', '.', '+', '-' (they become file names)."
-        )
-    return name
-
-
 def check_recordings_table(df: pd.DataFrame, where: str) -> None:
     """Check the ids and partitions of a recordings table (they become file and folder names).
 
@@ -116,7 +113,7 @@ def check_recordings_table(df: pd.DataFrame, where: str) -> None:
     blank = ids.isna() | (ids.astype(str).str.strip() == "")
     if blank.any():
         problems.append(f"{int(blank.sum())} row(s) with a blank id (rows {[int(i) + 2 for i in df.index[blank][:10]]})")
-    bad = [str(i) for i in ids[~blank] if not _SAFE_NAME.match(str(i))]
+    bad = [str(i) for i in ids[~blank] if not is_safe_name(str(i))]
     if bad:
         problems.append(f"{len(bad)} unsafe id(s) {bad[:10]}")
     dup = ids[~blank & ids.duplicated()]
@@ -127,7 +124,7 @@ def check_recordings_table(df: pd.DataFrame, where: str) -> None:
         pblank = parts.isna() | (parts.astype(str).str.strip() == "")
         if pblank.any():
             problems.append(f"{int(pblank.sum())} recording(s) without a partition {ids[pblank].astype(str).tolist()[:10]}")
-        pbad = sorted({str(p) for p in parts[~pblank] if not _SAFE_NAME.match(str(p))})
+        pbad = sorted({str(p) for p in parts[~pblank] if not is_safe_name(str(p))})
         if pbad:
             problems.append(f"unsafe partition name(s) {pbad[:10]}")
     if problems:
@@ -163,94 +160,6 @@ def _info(cls, f: Path, what: str):
         raise CorpusError(f"{what} {str(f)!r} does not have the expected fields ({e}).") from e
 
 
-def child_path(root: str | os.PathLike, name: str, suffix: str = "", *, kind: str = "name") -> Path:
-    """``root / (name + suffix)`` after checking that ``name`` is a safe file name and the path stays in ``root``.
-
-    Parameters
-    ----------
-    root:
-        The folder the path must stay in (compared lexically, so a symlinked ``root`` is fine).
-    name:
-        A recording id, partition or set name (checked with :func:`check_name`).
-    suffix:
-        Appended to ``name``, e.g. ``".parquet"``.
-    kind:
-        What ``name`` is, for the error message.
-
-    Raises
-    ------
-    CorpusError
-        ``name`` is not a safe name, or the joined path would leave ``root``.
-    """
-    check_name(kind, name)
-    root_s = os.path.normpath(os.path.abspath(os.fspath(root)))
-    out = os.path.normpath(os.path.join(root_s, name + suffix))
-    if os.path.dirname(out) != root_s:
-        raise CorpusError(f"Refusing the path {out!r}: {kind} {name!r} would leave the folder {root_s!r}.")
-    return Path(root) / (name + suffix)
-
-
-def current_umask() -> int:
-    """The process umask (read without changing it where the platform allows)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file to ``path`` (same folder, so the rename is atomic).
-
-    The file gets the mode a plain ``open`` would give it (``0o666`` minus the umask), not ``mkstemp``'s ``0o600``,
-    so that colleagues sharing a corpus or a run can read it when the umask allows.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextlib.contextmanager
-def staged_folder(out: str | os.PathLike, *, what: str = "corpus"):
-    """Build a new folder all-or-nothing: yield a hidden sibling folder, rename it to ``out`` on success.
-
-    On any exception (or a kill before the rename) ``out`` is left untouched: the staging folder is removed (a killed
-    process leaves only a hidden ``.<name>.staging-*`` sibling, never a partial ``out``). The staged folder gets the
-    mode of a plain ``mkdir`` (``0o777`` minus the umask).
-
-    Raises
-    ------
-    CorpusError
-        ``out`` exists and is not an empty folder (checked before and again at the rename).
-    """
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CorpusError(f"Cannot create a {what} in {str(out)!r}: it exists and is not an empty folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    try:
-        os.chmod(tmp, 0o777 & ~current_umask())
-        yield tmp
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise CorpusError(f"Cannot create a {what} in {str(out)!r}: it was created by someone else meanwhile.")
-        os.replace(tmp, out)  # atomic; replaces an empty folder
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def read_json_file(path: Path, what: str) -> Any:
     """Parse a JSON file; a missing, unreadable or malformed file raises :class:`CorpusError` naming it."""
     try:
@@ -268,23 +177,6 @@ def read_parquet_file(path: Path, what: str) -> pd.DataFrame:
             f"{what} {str(path)!r} cannot be read as Parquet ({type(e).__name__}: {e}). The file is damaged: "
             "re-create it (re-import or re-extract), or delete it."
         ) from e
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n"))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def read_partition_map(path: str | os.PathLike) -> dict[str, str]:

@@ -83,9 +83,10 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from affectflow.corpus.corpus import Corpus, atomic_write, check_name, check_recordings_table, staged_folder
+from affectflow.corpus.corpus import Corpus, check_recordings_table
 from affectflow.errors import CorpusError, ImportFormatError
 from affectflow.features.base import MediaRecording
+from affectflow.fsutil import atomic_write, check_name, staged_folder
 
 MEDIA_COLUMNS = ["id", "audio", "video", "physio", "transcript"]
 MEDIA_KINDS = ("audio", "video", "physio", "transcript")

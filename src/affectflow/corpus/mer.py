@@ -36,10 +36,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, check_name
+from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo
 from affectflow.corpus.importreport import ChallengeImportReport
 from affectflow.corpus.staging import check_new_folder, staged_folder
 from affectflow.errors import CorpusError, ImportFormatError
+from affectflow.fsutil import check_name
 
 MER_CLASSES = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
 LABEL_FILES = {"train": "train-label.csv", "devel": "devel-label.csv", "test1": "test1-label.csv",

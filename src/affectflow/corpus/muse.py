@@ -47,15 +47,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from affectflow.corpus.corpus import (
-    _SAFE_NAME as _SAFE_ID,
     TIME,
     Corpus,
     FeatureSetInfo,
     LabelSetInfo,
     describe_column_difference,
-    staged_folder,
 )
 from affectflow.errors import CorpusError, ImportFormatError
+from affectflow.fsutil import SAFE_NAME as _SAFE_ID, staged_folder
 
 _PERSONAL = re.compile(r"^(?P<subject>.+)_(?P<part>train|devel|test)$")
 _RESERVED = {"time", "recording", "segment_id", "start", "end"}

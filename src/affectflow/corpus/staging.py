@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from affectflow.corpus.corpus import staged_folder
 from affectflow.errors import CorpusError
+from affectflow.fsutil import staged_folder
 
 __all__ = ["check_new_folder", "staged_folder"]
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from affectflow.corpus.corpus import TIME, Corpus, atomic_write
+from affectflow.corpus.corpus import TIME, Corpus
 from affectflow.data.align import align_to_grid, regular_grid
 from affectflow.errors import CorpusError
+from affectflow.fsutil import atomic_write
 
 ALIGN_VERSION = 2
 

@@ -348,7 +348,7 @@ def export_run(run: Run | str | os.PathLike, out_dir: str | os.PathLike | None =
     ExportError
         Unknown format, or a model the exporter cannot convert.
     """
-    from affectflow.corpus.corpus import write_json
+    from affectflow.fsutil import write_json
     from affectflow.experiment import load_model
     from affectflow.runs import new_subdir
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from affectflow.errors import ExtractionError  # noqa: F401 - re-exported; defined in affectflow.errors
 from affectflow.registry import Registry
 
 
@@ -64,10 +65,6 @@ class MediaRecording:
         if self.audio is not None:
             return self.audio
         return self.video if self.video is not None and not Path(self.video).is_dir() else None
-
-
-class ExtractionError(Exception):
-    """A recording's file is corrupt, truncated, empty or unsupported (the message names the file)."""
 
 
 class Extractor(ABC):

@@ -32,7 +32,7 @@ Outputs
     ``params = {"extractor", "config_hash", "params"}``.
 
 Failures
-    A job fails when the extractor raises (an :class:`~affectflow.features.base.ExtractionError` for a bad input
+    A job fails when the extractor raises (an :class:`~affectflow.errors.ExtractionError` for a bad input
     file, or any other exception), when its worker process dies (killed, out of memory, crashed), or when its
     output is unusable: not a DataFrame, no ``time`` column, columns other than the declared ones, no rows,
     non-finite or non-increasing times, or every value NaN. Failed jobs are listed with the input file and the
@@ -72,9 +72,10 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, _SAFE_NAME, check_name, child_path, write_json
+from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo
 from affectflow.errors import ConfigError, CorpusError
 from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
+from affectflow.fsutil import SAFE_NAME, check_name, child_path, write_json
 from affectflow.registry import Registry
 
 RECORD_DIR = ".extract"
@@ -728,7 +729,7 @@ def extract(
             continue
         folder = corpus.path / "features" / name
         for p in folder.glob("*.parquet"):
-            if p.stem in rec_ids or not _SAFE_NAME.match(p.stem):
+            if p.stem in rec_ids or not SAFE_NAME.match(p.stem):
                 continue
             if not is_current(corpus, name, p.stem, h):
                 meta["stale_outputs"].append(p.stem)

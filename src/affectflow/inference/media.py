@@ -343,7 +343,7 @@ def plot_prediction(df: pd.DataFrame, path: str | os.PathLike, title: str = "") 
         axes[0, 0].set_title(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    from affectflow.corpus.corpus import atomic_write
+    from affectflow.fsutil import atomic_write
 
     atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
     plt.close(fig)

@@ -17,7 +17,7 @@ container is dropped by FFmpeg, and samples past the duration declared by the st
 padding, e.g. up to one AAC frame) are cut, so a 3.000 s AAC track reads as 3.000 s.
 
 Errors: a missing, empty, corrupt, truncated or unsupported file, or a video without an audio track, raises
-:class:`affectflow.features.base.ExtractionError` whose message names the file and the problem.
+:class:`affectflow.errors.ExtractionError` whose message names the file and the problem.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affectflow.features.base import ExtractionError
+from affectflow.errors import ExtractionError
 
 #: Extensions read with soundfile first (others go straight to PyAV).
 SOUNDFILE_EXTENSIONS = frozenset(

@@ -32,7 +32,7 @@ resp/respiration/breathing → ``RSP``, EDA/GSR/SCL/skin conductance → ``EDA``
 names are kept (stripped). A second channel with the same normalised name gets a suffix: ``ECG_2``, ``ECG_3``.
 
 Any file that is missing, empty, truncated, corrupt or of an unsupported type raises
-:class:`affectflow.features.base.ExtractionError` with the file name and the problem.
+:class:`affectflow.errors.ExtractionError` with the file name and the problem.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from affectflow.features.base import ExtractionError
+from affectflow.errors import ExtractionError
 
 CANONICAL_CHANNELS = ("ECG", "RSP", "EDA", "BPM")
 """Normalised names of the channels the physio extractors know."""

@@ -40,7 +40,7 @@ Time units (``time_unit="auto"``, the default), decided once per file for all it
    than 300. Pass ``time_unit="s"`` or ``"ms"`` to override.
 
 Tokens without any letter or digit (``"-"``, ``"..."``) are dropped; so are rows with an empty word/text.
-Malformed files raise :class:`~affectflow.features.base.ExtractionError` naming the file and the problem.
+Malformed files raise :class:`~affectflow.errors.ExtractionError` naming the file and the problem.
 
 ASR
 ---
@@ -64,7 +64,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from affectflow.features.base import ExtractionError
+from affectflow.errors import ExtractionError
 
 WORD_TABLE_COLUMNS = ["start", "end", "word", "utterance"]
 """Columns of the word table returned by every function of this module."""

@@ -17,7 +17,7 @@ on the same kind of grid, given the frame rate of the video they come from; fram
 with ``image=None`` (masked as NaN rows by the extractors). :func:`iter_video_frames` takes either.
 
 Any failure to open or decode a file (missing, empty, corrupt, truncated, no video stream) raises
-:class:`affectflow.features.base.ExtractionError` with the path and the reason.
+:class:`affectflow.errors.ExtractionError` with the path and the reason.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from affectflow.features.base import ExtractionError
+from affectflow.errors import ExtractionError
 
 TRUNCATION_TOLERANCE_S = 0.5
 """A video whose decoded frames end more than this (plus 5 %) before its header duration is called truncated."""

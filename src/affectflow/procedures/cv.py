@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from affectflow.config import ExperimentConfig
-from affectflow.corpus.corpus import Corpus, atomic_write, read_partition_map, write_json, write_partition_map
+from affectflow.corpus.corpus import Corpus, read_partition_map, write_partition_map
 from affectflow.errors import RunError
+from affectflow.fsutil import atomic_write, write_json
 from affectflow.procedures.folds import cv_folds
 from affectflow.procedures.sweep import MAIN_METRICS, SweepSpec, _load_cells, run_sweep
 from affectflow.runs import new_run_dir

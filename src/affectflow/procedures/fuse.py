@@ -49,8 +49,8 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from affectflow.corpus.corpus import atomic_write, write_json
 from affectflow.errors import ConfigError, RunError
+from affectflow.fsutil import atomic_write, write_json
 from affectflow.runs import environment_info, new_run_dir, write_run_info
 
 FUSION_KIND = "fusion"

@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 
 from affectflow.config import _merge, config_from_dict, parse_override
-from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, atomic_write, write_json, write_partition_map
+from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, write_partition_map
 from affectflow.errors import ConfigError, CorpusError, RunError
+from affectflow.fsutil import atomic_write, write_json
 from affectflow.procedures.folds import subject_groups
 from affectflow.procedures.sweep import SweepSpec, _load_cells, run_sweep
 from affectflow.runs import Run

@@ -46,9 +46,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from affectflow.corpus.corpus import Corpus, atomic_write, write_json
+from affectflow.corpus.corpus import Corpus
 from affectflow.data.dataset import WindowDataset, collate
 from affectflow.errors import AffectflowError, ConfigError, RunError
+from affectflow.fsutil import atomic_write, write_json
 from affectflow.predictions import Predictions
 from affectflow.procedures.finetune import (
     FineTuneSettings,

@@ -48,8 +48,9 @@ import pandas as pd
 import yaml
 
 from affectflow.config import _merge, config_from_dict, default_config_dict, parse_override, read_yaml
-from affectflow.corpus.corpus import Corpus, atomic_write, write_json
+from affectflow.corpus.corpus import Corpus
 from affectflow.errors import AffectflowError, ConfigError, RunError
+from affectflow.fsutil import atomic_write, write_json
 from affectflow.procedures.executor import get_executor
 from affectflow.runs import new_run_dir
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from affectflow.errors import AffectflowError, RunError
+from affectflow.errors import AffectflowError, ExtractionError, RunError
 
 #: Media kinds one uploaded file can provide.
 FILE_KINDS = ("audio", "video")
@@ -142,8 +142,6 @@ class ServedModel:
             The run cannot take files, or the file is not readable media of the kinds the run needs (no audio
             track when the run needs audio, ...).
         """
-        from affectflow.features.base import ExtractionError
-
         self._check_media_supported()
         durations = []
         try:
@@ -172,7 +170,6 @@ class ServedModel:
         ``progress(fraction, message)`` is called now and then; it may raise to stop the prediction.
         ``workdir`` (a folder that does not exist yet) holds the temporary corpus and is removed afterwards.
         """
-        from affectflow.features.base import ExtractionError
         from affectflow.inference.media import predict_media
 
         self._check_media_supported()

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from affectflow.config import split_override
 from affectflow.errors import ConfigError
 
 #: Media extensions an upload may have (lower case, with the dot). Anything else is refused with 415 before a
@@ -104,22 +105,17 @@ class ServeSettings:
 
     @classmethod
     def from_overrides(cls, items: list[str] | None) -> "ServeSettings":
-        """Settings from ``key=value`` strings (values parsed as YAML), e.g. ``["max_upload_mb=50"]``."""
-        import yaml
-
+        """Settings from ``key=value`` strings, parsed by :func:`affectflow.config.split_override` (values are YAML;
+        an empty value is ``None``), e.g. ``["max_upload_mb=50"]``."""
         valid = {f.name: f for f in fields(cls)}
         kw: dict[str, Any] = {}
         for item in items or []:
-            key, sep, raw = item.partition("=")
-            key = key.strip()
-            if not sep or key not in valid:
+            key = item.partition("=")[0].strip() if isinstance(item, str) else ""
+            if not isinstance(item, str) or "=" not in item or key not in valid:
                 raise ConfigError(
                     f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(valid)}."
                 )
-            try:
-                value = yaml.safe_load(raw) if raw.strip() else None
-            except yaml.YAMLError as e:
-                raise ConfigError(f"--set {item!r}: the value is not valid YAML: {e}") from e
+            key, value = split_override(item)
             if valid[key].type in ("float",) and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             kw[key] = value

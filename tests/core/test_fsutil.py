@@ -1,0 +1,68 @@
+"""The bottom-layer file helpers (affectflow.fsutil) and the one override parser."""
+
+import os
+import stat
+
+import pytest
+
+from affectflow import fsutil
+from affectflow.config import parse_override, split_override
+from affectflow.errors import ConfigError, CorpusError
+
+
+def test_old_import_paths_are_the_same_objects():
+    import affectflow.corpus as corpus_pkg
+    from affectflow.corpus import corpus as old
+    from affectflow.errors import ExtractionError
+    from affectflow.features import base
+
+    for name in ["atomic_write", "write_json", "child_path", "check_name", "staged_folder", "current_umask"]:
+        assert getattr(old, name) is getattr(fsutil, name)
+    assert old._SAFE_NAME is fsutil.SAFE_NAME
+    assert corpus_pkg.atomic_write is fsutil.atomic_write
+    assert base.ExtractionError is ExtractionError
+
+
+def test_child_path_stays_in_its_folder(tmp_path):
+    assert fsutil.child_path(tmp_path, "rec_1", ".csv") == tmp_path / "rec_1.csv"
+    for bad in ["..", "../x", "a/b", ".hidden", "", "a b"]:
+        with pytest.raises(CorpusError, match="recording"):
+            fsutil.child_path(tmp_path, bad, ".csv", kind="recording")
+    assert fsutil.is_safe_name("S01+a.b-c_d") and not fsutil.is_safe_name(3)
+
+
+def test_atomic_write_leaves_no_partial_file_and_follows_umask(tmp_path):
+    target = tmp_path / "sub" / "f.json"
+
+    def fail(p):
+        p.write_text("half")
+        raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError):
+        fsutil.atomic_write(target, fail)
+    assert not target.exists() and os.listdir(target.parent) == []
+    import numpy as np
+
+    fsutil.write_json(target, {"a": np.float32(0.5), "b": np.arange(2), "c": tmp_path})
+    assert target.read_text() == '{\n  "a": 0.5,\n  "b": [\n    0,\n    1\n  ],\n  "c": "%s"\n}\n' % tmp_path
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~fsutil.current_umask()
+
+
+def test_one_meaning_of_an_override():
+    assert split_override(" a.b = [1, 2]") == ("a.b", [1, 2])
+    assert split_override("a=") == ("a", None) == split_override("a=  ") == split_override("a=null")
+    assert split_override('a=""') == ("a", "")
+    assert split_override("a=x=y") == ("a", "x=y")
+    assert parse_override("a.b.c=3") == {"a": {"b": {"c": 3}}}
+    for bad, match in [("a", "key.path=value"), ("=1", "empty key"), ("a..b=1", "empty key"), ("a=[1", "not valid YAML")]:
+        with pytest.raises(ConfigError, match=match):
+            split_override(bad)
+
+
+def test_serve_and_extract_read_overrides_like_train():
+    from affectflow.serve.settings import ServeSettings
+
+    s = ServeSettings.from_overrides(["max_upload_mb=7"])
+    assert s.max_upload_mb == 7.0 and isinstance(s.max_upload_mb, float)
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        ServeSettings.from_overrides(["max_upload_mb=[1"])
