@@ -120,6 +120,7 @@ SMALL_ENCODERS: dict[str, dict] = {
     "stack": {
         "stages": [{"type": "gated_conv", "channels": 8, "causal": True}, {"type": "gru", "hidden_size": 8}]
     },
+    "backbone": {"input_shape": [1, 2, 4], "widths": [4, 4, 4, 4], "pixel_norm": None},
 }
 SMALL_FUSIONS: dict[str, dict] = {
     "early": {"d_model": 8},

@@ -9,6 +9,10 @@ mean, and a per-set step mask records which steps had any finite value.
 ``mode="subject"`` uses, for each subject, statistics over all that subject's recordings (features only, never
 labels; this is transductive for devel/test subjects, as speaker normalisation usually is); subjects with fewer
 than ``min_subject_steps`` finite steps fall back to the global train statistics. ``mode="none"`` only fills NaN.
+
+Raw pixel sets (``storage: uint8``, e.g. ``face_crops``) are never z-scored: their statistics are fixed to
+:math:`\\mu = 0, \\sigma = 1` (no pass over the pixels), so they reach the model in [0, 1] (missing = 0) and the
+backbone encoder normalises them itself.
 """
 
 from __future__ import annotations
@@ -76,12 +80,18 @@ class Normalizer:
 
     def fit(self, train: SequenceStore, others: list[SequenceStore] = ()) -> "Normalizer":
         """Accumulate train statistics (and per-subject ones over ``train`` + ``others`` if ``mode="subject"``)."""
-        moments = {n: _Moments.zeros(d) for n, d in train.dims.items()}
-        for i in range(len(train)):
-            for block in train.iter_blocks(i):
-                for n, x in block.items():
-                    moments[n].add(x)
+        raw = set(getattr(train, "uint8_sets", ()))
+        moments = {n: _Moments.zeros(d) for n, d in train.dims.items() if n not in raw}
+        if moments:
+            for i in range(len(train)):
+                for block in train.iter_blocks(i):
+                    for n, x in block.items():
+                        if n in moments:
+                            moments[n].add(x)
         self.stats_ = {n: m.mean_std() for n, m in moments.items()}
+        for n in raw:
+            d = train.dims[n]
+            self.stats_[n] = (np.zeros(d, np.float32), np.ones(d, np.float32))
         self.subject_stats_ = {}
         if self.mode == "subject":
             per: dict[str, dict[str, _Moments]] = {}
@@ -90,10 +100,11 @@ class Normalizer:
                     acc = per.setdefault(rec.subject, {n: _Moments.zeros(d) for n, d in store.dims.items()})
                     for block in store.iter_blocks(i):
                         for n, x in block.items():
-                            acc[n].add(x)
+                            if n not in raw:
+                                acc[n].add(x)
             for subj, acc in per.items():
                 self.subject_stats_[subj] = {
-                    n: m.mean_std() for n, m in acc.items() if np.median(m.n) >= self.min_subject_steps
+                    n: m.mean_std() for n, m in acc.items() if n not in raw and np.median(m.n) >= self.min_subject_steps
                 }
         return self
 

@@ -5,6 +5,11 @@
 keyed by the source file's size and modification time, and read **by byte offset** for each window, so a corpus
 far larger than memory trains with bounded memory (only the windows of the current batch are in RAM).
 
+Raw pixel sets (a feature set whose info says ``storage: uint8``, e.g. ``face_crops``: values ``v / 255``) are
+cached as uint8 ``(T, D + 1)`` arrays, the last column 1 where the step has a frame and 0 where it is missing
+(NaN), and read back as float32 ``v / 255`` (exact): 4x less disk and read traffic than float32, which is what lets
+a backbone train on hours of 48x48 RGB crops from disk with only the current batch in memory.
+
 Axes: time steps ``T`` (label grid), feature columns ``D`` of one set, targets ``K``.
 """
 
@@ -56,12 +61,26 @@ class RecordingIndex:
         return len(self.times)
 
 
-def _npy_data_offset(path: Path) -> tuple[int, tuple[int, ...]]:
+def is_uint8_set(info) -> bool:
+    """Whether a feature set (:class:`~affectflow.corpus.corpus.FeatureSetInfo`) holds raw pixels in [0, 1] that are
+    cached as uint8 (its ``params`` say ``storage: uint8``)."""
+    return (info.params or {}).get("storage") == "uint8"
+
+
+def _to_uint8(aligned: np.ndarray) -> np.ndarray:
+    """``(T, D)`` float in [0, 1] (NaN = missing) → ``(T, D + 1)`` uint8, last column = step has values."""
+    finite = np.isfinite(aligned)
+    valid = finite.any(1)
+    q = np.clip(np.rint(np.where(finite, aligned, 0.0) * 255.0), 0, 255).astype(np.uint8)
+    return np.concatenate([q, valid[:, None].astype(np.uint8)], axis=1)
+
+
+def _npy_data_offset(path: Path, dtype=np.float32) -> tuple[int, tuple[int, ...]]:
     with open(path, "rb") as f:
         version = np.lib.format.read_magic(f)
         reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = reader(f)
-        if fortran or dtype != np.float32:
+        shape, fortran, found = reader(f)
+        if fortran or found != dtype:
             raise CorpusError(f"Cached array {path} has an unexpected layout; delete the corpus cache/ folder.")
         return f.tell(), shape
 
@@ -113,6 +132,7 @@ class SequenceStore:
         self.label_set = label_set
         self.infos = {name: corpus.feature_set(name) for name in self.feature_sets}
         self.dims = {name: info.dim for name, info in self.infos.items()}
+        self.uint8_sets = {name for name, info in self.infos.items() if is_uint8_set(info)}
         if self.targets and (grid_rate_hz is None or label_set in corpus.label_sets):
             dims = corpus.label_set(label_set).dims
             bad = [t for t in self.targets if t not in dims]
@@ -154,7 +174,9 @@ class SequenceStore:
                 arrays[name] = None
                 continue
             st = src.stat()
-            key = hashlib.sha256(f"{ALIGN_VERSION}|{st.st_size}|{st.st_mtime_ns}|{grid_key}".encode()).hexdigest()[:16]
+            kind = "|u8" if name in self.uint8_sets else ""
+            key = hashlib.sha256(
+                f"{ALIGN_VERSION}|{st.st_size}|{st.st_mtime_ns}|{grid_key}{kind}".encode()).hexdigest()[:16]
             dst = self.cache_dir / name / f"{rid}.{key}.npy"
             if not dst.is_file():
                 self._align_one(name, rid, src, times, dst)
@@ -171,6 +193,8 @@ class SequenceStore:
             grid,
             frame_period=(1.0 / info.rate_hz) if info.rate_hz else None,
         )
+        if name in self.uint8_sets:
+            aligned = _to_uint8(aligned)
         for old in dst.parent.glob(f"{rid}.*.npy"):
             old.unlink(missing_ok=True)
         def write(p: Path) -> None:
@@ -194,15 +218,24 @@ class SequenceStore:
             if path is None:
                 out[name] = np.full((n, d), np.nan, dtype=np.float32)
                 continue
+            u8 = name in self.uint8_sets
+            width, item = (d + 1, 1) if u8 else (d, 4)
             if path not in self._offsets:
-                self._offsets[path] = _npy_data_offset(path)
+                self._offsets[path] = _npy_data_offset(path, np.uint8 if u8 else np.float32)
             offset, shape = self._offsets[path]
-            if shape != (rec.length, d):
-                raise CorpusError(f"Cached array {path} has shape {shape}, expected {(rec.length, d)}; delete cache/.")
+            if shape != (rec.length, width):
+                raise CorpusError(
+                    f"Cached array {path} has shape {shape}, expected {(rec.length, width)}; delete cache/.")
             with open(path, "rb") as f:
-                f.seek(offset + start * d * 4)
-                buf = f.read(n * d * 4)
-            out[name] = np.frombuffer(buf, dtype=np.float32).reshape(n, d).copy()
+                f.seek(offset + start * width * item)
+                buf = f.read(n * width * item)
+            if u8:
+                q = np.frombuffer(buf, dtype=np.uint8).reshape(n, width)
+                v = q[:, :d].astype(np.float32) / np.float32(255.0)
+                v[q[:, d] == 0] = np.nan
+                out[name] = v
+            else:
+                out[name] = np.frombuffer(buf, dtype=np.float32).reshape(n, d).copy()
         return out
 
     def labels(self, i: int, start: int = 0, stop: int | None = None) -> np.ndarray:

@@ -686,6 +686,61 @@ class LogMel(_AudioExtractor):
         return dict(compute=compute, sample_rate=sr, left=win_n // 2, right=win_n - win_n // 2, pad="reflect")
 
 
+@EXTRACTORS.register
+class LogMelPatches(LogMel):
+    """A log-mel patch per output frame: the raw input of an audio backbone (VGGish takes 96 x 64 patches).
+
+    Output frame :math:`k` (time :math:`k / \\text{rate\\_hz}`) holds ``n_frames`` log-mel frames (computed exactly
+    as ``logmel``: window ``win_dur``, ``n_mels`` bands) whose centres are ``frame_hop`` seconds apart and centred
+    on the output time: :math:`t_k + (j - \\lfloor n/2 \\rfloor) \\cdot \\text{frame\\_hop}`, ``j = 0 .. n-1``;
+    mirror reflection at the edges. Columns ``m{j:03d}_{band:02d}`` frame-major, i.e. a ``(1, n_frames, n_mels)``
+    image per step (time down, frequency across). The defaults are VGGish's: 96 frames of 25 ms every 10 ms, 64
+    bands from 125 to 7500 Hz. Causal streaming is possible (bounded context) with a delay of half a patch.
+
+    Parameters
+    ----------
+    rate_hz, n_mels, win_dur, n_fft, fmin, fmax, sample_rate, log_offset:
+        As ``logmel`` (``rate_hz``: one patch per label step; the ABAW5 paper uses the video frame rate).
+    n_frames:
+        Log-mel frames per patch.
+    frame_hop:
+        Seconds between the patch's frames.
+    """
+
+    name = "logmel_patches"
+
+    def __init__(self, *, rate_hz: float = 2.0, n_frames: int = 96, frame_hop: float = 0.01, n_mels: int = 64,
+                 win_dur: float = 0.025, n_fft: int | None = None, fmin: float = 125.0, fmax: float = 7500.0,
+                 sample_rate: int = 16000, log_offset: float = 0.01):
+        super().__init__(rate_hz=rate_hz, n_mels=n_mels, win_dur=win_dur, n_fft=n_fft, fmin=fmin, fmax=fmax,
+                         sample_rate=sample_rate, log_offset=log_offset)
+        self.n_frames = n_frames
+        self.frame_hop = frame_hop
+        self._positive("frame_hop")
+        if isinstance(n_frames, bool) or not isinstance(n_frames, int) or not 1 <= n_frames <= 1024:
+            raise ConfigError(f"Extractor 'logmel_patches': `n_frames` must be an integer in 1..1024, got {n_frames!r}.")
+
+    def columns(self) -> list[str]:
+        return [f"m{j:03d}_{b:02d}" for j in range(int(self.n_frames)) for b in range(int(self.n_mels))]
+
+    def block_spec(self) -> dict[str, Any]:
+        """As ``logmel``'s, with every frame replaced by its patch of ``n_frames`` frames."""
+        spec = super().block_spec()
+        sr = spec["sample_rate"]
+        inner = spec["compute"]
+        hop_n = int(round(self.frame_hop * sr))
+        shifts = (np.arange(int(self.n_frames)) - int(self.n_frames) // 2) * hop_n
+        n_mels = int(self.n_mels)
+
+        def compute(blk: _Block) -> np.ndarray:
+            pos = (blk.positions[:, None] + shifts[None, :]).reshape(-1)
+            sub = _Block(blk.k0, blk.k1, blk.seg, blk.start, pos)
+            return inner(sub).reshape(len(blk.positions), int(self.n_frames) * n_mels)
+
+        return dict(spec, compute=compute, left=spec["left"] + max(0, -int(shifts[0])),
+                    right=spec["right"] + max(0, int(shifts[-1])))
+
+
 # =========================================================================================== ssl
 @EXTRACTORS.register
 class SSLEmbeddings(_AudioExtractor):

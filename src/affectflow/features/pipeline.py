@@ -707,7 +707,8 @@ def extract(
                 modality=ex.modality,
                 columns=list(ex.columns()),
                 rate_hz=getattr(ex, "rate_hz", None),
-                params={"extractor": ex.name, "config_hash": h, "params": ex.params()},
+                params={"extractor": ex.name, "config_hash": h, "params": ex.params(),
+                        **({"storage": ex.storage} if getattr(ex, "storage", None) else {})},
                 description=(type(ex).__doc__ or "").strip().split("\n")[0],
             )
             old = corpus.feature_sets.get(name)

@@ -1,6 +1,7 @@
 """The model registry and the architectures (importing this package registers them all)."""
 
 from affectflow.models import (
+    backbones,  # noqa: F401  (registers the "backbone" encoder)
     composite,  # noqa: F401  (registers "composite" and the named architectures)
     gru,  # noqa: F401  (registers "gru")
 )

@@ -40,12 +40,20 @@ class SequenceModel(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """``{"type", "params", "input_dims", "targets"}``: enough to rebuild the model with :func:`build_model`."""
-        return {"type": self.name, "params": self.hparams, "input_dims": self.input_dims, "targets": self.targets}
+        from affectflow.models.backbones import resolve_backbone_params
+
+        return {"type": self.name, "params": resolve_backbone_params(self.hparams), "input_dims": self.input_dims,
+                "targets": self.targets}
 
     def forward(self, x: dict[str, torch.Tensor], mask: torch.Tensor, feature_mask: dict[str, torch.Tensor] | None = None):
         raise NotImplementedError
 
 
 def build_model(config: dict[str, Any]) -> nn.Module:
-    """Rebuild a model from :meth:`SequenceModel.config` output."""
-    return MODELS.build(config["type"], config["params"], input_dims=config["input_dims"], targets=config["targets"])
+    """Rebuild a model from :meth:`SequenceModel.config` output (backbone weights files are not read: the
+    checkpoint's state dict follows)."""
+    from affectflow.models.backbones import no_pretrained_weights
+
+    with no_pretrained_weights():
+        return MODELS.build(config["type"], config["params"], input_dims=config["input_dims"],
+                            targets=config["targets"])
