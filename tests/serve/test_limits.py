@@ -37,7 +37,7 @@ class KnownModel(ServedModel):
         return {"name": self.name, "targets": self.targets, "label_rate_hz": 2.0, "feature_sets": ["x"],
                 "causal": True, "stream_inputs": [], "stream_refusal": "no"}
 
-    def probe(self, path):
+    def probe(self, path, limit_s=None):
         data = path.read_bytes()
         if data.startswith(b"BAD"):
             raise MediaError("not media")
@@ -60,7 +60,9 @@ class KnownModel(ServedModel):
 
 
 def client(model=None, **settings):
-    return TestClient(create_app(model or KnownModel(), ServeSettings(**settings)))
+    """The app around ``model`` (predictions in threads: the stand-in's gate is not picklable)."""
+    settings.setdefault("isolate_jobs", False)
+    return TestClient(create_app(model or KnownModel(), ServeSettings(**settings)), base_url="http://localhost")
 
 
 def test_display_name_and_extension_never_carry_a_path():
@@ -166,7 +168,7 @@ def test_slow_uploads_time_out_with_408():
             time.sleep(0.15)
             yield b"x" * 10
 
-    app = create_app(KnownModel(), ServeSettings(upload_timeout_s=0.4))
+    app = create_app(KnownModel(), ServeSettings(upload_timeout_s=0.4, isolate_jobs=False))
     with running_server(app) as url:
         r = httpx.post(url + "/predict?filename=slow.wav", content=slow(), timeout=10)
         assert r.status_code == 408 and "within the service's limit of 0.4 s" in r.json()["detail"]

@@ -25,7 +25,7 @@ def reference(speech_run, speech_clip):
 
 @pytest.fixture()
 def client(served):
-    with TestClient(create_app(served, ServeSettings())) as c:
+    with TestClient(create_app(served, ServeSettings()), base_url="http://localhost") as c:
         yield c
 
 
@@ -121,7 +121,7 @@ def test_feature_stream_equals_the_causal_model_stepped_directly(client, speech_
             v[:10] = np.nan
         frames.append(None if k == 4 else v)
     expected = [ref.step({"egemaps": f}) for f in frames]
-    with client.websocket_connect("/stream") as ws:
+    with client.websocket_connect("ws://localhost/stream") as ws:
         ws.send_text(json.dumps({"type": "start", "input": "features"}))
         ready = json.loads(ws.receive_text())
         assert ready["type"] == "ready" and ready["feature_sets"] == {"egemaps": 88}
@@ -150,7 +150,7 @@ def test_feature_stream_equals_the_causal_model_stepped_directly(client, speech_
     (json.dumps({"type": "start", "input": "features"}), b"\x00\x00\x80\x3f", 1003, "Binary messages are audio"),
 ])
 def test_stream_protocol_errors_close_with_a_message(client, first, then, code, words):
-    with client.websocket_connect("/stream") as ws:
+    with client.websocket_connect("ws://localhost/stream") as ws:
         ws.send_text(first)
         if then is not None:
             assert json.loads(ws.receive_text())["type"] == "ready"
@@ -164,11 +164,11 @@ def test_stream_protocol_errors_close_with_a_message(client, first, then, code, 
 
 
 def test_stream_limit_refuses_one_more(served):
-    with TestClient(create_app(served, ServeSettings(max_streams=1))) as c:
-        with c.websocket_connect("/stream") as ws1:
+    with TestClient(create_app(served, ServeSettings(max_streams=1)), base_url="http://localhost") as c:
+        with c.websocket_connect("ws://localhost/stream") as ws1:
             ws1.send_text(json.dumps({"type": "start", "input": "features"}))
             assert json.loads(ws1.receive_text())["type"] == "ready"
-            with c.websocket_connect("/stream") as ws2:
+            with c.websocket_connect("ws://localhost/stream") as ws2:
                 err = json.loads(ws2.receive_text())
                 assert "1 open streams" in err["detail"]
                 with pytest.raises(WebSocketDisconnect) as e:
@@ -237,7 +237,7 @@ def test_audio_stream_gives_the_offline_answer_step_by_step(client, speech_clip,
     width = 2 if encoding == "s16le" else 4
     chunk = int(0.3 * sr) * width  # 0.3 s per message
     got, before_end = [], 0
-    with client.websocket_connect("/stream") as ws:
+    with client.websocket_connect("ws://localhost/stream") as ws:
         ws.send_text(json.dumps({"type": "start", "input": "audio", "sample_rate": sr, "encoding": encoding}))
         ready = json.loads(ws.receive_text())
         assert ready["type"] == "ready" and ready["targets"] == ["arousal", "valence"] and ready["sample_rate"] == sr
@@ -259,13 +259,13 @@ def test_audio_stream_gives_the_offline_answer_step_by_step(client, speech_clip,
 
 def test_audio_stream_refuses_bad_pcm_and_rates(client):
     _needs_audio_streaming()
-    with client.websocket_connect("/stream") as ws:
+    with client.websocket_connect("ws://localhost/stream") as ws:
         ws.send_text(json.dumps({"type": "start", "input": "audio", "sample_rate": 16000, "encoding": "f32le"}))
         assert json.loads(ws.receive_text())["type"] == "ready"
         ws.send_bytes(b"\x00\x00\x00")
         err = json.loads(ws.receive_text())
         assert "whole number of 4-byte samples" in err["detail"]
-    with client.websocket_connect("/stream") as ws:
+    with client.websocket_connect("ws://localhost/stream") as ws:
         ws.send_text(json.dumps({"type": "start", "input": "audio", "sample_rate": 12}))
         err = json.loads(ws.receive_text())
         assert err["type"] == "error" and "sample_rate" in err["detail"]
@@ -298,10 +298,10 @@ def test_closed_streams_leave_no_per_stream_state(served, speech_clip):
                 "predictors": sum(issubclass(t, LivePredictor) for t in kinds),
                 "streamers": sum(issubclass(t, Streamer) for t in kinds)}
 
-    with TestClient(create_app(served, ServeSettings())) as c:
+    with TestClient(create_app(served, ServeSettings()), base_url="http://localhost") as c:
         svc = c.app.state.service
         for k in range(6):
-            with c.websocket_connect("/stream") as ws:
+            with c.websocket_connect("ws://localhost/stream") as ws:
                 if k % 3 == 2:  # a feature stream, ended normally
                     ws.send_text(json.dumps({"type": "start", "input": "features"}))
                     ready = json.loads(ws.receive_text())
@@ -327,7 +327,7 @@ def test_closed_streams_leave_no_per_stream_state(served, speech_clip):
                     while json.loads(ws.receive_text())["type"] != "error":
                         pass
         # a client that goes away mid-stream without an 'end'
-        with c.websocket_connect("/stream") as ws:
+        with c.websocket_connect("ws://localhost/stream") as ws:
             ws.send_text(json.dumps({"type": "start", "input": "audio", "sample_rate": sr}))
             assert json.loads(ws.receive_text())["type"] == "ready"
             ws.send_bytes(data[:chunk])

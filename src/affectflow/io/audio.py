@@ -132,13 +132,17 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     return _probe(_check_file(path))
 
 
-def audio_duration(path: str | os.PathLike) -> float:
+def audio_duration(path: str | os.PathLike, limit_s: float | None = None) -> float:
     """Duration of a file's audio in seconds, from its header (no decoding).
 
     Parameters
     ----------
     path:
         Audio file or video with an audio track.
+    limit_s:
+        When the container declares no duration, counting stops as soon as more than ``limit_s`` seconds have
+        been decoded (the value returned is then that count, just over ``limit_s``): a small compressed file
+        holding hours of audio is refused after decoding a little more than the limit, not all of it.
 
     Returns
     -------
@@ -149,7 +153,12 @@ def audio_duration(path: str | os.PathLike) -> float:
     info = audio_info(path)
     if math.isfinite(info.duration):
         return info.duration
-    n = sum(len(c) for c in _decode(Path(path), None))
+    n = 0
+    stop = None if limit_s is None else limit_s * info.sample_rate
+    for c in _decode(Path(path), None):
+        n += len(c)
+        if stop is not None and n > stop:
+            break
     return n / info.sample_rate
 
 

@@ -26,6 +26,11 @@ Endpoints
 ``WS /stream``
     Step-by-step predictions from streamed audio or feature frames (protocol in :mod:`affectflow.serve.stream`).
 
+There is no ``/docs`` page (Swagger UI would be fetched from a CDN at run time); ``GET /openapi.json`` describes
+the endpoints. Every request first passes :class:`~affectflow.serve.guard.AccessGuard` (allowed ``Host`` names,
+the browser's ``Origin``, the optional bearer token), and predictions run in killable child processes
+(:mod:`affectflow.serve.isolation`) unless ``isolate_jobs`` is off.
+
 The result JSON is columnar: ``{"name", "time": [...], "<target>": [...], "targets", "label_rate_hz",
 "n_steps", "duration_s"}`` with ``null`` for steps without a prediction; the CSV has the columns ``time`` and the
 targets. Every error is JSON ``{"error": "<kind>", "detail": "<one paragraph>"}`` with a 4xx status for anything
@@ -38,6 +43,7 @@ import asyncio
 import io
 import logging
 import math
+import shutil
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -52,6 +58,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from affectflow.errors import AffectflowError
+from affectflow.serve.guard import AccessGuard
 from affectflow.serve.jobs import Job, JobFailure, JobManager, QueueFull
 from affectflow.serve.model import ServedModel, load_served_model
 from affectflow.serve.settings import MEDIA_EXTENSIONS, ServeSettings
@@ -119,8 +126,10 @@ def create_app(run: str | Path | ServedModel, settings: ServeSettings | None = N
         finally:
             svc.stop()
 
-    app = FastAPI(title="affectflow serve", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="affectflow serve", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = svc
+    app.add_middleware(AccessGuard, allowed_hosts=settings.allowed_hosts, allowed_origins=settings.allowed_origins,
+                       token=settings.token())
 
     # ---------------------------------------------------------------------------------------------- errors
     @app.exception_handler(UploadError)
@@ -232,6 +241,12 @@ class _Service:
         self.store = UploadStore(s.tmp_dir, s.max_upload_mb)
         self.jobs = JobManager(s.max_concurrent_jobs, s.max_queued_jobs, s.job_timeout_s, s.job_ttl_s)
         self.started = time.time()
+        if s.isolate_jobs:
+            import threading
+
+            from affectflow.serve.isolation import warm_up
+
+            threading.Thread(target=warm_up, name="affectflow-forkserver", daemon=True).start()
 
     def stop(self) -> None:
         if self.jobs is not None:
@@ -265,15 +280,28 @@ class _Service:
 
     def _probe(self, path: Path, name: str) -> float:
         try:
-            return float(self.model.probe(path))
+            return float(self.model.probe(path, limit_s=self.settings.max_duration_s))
         except AffectflowError as e:
             raise UploadError(422, _clean(str(e), path, name, self.store.root)) from None
 
     def _predict(self, job: Job, path: Path, name: str) -> pd.DataFrame:
+        workdir = self.store.root / f"work-{job.id}"
         try:
-            return self.model.predict_file(path, progress=job.report, workdir=self.store.root / f"work-{job.id}")
+            if not self.settings.isolate_jobs:
+                return self.model.predict_file(path, progress=job.report, workdir=workdir)
+            from affectflow.serve.isolation import IsolatedCrash, run_isolated
+
+            try:
+                return run_isolated(self.model, path, workdir=workdir, progress=job.report, check=job.check,
+                                    threads=self.settings.threads)
+            except IsolatedCrash as e:
+                log.error("job %s (%s) failed in its process: %s", job.id, job.name, e)
+                raise JobFailure(500, "The prediction failed with an internal error (the service's log has the "
+                                      "details).") from None
         except AffectflowError as e:
             raise JobFailure(422, _clean(str(e), path, name, self.store.root)) from None
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)  # a killed child cannot remove its own work folder
 
     def job_or_404(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)

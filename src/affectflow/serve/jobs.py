@@ -67,13 +67,17 @@ class Job:
     def is_finished(self) -> bool:
         return self.status in ("done", "failed", "cancelled")
 
-    def report(self, fraction: float, message: str | None = None) -> None:
-        """Record progress from inside the job (``fraction`` in [0, 1], an optional stage ``message``); raises
-        :class:`JobCancelled` when the job must stop."""
+    def check(self) -> None:
+        """Raise :class:`JobCancelled` when the job was cancelled or has run past its time limit."""
         if self.cancel_requested:
             raise JobCancelled("cancelled by the client")
         if self.started is not None and time.time() - self.started > self.timeout_s:
             raise JobCancelled(f"the job ran past the service's limit of {self.timeout_s:g} s")
+
+    def report(self, fraction: float, message: str | None = None) -> None:
+        """Record progress from inside the job (``fraction`` in [0, 1], an optional stage ``message``); raises
+        :class:`JobCancelled` when the job must stop."""
+        self.check()
         self.progress = float(min(max(fraction, 0.0), 1.0))
         if message:
             self.message = str(message)

@@ -133,8 +133,17 @@ class ServedModel:
         if not meta["media_supported"]:
             raise MediaError(f"This run cannot predict from an uploaded file: {meta['why_not_media']}.")
 
-    def probe(self, path: str | os.PathLike) -> float:
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable state (sent to a job's child process): the lazily loaded stream template stays here."""
+        state = dict(self.__dict__)
+        state.pop("_template", None)
+        return state
+
+    def probe(self, path: str | os.PathLike, limit_s: float | None = None) -> float:
         """Read the headers of an uploaded file and return its duration (s).
+
+        ``limit_s``: for containers that declare no duration, stop counting decoded audio just past this many
+        seconds (the caller refuses such a file anyway), so that probing a long file stays cheap.
 
         Raises
         ------
@@ -148,7 +157,7 @@ class ServedModel:
             if "audio" in self.file_kinds:
                 from affectflow.io.audio import audio_duration
 
-                durations.append(audio_duration(path))
+                durations.append(audio_duration(path, limit_s=limit_s))
             if "video" in self.file_kinds:
                 from affectflow.io.video import video_info
 

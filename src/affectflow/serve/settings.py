@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ from affectflow.errors import ConfigError
 MEDIA_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".webm", ".mp4", ".mkv", ".avi", ".mov"}
 )
+
+#: Host names a request may address by default (the ``Host`` header, port removed): this machine only. A page of
+#: another site that makes a browser resolve its own name to 127.0.0.1 (DNS rebinding) is refused by this check.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass
@@ -55,6 +60,29 @@ class ServeSettings:
         Parent of the private upload folder (default: the system temp dir). The service makes its own folder
         ``affectflow-serve-XXXX`` (mode 0700) in it; uploads get server-chosen names there and are deleted when
         their job is done.
+    isolate_jobs:
+        Run each prediction in a child process (:mod:`affectflow.serve.isolation`), so that ``DELETE /jobs/{id}``
+        and ``job_timeout_s`` stop it within a fraction of a second even inside a long native call (default
+        true). ``false`` runs predictions in the worker threads, where a stop acts only at the next progress
+        report.
+    header_timeout_s:
+        A request's headers must arrive within this many seconds of its first byte, or the connection is closed
+        (slow-header clients cannot hold connections open).
+    keep_alive_timeout_s:
+        An idle keep-alive connection is closed after this many seconds.
+    allowed_hosts:
+        Accepted ``Host`` header names (port ignored, case-insensitive); ``"*"`` accepts any. Default: this
+        machine's names (:data:`LOCAL_HOSTS`); ``affectflow serve --host ADDR`` adds ``ADDR``. Other hosts get
+        400 (a WebSocket is refused before it opens).
+    allowed_origins:
+        Web origins (``scheme://host[:port]``) whose pages may call the service from a browser, besides the
+        service's own page (same origin). Requests with any other ``Origin`` header get 403; requests without
+        one (curl, scripts) are not affected by this check.
+    token_file:
+        A file holding a secret token (whitespace stripped, at least 16 characters). When set, every endpoint
+        except the page and its static files needs ``Authorization: Bearer <token>`` (a WebSocket may send
+        ``?token=<token>`` instead, as browsers cannot set its headers); others get 401. Required by
+        ``affectflow serve`` when it listens on a non-loopback address.
     """
 
     max_upload_mb: float = 200.0
@@ -71,15 +99,22 @@ class ServeSettings:
     max_stream_message_kb: float = 1024.0
     threads: int = 1
     tmp_dir: str | None = None
+    isolate_jobs: bool = True
+    header_timeout_s: float = 10.0
+    keep_alive_timeout_s: float = 5.0
+    allowed_hosts: list[str] = field(default_factory=lambda: list(LOCAL_HOSTS))
+    allowed_origins: list[str] = field(default_factory=list)
+    token_file: str | None = None
 
     def __post_init__(self) -> None:
         positive = ["max_upload_mb", "upload_timeout_s", "request_timeout_s", "max_duration_s", "job_timeout_s", "job_ttl_s",
-                    "stream_idle_timeout_s", "max_stream_message_kb"]
+                    "stream_idle_timeout_s", "max_stream_message_kb", "header_timeout_s", "keep_alive_timeout_s"]
         for name in positive:
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
-                raise ConfigError(f"Serve setting {name} must be a positive number; got {v!r}.")
-        if not isinstance(self.sync_max_duration_s, (int, float)) or self.sync_max_duration_s < 0:
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or not v > 0:
+                raise ConfigError(f"Serve setting {name} must be a positive number (finite); got {v!r}.")
+        if (not isinstance(self.sync_max_duration_s, (int, float)) or isinstance(self.sync_max_duration_s, bool)
+                or not math.isfinite(self.sync_max_duration_s) or self.sync_max_duration_s < 0):
             raise ConfigError(f"Serve setting sync_max_duration_s must be >= 0; got {self.sync_max_duration_s!r}.")
         for name in ["max_concurrent_jobs", "max_streams"]:
             v = getattr(self, name)
@@ -91,6 +126,41 @@ class ServeSettings:
                 raise ConfigError(f"Serve setting {name} must be an integer >= 0; got {v!r}.")
         if self.tmp_dir is not None and not Path(self.tmp_dir).is_dir():
             raise ConfigError(f"Serve setting tmp_dir {self.tmp_dir!r} is not an existing folder.")
+        if not isinstance(self.isolate_jobs, bool):
+            raise ConfigError(f"Serve setting isolate_jobs must be true or false; got {self.isolate_jobs!r}.")
+        for name in ("allowed_hosts", "allowed_origins"):
+            v = getattr(self, name)
+            if isinstance(v, str):
+                v = [v]
+                setattr(self, name, v)
+            if not isinstance(v, list) or not all(isinstance(x, str) and x and x.strip() == x for x in v):
+                raise ConfigError(f"Serve setting {name} must be a list of names, e.g. [localhost, myhost]; got {v!r}.")
+        setattr(self, "allowed_hosts", [h.lower().strip("[]") for h in self.allowed_hosts])
+        for o in self.allowed_origins:
+            if o != "*" and not o.lower().startswith(("http://", "https://")):
+                raise ConfigError(f"Serve setting allowed_origins: {o!r} is not an origin like https://example.org.")
+        if self.token_file is not None:
+            self.token()  # readable and long enough, or a ConfigError now
+
+    def token(self) -> str | None:
+        """The bearer token from ``token_file`` (``None`` when no file is set).
+
+        Raises
+        ------
+        ConfigError
+            The file cannot be read, or holds fewer than 16 characters.
+        """
+        if self.token_file is None:
+            return None
+        try:
+            tok = Path(self.token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"The token file {self.token_file!r} cannot be read: {e}.") from None
+        if len(tok) < 16 or any(c.isspace() for c in tok):
+            raise ConfigError(f"The token file {self.token_file!r} must hold one secret of at least 16 characters "
+                              f"without spaces (e.g. the output of `python -c 'import secrets; "
+                              f"print(secrets.token_urlsafe(32))'`); it holds {len(tok)} characters.")
+        return tok
 
     @property
     def max_upload_bytes(self) -> int:
@@ -101,6 +171,8 @@ class ServeSettings:
         """The settings as plain values (shown by ``GET /health``, without ``tmp_dir``)."""
         d = asdict(self)
         d.pop("tmp_dir")
+        d.pop("token_file")
+        d["token_required"] = self.token_file is not None
         return d
 
     @classmethod

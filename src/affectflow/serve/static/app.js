@@ -12,6 +12,33 @@
   let mic = null;
   let canStream = false;
 
+  // The service's token (affectflow serve --token-file): from the URL fragment #token=... (then removed from the
+  // address bar) or asked for when the service answers 401; kept for this tab only. Sent with every call.
+  let token = null;
+  try {
+    const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    if (m) { token = decodeURIComponent(m[1]); sessionStorage.setItem("affectflow-token", token); history.replaceState(null, "", location.pathname + location.search); }
+    else token = sessionStorage.getItem("affectflow-token");
+  } catch (e) { /* storage disabled: ask when needed */ }
+  function authHeaders() { return token ? { Authorization: "Bearer " + token } : {}; }
+  async function call(url, opts) {
+    let r = await fetch(url, Object.assign({}, opts || {}, { headers: Object.assign({}, (opts && opts.headers) || {}, authHeaders()) }));
+    if (r.status === 401) {
+      const t = window.prompt("This service needs its token (the secret in the file given to affectflow serve --token-file):");
+      if (t) {
+        token = t.trim();
+        try { sessionStorage.setItem("affectflow-token", token); } catch (e) { /* tab only */ }
+        r = await fetch(url, Object.assign({}, opts || {}, { headers: Object.assign({}, (opts && opts.headers) || {}, authHeaders()) }));
+      }
+    }
+    return r;
+  }
+  async function setCsvFrom(url, name) {
+    if (!token) { setCsv(url, name); return; }
+    const r = await call(url);
+    if (r.ok) setCsv(URL.createObjectURL(await r.blob()), name);
+  }
+
   function setState(s, text) {
     af.state = s;
     document.body.dataset.state = s;
@@ -117,6 +144,7 @@
       const fd = new FormData();
       fd.append("file", file, file.name);
       xhr.open("POST", "/jobs");
+      if (token) xhr.setRequestHeader("Authorization", "Bearer " + token);
       xhr.upload.onprogress = (e) => { if (e.lengthComputable) { setProgress(e.loaded / e.total); } };
       xhr.onload = () => {
         let body = null;
@@ -141,7 +169,7 @@
     setProgress(0);
     let seen = -1;
     for (;;) {
-      const r = await fetch("/jobs/" + job.id + "?partial=1");
+      const r = await call("/jobs/" + job.id + "?partial=1");
       if (!r.ok) { fail(await errorText(r)); return; }
       const j = await r.json();
       setProgress(j.progress);
@@ -149,7 +177,7 @@
       if (j.status === "done") {
         af.result = j.result;
         drawPayload(j.result);
-        setCsv("/jobs/" + job.id + "/result?format=csv", (file.name.replace(/\.[^.]*$/, "") || "prediction") + "-prediction.csv");
+        setCsvFrom("/jobs/" + job.id + "/result?format=csv", (file.name.replace(/\.[^.]*$/, "") || "prediction") + "-prediction.csv");
         setProgress(1);
         setState("done", "Done: " + j.result.n_steps + " steps over " + j.result.duration_s.toFixed(1) + " s of " + file.name + ".");
         el("predict-btn").disabled = false;
@@ -190,7 +218,7 @@
       fail(kind === "microphone" ? "the microphone is not available: " + e.message : "the browser cannot decode " + file.name + ": " + e.message);
       return;
     }
-    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/stream");
+    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/stream" + (token ? "?token=" + encodeURIComponent(token) : ""));
     const rows = [];
     const label = kind === "microphone" ? "Listening" : "Playing " + file.name;
     mic = { kind, stream, ctx, source, proc: null, timer: null, ws, rows, ready: false,
@@ -277,7 +305,7 @@
   // ------------------------------------------------------------------------------------------ start-up
   async function init() {
     try {
-      const r = await fetch("/info");
+      const r = await call("/info");
       const info = await r.json();
       af.info = info;
       targets = info.targets;
