@@ -182,3 +182,48 @@ def test_a_run_whose_corpus_moved_and_other_bad_input(pers_corpus, pers_run, tmp
                  "--subjects", s, "-q"]) == 0
     out = capsys.readouterr().out
     assert "Pooled CCC over all subjects" in out and f"| {s} | personalised | 4 |" in out
+
+
+def test_l2sp_vectorised_equals_loop_and_pulls_toward_the_base():
+    torch.manual_seed(0)
+    dims = {"a": 5, "b": 3}
+    base = MODELS.build("gru", {"d_model": 8, "d_fc": 4, "dropout": 0.0}, input_dims=dims, targets=["arousal"])
+    rng = np.random.default_rng(1)
+    data = [JobData(collate(_items(rng, n, 10, dims, 1)), collate(_items(rng, 2, 30, dims, 1))) for n in (6, 9)]
+    jobs = [(d, s) for d in data for s in (1, 2)]
+    free = FineTuneSettings(epochs=4, patience=4, lr=0.05, batch_size=4, grad_clip=None)
+    tied = FineTuneSettings(epochs=4, patience=4, lr=0.05, batch_size=4, grad_clip=None, l2sp=5.0)
+    plain, vec = finetune_loop(base, jobs, tied), finetune_vectorised(base, jobs, tied, group_size=3)
+    for a, b in zip(plain, vec):
+        for k in a.state_dict:
+            torch.testing.assert_close(a.state_dict[k], b.state_dict[k], atol=1e-4, rtol=1e-3)
+
+    def dist(results):
+        b0 = base.state_dict()
+        return [sum(float(((r.state_dict[k] - b0[k]) ** 2).sum()) for k in b0) for r in results
+                if r.best_epoch > 0]
+
+    free_runs = finetune_loop(base, jobs, free)
+    # same epochs, stronger pull: the tied models end nearer the base weights
+    pairs = [(a, b) for a, b in zip(dist(plain), dist(free_runs))]
+    assert pairs and all(a < b for a, b in pairs), pairs
+
+
+def test_personalise_average_and_shrink(pers_run):
+    sel = load_report(personalise(pers_run, seeds=2, epochs=3, patience=3))
+    avg_dir = personalise(pers_run, seeds=2, epochs=3, patience=3, combine="average")
+    avg = load_report(avg_dir)
+    assert avg["options"]["combine"] == "average" and "average all seeds" in avg["protocol"]
+    s = next(iter(avg["subjects"]))
+    assert sorted(p.name for p in (avg_dir / "checkpoints").glob(f"{s}-seed*.pt")) == [f"{s}-seed1.pt",
+                                                                                        f"{s}-seed2.pt"]
+    # same fine-tuning, other combination: different personalised test predictions
+    assert avg["partitions"]["test"]["after"] != sel["partitions"]["test"]["after"]
+    # shrinking the update to almost nothing gives back (almost) the base model's predictions
+    tiny = load_report(personalise(pers_run, seeds=2, epochs=3, patience=3, shrink=1e-6))
+    for t in ("arousal", "valence"):
+        assert tiny["partitions"]["test"]["after"][t]["ccc"] == pytest.approx(
+            tiny["partitions"]["test"]["before"][t]["ccc"], abs=1e-4)
+    for bad, msg in (({"combine": "vote"}, "`combine`"), ({"shrink": 0}, "`shrink`"), ({"l2sp": -1}, "`l2sp`")):
+        with pytest.raises(ConfigError, match=msg):
+            personalise(pers_run, seeds=1, **bad)

@@ -32,7 +32,7 @@ def cmd_personalise(args: argparse.Namespace) -> int:
                       patience=args.patience, lr=args.lr, batch_size=args.batch_size,
                       subjects=args.subjects.split(",") if args.subjects else None, corpus=args.corpus,
                       implementation=args.implementation, group_size=args.group_size or None, device=args.device,
-                      progress=not args.quiet)
+                      progress=not args.quiet, combine=args.combine, l2sp=args.l2sp, shrink=args.shrink)
     print((out / "results.md").read_text())
     print(f"Personalisation written to {out}")
     return 0
@@ -63,6 +63,13 @@ def register(sub: Any) -> None:
                    help="vectorised: all subject x seed models as one stacked model (gru only); loop: one by one")
     p.add_argument("--group-size", type=int, default=8,
                    help="vectorised: at most this many models trained together (default 8; 0 = all at once)")
+    p.add_argument("--combine", choices=["select", "average"], default="select",
+                   help="select: per subject the seed best on its own devel (the paper's); average: the mean of all "
+                   "seeds' predictions")
+    p.add_argument("--l2sp", type=float, default=0.0,
+                   help="L2-SP penalty alpha * sum ||theta - theta_base||^2 during fine-tuning (default 0 = off)")
+    p.add_argument("--shrink", type=float, default=1.0,
+                   help="keep theta_base + s * (theta - theta_base) of each fine-tuned model, s in (0, 1] (default 1)")
     p.add_argument("--device", default="cpu", help="device for predictions (default cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_personalise)

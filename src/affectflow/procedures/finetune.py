@@ -5,7 +5,9 @@ weights:
 
 - the job's training windows are shuffled once per epoch with ``torch.randperm(n, generator=g)``,
   ``g = torch.Generator().manual_seed(seed)``, and cut into batches of ``batch_size`` windows;
-- per batch: the loss (:func:`affectflow.training.losses.get_loss`; CCC: ``1 -`` mean per-window CCC), gradients,
+- per batch: the loss (:func:`affectflow.training.losses.get_loss`; CCC: ``1 -`` mean per-window CCC) plus, with
+  ``l2sp = α > 0``, the L2-SP penalty ``α · Σ_p ‖θ_p − θ⁰_p‖²`` toward the base weights ``θ⁰`` (Li et al., ICML 2018,
+  "Explicit inductive bias for transfer learning"; it keeps a subject's model near the base model), gradients,
   the gradient norm of the job's parameters clipped to ``grad_clip`` (as ``torch.nn.utils.clip_grad_norm_``), one
   Adam step (``lr``, ``weight_decay`` as L2, betas 0.9/0.999, eps 1e-8; the job's own moments and step count);
 - after every epoch the job's own devel recordings are predicted whole (eval mode) and scored with the pooled CCC
@@ -60,6 +62,7 @@ class FineTuneSettings:
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
     loss: str = "ccc"
+    l2sp: float = 0.0  # α of the L2-SP penalty toward the base weights (0 = off)
 
 
 @dataclass
@@ -118,6 +121,7 @@ def finetune_loop(base: torch.nn.Module, jobs: list[tuple[JobData, int]], settin
         opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         gen = torch.Generator().manual_seed(seed)
         n = data.train["mask"].shape[0]
+        anchor = [p.detach().clone() for p in model.parameters()] if settings.l2sp else None
 
         def devel_score() -> float:
             model.eval()
@@ -137,6 +141,8 @@ def finetune_loop(base: torch.nn.Module, jobs: list[tuple[JobData, int]], settin
             for s in range(0, n, settings.batch_size):
                 b = _take(data.train, perm[s : s + settings.batch_size])
                 loss = loss_fn(model(b["x"], b["mask"], b["feature_mask"]), b["y"], b["y_mask"])
+                if anchor is not None:
+                    loss = loss + settings.l2sp * sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if settings.grad_clip:
@@ -370,6 +376,7 @@ def _finetune_group(base: torch.nn.Module, jobs: list[tuple[JobData, int]], sett
     history = [[s] for s in s0]
     best_epoch = [0] * m
     best_P = {k: v.detach().clone() for k, v in P.items()}
+    anchor = {k: v.detach()[:1].clone() for k, v in P.items()}  # every job starts from the base weights
     bs = settings.batch_size
     for epoch in range(1, settings.epochs + 1):
         n = len(live)
@@ -397,6 +404,10 @@ def _finetune_group(base: torch.nn.Module, jobs: list[tuple[JobData, int]], sett
             grads = torch.autograd.grad((losses * on).sum(), [P[k] for k in names])
             grads = dict(zip(names, grads))
             with torch.no_grad():
+                if settings.l2sp:  # gradient of α·Σ‖θ−θ⁰‖² for the jobs with a batch at this step
+                    for k in names:
+                        onk = on.to(P[k].dtype).view(-1, *([1] * (P[k].dim() - 1)))
+                        grads[k] = grads[k] + 2.0 * settings.l2sp * (P[k].detach() - anchor[k]) * onk
                 if settings.grad_clip:
                     norm = torch.sqrt(sum(g.pow(2).reshape(n, -1).sum(1) for g in grads.values()))
                     coef = (settings.grad_clip / (norm + 1e-6)).clamp(max=1.0)

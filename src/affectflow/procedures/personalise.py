@@ -65,6 +65,7 @@ from affectflow.training.seeds import resolve_device
 log = logging.getLogger("affectflow")
 
 IMPLEMENTATIONS = ("auto", "vectorised", "loop")
+COMBINES = ("select", "average")
 PERSONALISATION_KIND = "personalisation"
 
 
@@ -106,6 +107,9 @@ def personalise(
     group_size: int | None = 8,
     device: str = "cpu",
     progress: bool = False,
+    combine: str = "select",
+    l2sp: float = 0.0,
+    shrink: float = 1.0,
 ) -> Path:
     """Personalise a trained continuous run per subject (see the module docstring); return the new folder.
 
@@ -136,6 +140,15 @@ def personalise(
         19.4 s, plain loop 18.6 s): the stacked weights of many models no longer stay in cache.
     device:
         ``cpu`` / ``cuda`` / ``auto`` for predictions (fine-tuning runs on the CPU).
+    combine:
+        ``select`` (the paper's: per subject the one seed with the best own-devel score) or ``average`` (the
+        subject's test prediction is the mean of all its seeds' predictions, each seed at its own best epoch; one
+        60 s devel minute is a noisy basis for picking one seed, averaging does not pick).
+    l2sp:
+        ``α ≥ 0`` of the L2-SP penalty ``α · Σ ‖θ − θ⁰‖²`` toward the base weights during fine-tuning (0 = off).
+    shrink:
+        ``s`` in (0, 1]: every fine-tuned model is replaced by ``θ⁰ + s · (θ − θ⁰)`` (floating-point parameters
+        and buffers) after fine-tuning and selection (1 = off; the own-devel scores in the report are before it).
     """
     from affectflow.experiment import load_model, run_task
 
@@ -150,6 +163,12 @@ def personalise(
             raise ConfigError(f"`{name}` must be a positive integer, got {v!r}.")
     if hop > window:
         raise ConfigError(f"`hop` ({hop}) must not exceed `window` ({window}).")
+    if combine not in COMBINES:
+        raise ConfigError(f"`combine` must be one of {list(COMBINES)}, got {combine!r}.")
+    if not isinstance(l2sp, (int, float)) or not np.isfinite(l2sp) or l2sp < 0:
+        raise ConfigError(f"`l2sp` must be a finite number >= 0, got {l2sp!r}.")
+    if not isinstance(shrink, (int, float)) or not (0 < shrink <= 1):
+        raise ConfigError(f"`shrink` must be in (0, 1], got {shrink!r}.")
     cfg = run.config_dict
     d, t = cfg["data"], cfg["training"]
     model, normalizer, ckpt = load_model(run)
@@ -175,7 +194,7 @@ def personalise(
                        "nothing to personalise.")
     settings = FineTuneSettings(epochs=int(epochs), patience=int(patience), lr=float(lr or t["lr"]),
                                 batch_size=int(batch_size or t["batch_size"]), weight_decay=float(t["weight_decay"]),
-                                grad_clip=t.get("grad_clip"), loss=t["loss"])
+                                grad_clip=t.get("grad_clip"), loss=t["loss"], l2sp=float(l2sp))
     if implementation == "vectorised" and not supports_vectorised(model):
         raise ConfigError(f"The vectorised fine-tuning supports the early-fusion GRU (`gru` without `head`); this run's "
                           f"model is {ckpt['model']['type']!r}. Use implementation='loop' (or 'auto').")
@@ -220,14 +239,21 @@ def personalise(
     else:
         results = finetune_loop(base_cpu, jobs, settings)
     seconds = time.perf_counter() - t0
+    if shrink != 1.0:
+        base_state = {k: v.detach().cpu() for k, v in base_cpu.state_dict().items()}
+        for r in results:
+            r.state_dict = {k: (base_state[k] + shrink * (v - base_state[k])) if v.is_floating_point() else v
+                            for k, v in r.state_dict.items()}
 
     out = new_subdir(run.path / "personalisation", "pers")
     chosen: dict[str, Any] = {}
+    members: dict[str, list] = {}
     for subj in data:
         per_seed = {seed: results[job_keys.index((subj, seed))] for seed in seed_list}
         best_seed = max(seed_list, key=lambda s: per_seed[s].best_score)
         res = per_seed[best_seed]
         chosen[subj] = res
+        members[subj] = [res] if combine == "select" else [per_seed[s] for s in seed_list]
         status[subj].update(
             seed=best_seed, best_epoch=res.best_epoch, devel_score=res.best_score,
             devel_score_base=res.history[0],
@@ -236,11 +262,14 @@ def personalise(
                       for s, r in per_seed.items()},
         )
         payload = dict(ckpt)
-        save_checkpoint(out / "checkpoints" / f"{subj}.pt", model=_with_state(model, res.state_dict),
-                        normalizer_state=ckpt["normalizer"], data_spec=ckpt["data"],
-                        extra={"seed": best_seed, "subject": subj, "best_epoch": res.best_epoch,
-                               "devel_score": res.best_score, "base_run": str(run.path),
-                               "base_seed": payload.get("seed"), "kind": "personalised"})
+        for seed, r in ([(best_seed, res)] if combine == "select" else list(per_seed.items())):
+            name = f"{subj}.pt" if combine == "select" else f"{subj}-seed{seed}.pt"
+            save_checkpoint(out / "checkpoints" / name, model=_with_state(model, r.state_dict),
+                            normalizer_state=ckpt["normalizer"], data_spec=ckpt["data"],
+                            extra={"seed": seed, "subject": subj, "best_epoch": r.best_epoch,
+                                   "devel_score": r.best_score, "base_run": str(run.path),
+                                   "base_seed": payload.get("seed"), "kind": "personalised", "combine": combine,
+                                   "shrink": shrink, "l2sp": l2sp})
 
     # ---------------------------------------------------------------- predict and score
     dev = resolve_device(device)
@@ -255,12 +284,13 @@ def personalise(
         base_preds = task.predict(model, store, normalizer, ckpt["data"]["eval_window"], dev)
         subject_of = {r.id: r.subject for r in store.records}
         personal: dict[str, Predictions] = {}
-        for subj, res in chosen.items():
+        for subj, group in members.items():
             mine = [rid for rid in ids if subject_of[rid] == subj]
             if mine:
-                m = _with_state(model, res.state_dict).to(dev)
-                personal.update({rid: p for rid, p in zip(
-                    mine, _split(task.predict(m, task.store(mine), normalizer, ckpt["data"]["eval_window"], dev)))})
+                store_mine = task.store(mine)
+                preds = [task.predict(_with_state(model, r.state_dict).to(dev), store_mine, normalizer,
+                                      ckpt["data"]["eval_window"], dev) for r in group]
+                personal.update({rid: p for rid, p in zip(mine, _split(_mean_predictions(preds)))})
         pieces = [personal[rid] if rid in personal else base_preds.subset([rid]) for rid in base_preds.recordings]
         after = Predictions.concat(pieces)
         base_preds.meta, after.meta = {"kind": "base", "run": str(run.path)}, {
@@ -279,11 +309,16 @@ def personalise(
     report = {
         "run": str(run.path), "corpus": str(c.path), "base_seed": ckpt.get("seed"),
         "devel_partition": devel_part, "test_partitions": test_parts,
-        "options": {"seeds": seed_list, "window": window, "hop": hop, **asdict(settings),
+        "options": {"seeds": seed_list, "window": window, "hop": hop, **asdict(settings), "combine": combine,
+                    "shrink": shrink,
                     "implementation": impl, "group_size": group_size, "subjects": wanted},
         "protocol": "per subject: fine-tune the base model on its own train recordings (partitions "
-        f"{train_parts}) with windows {window}/{hop}, per seed keep the epoch with the best pooled CCC on its own "
-        f"devel recordings ({devel_part!r}; epoch 0 = the base model), keep the seed with the best such score; "
+        f"{train_parts}) with windows {window}/{hop}"
+        + (f", L2-SP penalty {l2sp} toward the base weights" if l2sp else "")
+        + ", per seed keep the epoch with the best pooled CCC on its own "
+        f"devel recordings ({devel_part!r}; epoch 0 = the base model), "
+        + ("keep the seed with the best such score" if combine == "select" else "average all seeds' predictions")
+        + (f", shrink the update to {shrink} of its size" if shrink != 1.0 else "") + "; "
         "own-devel scores are optimistic (used for selection); scores pooled over all subjects' recordings",
         "fine_tune_seconds": seconds, "torch_threads": torch_threads,
         "subjects": status, "partitions": report_parts,
@@ -313,6 +348,17 @@ def _with_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> torch
     m.load_state_dict(state)
     m.eval()
     return m
+
+
+def _mean_predictions(preds: list[Predictions]) -> Predictions:
+    """Step-wise mean of continuous predictions of the same recordings (one per seed)."""
+    if len(preds) == 1:
+        return preds[0]
+    p0 = preds[0]
+    values = [np.mean([np.asarray(p.values[i], np.float64) for p in preds], axis=0).astype(np.float32)
+              for i in range(len(p0.recordings))]
+    return Predictions(p0.task, p0.specs, list(p0.recordings), times=p0.times, values=values, labels=p0.labels,
+                       meta=dict(p0.meta))
 
 
 def _split(preds: Predictions) -> list[Predictions]:

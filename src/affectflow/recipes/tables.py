@@ -1,0 +1,399 @@
+"""Result tables of recipes in the papers' layouts, the linear yardstick row, and ``recipe.md`` / ``recipe.json``.
+
+Every number in a table is read from the ``metrics.json`` of the run (trained, fused or personalised) that produced
+it, and the table records that run next to the number (``recipe.json``: ``tables[i].rows[j].sources``), so a reader
+can check it with ``affectflow evaluate RUN`` (the recipe tests do).
+
+Layouts (``layout:`` of a recipe table; ``source:`` is a step reference or a mapping of them):
+
+``by_features``
+    MuSe 2023 Tables 2 and 3: one row per feature set / combination (runs of one target each, parameters
+    ``data.features`` and ``data.targets``), columns Dev. and Test per target and Combined Test (mean over targets).
+``ablation``
+    MuSe 2023 Tables 4 / 5: one row per (#Layers, model_dim, rnn_bi), Dev. and Test per target.
+``ensemble``
+    MuSe 2023 Table 6 (test): the best single run by devel, the best single personalised run, and the ensemble,
+    per target and Combined; with the noise-free ceiling where the corpus has one.
+``models``
+    MuSe 2021 stress Tables 2 and 4: rows given in the recipe (``source``: a list of ``{run, Feature, M, Model}``),
+    the devel (and test) CCC per target.
+``cv_folds``
+    ABAW5 Table 1: per target and method, the selected seed's devel CCC in each fold ("–" where a method was run on
+    fold 0 only, as LFAN in the paper).
+
+Every table ends with the **linear yardstick** row (ridge regression on the same features, trained on train,
+selected on devel) from :func:`yardstick_scores`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from affectflow.corpus.corpus import atomic_write, write_json
+
+TABLE_LAYOUTS: dict[str, Callable[..., dict[str, Any]]] = {}
+
+
+def _layout(name: str):
+    def deco(fn):
+        TABLE_LAYOUTS[name] = fn
+        return fn
+
+    return deco
+
+
+def _metrics(run: str) -> dict[str, Any]:
+    return json.loads((Path(run) / "metrics.json").read_text())
+
+
+def _parts(run: str) -> tuple[str, str]:
+    d = yaml.safe_load((Path(run) / "config.yaml").read_text())["data"]
+    return d["devel_partition"], d["test_partitions"][0]
+
+
+def run_score(run: str, partition: str, target: str, metric: str = "ccc") -> float:
+    """``metrics.json`` ``best[partition][target][metric]`` of a run (NaN when absent)."""
+    v = _metrics(run).get("best", {}).get(partition, {}).get(target, {}).get(metric)
+    return float(v) if v is not None else float("nan")
+
+
+def _f(v: Any) -> str:
+    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.4f}"
+
+
+def _cell(run: str | None, role: str, target: str, sources: list, column: str) -> float:
+    if not run:
+        return float("nan")
+    dev, test = _parts(run)
+    part = dev if role == "devel" else test
+    v = run_score(run, part, target)
+    sources.append({"column": column, "run": run, "partition": part, "target": target, "metric": "ccc", "value": v})
+    return v
+
+
+def _targets(runs: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
+    for r in runs:
+        ts = r.get("params", {}).get("data.targets")
+        if ts is None:
+            ts = yaml.safe_load((Path(r["run"]) / "config.yaml").read_text())["data"]["targets"]
+        for t in ts:
+            if t not in out:
+                out.append(t)
+    return out
+
+
+def _target_of(r: dict[str, Any]) -> list[str]:
+    ts = r.get("params", {}).get("data.targets")
+    if ts is None:
+        ts = yaml.safe_load((Path(r["run"]) / "config.yaml").read_text())["data"]["targets"]
+    return list(ts)
+
+
+# ---------------------------------------------------------------------------- yardstick hook
+def yardstick_scores(run: str) -> dict[str, dict[str, float]] | None:
+    """Linear yardstick of a run's data: ``{partition: {target: ccc}}`` or ``None`` when not available.
+
+    Hook for :mod:`affectflow.procedures.yardstick` (the ``methods`` branch: ridge / logistic regression on the
+    same features pooled over a short past context, fitted on train, regularisation chosen on devel). Until that
+    module is on main this returns ``None`` and the tables print a marked "pending" row.
+    """
+    try:
+        from affectflow.procedures import yardstick as ys  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    fn = getattr(ys, "yardstick_for_run", None) or getattr(ys, "run_yardstick", None)
+    if fn is None:
+        return None
+    res = fn(run)
+    best = res.get("best", res) if isinstance(res, dict) else None
+    if not isinstance(best, dict):
+        return None
+    return {p: {t: float(m["ccc"] if isinstance(m, dict) else m) for t, m in ts.items()} for p, ts in best.items()}
+
+
+def _yardstick_row(runs_by_target: dict[str, str | None], columns: list[tuple[str, str, str]], n_lead: int,
+                   label: str = "Linear yardstick (ridge, same features)") -> dict[str, Any]:
+    cells, sources, pending = [], [], False
+    cache: dict[str, Any] = {}
+    for col, role, target in columns:
+        run = runs_by_target.get(target)
+        if run is None:
+            cells.append("–")
+            continue
+        if run not in cache:
+            cache[run] = yardstick_scores(run)
+        ys = cache[run]
+        if ys is None:
+            pending = True
+            cells.append("pending")
+            continue
+        dev, test = _parts(run)
+        part = dev if role == "devel" else test
+        v = ys.get(part, {}).get(target, float("nan"))
+        sources.append({"column": col, "run": run, "partition": part, "target": target, "metric": "ccc",
+                        "value": v, "yardstick": True})
+        cells.append(_f(v))
+    return {"cells": [label + (" [pending]" if pending else "")] + [""] * (n_lead - 1) + cells, "sources": sources,
+            "yardstick": True, "pending": pending}
+
+
+YARDSTICK_PENDING = ("[pending]: the linear yardstick row is a hook (affectflow.recipes.tables.yardstick_scores) that "
+                     "fills in once affectflow.procedures.yardstick (ridge / logistic regression on the same features, "
+                     "fitted on train, selected on devel) is on main.")
+
+
+# ---------------------------------------------------------------------------- layouts
+def _combined(vals: list[float]) -> float:
+    return float(np.mean(vals)) if vals and all(np.isfinite(vals)) else float("nan")
+
+
+@_layout("by_features")
+def by_features(source: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """MuSe 2023 Tables 2 / 3."""
+    runs = source["runs"] if isinstance(source, dict) else source
+    modality = options.get("modality", {})
+    targets = _targets(runs)
+    rows: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        feats = r["params"].get("data.features", [])
+        key = "+".join(feats)
+        for t in _target_of(r):
+            rows.setdefault(key, {"features": feats, "runs": {}})["runs"][t] = r["run"]
+    columns = [(f"{t} {c}", role, t) for t in targets for c, role in (("Dev.", "devel"), ("Test", "test"))]
+    head = ["Modality", "Feature", *[c for c, _, _ in columns], "Combined Test"]
+    out_rows = []
+    best_dev: dict[str, tuple[float, str]] = {}
+    for key, row in rows.items():
+        sources: list = []
+        vals = [_cell(row["runs"].get(t), role, t, sources, c) for c, role, t in columns]
+        tests = [v for (c, role, t), v in zip(columns, vals) if role == "test"]
+        mod = "+".join(dict.fromkeys(modality.get(f, "?") for f in row["features"]))
+        out_rows.append({"cells": [mod, key, *[_f(v) for v in vals], _f(_combined(tests))], "sources": sources})
+        for (c, role, t), v in zip(columns, vals):
+            if role == "devel" and np.isfinite(v) and v > best_dev.get(t, (-np.inf, ""))[0]:
+                best_dev[t] = (v, row["runs"][t])
+    out_rows.append(_yardstick_row({t: best_dev[t][1] for t in best_dev}, columns, 2,
+                                   "Linear yardstick (ridge) on the best row's features"))
+    out_rows[-1]["cells"].append("")
+    return {"columns": head, "rows": out_rows}
+
+
+@_layout("ablation")
+def ablation(source: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """MuSe 2023 Tables 4 / 5."""
+    runs = source["runs"] if isinstance(source, dict) else source
+    if not runs:
+        return {"columns": [], "rows": [], "note": "step skipped"}
+    targets = _targets(runs)
+    rows: dict[tuple, dict[str, Any]] = {}
+    for r in runs:
+        p = r["params"]
+        key = (p.get("model.num_layers"), p.get("model.d_model"), p.get("model.bidirectional"))
+        for t in _target_of(r):
+            rows.setdefault(key, {})[t] = (r["run"], "+".join(p.get("data.features", [])))
+    columns = [(f"{t} {c}", role, t) for t in targets for c, role in (("Dev.", "devel"), ("Test", "test"))]
+    head = ["#Layers", "model_dim", "rnn_bi", *[c for c, _, _ in columns], "features"]
+    out_rows = []
+    for key, byt in sorted(rows.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        sources: list = []
+        vals = [_cell(byt.get(t, (None,))[0], role, t, sources, c) for c, role, t in columns]
+        bi = {True: "Y", False: "N"}.get(key[2], str(key[2]))
+        feats = " / ".join(f"{t}: {v[1]}" for t, v in byt.items())
+        out_rows.append({"cells": [str(key[0]), str(key[1]), bi, *[_f(v) for v in vals], feats], "sources": sources})
+    any_run = {t: byt[t][0] for byt in rows.values() for t in byt}
+    out_rows.append(_yardstick_row(any_run, columns, 3))
+    out_rows[-1]["cells"].append("")
+    return {"columns": head, "rows": out_rows}
+
+
+def _best_by_devel(runs: list[dict[str, Any]], target: str) -> dict[str, Any] | None:
+    cands = [r for r in runs if target in _target_of(r) and np.isfinite(r.get("devel", np.nan))]
+    return max(cands, key=lambda r: r["devel"]) if cands else None
+
+
+@_layout("ensemble")
+def ensemble(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """MuSe 2023 Table 6 (test), with the rows that explain the ensemble's gain."""
+    rows_spec = options.get("rows") or list(source)
+    allruns = [r for k in rows_spec for r in (source[k] or {}).get("runs", [])]
+    targets = _targets(allruns)
+    columns = [(t, "test", t) for t in targets]
+    head = ["Method", *targets, "Combined"]
+    labels = options.get("labels", {})
+    out_rows = []
+    ceiling_runs: dict[str, str] = {}
+    for k in rows_spec:
+        runs = (source[k] or {}).get("runs", [])
+        sources: list = []
+        vals, picked = [], []
+        for c, role, t in columns:
+            b = _best_by_devel(runs, t)
+            vals.append(_cell(b["run"] if b else None, role, t, sources, c))
+            picked.append(f"{t}: {b['label']}" if b else "")
+            if b and t not in ceiling_runs:
+                ceiling_runs[t] = b.get("base") or b["run"]
+        out_rows.append({"cells": [labels.get(k, k), *[_f(v) for v in vals], _f(_combined(vals))],
+                         "sources": sources, "chosen": picked})
+    if ceiling_runs:
+        vals = [(_ceiling(ceiling_runs[t]) or {}).get(t, float("nan")) if t in ceiling_runs else float("nan")
+                for t in targets]
+        if any(np.isfinite(vals)):
+            out_rows.append({"cells": ["Noise-free ceiling (clean labels vs observed)", *[_f(v) for v in vals],
+                                       _f(_combined(vals))], "sources": [], "ceiling": True})
+    base = {t: (_best_by_devel([r for k in rows_spec for r in (source[k] or {}).get("runs", []) if "base" not in r
+                                and "members" not in r], t) or {}).get("run") for t in targets}
+    out_rows.append(_yardstick_row(base, columns, 1))
+    out_rows[-1]["cells"].append("")
+    return {"columns": head, "rows": out_rows}
+
+
+def _ceiling(run: str) -> dict[str, float] | None:
+    m = _metrics(run)
+    _, test = _parts(run)
+    c = (m.get("ceiling") or {}).get(test)
+    if c:
+        return c
+    base = json.loads((Path(run) / "run.json").read_text()).get("base_run")
+    return _ceiling(base) if base else None
+
+
+@_layout("models")
+def models(source: list[dict[str, Any]], options: dict[str, Any]) -> dict[str, Any]:
+    """MuSe 2021 stress Tables 2 / 4: recipe-given rows, devel (and test) CCC per target."""
+    lead = options.get("columns", ["Feature", "M", "Model"])
+    parts = options.get("partitions", ["devel"])
+    rows_in = [r for r in source if r.get("run")]
+    runs = [{"run": r["run"], "params": {}} for r in rows_in]
+    targets = options.get("targets") or _targets(runs)
+    columns = [(f"{t}" + ("" if len(parts) == 1 else f" {p}"), p, t) for t in targets for p in parts]
+    out_rows = []
+    for r in rows_in:
+        sources: list = []
+        vals = [_cell(r["run"], role, t, sources, c) for c, role, t in columns]
+        out_rows.append({"cells": [str(r.get(k, "")) for k in lead] + [_f(v) for v in vals], "sources": sources})
+    base = {t: r["run"] for r in rows_in[:1] for t in targets}
+    if options.get("yardstick_run"):
+        base = {t: options["yardstick_run"] for t in targets}
+    out_rows.append(_yardstick_row(base, columns, len(lead)))
+    return {"columns": [*lead, *[c for c, _, _ in columns]], "rows": out_rows}
+
+
+@_layout("cv_folds")
+def cv_folds(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """ABAW5 Table 1: per target and method, devel CCC per fold (fold 0 = the corpus's split)."""
+    k = max(len(v.get("runs", [])) for v in source.values() if v)
+    allruns = [r for v in source.values() if v for r in v.get("runs", [])]
+    targets = options.get("targets") or _targets(allruns)
+    head = ["Emotion", "Method", *[f"Fold {i}" for i in range(k)]]
+    out_rows = []
+    for t in targets:
+        for method, res in source.items():
+            runs = (res or {}).get("runs", [])
+            sources: list = []
+            vals = [_cell(runs[i]["run"], "devel", t, sources, f"Fold {i}") if i < len(runs) else float("nan")
+                    for i in range(k)]
+            out_rows.append({"cells": [t, method, *[_f(v) for v in vals]], "sources": sources})
+    first = next((v["runs"][0]["run"] for v in source.values() if v and v.get("runs")), None)
+    cols = [(f"Fold 0", "devel", t) for t in targets]
+    ys = _yardstick_row({t: first for t in targets}, cols[:1], 2, "Linear yardstick (ridge), fold 0")
+    out_rows.append(ys)
+    return {"columns": head, "rows": out_rows}
+
+
+# ---------------------------------------------------------------------------- report
+def final_comparison(final: dict[str, Any]) -> dict[str, Any] | None:
+    """The recipe result vs the best single run (chosen on devel, scored on test), per target."""
+    if not final or "result" not in final:
+        return None
+    res_runs = final["result"].get("runs", []) if isinstance(final["result"], dict) else []
+    singles = [r for s in final.get("singles", []) if isinstance(s, dict) for r in s.get("runs", [])]
+    targets = _targets(res_runs) if res_runs else []
+    out: dict[str, Any] = {"targets": {}, "label": final.get("label", "result")}
+    for t in targets:
+        rr, sr = _best_by_devel(res_runs, t), _best_by_devel(singles, t)
+        if rr is None or sr is None:
+            continue
+        _, test = _parts(rr["run"])
+        a, b = run_score(rr["run"], test, t), run_score(sr["run"], test, t)
+        out["targets"][t] = {"result": a, "result_run": rr["run"], "best_single": b, "best_single_run": sr["run"],
+                             "best_single_label": sr["label"], "difference": a - b, "partition": test}
+    return out
+
+
+def final_line(cmp: dict[str, Any] | None) -> str:
+    """One line: the recipe's result vs its best single run, per target."""
+    if not cmp or not cmp["targets"]:
+        return "Final: no comparison (the recipe declares no `final:` result and single runs)."
+    parts = [f"{t} {v['result']:.4f} vs {v['best_single']:.4f} ({v['difference']:+.4f}; best single: "
+             f"{v['best_single_label']})" for t, v in cmp["targets"].items()]
+    part = next(iter(cmp["targets"].values()))["partition"]
+    return (f"Final ({part} CCC): {cmp['label']} vs the best single run of this recipe chosen on devel: "
+            + "; ".join(parts) + ".")
+
+
+def markdown_table(t: dict[str, Any]) -> str:
+    """A table as markdown."""
+    if not t.get("columns"):
+        return f"({t.get('note', 'empty')})"
+    lines = ["| " + " | ".join(t["columns"]) + " |", "|" + "---|" * len(t["columns"])]
+    for r in t["rows"]:
+        cells = list(r["cells"]) + [""] * (len(t["columns"]) - len(r["cells"]))
+        lines.append("| " + " | ".join(cells[: len(t["columns"])]) + " |")
+    return "\n".join(lines)
+
+
+def build_tables(recipe: Any, results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every table of ``recipe`` from the step results."""
+    from affectflow.recipes.spec import substitute_refs
+
+    out = []
+    for spec in recipe.tables:
+        src = substitute_refs(spec["source"], results)
+        if isinstance(src, dict) and src.get("skipped"):
+            t = {"columns": [], "rows": [], "note": "step skipped (optional; enable it with --set)"}
+        else:
+            t = TABLE_LAYOUTS[spec["layout"]](src, spec.get("options") or {})
+        out.append({"id": spec.get("id"), "title": spec.get("title", ""), "paper": spec.get("paper", ""),
+                    "layout": spec["layout"], **t})
+    return out
+
+
+def write_report(folder: Path, recipe: Any, results: dict[str, Any], state: dict[str, Any]) -> None:
+    """Write ``recipe.json`` and ``recipe.md`` (tables, provenance of every choice, final comparison)."""
+    from affectflow.recipes.spec import substitute_refs
+
+    tables = build_tables(recipe, results)
+    cmp = final_comparison(substitute_refs(recipe.final, results)) if recipe.final else None
+    line = final_line(cmp)
+    secs = {sid: s.get("seconds") for sid, s in state["steps"].items()}
+    doc = {"format": "affectflow-recipe", "recipe": recipe.name, "title": recipe.title, "paper": recipe.paper,
+           "budget": recipe.budget, "source": recipe.source, "overrides": recipe.overrides,
+           "params": {k: {"value": p.value, p.source: p.note} for k, p in recipe.params.items()},
+           "steps": {sid: {k: v for k, v in s.items() if k != "settings"} for sid, s in state["steps"].items()},
+           "tables": tables, "final": cmp, "final_line": line}
+    write_json(folder / "recipe.json", doc)
+    lines = [f"# {recipe.title}", "", f"Recipe `{recipe.name}`, budget `{recipe.budget}`. Paper: {recipe.paper}", "",
+             "Scores are CCC (pooled over recordings). Devel scores of selected runs are optimistic (used for "
+             "selection); every number is read from the run named in recipe.json (`tables[].rows[].sources`).", ""]
+    for t in tables:
+        lines += [f"## {t['title']}" + (f" ({t['paper']})" if t.get("paper") else ""), "", markdown_table(t), ""]
+        if any(r.get("pending") for r in t.get("rows", [])):
+            lines += [YARDSTICK_PENDING, ""]
+    lines += ["## Choices", "", "| parameter | value | from |", "|---|---|---|"]
+    for k, p in recipe.params.items():
+        lines.append(f"| {k} | `{json.dumps(p.value, default=str)}` | {p.source}: {p.note} |")
+    lines += ["", "## Steps", "", "| step | status | seconds | folder |", "|---|---|---|---|"]
+    for sid, s in state["steps"].items():
+        sec = secs.get(sid)
+        lines.append(f"| {sid} | {s.get('status')} | {'' if sec is None else f'{sec:.0f}'} | {s.get('folder', '')} |")
+    subs = [x for r in results.values() if isinstance(r, dict) for x in r.get("submissions", [])]
+    if subs:
+        lines += ["", "## Submission files", ""] + [f"- {s['name']}: {s['folder']}" for s in subs]
+    lines += ["", line, ""]
+    atomic_write(folder / "recipe.md", lambda p: p.write_text("\n".join(lines)))

@@ -1,0 +1,87 @@
+"""The muse2023 recipe end to end on a tiny personalisation corpus: every table number is the number of the run
+that produced it (``affectflow evaluate`` on trained and fused runs, the saved predictions of personalised ones), a
+rerun reuses every step, a changed parameter redoes only the steps it reaches, the submission is written."""
+
+import json
+
+import pytest
+
+from affectflow.experiment import evaluate
+from affectflow.predictions import score
+from affectflow.procedures.fuse import is_fusion_run, run_partition_predictions
+from affectflow.recipes import run_recipe
+from affectflow.synthetic.corpus import generate_corpus
+
+TINY = ["features=[acoustic, visual]", "sizes=[2]", "top_sets=2", "ensemble_top=2", "epochs=1", "patience=1",
+        "d_model=8", "window={size: 20, hop: 10}",
+        "personalise={seeds: 2, window: 10, hop: 5, epochs: 1, patience: 1, combine: average}"]
+
+
+@pytest.fixture(scope="module")
+def recipe_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("muse2023")
+    corpus = generate_corpus(root / "corpus", n_subjects=8, duration_s=150.0, duration_jitter_s=10.0,
+                             layout="personalisation", seed=2, progress=False)
+    lines = []
+    folder = run_recipe("muse2023", corpus=corpus.path, out=root / "recipe", budget="quick", overrides=TINY,
+                        backend="serial", write=lines.append)
+    return folder, corpus, lines
+
+
+def test_every_table_number_is_the_number_of_its_run(recipe_folder):
+    folder, corpus, _ = recipe_folder
+    doc = json.loads((folder / "recipe.json").read_text())
+    md = (folder / "recipe.md").read_text()
+    checked = 0
+    evaluated: dict = {}
+    for table in doc["tables"]:
+        for row in table["rows"]:
+            for src in row["sources"]:
+                run, part, target = src["run"], src["partition"], src["target"]
+                assert f"{src['value']:.4f}" in md
+                pers = (json.loads(open(f"{run}/run.json").read()).get("kind") == "personalisation"
+                        or (is_fusion_run(run) and "personalisation" in json.dumps(
+                            json.loads(open(f"{run}/fusion.json").read())["members"])))
+                if pers:  # personalised members cannot re-predict; their saved predictions are scored again
+                    value = score(run_partition_predictions(run, part))[target]["ccc"]
+                else:
+                    if (run, part) not in evaluated:
+                        evaluated[(run, part)] = evaluate(run, partitions=[part], progress=False)[1]
+                    value = evaluated[(run, part)]["partitions"][part][target]["ccc"]
+                assert value == pytest.approx(src["value"], abs=1e-5), (table["id"], row["cells"], src)
+                checked += 1
+    assert checked >= 15
+    t2 = next(t for t in doc["tables"] if t["id"] == "table2")
+    assert [r["cells"][1] for r in t2["rows"][:2]] == ["acoustic", "visual"]
+    assert t2["rows"][-1]["yardstick"]
+    t6 = next(t for t in doc["tables"] if t["id"] == "table6")
+    assert any(r.get("ceiling") for r in t6["rows"])
+    assert doc["final_line"].startswith("Final (test CCC)") and doc["final_line"] in md
+    assert doc["params"]["lr"] == {"value": 0.001, "paper": "4.2: Adam, initial lr 1e-3"}
+
+
+def test_submission_and_progress(recipe_folder):
+    folder, corpus, lines = recipe_folder
+    sub = next(folder.glob("steps/submission-*/submission"))
+    test_ids = corpus.recording_ids(["test"])
+    for dim in ("arousal", "valence"):
+        assert sorted(p.stem for p in (sub / "label_segments" / dim).glob("*.csv")) == sorted(test_ids)
+    assert any("step 1/8 unimodal (sweep): started" in s for s in lines)
+    assert any("finished in" in s and "ETA" in s for s in lines)
+
+
+def test_rerun_reuses_and_a_change_redoes_only_what_it_reaches(recipe_folder):
+    folder, corpus, _ = recipe_folder
+    before = sorted(p.name for p in (folder / "steps").iterdir())
+    lines = []
+    run_recipe("muse2023", corpus=corpus.path, out=folder, budget="quick", overrides=TINY, backend="serial",
+               write=lines.append)
+    assert sorted(p.name for p in (folder / "steps").iterdir()) == before
+    assert sum("reused" in s for s in lines) == 7 and not any("started" in s for s in lines)
+    # another ensemble size: unimodal, combinations, early fusion and personalisation are kept
+    lines = []
+    run_recipe("muse2023", corpus=corpus.path, out=folder, budget="quick", overrides=[*TINY, "ensemble_top=1"],
+               backend="serial", write=lines.append)
+    started = [s.split()[4] for s in lines if ": started" in s]
+    assert started == ["personalised", "ensemble", "submission"], lines
+    assert any("unimodal (sweep): reused" in s for s in lines)
