@@ -51,6 +51,8 @@ def test_every_table_number_is_the_number_of_its_run(recipe_folder):
                 assert value == pytest.approx(src["value"], abs=1e-5), (table["id"], row["cells"], src)
                 checked += 1
     assert checked >= 15
+    ys = [s for t in doc["tables"] for r in t["rows"] for s in r["sources"] if s.get("yardstick")]
+    assert ys and all("yardstick-" in s["run"] for s in ys)  # the linear yardstick rows are filled and checked
     t2 = next(t for t in doc["tables"] if t["id"] == "table2")
     assert [r["cells"][1] for r in t2["rows"][:2]] == ["acoustic", "visual"]
     assert t2["rows"][-1]["yardstick"]

@@ -21,8 +21,9 @@ Layouts (``layout:`` of a recipe table; ``source:`` is a step reference or a map
     ABAW5 Table 1: per target and method, the selected seed's devel CCC in each fold ("–" where a method was run on
     fold 0 only, as LFAN in the paper).
 
-Every table ends with the **linear yardstick** row (ridge regression on the same features, trained on train,
-selected on devel) from :func:`yardstick_scores`.
+Every table ends with the **linear yardstick** row: :mod:`affectflow.procedures.yardstick` (ridge regression on the
+same features with a short past context, fitted on train, strength chosen on devel) on the data of the row's run
+(:func:`yardstick_run`; one fit per distinct data section, kept in ``<recipe>/yardsticks/``).
 """
 
 from __future__ import annotations
@@ -96,25 +97,42 @@ def _target_of(r: dict[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- yardstick hook
-def yardstick_scores(run: str) -> dict[str, dict[str, float]] | None:
-    """Linear yardstick of a run's data: ``{partition: {target: ccc}}`` or ``None`` when not available.
+YARDSTICK_DIR: list[Path] = []  # set by build_tables: <recipe folder>/yardsticks
 
-    Hook for :mod:`affectflow.procedures.yardstick` (the ``methods`` branch: ridge / logistic regression on the
-    same features pooled over a short past context, fitted on train, regularisation chosen on devel). Until that
-    module is on main this returns ``None`` and the tables print a marked "pending" row.
-    """
+
+def yardstick_run(run: str) -> str:
+    """The linear yardstick (:func:`affectflow.procedures.yardstick.run_yardstick`: ridge / logistic regression on
+    the same features and normalisation, fitted on train, strength chosen on devel) of ``run``'s data section, in
+    ``<recipe>/yardsticks/<hash>`` (made once per distinct data section and reused); returns its folder."""
+    import hashlib
+
+    from affectflow.config import config_from_dict, default_config_dict, _merge
+    from affectflow.procedures.yardstick import run_yardstick
+
+    cfg_d = yaml.safe_load((Path(run) / "config.yaml").read_text())
+    data = cfg_d["data"]
+    key = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    root = YARDSTICK_DIR[-1] if YARDSTICK_DIR else Path(run).parent / "yardsticks"
+    dest = root / f"yardstick-{key}"
+    if not (dest / "metrics.json").is_file():
+        if dest.exists():
+            import shutil
+
+            shutil.rmtree(dest)  # an interrupted fit: redo it
+        cfg = config_from_dict(_merge(default_config_dict(), {"data": data, "output": cfg_d.get("output", {})}))
+        run_yardstick(cfg, out=dest)
+    return str(dest)
+
+
+def yardstick_scores(run: str) -> tuple[str, dict[str, dict[str, float]]] | None:
+    """``(yardstick folder, {partition: {target: ccc}})`` of ``run``'s data (:func:`yardstick_run`), or ``None``
+    when it cannot be fitted (the row then says so)."""
     try:
-        from affectflow.procedures import yardstick as ys  # type: ignore[attr-defined]
+        folder = yardstick_run(run)
     except ImportError:
         return None
-    fn = getattr(ys, "yardstick_for_run", None) or getattr(ys, "run_yardstick", None)
-    if fn is None:
-        return None
-    res = fn(run)
-    best = res.get("best", res) if isinstance(res, dict) else None
-    if not isinstance(best, dict):
-        return None
-    return {p: {t: float(m["ccc"] if isinstance(m, dict) else m) for t, m in ts.items()} for p, ts in best.items()}
+    best = _metrics(folder)["best"]
+    return folder, {p: {t: float(m.get("ccc", np.nan)) for t, m in ts.items()} for p, ts in best.items()}
 
 
 def _yardstick_row(runs_by_target: dict[str, str | None], columns: list[tuple[str, str, str]], n_lead: int,
@@ -133,19 +151,18 @@ def _yardstick_row(runs_by_target: dict[str, str | None], columns: list[tuple[st
             pending = True
             cells.append("pending")
             continue
+        folder, scores = ys
         dev, test = _parts(run)
         part = dev if role == "devel" else test
-        v = ys.get(part, {}).get(target, float("nan"))
-        sources.append({"column": col, "run": run, "partition": part, "target": target, "metric": "ccc",
-                        "value": v, "yardstick": True})
+        v = scores.get(part, {}).get(target, float("nan"))
+        sources.append({"column": col, "run": folder, "partition": part, "target": target, "metric": "ccc",
+                        "value": v, "yardstick": True, "yardstick_of": run})
         cells.append(_f(v))
     return {"cells": [label + (" [pending]" if pending else "")] + [""] * (n_lead - 1) + cells, "sources": sources,
             "yardstick": True, "pending": pending}
 
 
-YARDSTICK_PENDING = ("[pending]: the linear yardstick row is a hook (affectflow.recipes.tables.yardstick_scores) that "
-                     "fills in once affectflow.procedures.yardstick (ridge / logistic regression on the same features, "
-                     "fitted on train, selected on devel) is on main.")
+YARDSTICK_PENDING = "[pending]: the linear yardstick could not be fitted (affectflow.procedures.yardstick missing)."
 
 
 # ---------------------------------------------------------------------------- layouts
@@ -348,11 +365,13 @@ def markdown_table(t: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def build_tables(recipe: Any, results: dict[str, Any]) -> list[dict[str, Any]]:
+def build_tables(recipe: Any, results: dict[str, Any], folder: Path | None = None) -> list[dict[str, Any]]:
     """Every table of ``recipe`` from the step results."""
     from affectflow.recipes.spec import substitute_refs
 
     out = []
+    if folder is not None:
+        YARDSTICK_DIR.append(Path(folder) / "yardsticks")
     for spec in recipe.tables:
         src = substitute_refs(spec["source"], results)
         if isinstance(src, dict) and src.get("skipped"):
@@ -368,7 +387,7 @@ def write_report(folder: Path, recipe: Any, results: dict[str, Any], state: dict
     """Write ``recipe.json`` and ``recipe.md`` (tables, provenance of every choice, final comparison)."""
     from affectflow.recipes.spec import substitute_refs
 
-    tables = build_tables(recipe, results)
+    tables = build_tables(recipe, results, folder)
     cmp = final_comparison(substitute_refs(recipe.final, results)) if recipe.final else None
     line = final_line(cmp)
     secs = {sid: s.get("seconds") for sid, s in state["steps"].items()}
