@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from affectflow.errors import ConfigError
+from affectflow.training.schedules import SCHEDULES, UnfreezingConfig
 from affectflow.fsutil import SAFE_NAME
 
 
@@ -87,6 +88,9 @@ class TrainingConfig:
     num_workers: int = 0
     num_threads: int | None = None
     multitask: str | None = None
+    schedule: str | None = None
+    unfreezing: UnfreezingConfig = field(default_factory=UnfreezingConfig)
+    amp: bool | None = None
 
 
 @dataclass
@@ -145,6 +149,9 @@ class ExperimentConfig:
             raise ConfigError(f"`training.loss` must be one of {sorted(LOSSES)}, got {t.loss!r}.")
         if t.optimizer != "adam":
             raise ConfigError(f"`training.optimizer` must be 'adam', got {t.optimizer!r}.")
+        if t.schedule is not None and t.schedule not in SCHEDULES:
+            raise ConfigError(f"`training.schedule` must be null or one of {list(SCHEDULES)}, got {t.schedule!r}.")
+        t.unfreezing.validate()
         if t.num_threads is not None and t.num_threads < 1:
             raise ConfigError(f"`training.num_threads` must be >= 1 or null, got {t.num_threads!r}.")
         if not t.seeds:

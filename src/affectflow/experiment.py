@@ -301,7 +301,7 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
     per_seed: dict[str, Any] = {}
     selection: dict[str, float] = {}
     models: dict[int, torch.nn.Module] = {}
-    throughput = []
+    throughput, frames_per_s = [], []
     for seed in t.seeds:
         final = run_dir / "checkpoints" / f"seed-{seed}.pt"
         if resume and final.is_file():  # finished before the interruption: kept as it is
@@ -311,6 +311,7 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
             model.to(device)
             selection[str(seed)] = float(ck["devel_score"])
             throughput.append(float(ck.get("windows_per_s", float("nan"))))
+            frames_per_s.append(float(ck.get("frames_per_s", float("nan"))))
             per_seed[str(seed)] = {p: task.score(outputs(model, p)) for p in eval_parts}
             models[seed] = model
             log.info("seed %d: finished before the interruption; kept (best epoch %d, devel score %.4f)", seed,
@@ -347,7 +348,8 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
         (run_dir / "history").mkdir(exist_ok=True)
         hist.to_csv(run_dir / "history" / f"seed-{seed}.csv", index=False)
         extra = {"seed": seed, "best_epoch": res.best_epoch, "devel_score": res.best_score,
-                 "windows_per_s": res.windows_per_s}
+                 "windows_per_s": res.windows_per_s, "frames_per_s": res.frames_per_s}
+        frames_per_s.append(res.frames_per_s)
         if loss_module is not None and t.multitask:
             extra["multitask_weights"] = loss_module.inner.weights()
         # the checkpoint is written last: its presence marks the seed as finished (for --resume)
@@ -371,6 +373,7 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
         "summary": summary,
         "ceiling": {p: c for p, c in ceiling.items() if c},
         "train_samples_per_s": float(np.nanmean(throughput)),
+        "train_frames_per_s": float(np.nanmean(frames_per_s)) if np.isfinite(frames_per_s).any() else float("nan"),
     }
     write_json(run_dir / "metrics.json", metrics)
     best_model = models[best_seed]

@@ -21,13 +21,27 @@ def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int 
 
     hist = sorted((run_dir / "history").glob("seed-*.csv"))
     if hist:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-        for f in hist:
+        fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
+        for k, f in enumerate(hist):
             h = pd.read_csv(f)
             axes[0].plot(h["epoch"], h["train_loss"], label=f.stem)
             axes[1].plot(h["epoch"], h["devel_score"], label=f.stem)
+            if "lr_start" in h:  # the rate at the first and last batch of each epoch: warm-up ramps show as steps
+                xs = [x for e in h["epoch"] for x in (e - 1, e)]
+                ys = [y for a, b in zip(h["lr_start"], h["lr_end"]) for y in (a, b)]
+                axes[2].plot(xs, ys, color=f"C{k}", label=f.stem)
+            else:
+                axes[2].plot(h["epoch"], h["lr"], color=f"C{k}", label=f.stem)
+            if "unfrozen" in h:  # progressive unfreezing: a line where each group was unfrozen
+                for e, g in zip(h["epoch"], h["unfrozen"].fillna("")):
+                    if g:
+                        for ax in axes[1:]:
+                            ax.axvline(e - 1, color=f"C{k}", ls=":", lw=0.8)
+                        axes[2].annotate(str(g), (e - 1, 1), xycoords=("data", "axes fraction"), fontsize=6,
+                                         rotation=90, va="top")
         axes[0].set(title="training loss", xlabel="epoch")
         axes[1].set(title="devel CCC (mean over targets)", xlabel="epoch")
+        axes[2].set(title="learning rate (dotted: unfreezing)", xlabel="epoch", yscale="log")
         axes[1].legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(out / "learning_curves.png", dpi=100)

@@ -67,6 +67,7 @@ def _killed_run(base: Path, args: list[str], seed: int, epoch: int) -> Path:
 def _metrics(run: Path) -> dict:
     m = json.loads((run / "metrics.json").read_text())
     m.pop("train_samples_per_s")  # wall-clock throughput
+    m.pop("train_frames_per_s", None)
     return m
 
 

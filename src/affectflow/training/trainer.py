@@ -11,6 +11,13 @@ early-stopping state, history, and the RNG states of torch, CUDA, NumPy, Python 
 :func:`epoch_state`), and it continues from such a state (``resume_state``) exactly where it stopped: the remaining
 epochs see the same data order, dropout masks and learning-rate schedule, so the result equals an uninterrupted
 run bit for bit (on the same device and thread count).
+
+``training.schedule: progressive_unfreezing`` replaces the plain plateau schedule and early stopping by the staged
+schedule of :mod:`affectflow.training.schedules` (its state is part of the epoch state). Every history row has the
+rate of the epoch's first and last batch (``lr_start``, ``lr_end``; ``lr`` is the rate after the epoch's scheduler
+step) and ``frames_per_s`` (real time steps trained per second: video frames for a per-frame backbone). On CUDA the
+forward pass and loss run under ``torch.autocast`` (bfloat16) unless ``training.amp: false``; on the CPU nothing
+changes.
 """
 
 from __future__ import annotations
@@ -50,12 +57,15 @@ class FitResult:
         One dict per epoch: epoch, train_loss, devel_score, lr, seconds.
     windows_per_s:
         Training throughput (windows per second of training-loop time).
+    frames_per_s:
+        Real (unpadded) time steps trained per second of training-loop time.
     """
 
     best_epoch: int
     best_score: float
     history: list[dict] = field(default_factory=list)
     windows_per_s: float = float("nan")
+    frames_per_s: float = float("nan")
 
 
 def rng_state(gen: torch.Generator) -> dict:
@@ -88,9 +98,11 @@ def set_rng_state(state: dict, gen: torch.Generator) -> None:
 
 
 def epoch_state(*, epoch, model, opt, sched, gen, best_score, best_epoch, best_state, history, windows,
-                train_time) -> dict:
+                train_time, frames=0, schedule=None) -> dict:
     """Everything needed to continue training after ``epoch`` (tensors and plain values only)."""
     return {
+        "frames": int(frames),
+        "schedule": None if schedule is None else schedule.state_dict(),
         "format": "affectflow-epoch-state",
         "epoch": int(epoch),
         "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -166,6 +178,10 @@ def fit_seed(
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="max", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
     )
+    from affectflow.training.schedules import make_schedule
+
+    schedule = make_schedule(getattr(cfg, "schedule", None), getattr(cfg, "unfreezing", None), model, opt)
+    amp = device.type == "cuda" and getattr(cfg, "amp", None) is not False
     loader = DataLoader(
         train_ds,
         batch_size=cfg.batch_size,
@@ -176,7 +192,7 @@ def fit_seed(
     )
     best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
     history: list[dict] = []
-    windows, train_time = 0, 0.0
+    windows, frames, train_time = 0, 0, 0.0
     start = 1
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
@@ -186,22 +202,38 @@ def fit_seed(
         best_state = {k: v.to(device) for k, v in resume_state["best_state"].items()}
         history = [dict(h) for h in resume_state["history"]]
         windows, train_time = int(resume_state["windows"]), float(resume_state["train_time"])
+        frames = int(resume_state.get("frames", 0))
+        if schedule is not None:
+            schedule.load_state_dict(resume_state["schedule"])
         start = int(resume_state["epoch"]) + 1
         set_rng_state(resume_state["rng"], gen)
         log.info("seed %d: resuming after epoch %d (best epoch %d, devel score %.4f)", seed, start - 1, best_epoch,
                  best_score)
-        if start > 1 and start - 1 - best_epoch >= cfg.patience:
+        if schedule is None and start > 1 and start - 1 - best_epoch >= cfg.patience:
             start = cfg.epochs + 1  # it had already stopped early
+        if schedule is not None and schedule.stopped:
+            start = cfg.epochs + 1
     bar = tqdm(range(start, cfg.epochs + 1), desc=f"seed {seed}", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         model.train()
         t0 = time.perf_counter()
         losses = []
+        row_start = schedule.start_epoch() if schedule is not None else {}
+        n_batches = len(loader) if max_batches is None else min(len(loader), max_batches)
+        lr_start, ep_frames = None, 0
         for nb, batch in enumerate(loader):
             if max_batches is not None and nb >= max_batches:
                 break
+            if schedule is not None:
+                schedule.batch_lr(nb, n_batches)
+            if lr_start is None:
+                lr_start = opt.param_groups[0]["lr"]
             b = batch_to(batch, device)
-            loss = compute_loss(model, b)
+            if amp:
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                    loss = compute_loss(model, b)
+            else:
+                loss = compute_loss(model, b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -209,31 +241,57 @@ def fit_seed(
             opt.step()
             losses.append(float(loss.detach()))
             windows += batch["mask"].shape[0]
-        train_time += time.perf_counter() - t0
+            ep_frames += int(batch["mask"].sum())
+        lr_end = opt.param_groups[0]["lr"]
+        epoch_time = time.perf_counter() - t0
+        train_time += epoch_time
         score = float(score_devel(model))
         if not np.isfinite(score):
             score = -math.inf
-        sched.step(score)
+        improved = score > best_score
+        if improved:
+            best_score, best_epoch = score, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        extra: dict = {}
+        if schedule is None:
+            sched.step(score)
+        else:
+            extra = schedule.end_epoch(score, improved, model, best_state)
         lr = opt.param_groups[0]["lr"]
+        frames += ep_frames
         row = {
             "epoch": epoch,
             "train_loss": float(np.mean(losses)) if losses else float("nan"),
             "devel_score": score,
             "lr": lr,
             "seconds": time.perf_counter() - t0,
+            "lr_start": lr_start if lr_start is not None else lr,
+            "lr_end": lr_end,
+            "best_devel_score": best_score,
+            "frames_per_s": ep_frames / epoch_time if epoch_time > 0 else float("nan"),
+            **row_start,
+            **extra,
         }
         history.append(row)
         log.info("seed %d epoch %d: train loss %.4f, devel score %.4f, lr %.2e", seed, epoch, row["train_loss"], score, lr)
-        if score > best_score:
-            best_score, best_epoch = score, epoch
-            best_state = copy.deepcopy(model.state_dict())
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", devel=f"{score:.3f}", best=f"{best_score:.3f}")
         if on_epoch_end is not None:
             on_epoch_end(epoch_state(epoch=epoch, model=model, opt=opt, sched=sched, gen=gen, best_score=best_score,
                                      best_epoch=best_epoch, best_state=best_state, history=history, windows=windows,
-                                     train_time=train_time))
+                                     train_time=train_time, frames=frames, schedule=schedule))
+        if schedule is not None:
+            if schedule.stopped:
+                log.info("seed %d: progressive unfreezing finished at epoch %d (best epoch %d)", seed, epoch,
+                         best_epoch)
+                break
+            continue
         if epoch - best_epoch >= cfg.patience:
             log.info("seed %d: early stop at epoch %d (best epoch %d)", seed, epoch, best_epoch)
             break
     model.load_state_dict(best_state)
-    return FitResult(best_epoch, best_score, history, windows / train_time if train_time > 0 else float("nan"))
+    if schedule is not None:  # leave the model trainable as it was built
+        for p in model.parameters():
+            p.requires_grad_(True)
+    nan = float("nan")
+    return FitResult(best_epoch, best_score, history, windows / train_time if train_time > 0 else nan,
+                     frames / train_time if train_time > 0 else nan)
