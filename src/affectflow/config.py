@@ -51,6 +51,7 @@ class DataConfig:
     target_types: dict[str, str] = field(default_factory=dict)
     label_set: str = "continuous"
     normalize: str = "global"
+    pca: dict[str, Any] = field(default_factory=dict)
     window: WindowConfig = field(default_factory=WindowConfig)
     eval_window: WindowConfig = field(default_factory=lambda: WindowConfig(size=None, hop=None))
     train_partitions: list[str] = field(default_factory=lambda: ["train"])
@@ -135,6 +136,9 @@ class ExperimentConfig:
             raise ConfigError(f"`data.features` lists a feature set twice: {d.features}.")
         if d.normalize not in MODES:
             raise ConfigError(f"`data.normalize` must be one of {list(MODES)}, got {d.normalize!r}.")
+        from affectflow.data.normalize import check_pca
+
+        check_pca(d.pca, d.features)
         check_window(d.window.size, d.window.hop)
         check_window(d.eval_window.size, d.eval_window.hop)
         MODELS.check_params(self.model.type, self.model.params)

@@ -28,7 +28,7 @@ import yaml
 
 from affectflow.config import ExperimentConfig, config_from_dict
 from affectflow.corpus.corpus import Corpus
-from affectflow.data.normalize import Normalizer
+from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.data.store import SequenceStore
 from affectflow.errors import AffectflowWarning, ConfigError, CorpusError, RunError
 from affectflow.fsutil import atomic_write, write_json
@@ -234,6 +234,12 @@ def check_buildable(cfg: ExperimentConfig, corpus: Corpus) -> None:
     specs = target_specs(corpus, d.task, d.targets, d.target_types, d.label_set)
     params = configure_model_params(cfg.model.type, cfg.model.params, specs)
     dims = {n: corpus.feature_set(n).dim for n in d.features}
+    for n, spec in check_pca(d.pca, d.features).items():
+        if spec.get("components", 0) > dims[n]:
+            raise ConfigError(f"`data.pca.{n}.components` is {spec['components']}, but feature set {n!r} has "
+                              f"{dims[n]} columns; at most {dims[n]} components exist.")
+        if "components" in spec:
+            dims[n] = spec["components"]
     try:
         model = MODELS.build(cfg.model.type, params, input_dims=dims, targets=d.targets)
         check_outputs(model, specs)
@@ -281,7 +287,7 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
         info["warnings"] = warn_unlabelled(stores, [train_key])
         write_run_info(run_dir, info)
     others = [s for p, s in stores.items() if p not in train_parts and p != train_key]
-    normalizer = Normalizer(mode=d.normalize).fit(train_store, others)
+    normalizer = Normalizer(mode=d.normalize, pca=check_pca(d.pca, d.features)).fit(train_store, others)
     train_ds = task.train_dataset(train_store, normalizer, d.window)
     if d.task != "continuous":
         info["warnings"] = warn_unlabelled_samples(task, train_store, train_ds, train_key)
@@ -296,6 +302,7 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
 
     data_spec = {"task": d.task, "features": d.features, "targets": d.targets, "target_specs": specs_to_state(specs),
                  "label_set": d.label_set, "eval_window": ew, "input_dims": train_store.dims,
+                 "model_input_dims": normalizer.output_dims(train_store.dims),
                  "label_rate_hz": training_label_rate(corpus, d.label_set, train_store),
                  "feature_sets": {n: dataclasses.asdict(corpus.feature_set(n)) for n in d.features}}
     per_seed: dict[str, Any] = {}
@@ -318,7 +325,8 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
                      ck["best_epoch"], ck["devel_score"])
             continue
         seed_everything(seed)
-        model = MODELS.build(cfg.model.type, model_params, input_dims=train_store.dims, targets=d.targets)
+        model = MODELS.build(cfg.model.type, model_params, input_dims=normalizer.output_dims(train_store.dims),
+                             targets=d.targets)
         check_outputs(model, specs)
         compute_loss, loss_module = None, None
         if d.task != "continuous" or t.multitask:

@@ -17,7 +17,9 @@ The ONNX graph
     Output ``y``: float ``(B, T, K)``, one column per output (``model.json`` ``outputs``); values at padded steps
     are unspecified, as in PyTorch. Preprocessing, as in :class:`~affectflow.data.normalize.Normalizer`:
     ``x = (raw - mean) / std`` per column (``model.json`` ``normalizer``), NaN → 0, and the feature mask is
-    ``any(isfinite(raw))`` per step.
+    ``any(isfinite(raw))`` per step. A run with a PCA (``data.pca``) has it folded into the graph
+    (:class:`PCAInputs`): ``x.<set>`` is still the ``D``-wide normalised input; ``model.json`` ``normalizer.pca``
+    lists the sets and their component counts.
 
 How RNNs export
     PyTorch runs RNNs on packed sequences (``pack_padded_sequence``), which ONNX exporters do not handle faithfully
@@ -211,6 +213,26 @@ def export_mode(model: nn.Module) -> Iterator[nn.Module]:
             setattr(mod, n, v)
 
 
+class PCAInputs(nn.Module):
+    """A model with fixed PCA projections in front: ``x[set] → (x[set] − μ) Cᵀ`` for the sets of ``pca``
+    (:attr:`Normalizer.pca_ <affectflow.data.normalize.Normalizer>`), then the model; so an exported graph takes the
+    ``D``-wide normalised features and gives the predictions of the run."""
+
+    def __init__(self, model: nn.Module, pca: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        super().__init__()
+        self.model = model
+        self.sets = list(pca)
+        for i, (n, (mean, comp)) in enumerate(pca.items()):
+            self.register_buffer(f"mean_{i}", torch.as_tensor(np.asarray(mean, np.float32)))
+            self.register_buffer(f"proj_{i}", torch.as_tensor(np.ascontiguousarray(np.asarray(comp, np.float32).T)))
+
+    def forward(self, x, mask, feature_mask=None):  # noqa: ANN001 - the registry's model interface
+        x = dict(x)
+        for i, n in enumerate(self.sets):
+            x[n] = (x[n] - getattr(self, f"mean_{i}")) @ getattr(self, f"proj_{i}")
+        return self.model(x, mask, feature_mask)
+
+
 class _Flat(nn.Module):
     """``forward(mask, x_1..x_M, fm_1..fm_M)`` over the dict interface of a model."""
 
@@ -324,8 +346,11 @@ def export_info(run: Run, ckpt: dict[str, Any], model: nn.Module, normalizer) ->
         "output": {"name": "y", "dtype": "float32", "shape": ["batch", "time", len(outputs)]},
         "feature_sets": fs,
         "normalizer": {"mode": normalizer.mode, "stats": stats,
+                       "pca": {n: {"components": int(c.shape[0]), "spec": normalizer.pca.get(n)}
+                               for n, (_, c) in normalizer.pca_.items()},
                        "note": "x = (raw - mean) / std per column, NaN -> 0; per-subject statistics (mode "
-                               "'subject') are not exported: consumers use these train statistics"},
+                               "'subject') are not exported: consumers use these train statistics; the PCA of "
+                               "the sets under 'pca' is part of the graph"},
         "targets": list(data["targets"]),
         "target_specs": data.get("target_specs"),
         "outputs": outputs,
@@ -365,6 +390,7 @@ def export_run(run: Run | str | os.PathLike, out_dir: str | os.PathLike | None =
         out.mkdir(parents=True, exist_ok=True)
     dims = {n: int(d) for n, d in ckpt["data"]["input_dims"].items()}
     dims = {n: dims[n] for n in ckpt["data"]["features"]}
-    export_model_onnx(model, dims, out / "model.onnx")
+    graph = PCAInputs(model, normalizer.pca_).eval() if normalizer.pca_ else model
+    export_model_onnx(graph, dims, out / "model.onnx")
     write_json(out / "model.json", export_info(run, ckpt, model, normalizer))
     return out

@@ -5,8 +5,8 @@ that loses to a linear map of the same features is seen (and explained) rather t
 
 Protocol (same corpus, partitions, feature sets, targets, task type and normalisation as the config ``cfg``):
 
-1. **Normalisation**: :class:`~affectflow.data.normalize.Normalizer` with ``data.normalize``, fitted on the train
-   partitions only (as a run's); missing values become 0 (the train mean).
+1. **Normalisation**: :class:`~affectflow.data.normalize.Normalizer` with ``data.normalize`` (and ``data.pca``),
+   fitted on the train partitions only (as a run's); missing values become 0 (the train mean).
 2. **Features** ``z`` per sample (feature sets concatenated in ``data.features`` order, ``D`` columns in all):
 
    - ``continuous``: per step ``t`` of a recording, ``z_t = [x_t, mean(x_{t-c+1} .. x_t)]`` (``2D`` columns): the
@@ -54,7 +54,7 @@ import torch
 import yaml
 
 from affectflow.corpus.corpus import Corpus, atomic_write, write_json
-from affectflow.data.normalize import Normalizer
+from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.errors import ConfigError, RunError
 from affectflow.runs import environment_info, new_run_dir, new_subdir, write_run_info
 
@@ -104,7 +104,7 @@ def readout_features(ds) -> np.ndarray:
             m = item["feature_mask"][name]
             parts.append(x[m].mean(0) if m.any() else np.zeros(x.shape[1], np.float32))
         rows.append(np.concatenate(parts))
-    width = sum(ds.store.dims.values())
+    width = sum(ds.normalizer.output_dims(ds.store.dims).values())
     return np.stack(rows).astype(np.float32) if rows else np.zeros((0, width), np.float32)
 
 
@@ -232,7 +232,7 @@ def fit_yardstick(cfg, *, context: int = DEFAULT_CONTEXT, alphas: Sequence[float
     parts = list(dict.fromkeys([d.devel_partition, *d.test_partitions]))
     stores = {train_key: task.store(corpus.recording_ids(d.train_partitions))}
     stores.update({p: task.store(corpus.recording_ids([p])) for p in parts})
-    normalizer = Normalizer(mode=d.normalize).fit(stores[train_key], [s for p, s in stores.items() if p != train_key])
+    normalizer = Normalizer(mode=d.normalize, pca=check_pca(d.pca, d.features)).fit(stores[train_key], [s for p, s in stores.items() if p != train_key])
     samples = {p: _Samples(task, s, normalizer, context) for p, s in stores.items()}
     tr, dv = samples[train_key], samples[d.devel_partition]
     params, selection = {}, {}

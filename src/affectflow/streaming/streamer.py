@@ -191,6 +191,9 @@ class Streamer:
         else:
             self._mean = np.concatenate([normalizer.stats_[n][0] for n in self.feature_sets]).astype(np.float32)
             self._std = np.concatenate([normalizer.stats_[n][1] for n in self.feature_sets]).astype(np.float32)
+        # PCA of sets with one (data.pca): z -> (z - mean) C^T, as Normalizer.transform does
+        self._pca = {n: (torch.from_numpy(m).to(self.device), torch.from_numpy(np.ascontiguousarray(c.T)).to(self.device))
+                     for n, (m, c) in normalizer.pca_.items()}
         self._x: dict[str, list[torch.Tensor]] = {}
         self._fm: dict[str, list[torch.Tensor]] = {}
         self.steps = 0
@@ -221,7 +224,8 @@ class Streamer:
 
     def _prepare(self, frame: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Normalise one step's raw vectors as :meth:`Normalizer.transform` does (train statistics; NaN → 0 and a
-        per-set step mask), vectorised over all sets: ``{set: (1, D)}`` and ``{set: (1,)}``."""
+        per-set step mask; the PCA of sets that have one), vectorised over all sets: ``{set: (1, D or k)}`` and
+        ``{set: (1,)}``."""
         for k in frame:
             if k not in self.dims:
                 raise StreamingError(
@@ -247,6 +251,8 @@ class Streamer:
         x, fm = {}, {}
         for n, (a, b) in self._slices.items():
             x[n] = xt[:, a:b]
+            if n in self._pca:
+                x[n] = (x[n] - self._pca[n][0]) @ self._pca[n][1]
             fm[n] = torch.tensor([bool(finite[a:b].any())], device=self.device)
         return x, fm
 
