@@ -7,6 +7,9 @@ A config has four sections (every key has a default, see ``configs/default.yaml`
     training:  loss, lr, weight_decay, batch_size, epochs, patience, lr_patience, lr_factor, min_lr, grad_clip,
                seeds, device, num_workers, num_threads, multitask
     output:    runs_dir, name
+    execution: backend, address, workers, threads, cpus, gpus, memory_gb, resources, max_retries  (where the jobs
+               of procedures run: sweeps, CV folds, tuning trials; see affectflow.procedures.executor)
+    tracking:  mlflow  (an MLflow tracking URI, null = off; see affectflow.tracking)
 
 Loading merges, in order: the packaged defaults, the YAML file, then command-line overrides such as
 ``training.lr=5e-4`` or ``data.features=[egemaps,face]`` (values parsed as YAML). Unknown keys, wrong types and
@@ -104,6 +107,34 @@ class OutputConfig:
 
 
 @dataclass
+class ExecutionConfig:
+    """Where the parallel jobs of a procedure run (command-line ``--backend/--address/--workers/--threads`` win).
+
+    ``backend``: ``local`` (process pool), ``serial`` or ``ray`` (null = ``local``); ``address`` (ray): null = a
+    private local cluster, ``auto`` = the running cluster, ``ray://host:10001`` = a remote one; per task ``cpus``
+    (null = ``threads``), ``gpus`` (a fraction shares a GPU), ``memory_gb`` and custom ``resources``; ``max_retries``:
+    how often Ray re-runs a task whose worker died. Not part of a sweep cell's identity.
+    """
+
+    backend: str | None = None
+    address: str | None = None
+    workers: int | None = None
+    threads: int | None = None
+    cpus: float | None = None
+    gpus: float = 0.0
+    memory_gb: float | None = None
+    resources: dict[str, float] = field(default_factory=dict)
+    max_retries: int = 3
+
+
+@dataclass
+class TrackingConfig:
+    """Optional experiment tracking: ``mlflow`` is a tracking URI (e.g. ``sqlite:///runs/mlflow.db``); null = off."""
+
+    mlflow: str | None = None
+
+
+@dataclass
 class ExperimentConfig:
     """A whole training experiment."""
 
@@ -111,6 +142,8 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict in the YAML shape (model params flattened next to ``type``)."""
@@ -172,6 +205,20 @@ class ExperimentConfig:
                     f"`output.name` {self.output.name!r} is not a safe folder name: use letters, digits and '_', '.', "
                     "'+', '-', starting with a letter or digit (the run folder is <output.runs_dir>/<name>-<time>)."
                 )
+        x = self.execution
+        if x.backend is not None:
+            from affectflow.procedures.executor import EXECUTORS
+
+            if x.backend not in EXECUTORS:
+                raise ConfigError(f"`execution.backend` must be one of {sorted(EXECUTORS)} or null, got {x.backend!r}.")
+        for name, v in [("workers", x.workers), ("threads", x.threads)]:
+            if v is not None and v < 1:
+                raise ConfigError(f"`execution.{name}` must be >= 1 or null, got {v!r}.")
+        if x.max_retries < 0:
+            raise ConfigError(f"`execution.max_retries` must be >= 0, got {x.max_retries!r}.")
+        if x.gpus < 0 or (x.cpus is not None and x.cpus < 0) or (x.memory_gb is not None and x.memory_gb <= 0):
+            raise ConfigError(f"`execution.cpus`/`gpus` must be >= 0 and `memory_gb` > 0 or null; got cpus={x.cpus!r}, "
+                              f"gpus={x.gpus!r}, memory_gb={x.memory_gb!r}.")
         for name, v in [("lr", t.lr), ("batch_size", t.batch_size), ("epochs", t.epochs)]:
             if not v > 0:
                 raise ConfigError(f"`training.{name}` must be positive, got {v!r}.")

@@ -114,7 +114,7 @@ def test_executors(tmp_path):
     assert got == {0: -3, 1: 1, 2: -2}
     assert type(get_executor("local", workers=1)).__name__ == "SerialExecutor"
     with pytest.raises(ConfigError, match="Unknown executor backend"):
-        get_executor("ray")
+        get_executor("no-such-backend")
 
     class Reversed:  # a plugged-in backend: completion order differs from submission order
         def __init__(self, workers, threads):

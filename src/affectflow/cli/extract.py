@@ -88,6 +88,15 @@ def register(subparsers: Any) -> None:
         help="override one parameter, e.g. egemaps.win_dur=2.0 (value parsed as YAML; repeatable)",
     )
     e.add_argument("--workers", type=int, default=1, help="worker processes (default 1: in this process)")
+    e.add_argument("--backend", default=None,
+                   help="local (default: this process or a pool of --workers processes), serial, or ray (one Ray "
+                   "task per job; the corpus must be on storage every node sees)")
+    e.add_argument("--address", default=None,
+                   help="ray: auto (the cluster running here) or ray://HOST:10001 (default: a private local cluster "
+                   "of --workers CPUs)")
+    e.add_argument("--task-resources", default=None, metavar="YAML",
+                   help="ray: what each extraction task asks for, e.g. '{cpus: 1, memory_gb: 2, resources: "
+                   "{cpu_node: 1}}' (default: 1 CPU)")
     e.add_argument(
         "--recordings",
         action="append",
@@ -193,6 +202,21 @@ def run_extract(args: argparse.Namespace) -> int:
     recordings = [r.strip() for item in args.recordings for r in item.split(",") if r.strip()] or None
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1; got {args.workers}.")
+    options: dict = {}
+    if args.task_resources:
+        import yaml
+
+        try:
+            options = yaml.safe_load(args.task_resources) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--task-resources is not YAML: {err}") from None
+        bad = sorted(set(options) - {"cpus", "gpus", "memory_gb", "resources", "max_retries"}) if isinstance(
+            options, dict) else ["(not a mapping)"]
+        if bad:
+            raise ConfigError(f"--task-resources: unknown key(s) {bad}; valid: cpus, gpus, memory_gb, resources, "
+                              "max_retries.")
+    if args.address:
+        options["address"] = args.address
     summary = extract(
         Corpus(args.corpus),
         extractors,
@@ -200,6 +224,8 @@ def run_extract(args: argparse.Namespace) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        backend=args.backend,
+        executor_options=options,
     )
     print(summary.format())
     return 0 if summary.ok else 1

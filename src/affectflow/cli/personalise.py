@@ -32,7 +32,9 @@ def cmd_personalise(args: argparse.Namespace) -> int:
                       patience=args.patience, lr=args.lr, batch_size=args.batch_size,
                       subjects=args.subjects.split(",") if args.subjects else None, corpus=args.corpus,
                       implementation=args.implementation, group_size=args.group_size or None, device=args.device,
-                      progress=not args.quiet, combine=args.combine, l2sp=args.l2sp, shrink=args.shrink)
+                      progress=not args.quiet, combine=args.combine, l2sp=args.l2sp, shrink=args.shrink,
+                      backend=args.backend, workers=args.workers or 1, threads=args.threads or 1,
+                      executor_options={"address": args.address} if args.address else None)
     print((out / "results.md").read_text())
     print(f"Personalisation written to {out}")
     return 0
@@ -71,5 +73,8 @@ def register(sub: Any) -> None:
     p.add_argument("--shrink", type=float, default=1.0,
                    help="keep theta_base + s * (theta - theta_base) of each fine-tuned model, s in (0, 1] (default 1)")
     p.add_argument("--device", default="cpu", help="device for predictions (default cpu)")
+    from affectflow.cli.procedures import _executor_args
+
+    _executor_args(p)  # --workers/--threads/--backend/--address: groups of subject x seed jobs as parallel tasks
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_personalise)

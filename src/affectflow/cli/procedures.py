@@ -16,18 +16,23 @@ from typing import Any
 
 
 def _executor_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=1, help="jobs run in parallel (default 1)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
-    p.add_argument("--backend", default="local",
-                   help="executor backend: local (process pool), serial, or one registered with "
-                   "affectflow.procedures.executor.register_executor (default local)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="jobs run in parallel (default: execution.workers of the config, else 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per job (default: execution.threads of the config, else 1)")
+    p.add_argument("--backend", default=None,
+                   help="executor backend: local (process pool), serial, ray, or one registered with "
+                   "affectflow.procedures.executor.register_executor (default: execution.backend, else local)")
+    p.add_argument("--address", default=None,
+                   help="ray: the cluster, auto (the one running here) or ray://HOST:10001 (default: "
+                   "execution.address; none = start a private local cluster)")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from affectflow.procedures.sweep import _load_cells, run_sweep, write_results
 
     out = run_sweep(args.sweep, out=args.out, workers=args.workers, threads=args.threads, backend=args.backend,
-                    overrides=list(args.set or []), retry_failed=not args.no_retry)
+                    overrides=list(args.set or []), retry_failed=not args.no_retry, address=args.address)
     md, _ = write_results(out)
     print(md)
     _, cells = _load_cells(out)
@@ -59,7 +64,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
     cfg = _load_cfg(args)
     out = run_cv(cfg, k=args.folds, seed=args.seed, loso=args.loso, resplit=args.resplit, out=args.out,
-                 workers=args.workers, threads=args.threads, backend=args.backend)
+                 workers=args.workers, threads=args.threads, backend=args.backend, address=args.address)
     print((out / "results.md").read_text())
     print(f"CV folder: {out}")
     return 0

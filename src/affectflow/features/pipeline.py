@@ -635,6 +635,8 @@ def extract(
     registry: Registry | None = None,
     mp_context: str | None = None,
     report: bool = True,
+    backend: str | None = None,
+    executor_options: Mapping[str, Any] | None = None,
 ) -> ExtractionSummary:
     """Run every (recording, feature set) job of a corpus and store the outputs.
 
@@ -659,6 +661,12 @@ def extract(
         Multiprocessing start method (default ``fork`` where available, else ``spawn``).
     report:
         Write ``reports/extract-<time>.json``.
+    backend, executor_options:
+        ``None`` or ``local``: this process (``workers=1``) or the process pool above; ``serial``: this process;
+        any other executor backend (``ray``, see :mod:`affectflow.procedures.executor`): every job is one task of
+        that backend, with ``executor_options`` (e.g. ``{"address": "auto", "cpus": 1, "resources":
+        {"cpu_node": 1}}``). Jobs are idempotent (atomic writes, temporaries removed first), so a task retried after
+        its worker died writes the same output; the corpus folder must be on storage every node sees.
 
     Returns
     -------
@@ -784,7 +792,9 @@ def extract(
             bar.set_postfix(failed=n_failed, refresh=False)
 
     try:
-        if workers == 1 or len(jobs) <= 1:
+        if backend not in (None, "local", "serial") and jobs:
+            _run_executor(corpus, extractors, jobs, backend, workers, dict(executor_options or {}), finish)
+        elif workers == 1 or len(jobs) <= 1 or backend == "serial":
             for job in jobs:
                 finish(
                     _run_job(
@@ -814,6 +824,26 @@ def extract(
             f"extract-{stamp}", {"corpus": str(corpus.path), **summary.to_dict()}
         )
     return summary
+
+
+def _executor_job(item: tuple[str, str, Extractor, MediaRecording, str]) -> JobResult:
+    """One extraction job as an executor task (top level, so every backend can pickle it)."""
+    return _run_job(*item)
+
+
+def _run_executor(corpus: Corpus, extractors: dict[str, Extractor], jobs: list[_Job], backend: str, workers: int,
+                  options: dict[str, Any], finish) -> None:
+    """Run ``jobs`` through an executor backend (:mod:`affectflow.procedures.executor`), one task per job."""
+    from affectflow.procedures.executor import get_executor
+
+    options.setdefault("cpus", 1)
+    ex = get_executor(backend, workers=workers, threads=1, **options)
+    items = [(str(corpus.path), j.feature_set, extractors[j.feature_set], j.rec, j.config_hash) for j in jobs]
+    try:
+        for _, res in ex.map(_executor_job, items):
+            finish(res)
+    finally:
+        ex.close()
 
 
 def _run_pool(

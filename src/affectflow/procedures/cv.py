@@ -49,9 +49,10 @@ def run_cv(
     loso: bool = False,
     resplit: bool = False,
     out: str | Path | None = None,
-    workers: int = 1,
-    threads: int = 1,
-    backend: str = "local",
+    workers: int | None = None,
+    threads: int | None = None,
+    backend: str | None = None,
+    address: str | None = None,
 ) -> Path:
     """Run (or resume, with the same ``out``) a k-fold cross-validation of ``cfg``; return the CV folder.
 
@@ -68,8 +69,9 @@ def run_cv(
     out:
         The CV folder (default: a new ``<output.runs_dir>/cv-<name>-<time>``); an existing CV folder made with the
         same folds is resumed (finished folds are skipped).
-    workers, threads, backend:
-        Folds trained in parallel, torch threads per fold, executor backend.
+    workers, threads, backend, address:
+        Folds trained in parallel, torch threads per fold, executor backend and Ray address (``None``: the
+        config's ``execution:`` section, see :func:`affectflow.procedures.sweep.run_sweep`).
     """
     cfg.validate()
     d = cfg.data
@@ -109,7 +111,8 @@ def run_cv(
         "folds": [{**f.to_dict(), "map": m} for f, m in zip(folds, maps)],
     }
     write_json(cv_dir / "cv.json", info)
-    train_dir = run_sweep(spec, out=cv_dir / "training", workers=workers, threads=threads, backend=backend)
+    train_dir = run_sweep(spec, out=cv_dir / "training", workers=workers, threads=threads, backend=backend,
+                          address=address)
     _, cells = _load_cells(train_dir)
     for fi, c in zip(info["folds"], cells):
         fi["run"], fi["status"] = c.run_dir, c.status

@@ -21,30 +21,21 @@ Backends
     A process pool of ``workers`` processes (``spawn`` start method, so no forked OpenMP state); every worker
     calls ``torch.set_num_threads(threads)`` once at start.
 
-Plugging in another backend (e.g. Ray)
---------------------------------------
-Write a class with ``__init__(self, workers: int, threads: int)``, ``map(self, fn, items)`` yielding
+``ray``
+    Ray tasks on a private local cluster or an existing one (``address="auto"`` / ``"ray://host:port"``), each
+    task declaring its resources (CPUs, GPU fraction, memory, custom resources) and retried by Ray when its worker
+    dies: :mod:`affectflow.procedures.ray_executor`. Options: ``address``, ``cpus``, ``gpus``, ``memory_gb``,
+    ``resources``, ``max_retries`` (the ``execution:`` section of a config, :func:`execution_settings`).
+
+Plugging in another backend
+---------------------------
+Write a class with ``__init__(self, workers: int, threads: int, **options)``, ``map(self, fn, items)`` yielding
 ``(index, fn(items[index]))`` as jobs finish, and ``close(self)``; register it under a name. Procedures and the
-CLI (``--backend NAME``) then use it without any change::
+CLI (``--backend NAME``) then use it without any change (see :class:`~affectflow.procedures.ray_executor.RayExecutor`
+for a complete one)::
 
-    import ray
     from affectflow.procedures.executor import register_executor
-
-    class RayExecutor:
-        def __init__(self, workers, threads):
-            ray.init(ignore_reinit_error=True)
-            self.threads = threads
-        def map(self, fn, items):
-            remote = ray.remote(num_cpus=self.threads)(fn)
-            pending = {remote.remote(x): i for i, x in enumerate(items)}
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    yield pending.pop(ref), ray.get(ref)
-        def close(self):
-            pass
-
-    register_executor("ray", RayExecutor)
+    register_executor("mine", MyExecutor)
 
 Job functions should catch the errors of their own job and return them as part of the result (as
 :func:`affectflow.procedures.sweep.run_cell` does), so that one failed job never stops the others; an exception
@@ -81,8 +72,8 @@ def _set_threads(threads: int) -> None:
 class SerialExecutor:
     """Runs jobs in order in the calling process (sets torch threads for the duration and restores them)."""
 
-    def __init__(self, workers: int = 1, threads: int = 1) -> None:
-        self.threads = threads
+    def __init__(self, workers: int = 1, threads: int = 1, **options: Any) -> None:
+        self.threads = threads  # options of other backends (address, gpus, ...) do not apply here
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         import torch
@@ -108,8 +99,8 @@ class SerialExecutor:
 class LocalProcessExecutor:
     """A pool of ``workers`` spawned processes, each with ``threads`` torch threads."""
 
-    def __init__(self, workers: int = 2, threads: int = 1) -> None:
-        self.workers, self.threads = workers, threads
+    def __init__(self, workers: int = 2, threads: int = 1, **options: Any) -> None:
+        self.workers, self.threads = workers, threads  # options of other backends do not apply here
         self._pool: ProcessPoolExecutor | None = None
 
     def _ensure(self) -> ProcessPoolExecutor:
@@ -144,24 +135,57 @@ class LocalProcessExecutor:
         self.close()
 
 
-EXECUTORS: dict[str, Callable[..., Any]] = {"serial": SerialExecutor, "local": LocalProcessExecutor}
+def _ray_executor(**kwargs: Any) -> Any:
+    from affectflow.procedures.ray_executor import RayExecutor  # imported only when used: Ray is optional
+
+    return RayExecutor(**kwargs)
+
+
+EXECUTORS: dict[str, Callable[..., Any]] = {"serial": SerialExecutor, "local": LocalProcessExecutor,
+                                            "ray": _ray_executor}
+
+#: Keys of a config's ``execution:`` section that are executor options (passed to the backend).
+OPTION_KEYS = ("address", "cpus", "gpus", "memory_gb", "resources", "max_retries")
 
 
 def register_executor(name: str, factory: Callable[..., Any]) -> None:
-    """Make ``factory(workers=..., threads=...)`` available as backend ``name``."""
+    """Make ``factory(workers=..., threads=..., **options)`` available as backend ``name``."""
     EXECUTORS[name] = factory
 
 
-def get_executor(backend: str = "local", *, workers: int = 1, threads: int = 1) -> Any:
+def execution_settings(section: Any = None, *, backend: str | None = None, workers: int | None = None,
+                       threads: int | None = None, address: str | None = None) -> tuple[str, int, int, dict[str, Any]]:
+    """Resolve where jobs run: ``(backend, workers, threads, options)``.
+
+    Command-line values (not ``None``) win over the config's ``execution:`` section (a mapping or an
+    :class:`~affectflow.config.ExecutionConfig`), which wins over the defaults ``local``, 1 worker, 1 thread.
+    ``options`` holds the backend options that are set (``address``, ``cpus``, ``gpus``, ``memory_gb``,
+    ``resources``, ``max_retries``).
+    """
+    import dataclasses
+
+    sec = dataclasses.asdict(section) if dataclasses.is_dataclass(section) else dict(section or {})
+    backend = backend or sec.get("backend") or "local"
+    workers = workers if workers is not None else (sec.get("workers") or 1)
+    threads = threads if threads is not None else (sec.get("threads") or 1)
+    options = {k: sec[k] for k in OPTION_KEYS if sec.get(k) is not None and sec.get(k) != {}}
+    if address is not None:
+        options["address"] = address
+    return backend, int(workers), int(threads), options
+
+
+def get_executor(backend: str = "local", *, workers: int = 1, threads: int = 1, **options: Any) -> Any:
     """The executor ``backend`` with ``workers`` parallel jobs of ``threads`` torch threads each.
 
-    ``local`` with one worker falls back to ``serial`` (no process start-up cost).
+    ``local`` with one worker falls back to ``serial`` (no process start-up cost). ``options`` go to the backend
+    (``serial`` and ``local`` ignore them; ``ray`` takes ``address``, ``cpus``, ``gpus``, ``memory_gb``,
+    ``resources``, ``max_retries``).
     """
-    if workers < 1 or threads < 1:
+    if isinstance(workers, bool) or isinstance(threads, bool) or workers < 1 or threads < 1:
         raise ConfigError(f"Workers and threads must be >= 1; got workers={workers}, threads={threads}.")
     if backend not in EXECUTORS:
         raise ConfigError(f"Unknown executor backend {backend!r}; available: {sorted(EXECUTORS)}.")
     if backend == "local" and workers == 1:
         backend = "serial"
-    ex = EXECUTORS[backend](workers=workers, threads=threads)
+    ex = EXECUTORS[backend](workers=workers, threads=threads, **options)
     return ex

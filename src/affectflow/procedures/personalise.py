@@ -110,6 +110,10 @@ def personalise(
     combine: str = "select",
     l2sp: float = 0.0,
     shrink: float = 1.0,
+    backend: str | None = None,
+    workers: int = 1,
+    threads: int = 1,
+    executor_options: dict[str, Any] | None = None,
 ) -> Path:
     """Personalise a trained continuous run per subject (see the module docstring); return the new folder.
 
@@ -149,6 +153,11 @@ def personalise(
     shrink:
         ``s`` in (0, 1]: every fine-tuned model is replaced by ``θ⁰ + s · (θ − θ⁰)`` (floating-point parameters
         and buffers) after fine-tuning and selection (1 = off; the own-devel scores in the report are before it).
+    backend, workers, threads, executor_options:
+        ``None``: fine-tune in this process. Otherwise the subject × seed jobs go, one group of ``group_size`` jobs
+        (default 8) per task, through that executor backend (``local``, ``ray``, see
+        :mod:`affectflow.procedures.executor`) with ``threads`` torch threads per task; groups are the same as in
+        this process, so the results are equal.
     """
     from affectflow.experiment import load_model, run_task
 
@@ -234,6 +243,9 @@ def personalise(
     base_cpu = model.cpu()
     if not jobs:
         results = []
+    elif backend is not None:
+        results = _finetune_on_executor(impl, base_cpu, jobs, settings, group_size, backend, workers, threads,
+                                        dict(executor_options or {}))
     elif impl == "vectorised":
         results = finetune_vectorised(base_cpu, jobs, settings, group_size=group_size)
     else:
@@ -339,6 +351,31 @@ def personalise(
                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     log.info("personalisation written to %s", out)
     return out
+
+
+def finetune_group(job: tuple[str, torch.nn.Module, list, FineTuneSettings]) -> list:
+    """One personalisation group as an executor task: ``(implementation, base model, jobs, settings)`` → results."""
+    impl, base, jobs, settings = job
+    if impl == "vectorised":
+        return finetune_vectorised(base, jobs, settings, group_size=len(jobs))
+    return finetune_loop(base, jobs, settings)
+
+
+def _finetune_on_executor(impl: str, base: torch.nn.Module, jobs: list, settings: FineTuneSettings,
+                          group_size: int | None, backend: str, workers: int, threads: int,
+                          options: dict[str, Any]) -> list:
+    from affectflow.procedures.executor import get_executor
+
+    size = group_size or len(jobs)
+    groups = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    out: list[Any] = [None] * len(groups)
+    ex = get_executor(backend, workers=min(workers, len(groups)), threads=threads, **options)
+    try:
+        for i, res in ex.map(finetune_group, [(impl, base, g, settings) for g in groups]):
+            out[i] = res
+    finally:
+        ex.close()
+    return [r for group in out for r in group]
 
 
 def _with_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> torch.nn.Module:

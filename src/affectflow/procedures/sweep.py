@@ -27,8 +27,9 @@ The sweep folder (default ``<output.runs_dir>/sweep-<name>``)::
 although the sweep process died before recording it) and re-runs failed or interrupted cells in a *new* run
 directory (the old one is kept). A folder made by a different grid or config is refused.
 
-Execution goes through :mod:`affectflow.procedures.executor` (``serial``, ``local`` process pool, or any
-registered backend).
+Execution goes through :mod:`affectflow.procedures.executor` (``serial``, ``local`` process pool, ``ray`` or any
+registered backend; the base config's ``execution:`` section or ``--backend/--address``). Cells are idempotent
+(:func:`run_cell`), so a cell whose worker died is retried by Ray into the same run folder with the same result.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from affectflow.config import _merge, config_from_dict, default_config_dict, par
 from affectflow.corpus.corpus import Corpus
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.fsutil import atomic_write, write_json
-from affectflow.procedures.executor import get_executor
+from affectflow.procedures.executor import execution_settings, get_executor
 from affectflow.runs import new_run_dir
 
 # main metric per task for the table (first one present in a target's metrics)
@@ -169,21 +170,40 @@ def _check_corpora(cells: list[Cell]) -> None:
                 raise ConfigError(f"Sweep cell {c.id} ({', '.join(f'{k}={_fmt(v)}' for k, v in c.params.items())}): {e}") from e
 
 
+#: Config sections that say where and how a cell runs, not what it computes: not part of a sweep's identity.
+NOT_IDENTITY = ("execution", "tracking")
+
+
 def _fingerprint(cells: list[Cell]) -> str:
-    text = json.dumps([[c.id, c.params, c.config] for c in cells], sort_keys=True, default=str)
+    def ident(cfg: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in cfg.items() if k not in NOT_IDENTITY}
+
+    text = json.dumps([[c.id, c.params, ident(c.config)] for c in cells], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def run_cell(job: dict[str, Any]) -> dict[str, Any]:
     """Train one cell (an executor job): ``{"config", "run_dir"}`` → ``{"status", "run_dir", "error"}``.
 
-    Never raises for a failed training: the error is returned, so the other cells go on.
+    Never raises for a failed training: the error is returned, so the other cells go on. Idempotent, so an executor
+    may run it again after its worker died (Ray's retries): a run folder that already finished is returned as it is,
+    one left behind by a killed attempt is continued from its last epoch state (:func:`resume_training`, equal to
+    an undisturbed run), an empty one is trained.
     """
-    from affectflow.experiment import train
+    from affectflow.experiment import resume_training, train
+    from affectflow.runs import Run
 
     try:
         cfg = config_from_dict(job["config"]).validate()
-        run_dir = train(cfg, progress=False, run_dir=Path(job["run_dir"]))
+        run_dir = Path(job["run_dir"])
+        if (run_dir / "run.json").is_file():
+            status = Run(run_dir).status
+            if status == "finished" and (run_dir / "metrics.json").is_file():
+                return {"status": "finished", "run_dir": str(run_dir), "error": None}
+            if status != "running":
+                run_dir = resume_training(run_dir, progress=False)
+                return {"status": "finished", "run_dir": str(run_dir), "error": None}
+        run_dir = train(cfg, progress=False, run_dir=run_dir)
         return {"status": "finished", "run_dir": str(run_dir), "error": None}
     except Exception as e:  # noqa: BLE001 - a cell's failure is recorded, the sweep goes on
         msg = f"{type(e).__name__}: {e}"
@@ -222,11 +242,12 @@ def run_sweep(
     spec: SweepSpec | str | Path,
     *,
     out: str | Path | None = None,
-    workers: int = 1,
-    threads: int = 1,
-    backend: str = "local",
+    workers: int | None = None,
+    threads: int | None = None,
+    backend: str | None = None,
     overrides: list[str] | None = None,
     retry_failed: bool = True,
+    address: str | None = None,
 ) -> Path:
     """Run (or resume) a sweep; return its folder.
 
@@ -240,13 +261,17 @@ def run_sweep(
     workers, threads:
         Parallel cells and torch threads per cell (each cell runs with ``training.num_threads = threads``; this
         does not change the cell's identity, so a sweep may be resumed with other values).
-    backend:
-        Executor backend (``local``, ``serial`` or a registered one).
+    backend, address:
+        Executor backend (``local``, ``serial``, ``ray`` or a registered one) and the Ray cluster address.
+        ``None`` (here and for ``workers`` / ``threads``): the base config's ``execution:`` section, else
+        ``local``, 1, 1. The other ``execution:`` keys (Ray task resources, retries) come from the base config.
     retry_failed:
         Re-run cells that failed before (default); if false they stay failed.
     """
     if not isinstance(spec, SweepSpec):
         spec = load_sweep(spec, overrides)
+    backend, workers, threads, options = execution_settings(spec.base.get("execution"), backend=backend,
+                                                            workers=workers, threads=threads, address=address)
     cells = build_cells(spec)
     _check_corpora(cells)
     fp = _fingerprint(cells)
@@ -279,7 +304,7 @@ def run_sweep(
     _save(sweep_dir, spec, cells, fp)
     write_results(sweep_dir)
     if jobs:
-        ex = get_executor(backend, workers=min(workers, len(jobs)), threads=threads)
+        ex = get_executor(backend, workers=min(workers, len(jobs)), threads=threads, **options)
         try:
             for i, res in ex.map(run_cell, jobs):
                 c = todo[i]
