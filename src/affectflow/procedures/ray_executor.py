@@ -122,8 +122,8 @@ def _run_task(fn: Callable[[Any], Any], item: Any, threads: int) -> Any:
 def connect(address: str | None = None, *, num_cpus: float | None = None, num_gpus: float | None = None) -> bool:
     """Initialise Ray unless it already is; return True when this call started it (then :func:`ray.shutdown` it).
 
-    ``address=None`` starts a private local cluster (``num_cpus`` / ``num_gpus``, default: the machine's);
-    ``"auto"`` or ``"ray://host:port"`` connects to a running cluster.
+    ``address=None`` starts a private local cluster (``num_cpus`` / ``num_gpus``, default: the machine's) unless
+    ``RAY_ADDRESS`` is set; ``"auto"`` or ``"ray://host:port"`` connects to a running cluster.
 
     Raises
     ------
@@ -133,6 +133,7 @@ def connect(address: str | None = None, *, num_cpus: float | None = None, num_gp
     ray = _ray()
     if ray.is_initialized():
         return False
+    address = address or os.environ.get("RAY_ADDRESS") or None  # Ray's own variable names a running cluster
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False,
                               "configure_logging": True}
     if address is None:
