@@ -604,6 +604,8 @@ def test_presets_parse_validate_and_build(path):
     dims.update({f: 88 for f in cfg.data.features if f == "egemaps"})
     dims.update({f: 512 for f in cfg.data.features if f == "vggface"})
     dims.update({f: 128 for f in cfg.data.features if f == "vggish"})
+    dims.update({f: 3 * 48 * 48 for f in cfg.data.features if f == "face_crops"})
+    dims.update({f: 96 * 64 for f in cfg.data.features if f == "logmel_patches"})
     model = MODELS.build(cfg.model.type, params, input_dims=dims, targets=cfg.data.targets)
     check_outputs(model, specs)
     x, mask, fm = make_batch(dims, lengths=[6, 4], t=6)
