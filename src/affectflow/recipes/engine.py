@@ -108,7 +108,7 @@ def run_recipe(
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, budget=budget, overrides=overrides)
-    Corpus(corpus)  # a missing or broken corpus fails here, before any work
+    opened = Corpus(corpus)  # a missing or broken corpus fails here, before any work
     corpus = str(Path(corpus).resolve())
     folder = Path(out) if out is not None else Path("runs") / f"recipe-{recipe.name}-{recipe.budget}"
     folder = folder.resolve()
@@ -126,6 +126,12 @@ def run_recipe(
     get_executor(backend, workers=workers, threads=threads).close()  # bad backend / workers: error before work
     values = recipe.values(corpus)
     resolved_params = {s.id: substitute_params(s.settings, values) for s in recipe.steps}
+    for s in recipe.steps:  # models that cannot be built on this corpus fail here, before any step runs
+        if not s.needs() and substitute_params(s.when, values):
+            try:
+                STEP_KINDS[s.kind].preflight(resolved_params[s.id], opened)
+            except AffectflowError as e:
+                raise ConfigError(f"Recipe {recipe.name!r}, step {s.id!r}: {e}") from None
     prog = Progress(sum(STEP_KINDS[s.kind].units(resolved_params[s.id]) for s in recipe.steps), progress, write)
     prog.say(f"{recipe.name} ({recipe.budget} budget) on {corpus} -> {folder}")
     results: dict[str, dict[str, Any]] = {}

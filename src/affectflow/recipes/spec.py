@@ -20,9 +20,10 @@ from affectflow.errors import ConfigError
 
 TOP_KEYS = {"name", "title", "paper", "description", "params", "budgets", "steps", "tables", "final"}
 STEP_COMMON = {"id", "kind", "title", "paper", "ours", "when"}
-TABLE_KEYS = {"id", "title", "paper", "layout", "source", "options"}
+TABLE_KEYS = {"id", "title", "paper", "ours", "layout", "source", "options"}
 BUDGETS = ("quick", "paper")
 _PARAM = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
+_INLINE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _REF = re.compile(r"^@([A-Za-z_][A-Za-z0-9_-]*)((?:\.[A-Za-z0-9_]+)*)$")
 BUILTIN_PARAMS = {"corpus": "the corpus folder given with --corpus"}
 
@@ -103,7 +104,7 @@ def _refs(value: Any) -> list[str]:
 def _param_names(value: Any) -> list[str]:
     if isinstance(value, str):
         m = _PARAM.match(value)
-        return [m.group(1)] if m else []
+        return [m.group(1)] if m else _INLINE.findall(value)
     if isinstance(value, dict):
         return [r for v in value.values() for r in _param_names(v)]
     if isinstance(value, list):
@@ -112,10 +113,14 @@ def _param_names(value: Any) -> list[str]:
 
 
 def substitute_params(value: Any, params: dict[str, Any]) -> Any:
-    """Replace every ``"$name"`` string in ``value`` (nested dicts / lists) by ``params[name]``."""
+    """Replace every ``"$name"`` string in ``value`` (nested dicts / lists) by ``params[name]``, and every
+    ``${name}`` inside a longer string by the value written as flow YAML (e.g. ``"model.hidden_size=${h}"``)."""
     if isinstance(value, str):
         m = _PARAM.match(value)
-        return copy.deepcopy(params[m.group(1)]) if m else value
+        if m:
+            return copy.deepcopy(params[m.group(1)])
+        return _INLINE.sub(lambda x: yaml.safe_dump(params[x.group(1)], default_flow_style=True,
+                                                    width=10_000).strip().removesuffix("...").strip(), value)
     if isinstance(value, dict):
         return {k: substitute_params(v, params) for k, v in value.items()}
     if isinstance(value, list):

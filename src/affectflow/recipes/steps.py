@@ -53,6 +53,10 @@ class StepKind:
         """Rough cost in training runs (for the ETA)."""
         return 0
 
+    def preflight(self, settings: dict[str, Any], corpus: Any) -> None:
+        """Checks that need the corpus (e.g. that every model builds on its feature widths), run for every step
+        whose settings need no other step's result, before any step runs."""
+
     def run(self, ctx: StepContext, settings: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -108,6 +112,27 @@ def _check_config(settings: dict[str, Any], what: str) -> None:
         raise ConfigError(f"{what}: {e}") from None
 
 
+def check_builds(settings: dict[str, Any], corpus: Any, what: str, cells: list[dict[str, Any]] | None = None) -> None:
+    """Build every cell's model once on the corpus's feature widths (no data read); one ConfigError otherwise."""
+    from affectflow.experiment import check_buildable
+    from affectflow.procedures.sweep import _nested
+
+    base = base_config(settings)
+    base["data"]["corpus"] = str(corpus.path)
+    for cell in cells or [{}]:
+        cfg = base
+        for k, v in cell.items():
+            cfg = _merge(cfg, _nested(k, v))
+        try:
+            ec = config_from_dict(cfg).validate()
+            for name in ec.data.features:
+                corpus.feature_set(name)
+            check_buildable(ec, corpus)
+        except AffectflowError as e:
+            label = f" (cell {_label(cell)})" if cell else ""
+            raise ConfigError(f"{what}{label}: {e}") from None
+
+
 def run_devel_score(run_dir: str | Path) -> float:
     """Selection score on devel of a trained run, fused run or personalisation folder (higher is better)."""
     import yaml
@@ -150,6 +175,8 @@ def select_runs(runs: list[dict[str, Any]], per: str | None = "data.targets", to
 
 
 def _runs_arg(value: Any, what: str) -> list[dict[str, Any]]:
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "runs" in v for v in value):
+        value = [r for v in value for r in v["runs"]]  # several step results
     if isinstance(value, dict) and "runs" in value:
         value = value["runs"]
     if isinstance(value, dict) and "run" in value:
@@ -233,15 +260,22 @@ class SweepStep(StepKind):
         n = int(np.prod([len(v) for v in _grid(settings).values()])) if _grid(settings) else 1
         return max(1, len(cells) * n)
 
+    def preflight(self, settings, corpus):
+        grid = _grid(settings)
+        product = [dict(zip(grid, v)) for v in itertools.product(*grid.values())] if grid else [{}]
+        cells = [{**c, **g} for c in (settings.get("cells") or [{}]) for g in product]
+        check_builds(settings, corpus, "Sweep step", cells)
+
     def run(self, ctx, settings):
         return run_sweep_step(ctx, settings, ctx.folder.name)
 
 
 @register_step("train")
 class TrainStep(StepKind):
-    """One ordinary training run (``preset``, ``config``, ``set``); result ``{"run": dir, "runs": [that run]}``."""
+    """One ordinary training run (``preset``, ``config``, ``set``); result ``{"run": dir, "runs": [that run]}``;
+    ``columns`` (e.g. ``{Feature: eGeMAPS, M: A, Model: Self-Attn+LSTM}``) label its row in tables."""
 
-    keys = ("preset", "config", "set")
+    keys = ("preset", "config", "set", "columns")
 
     def validate(self, step, settings):
         _check_config(settings, f"Step {step.id!r}")
@@ -249,10 +283,15 @@ class TrainStep(StepKind):
     def units(self, settings):
         return 1
 
+    def preflight(self, settings, corpus):
+        check_builds({k: v for k, v in settings.items() if k != "columns"}, corpus, "Train step")
+
     def run(self, ctx, settings):
-        res = run_sweep_step(ctx, {**settings, "cells": [{}]}, ctx.folder.name)
+        res = run_sweep_step(ctx, {k: v for k, v in settings.items() if k != "columns"} | {"cells": [{}]},
+                             ctx.folder.name)
         r = res["runs"][0]
         r["label"] = ctx.folder.name.rsplit("-", 1)[0]
+        r["columns"] = dict(settings.get("columns") or {})
         return {"run": r["run"], "devel": r["devel"], "runs": [r]}
 
 
@@ -419,41 +458,60 @@ class FuseStep(StepKind):
 
 
 # ---------------------------------------------------------------------------- late fusion / cv
+def prediction_name(run: str) -> str:
+    """A corpus-wide unique feature-set name for a run's predictions (``pred_<run folder>_<hash of its path>``)."""
+    import hashlib
+    import re
+
+    p = str(Path(run).resolve())
+    return "pred_" + re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(p).name)[:40] + "_" + hashlib.sha256(p.encode()).hexdigest()[:8]
+
+
 @register_step("late_fusion")
 class LateFusionStep(StepKind):
-    """Staged late fusion (:func:`affectflow.procedures.latefusion.staged_late_fusion`) of the runs ``runs`` (a list
-    of run folders, e.g. ``[@audio.run, @video.run]``): cross-fitted prediction features, then the BiLSTM run;
-    ``folds``, ``seed`` and ``set`` (overrides of the fusion run's config)."""
+    """Staged late fusion (:func:`affectflow.procedures.latefusion.staged_late_fusion`): for every entry of
+    ``combinations`` (a list of ``{label, runs: [@a.run, @b.run, ...], <table columns>...}``) the cross-fitted
+    prediction features of its runs, then the BiLSTM fusion run; ``folds``, ``seed`` and ``set`` (overrides of the
+    fusion runs' config). Combinations run one after another, so each member is cross-fitted once and reused.
+    Result ``runs`` (one fusion run per combination, ``columns`` = the entry's other keys)."""
 
-    keys = ("runs", "folds", "seed", "set")
-    required = ("runs",)
+    keys = ("combinations", "folds", "seed", "set")
+    required = ("combinations",)
 
     def validate(self, step, settings):
-        r = settings["runs"]
-        if not _is_ref(r) and (not isinstance(r, list) or len(r) < 2):
-            raise ConfigError(f"`runs:` of late-fusion step {step.id!r} lists two or more runs (e.g. [@a.run, @b.run]).")
+        combos = settings["combinations"]
+        if not isinstance(combos, list) or not combos:
+            raise ConfigError(f"`combinations:` of late-fusion step {step.id!r} is a list of {{label, runs}}.")
+        for c in combos:
+            if not isinstance(c, dict) or "label" not in c or "runs" not in c:
+                raise ConfigError(f"Each combination of step {step.id!r} needs `label:` and `runs:`; got {c!r}.")
+            if not _is_ref(c["runs"]) and (not isinstance(c["runs"], list) or len(c["runs"]) < 2):
+                raise ConfigError(f"Combination {c['label']!r} of step {step.id!r} lists two or more runs.")
 
     def units(self, settings):
-        return 1 + int(settings.get("folds", 5))
+        return len(settings["combinations"]) + int(settings.get("folds", 5))
 
     def run(self, ctx, settings):
+        from affectflow.corpus.corpus import write_json
         from affectflow.procedures.latefusion import staged_late_fusion
 
-        done = ctx.folder / "done.json"
-        if done.is_file():
-            run = json.loads(done.read_text())["run"]
-        else:
-            sets = [*(settings.get("set") or []), f"output.runs_dir={ctx.folder / 'runs'}", "output.plots=false",
-                    f"training.num_threads={ctx.threads}"]
-            run = str(staged_late_fusion(list(settings["runs"]), folds=int(settings.get("folds", 5)),
-                                         seed=int(settings.get("seed", 0)), overrides=sets, workers=ctx.workers,
-                                         threads=ctx.threads, backend=ctx.backend))
-            from affectflow.corpus.corpus import write_json
-
-            write_json(done, {"run": run})
-        r = {"label": ctx.folder.name.rsplit("-", 1)[0], "params": {}, "run": run, "members": list(settings["runs"]),
-             "devel": run_devel_score(run)}
-        return {"run": run, "devel": r["devel"], "runs": [r]}
+        done_file = ctx.folder / "done.json"
+        done = json.loads(done_file.read_text()) if done_file.is_file() else {}
+        out = []
+        for c in settings["combinations"]:
+            label, members = str(c["label"]), [str(r) for r in c["runs"]]
+            if label not in done:
+                sets = [*(settings.get("set") or []), f"output.runs_dir={ctx.folder / 'runs'}", "output.plots=false",
+                        f"training.num_threads={ctx.threads}", f"output.name=late-{label.replace('+', '_')}"]
+                run = staged_late_fusion(members, folds=int(settings.get("folds", 5)), seed=int(settings.get("seed", 0)),
+                                         overrides=sets, names=[prediction_name(r) for r in members],
+                                         workers=ctx.workers, threads=ctx.threads, backend=ctx.backend)
+                done[label] = str(run)
+                write_json(done_file, done)
+            cols = {k: v for k, v in c.items() if k not in ("label", "runs")}
+            out.append({"label": label, "params": {}, "run": done[label], "members": members, "columns": cols,
+                        "devel": run_devel_score(done[label])})
+        return {"runs": out}
 
 
 @register_step("cv")
@@ -470,6 +528,9 @@ class CVStep(StepKind):
     def units(self, settings):
         return int(settings.get("folds", 6))
 
+    def preflight(self, settings, corpus):
+        check_builds({k: v for k, v in settings.items() if k not in ("folds", "seed")}, corpus, "CV step")
+
     def run(self, ctx, settings):
         from affectflow.procedures.cv import run_cv
 
@@ -479,7 +540,11 @@ class CVStep(StepKind):
         info = json.loads((cv_dir / "cv.json").read_text())
         runs = [{"label": f"fold {f['fold']}", "params": {"fold": f["fold"]}, "run": f["run"],
                  "devel": run_devel_score(f["run"])} for f in info["folds"]]
-        return {"cv": str(cv_dir), "runs": runs, "best_fold": info["best_fold"], "average": info["average_run"]}
+        mean_devel = float(np.nanmean([r["devel"] for r in runs]))
+        avg = {"label": f"mean of {len(runs)} folds", "params": {}, "run": info["average_run"], "devel": mean_devel,
+               "members": [r["run"] for r in runs], "devel_note": "mean of the folds' devel scores"}
+        return {"cv": str(cv_dir), "runs": runs, "best_fold": info["best_fold"], "average": info["average_run"],
+                "average_result": {"runs": [avg]}}
 
 
 # ---------------------------------------------------------------------------- submission

@@ -136,7 +136,7 @@ def yardstick_scores(run: str) -> tuple[str, dict[str, dict[str, float]]] | None
 
 
 def _yardstick_row(runs_by_target: dict[str, str | None], columns: list[tuple[str, str, str]], n_lead: int,
-                   label: str = "Linear yardstick (ridge, same features)") -> dict[str, Any]:
+                   label: str = "Linear yardstick (ridge)") -> dict[str, Any]:
     cells, sources, pending = [], [], False
     cache: dict[str, Any] = {}
     for col, role, target in columns:
@@ -158,6 +158,10 @@ def _yardstick_row(runs_by_target: dict[str, str | None], columns: list[tuple[st
         sources.append({"column": col, "run": folder, "partition": part, "target": target, "metric": "ccc",
                         "value": v, "yardstick": True, "yardstick_of": run})
         cells.append(_f(v))
+    feats = sorted({"+".join(yaml.safe_load((Path(r) / "config.yaml").read_text())["data"]["features"])
+                    for r in runs_by_target.values() if r})
+    if feats:
+        label += f" on {' / '.join(feats)}"
     return {"cells": [label + (" [pending]" if pending else "")] + [""] * (n_lead - 1) + cells, "sources": sources,
             "yardstick": True, "pending": pending}
 
@@ -196,7 +200,7 @@ def by_features(source: Any, options: dict[str, Any]) -> dict[str, Any]:
             if role == "devel" and np.isfinite(v) and v > best_dev.get(t, (-np.inf, ""))[0]:
                 best_dev[t] = (v, row["runs"][t])
     out_rows.append(_yardstick_row({t: best_dev[t][1] for t in best_dev}, columns, 2,
-                                   "Linear yardstick (ridge) on the best row's features"))
+                                   "Linear yardstick (ridge), best row's features:"))
     out_rows[-1]["cells"].append("")
     return {"columns": head, "rows": out_rows}
 
@@ -238,6 +242,7 @@ def _best_by_devel(runs: list[dict[str, Any]], target: str) -> dict[str, Any] | 
 def ensemble(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """MuSe 2023 Table 6 (test), with the rows that explain the ensemble's gain."""
     rows_spec = options.get("rows") or list(source)
+    source = {k: {"runs": _step_runs(v)} for k, v in source.items()}
     allruns = [r for k in rows_spec for r in (source[k] or {}).get("runs", [])]
     targets = _targets(allruns)
     columns = [(t, "test", t) for t in targets]
@@ -280,12 +285,26 @@ def _ceiling(run: str) -> dict[str, float] | None:
     return _ceiling(base) if base else None
 
 
+def _step_runs(source: Any) -> list[dict[str, Any]]:
+    """Runs of a step result, of a list of step results, or a list of run entries."""
+    if isinstance(source, dict):
+        return list(source.get("runs", []))
+    out = []
+    for s in source or []:
+        if isinstance(s, dict) and "runs" in s:  # a step result (a train step's also has "run")
+            out += s["runs"]
+        elif isinstance(s, dict) and not s.get("skipped"):
+            out.append(s)
+    return out
+
+
 @_layout("models")
-def models(source: list[dict[str, Any]], options: dict[str, Any]) -> dict[str, Any]:
-    """MuSe 2021 stress Tables 2 / 4: recipe-given rows, devel (and test) CCC per target."""
+def models(source: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """MuSe 2021 stress Tables 2 / 4: one row per run (of a list of step results), its ``columns`` (set by the
+    train / late_fusion step) first, then the devel (and test) CCC per target."""
     lead = options.get("columns", ["Feature", "M", "Model"])
     parts = options.get("partitions", ["devel"])
-    rows_in = [r for r in source if r.get("run")]
+    rows_in = [{**r.get("columns", {}), **r} for r in _step_runs(source) if r.get("run")]
     runs = [{"run": r["run"], "params": {}} for r in rows_in]
     targets = options.get("targets") or _targets(runs)
     columns = [(f"{t}" + ("" if len(parts) == 1 else f" {p}"), p, t) for t in targets for p in parts]
@@ -293,7 +312,9 @@ def models(source: list[dict[str, Any]], options: dict[str, Any]) -> dict[str, A
     for r in rows_in:
         sources: list = []
         vals = [_cell(r["run"], role, t, sources, c) for c, role, t in columns]
-        out_rows.append({"cells": [str(r.get(k, "")) for k in lead] + [_f(v) for v in vals], "sources": sources})
+        lead_cells = ["+".join(map(str, r.get(k))) if isinstance(r.get(k), list) else str(r.get(k, ""))
+                      for k in lead]
+        out_rows.append({"cells": lead_cells + [_f(v) for v in vals], "sources": sources})
     base = {t: r["run"] for r in rows_in[:1] for t in targets}
     if options.get("yardstick_run"):
         base = {t: options["yardstick_run"] for t in targets}
@@ -316,10 +337,19 @@ def cv_folds(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
             vals = [_cell(runs[i]["run"], "devel", t, sources, f"Fold {i}") if i < len(runs) else float("nan")
                     for i in range(k)]
             out_rows.append({"cells": [t, method, *[_f(v) for v in vals]], "sources": sources})
-    first = next((v["runs"][0]["run"] for v in source.values() if v and v.get("runs")), None)
-    cols = [(f"Fold 0", "devel", t) for t in targets]
-    ys = _yardstick_row({t: first for t in targets}, cols[:1], 2, "Linear yardstick (ridge), fold 0")
-    out_rows.append(ys)
+    method = options.get("yardstick_of") or max(source, key=lambda m: len((source[m] or {}).get("runs", [])))
+    runs = (source.get(method) or {}).get("runs", [])
+    for t in targets:  # ridge on the same features as `method`, per fold (the fold runs' data sections)
+        sources, cells = [], []
+        for i in range(k):
+            if i >= len(runs):
+                cells.append("–")
+                continue
+            row = _yardstick_row({t: runs[i]["run"]}, [(f"Fold {i}", "devel", t)], 1)
+            sources += row["sources"]
+            cells.append(row["cells"][1])
+        out_rows.append({"cells": [t, f"Linear yardstick (ridge), {method}'s features", *cells], "sources": sources,
+                         "yardstick": True})
     return {"columns": head, "rows": out_rows}
 
 
@@ -377,8 +407,12 @@ def build_tables(recipe: Any, results: dict[str, Any], folder: Path | None = Non
         if isinstance(src, dict) and src.get("skipped"):
             t = {"columns": [], "rows": [], "note": "step skipped (optional; enable it with --set)"}
         else:
-            t = TABLE_LAYOUTS[spec["layout"]](src, spec.get("options") or {})
-        out.append({"id": spec.get("id"), "title": spec.get("title", ""), "paper": spec.get("paper", ""),
+            try:
+                t = TABLE_LAYOUTS[spec["layout"]](src, spec.get("options") or {})
+            except Exception as e:  # noqa: BLE001 - a table that cannot be built never loses the finished steps
+                t = {"columns": [], "rows": [], "note": f"table not built: {type(e).__name__}: {e}"}
+        out.append({"id": spec.get("id"), "title": spec.get("title", ""),
+                    "paper": spec.get("paper") or (f"ours: {spec['ours']}" if spec.get("ours") else ""),
                     "layout": spec["layout"], **t})
     return out
 
