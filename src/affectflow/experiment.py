@@ -19,7 +19,7 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -60,7 +60,7 @@ from affectflow.tasks import (
     target_specs,
 )
 from affectflow.training.seeds import resolve_device, seed_everything
-from affectflow.training.trainer import fit_seed
+from affectflow.training.trainer import TrainingStopped, fit_seed
 
 log = logging.getLogger("affectflow")
 
@@ -111,8 +111,15 @@ def _setup_logging(run_dir: Path) -> logging.Handler:
 
 
 # ---------------------------------------------------------------------------- train
-def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None = None) -> Path:
-    """Train ``cfg`` over all its seeds, evaluate, and write a new run directory; return its path."""
+def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None = None,
+          on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> Path:
+    """Train ``cfg`` over all its seeds, evaluate, and write a new run directory; return its path.
+
+    ``on_epoch(seed, row)`` is called after every epoch of every seed, once the epoch state is saved, with the
+    epoch's history row (``epoch``, ``train_loss``, ``devel_score``, ``lr``, ``seconds``); it may raise
+    :class:`~affectflow.training.trainer.TrainingStopped` to end the run (status ``stopped: <message>``), as a
+    pruned tuning trial does.
+    """
     cfg.validate()
     corpus = Corpus(cfg.data.corpus, partitions=cfg.data.partitions)
     d, t = cfg.data, cfg.training
@@ -137,7 +144,7 @@ def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None 
             **process_identity(), "heartbeat_unix": time.time()}
     write_run_info(run_dir, info)
     atomic_write(run_dir / "config.yaml", lambda p: p.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
-    return _run_training(cfg, corpus, run_dir, info, device, progress, handler, resume=False)
+    return _run_training(cfg, corpus, run_dir, info, device, progress, handler, resume=False, on_epoch=on_epoch)
 
 
 def resume_training(run_path: str | Path, *, progress: bool = True) -> Path:
@@ -202,9 +209,13 @@ def warn_unlabelled_samples(task: Task, store: SequenceStore, train_ds, part: st
     return msgs
 
 
-def _run_training(cfg, corpus, run_dir, info, device, progress, handler, *, resume: bool) -> Path:
+def _run_training(cfg, corpus, run_dir, info, device, progress, handler, *, resume: bool, on_epoch=None) -> Path:
     try:
-        return _train_in(cfg, corpus, run_dir, info, device, progress, resume=resume)
+        return _train_in(cfg, corpus, run_dir, info, device, progress, resume=resume, on_epoch=on_epoch)
+    except TrainingStopped as e:
+        info["status"] = f"stopped: {e}"
+        write_run_info(run_dir, info)
+        raise
     except BaseException as e:
         info["status"] = f"failed: {type(e).__name__}: {e}"
         write_run_info(run_dir, info)
@@ -268,7 +279,7 @@ def warn_unlabelled(stores: dict, partitions: list[str], what: str = "training")
     return msgs
 
 
-def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False) -> Path:
+def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False, on_epoch=None) -> Path:
     d, t = cfg.data, cfg.training
     log.info("run %s: config %s", run_dir, cfg.to_dict())
     specs = target_specs(corpus, d.task, d.targets, d.target_types, d.label_set)
@@ -343,6 +354,8 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
             save_epoch_state(state_path, state)  # atomic; inside the run folder
             info["heartbeat_unix"] = time.time()
             write_run_info(run_dir, info)
+            if on_epoch is not None:
+                on_epoch(seed, dict(state["history"][-1]))
 
         res = fit_seed(model, train_ds, score_devel, t, seed, device=device, progress=progress,
                        compute_loss=compute_loss, resume_state=resume_state, on_epoch_end=on_epoch_end)

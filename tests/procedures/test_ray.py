@@ -216,3 +216,20 @@ def test_personalisation_groups_on_ray_equal_in_process(ray_cluster, tmp_path):
     assert {s: v.get("per_seed") for s, v in ra["subjects"].items()} == \
         {s: v.get("per_seed") for s, v in rb["subjects"].items()}
     assert sum(v["status"] == "personalised" for v in ra["subjects"].values()) >= 2
+
+
+def test_tune_on_ray_workers_share_the_study(ray_cluster, tmp_path, tiny_corpus):
+    from affectflow.procedures.tune import run_tune
+
+    doc = {"name": "rt", "space": {"training.lr": {"low": 1e-3, "high": 3e-2, "log": True}},
+           "config": {"data": {"corpus": str(tiny_corpus.path), "features": ["acoustic"],
+                               "window": {"size": 40, "hop": 20}},
+                      "model": {"d_model": 8, "d_fc": 8},
+                      "training": {"epochs": 2, "seeds": [1], "batch_size": 16, "device": "cpu"},
+                      "output": {"runs_dir": str(tmp_path / "runs"), "plots": False}}}
+    (tmp_path / "rt.yaml").write_text(yaml.safe_dump(doc))
+    out = run_tune(tmp_path / "rt.yaml", trials=4, backend="ray", workers=2, seed=1)
+    df = pd.read_csv(out / "results.csv")
+    assert list(df["trial"]) == [0, 1, 2, 3] and (df["state"] == "complete").all()
+    pids = {json.loads((Path(r) / "run.json").read_text())["pid"] for r in df["run"]}
+    assert len(pids) == 2 and os.getpid() not in pids  # two Ray workers shared the SQLite study

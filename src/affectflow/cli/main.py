@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     importlib.import_module("affectflow.cli.yardstick").register(sub)  # linear yardstick
     importlib.import_module("affectflow.cli.augment").register(sub)  # augmented copies of training media
     importlib.import_module("affectflow.cli.runs").register(sub)  # runs table
+    importlib.import_module("affectflow.cli.tune").register(sub)  # Optuna search
     importlib.import_module("affectflow.cli.serve").register(sub)
     importlib.import_module("affectflow.cli.data").register(sub)  # challenge importers, submit, fuse-raters
     importlib.import_module("affectflow.cli.recipe").register(sub)  # recipe list | show | run

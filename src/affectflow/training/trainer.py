@@ -43,6 +43,11 @@ from affectflow.training.seeds import seed_everything
 log = logging.getLogger(__name__)
 
 
+class TrainingStopped(Exception):
+    """Raised by an epoch callback to end a run on purpose (e.g. a tuning trial pruned by Optuna); the run's status
+    becomes ``stopped: <message>`` (see :func:`affectflow.experiment.train`)."""
+
+
 @dataclass
 class FitResult:
     """Outcome of :func:`fit_seed`.
