@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import yaml
 
 from affectflow.errors import ConfigError
 from affectflow.training.schedules import SCHEDULES, UnfreezingConfig
-from affectflow.fsutil import SAFE_NAME
+from affectflow.fsutil import SAFE_NAME, check_name, check_names
 
 
 @dataclass
@@ -167,6 +168,9 @@ class ExperimentConfig:
             raise ConfigError("`data.targets` is empty: list the label dimensions to predict, e.g. [arousal, valence].")
         if len(set(d.features)) != len(d.features):
             raise ConfigError(f"`data.features` lists a feature set twice: {d.features}.")
+        check_names("feature set name", d.features, where="`data.features`", error=ConfigError)
+        check_names("target", d.targets, where="`data.targets`", error=ConfigError)
+        check_name("label set name (`data.label_set`)", d.label_set, error=ConfigError)
         if d.normalize not in MODES:
             raise ConfigError(f"`data.normalize` must be one of {list(MODES)}, got {d.normalize!r}.")
         from affectflow.data.normalize import check_pca
@@ -220,12 +224,12 @@ class ExperimentConfig:
             raise ConfigError(f"`execution.cpus`/`gpus` must be >= 0 and `memory_gb` > 0 or null; got cpus={x.cpus!r}, "
                               f"gpus={x.gpus!r}, memory_gb={x.memory_gb!r}.")
         for name, v in [("lr", t.lr), ("batch_size", t.batch_size), ("epochs", t.epochs)]:
-            if not v > 0:
-                raise ConfigError(f"`training.{name}` must be positive, got {v!r}.")
+            if not (v > 0 and math.isfinite(v)):
+                raise ConfigError(f"`training.{name}` must be a positive finite number, got {v!r}.")
         for name, v in [("weight_decay", t.weight_decay), ("min_lr", t.min_lr)]:
-            if not v >= 0:
-                raise ConfigError(f"`training.{name}` must be >= 0, got {v!r}.")
-        if t.grad_clip is not None and not t.grad_clip >= 0:
+            if not (v >= 0 and math.isfinite(v)):
+                raise ConfigError(f"`training.{name}` must be >= 0 and finite, got {v!r}.")
+        if t.grad_clip is not None and not (t.grad_clip >= 0 and math.isfinite(t.grad_clip)):
             raise ConfigError(f"`training.grad_clip` must be >= 0 or null, got {t.grad_clip!r}.")
         if t.patience < 1 or t.lr_patience < 0 or not 0 < t.lr_factor < 1 or t.num_workers < 0:
             raise ConfigError(

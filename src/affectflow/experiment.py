@@ -31,7 +31,7 @@ from affectflow.corpus.corpus import Corpus
 from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.data.store import SequenceStore
 from affectflow.errors import AffectflowWarning, ConfigError, CorpusError, RunError
-from affectflow.fsutil import atomic_write, write_json
+from affectflow.fsutil import atomic_write, out_folder, write_json
 from affectflow.models import MODELS, build_model
 from affectflow.runs import (
     Run,
@@ -608,9 +608,7 @@ def predict(
     c = _open_corpus(run, corpus)
     ids = _selection_ids(c, recordings, partitions)
     if out is not None:
-        out_dir = Path(out)
-        if out_dir.exists() and any(out_dir.iterdir()):
-            raise RunError(f"Output folder {str(out_dir)!r} exists and is not empty; choose a new one.")
+        out_dir = out_folder(out, what="output folder", create=False)
     preds = run_predictions(run, recordings=ids, corpus=c, seed=seed, device=device, progress=progress)
     if out is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

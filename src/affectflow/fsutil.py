@@ -1,10 +1,25 @@
-"""File helpers at the bottom of the import graph: safe names, contained paths, atomic writes.
+r"""File helpers at the bottom of the import graph: safe names, contained paths, atomic writes.
 
 Every file affectflow writes (corpora, runs, predictions, reports) goes through :func:`atomic_write` (temporary file
 in the same folder, then rename), so a crash never leaves a partial file; its mode follows the process umask (as a
 plain ``open`` would). Every name that becomes part of a path (recording ids, partitions, feature and label set
 names, run names) is checked with :func:`check_name`, and :func:`child_path` refuses any path that would leave its
 folder. :func:`staged_folder` builds a whole new folder all-or-nothing.
+
+**The name rule** (one rule for every user-controlled string that becomes a file or folder name: recording ids,
+partitions, label dimensions, feature-set, label-set and class names, run / sweep / fusion names, job ids): the
+*whole* string matches ``[A-Za-z0-9][A-Za-z0-9_.+-]*`` and is at most :data:`MAX_NAME_LENGTH` characters. The
+pattern is anchored with ``\Z`` (not ``$``, which also matches before a trailing newline), so ``"id\n"`` fails.
+Names are checked when they are *read* (from a CSV, a JSON file, a YAML file, an argument), before any work.
+
+**Symlinks.** Text checks cannot see a symlink planted inside a folder (``features/pred_x -> /elsewhere``).
+:func:`check_inside` resolves the real path of what would be written and refuses it when it leaves the real
+path of its root; :func:`atomic_write` and :func:`write_json` apply it when given ``root=``, and every corpus
+write does. A file that is itself a symlink is replaced by the rename, never written through.
+
+**Output folders** (``--out``): :func:`out_folder` is the one check of a requested output folder: it must not be
+an existing file, must be new or empty (or, for resumable procedures, hold the procedure's marker file), and its
+real path must not be a symlink out of its parent.
 
 This module imports nothing from affectflow except :mod:`affectflow.errors`, so every layer may use it.
 (These helpers used to live in :mod:`affectflow.corpus.corpus`, which still re-exports them.)
@@ -23,25 +38,72 @@ from typing import Any
 
 import numpy as np
 
-from affectflow.errors import CorpusError
+from affectflow.errors import CorpusError, RunError
 
-#: A safe file or folder name: starts with a letter or digit, then letters, digits and ``_ . + -``.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+#: A safe file or folder name: starts with a letter or digit, then letters, digits and ``_ . + -``; ``\Z`` (end of
+#: string) so that a trailing newline does not pass (``$`` would match before it).
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
+
+#: Longest accepted name (file systems refuse names over 255 bytes; suffixes are added to many names).
+MAX_NAME_LENGTH = 200
+
+NAME_RULE = ("names must start with a letter or digit, contain only letters, digits and the characters '_', '.', "
+             f"'+', '-', and be at most {MAX_NAME_LENGTH} characters long (they become file names)")
 
 
 def is_safe_name(name: Any) -> bool:
-    """Whether ``name`` is a string that :data:`SAFE_NAME` accepts (see :func:`check_name`)."""
-    return isinstance(name, str) and SAFE_NAME.match(name) is not None
+    """Whether ``name`` is a string that follows the name rule (see the module docstring)."""
+    return isinstance(name, str) and len(name) <= MAX_NAME_LENGTH and SAFE_NAME.match(name) is not None
 
 
-def check_name(kind: str, name: str) -> str:
-    """Return ``name`` if it is safe as a file name, else raise :class:`~affectflow.errors.CorpusError`."""
+def check_name(kind: str, name: str, *, error: type[Exception] = CorpusError) -> str:
+    """Return ``name`` if it follows the name rule, else raise ``error`` (default
+    :class:`~affectflow.errors.CorpusError`) naming ``kind`` (e.g. ``"label dimension"``)."""
     if not is_safe_name(name):
-        raise CorpusError(
-            f"Invalid {kind} {name!r}: names must start with a letter or digit and contain only letters, digits "
-            "and the characters '_', '.', '+', '-' (they become file names)."
-        )
+        raise error(f"Invalid {kind} {name!r}: {NAME_RULE}.")
     return name
+
+
+def check_names(kind: str, names: Any, *, where: str = "", error: type[Exception] = CorpusError) -> list[str]:
+    """Check several names at once; the error lists every bad one (at most 10) with the count.
+
+    Returns
+    -------
+    list[str]
+        ``names`` as a list.
+    """
+    names = list(names)
+    bad = [n for n in names if not is_safe_name(n)]
+    if bad:
+        at = f" in {where}" if where else ""
+        raise error(f"{len(bad)} invalid {kind}(s){at}: {[str(b) for b in bad[:10]]!r}; {NAME_RULE}.")
+    return names
+
+
+def _real(path: str | os.PathLike) -> str:
+    """Real path of ``path`` resolving symlinks in its existing part (the rest is joined lexically)."""
+    return os.path.realpath(os.path.abspath(os.fspath(path)))
+
+
+def is_inside(root: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """Whether ``path``'s real location (symlinks resolved) is ``root``'s real location or below it."""
+    r, p = _real(root), _real(path)
+    return p == r or p.startswith(r.rstrip(os.sep) + os.sep)
+
+
+def check_inside(root: str | os.PathLike, path: str | os.PathLike, *, what: str = "file",
+                 error: type[Exception] = CorpusError) -> Path:
+    """Return ``Path(path)`` when writing it stays inside ``root`` with symlinks resolved, else raise ``error``.
+
+    The real path of ``path``'s folder is compared with the real path of ``root`` (so a symlinked ``root`` itself is
+    fine, but a symlink *inside* it that points elsewhere is not). ``path`` itself may be a symlink: writes replace
+    it (:func:`atomic_write` renames over it) rather than follow it.
+    """
+    parent = Path(path).parent
+    if not is_inside(root, parent):
+        raise error(f"Refusing to write the {what} {os.fspath(path)!r}: its folder resolves to {_real(parent)!r}, "
+                    f"outside {_real(root)!r} (a symlink inside {os.fspath(root)!r} points elsewhere).")
+    return Path(path)
 
 
 def child_path(root: str | os.PathLike, name: str, suffix: str = "", *, kind: str = "name") -> Path:
@@ -85,13 +147,17 @@ def current_umask() -> int:
     return mask
 
 
-def atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write, *, root: str | os.PathLike | None = None) -> None:
     """Call ``write(tmp_path)`` then rename the temporary file to ``path`` (same folder, so the rename is atomic).
 
     The file gets the mode a plain ``open`` would give it (``0o666`` minus the umask), not ``mkstemp``'s ``0o600``,
-    so that colleagues sharing a corpus or a run can read it when the umask allows.
+    so that colleagues sharing a corpus or a run can read it when the umask allows. With ``root``, the write is
+    refused (:func:`check_inside`) when a symlink would take it outside ``root``; a ``path`` that is a symlink is
+    replaced, not followed.
     """
     path = Path(path)
+    if root is not None:
+        check_inside(root, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -104,9 +170,46 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically (numpy scalars and arrays and paths become plain JSON values)."""
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=json_default) + "\n"))
+def write_json(path: Path, obj: Any, *, root: str | os.PathLike | None = None) -> None:
+    """Write ``obj`` as indented JSON, atomically (numpy scalars and arrays and paths become plain JSON values);
+    ``root`` as in :func:`atomic_write`."""
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=json_default) + "\n"), root=root)
+
+
+def out_folder(out: str | os.PathLike, *, what: str = "output folder", resume_marker: str | None = None,
+               create: bool = True, error: type[Exception] = RunError) -> Path:
+    """Check (and by default make) a requested output folder such as an ``--out`` argument.
+
+    Parameters
+    ----------
+    out:
+        The folder.
+    what:
+        What it is, for the messages.
+    resume_marker:
+        A file name (e.g. ``"sweep.json"``) whose presence makes an existing non-empty folder acceptable (the
+        procedure resumes in it).
+    create:
+        Make the folder (and its parents); ``False`` only checks, so that callers can check before any work and
+        create after it.
+
+    Raises
+    ------
+    error (default :class:`~affectflow.errors.RunError`)
+        ``out`` is an existing file (or a symlink to one, or a broken symlink); it is a folder that is not empty
+        (and holds no ``resume_marker``).
+    """
+    p = Path(out)
+    if p.is_symlink() and not p.exists():
+        raise error(f"The {what} {str(p)!r} is a broken symbolic link; give a new folder.")
+    if p.exists() and not p.is_dir():
+        raise error(f"The {what} {str(p)!r} is an existing file, not a folder; give a new folder (or an empty one).")
+    if p.is_dir() and any(p.iterdir()) and not (resume_marker and (p / resume_marker).is_file()):
+        extra = f" and holds no {resume_marker} to resume from" if resume_marker else ""
+        raise error(f"The {what} {str(p)!r} exists, is not empty{extra}; choose a new one.")
+    if create:
+        p.mkdir(parents=True, exist_ok=True)
+    return p
 
 
 def json_default(o: Any) -> Any:

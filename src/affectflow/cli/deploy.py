@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from affectflow.errors import AffectflowError
+from affectflow.fsutil import out_folder
 
 
 class _Bar:
@@ -139,10 +140,7 @@ def predict_media_files(args: argparse.Namespace) -> int:
             rid = "".join(c if c.isalnum() or c in "_.+-" else "_" for c in rid).lstrip("_.+-") or "recording"
         safe.append((rid, files))
     if args.out:
-        out = Path(args.out)
-        if out.exists() and any(out.iterdir()):
-            raise RunError(f"Output folder {str(out)!r} exists and is not empty; choose a new one.")
-        out.mkdir(parents=True, exist_ok=True)
+        out = out_folder(args.out, what="output folder")
     else:
         out = new_subdir(run.path, "predictions-media")
     print(f"Run {run.path} needs: " + ", ".join(f"{k} ({', '.join(v)})" for k, v in needs.items()))

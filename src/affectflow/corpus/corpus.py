@@ -42,6 +42,7 @@ from affectflow.fsutil import (  # noqa: F401 - re-exported: these helpers lived
     SAFE_NAME,
     atomic_write,
     check_name,
+    check_names,
     child_path,
     current_umask,
     is_safe_name,
@@ -84,6 +85,9 @@ class FeatureSetInfo:
     params: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
+    def __post_init__(self) -> None:
+        check_name("feature set name", self.name)
+
     @property
     def dim(self) -> int:
         """Number of feature columns."""
@@ -98,6 +102,16 @@ class LabelSetInfo:
     dims: list[str]
     rate_hz: float | None = None
     description: str = ""
+
+    def __post_init__(self) -> None:
+        # dimensions become file and folder names (submission folders, per-dimension CSVs): the name rule applies
+        # when a label set is read or declared (affectflow.fsutil)
+        check_name("label set name", self.name)
+        if not isinstance(self.dims, list):
+            raise CorpusError(f"Label set {self.name!r}: dims must be a list of names, got {self.dims!r}.")
+        check_names("label dimension", self.dims, where=f"label set {self.name!r}")
+        if len(set(self.dims)) != len(self.dims):
+            raise CorpusError(f"Label set {self.name!r} repeats dimension names: {self.dims}.")
 
 
 def check_recordings_table(df: pd.DataFrame, where: str) -> None:
@@ -225,8 +239,8 @@ def apply_partition_map(recordings: pd.DataFrame, path: str | os.PathLike) -> pd
     return out
 
 
-def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    atomic_write(path, lambda p: frame.to_parquet(p, index=False))
+def _write_parquet(path: Path, frame: pd.DataFrame, root: Path | None = None) -> None:
+    atomic_write(path, lambda p: frame.to_parquet(p, index=False), root=root)
 
 
 class Corpus:
@@ -308,7 +322,7 @@ class Corpus:
     def update_meta(self, **values: Any) -> None:
         """Merge ``values`` into corpus.json."""
         self.meta.update(values)
-        write_json(self.path / "corpus.json", self.meta)
+        write_json(self.path / "corpus.json", self.meta, root=self.path)
 
     # ------------------------------------------------------------------ recordings
     @property
@@ -345,7 +359,7 @@ class Corpus:
         check_recordings_table(table, "The recordings table")
         table["id"] = table["id"].astype(str)
         table["subject"] = table["subject"].astype(str)
-        atomic_write(self.path / "recordings.csv", lambda p: table.to_csv(p, index=False))
+        atomic_write(self.path / "recordings.csv", lambda p: table.to_csv(p, index=False), root=self.path)
         self._recordings = None
 
     def recording_ids(self, partitions: Iterable[str] | None = None) -> list[str]:
@@ -397,7 +411,7 @@ class Corpus:
             raise CorpusError(f"Feature set {info.name!r} has repeated column names.")
         if TIME in info.columns:
             raise CorpusError(f"Feature set {info.name!r} must not have a feature column called {TIME!r}.")
-        write_json(self.path / "features" / info.name / "feature_set.json", asdict(info))
+        write_json(self.path / "features" / info.name / "feature_set.json", asdict(info), root=self.path)
 
     def feature_file(self, name: str, rid: str) -> Path:
         """Path of the Parquet file of feature set ``name`` for recording ``rid`` (may not exist)."""
@@ -429,7 +443,7 @@ class Corpus:
         out = pd.DataFrame({TIME: t})
         values = frame[cols].to_numpy(dtype=np.float32)
         out = pd.concat([out, pd.DataFrame(values, columns=cols)], axis=1)
-        _write_parquet(self.feature_file(name, rid), out)
+        _write_parquet(self.feature_file(name, rid), out, root=self.path)
 
     def read_features(self, name: str, rid: str) -> pd.DataFrame:
         """Frames of feature set ``name`` for recording ``rid``: ``time`` then the feature columns (float32)."""
@@ -464,7 +478,7 @@ class Corpus:
     def write_label_set_info(self, info: LabelSetInfo) -> None:
         """Declare (or update) a continuous label set."""
         check_name("label set name", info.name)
-        write_json(self.path / "labels" / info.name / "label_set.json", asdict(info))
+        write_json(self.path / "labels" / info.name / "label_set.json", asdict(info), root=self.path)
 
     def label_file(self, rid: str, label_set: str = "continuous") -> Path:
         """Path of the labels of recording ``rid`` in ``label_set`` (may not exist)."""
@@ -483,7 +497,7 @@ class Corpus:
         if len(t) > 1 and not np.all(np.diff(t) > 0):
             raise CorpusError(f"Labels for recording {rid!r}: times must be strictly increasing.")
         out = frame[[TIME] + cols].astype({c: np.float32 for c in cols}).astype({TIME: np.float64})
-        _write_parquet(self.label_file(rid, label_set), out)
+        _write_parquet(self.label_file(rid, label_set), out, root=self.path)
 
     def read_labels(self, rid: str, label_set: str = "continuous") -> pd.DataFrame | None:
         """Continuous labels of ``rid`` (``time`` + dims), or ``None`` if the recording has none (e.g. blind test)."""
@@ -497,7 +511,7 @@ class Corpus:
         missing = [c for c in need if c not in table.columns]
         if missing:
             raise CorpusError(f"Segment table lacks the columns {missing}; expected {need} + class columns.")
-        _write_parquet(self.path / "labels" / "segments.parquet", table.reset_index(drop=True))
+        _write_parquet(self.path / "labels" / "segments.parquet", table.reset_index(drop=True), root=self.path)
 
     def segments(self) -> pd.DataFrame | None:
         """Segment labels, or ``None`` if the corpus has none."""
@@ -508,7 +522,7 @@ class Corpus:
         """Store clip-level labels: a ``recording`` column and one column per class or value target."""
         if "recording" not in table.columns:
             raise CorpusError("Clip label table needs a 'recording' column.")
-        atomic_write(self.path / "labels" / "clips.csv", lambda p: table.to_csv(p, index=False))
+        atomic_write(self.path / "labels" / "clips.csv", lambda p: table.to_csv(p, index=False), root=self.path)
 
     def clips(self) -> pd.DataFrame | None:
         """Clip-level labels, or ``None`` if the corpus has none."""
@@ -546,7 +560,7 @@ class Corpus:
     def write_report(self, name: str, report: dict[str, Any]) -> Path:
         """Write a JSON report under ``reports/`` and return its path."""
         p = child_path(self.path / "reports", name, ".json", kind="report name")
-        write_json(p, report)
+        write_json(p, report, root=self.path)
         return p
 
     def summary(self) -> str:

@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from affectflow.errors import AffectflowError
+from affectflow.fsutil import out_folder
 from affectflow.runs import Run
 
 FORMATS = ("onnx",)
@@ -384,10 +385,7 @@ def export_run(run: Run | str | os.PathLike, out_dir: str | os.PathLike | None =
     if out_dir is None:
         out = new_subdir(run.path, "export")
     else:
-        out = Path(out_dir)
-        if out.exists() and any(out.iterdir()):
-            raise ExportError(f"Output folder {str(out)!r} exists and is not empty; choose a new one.")
-        out.mkdir(parents=True, exist_ok=True)
+        out = out_folder(out_dir, what="output folder", error=ExportError)
     dims = {n: int(d) for n, d in ckpt["data"]["input_dims"].items()}
     dims = {n: dims[n] for n in ckpt["data"]["features"]}
     graph = PCAInputs(model, normalizer.pca_).eval() if normalizer.pca_ else model

@@ -35,7 +35,7 @@ import numpy as np
 from affectflow.config import ExperimentConfig
 from affectflow.corpus.corpus import Corpus, read_partition_map, write_partition_map
 from affectflow.errors import RunError
-from affectflow.fsutil import atomic_write, write_json
+from affectflow.fsutil import atomic_write, out_folder, write_json
 from affectflow.procedures.folds import cv_folds
 from affectflow.procedures.sweep import MAIN_METRICS, SweepSpec, _load_cells, run_sweep
 from affectflow.runs import new_run_dir
@@ -82,10 +82,7 @@ def run_cv(
     if out is None:
         cv_dir = new_run_dir(cfg.output.runs_dir, f"cv-{name}")
     else:
-        cv_dir = Path(out)
-        if cv_dir.exists() and any(cv_dir.iterdir()) and not (cv_dir / "cv.json").is_file():
-            raise RunError(f"{str(cv_dir)!r} exists, is not empty and is not a CV folder; choose another --out.")
-        cv_dir.mkdir(parents=True, exist_ok=True)
+        cv_dir = out_folder(out, what="CV folder", resume_marker="cv.json")
     cv_dir = cv_dir.resolve()
     view = dict(zip(corpus.recordings["id"], corpus.recordings["partition"]))  # the config's own map, if any
     maps = []

@@ -50,7 +50,7 @@ import numpy as np
 import yaml
 
 from affectflow.errors import ConfigError, RunError
-from affectflow.fsutil import atomic_write, write_json
+from affectflow.fsutil import atomic_write, out_folder, write_json
 from affectflow.runs import environment_info, new_run_dir, write_run_info
 
 FUSION_KIND = "fusion"
@@ -262,10 +262,7 @@ def fuse_runs(
     if out is None:
         out_dir = new_run_dir(paths[0].parent, "fusion")
     else:
-        out_dir = Path(out)
-        if out_dir.exists() and any(out_dir.iterdir()):
-            raise RunError(f"Output folder {str(out_dir)!r} exists and is not empty; choose a new one.")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = out_folder(out, what="output folder")
     for part, f in fused.items():
         f.save(out_dir / "predictions" / part)
     doc = {

@@ -51,7 +51,7 @@ import yaml
 from affectflow.config import _merge, config_from_dict, default_config_dict, parse_override, read_yaml
 from affectflow.corpus.corpus import Corpus
 from affectflow.errors import AffectflowError, ConfigError, RunError
-from affectflow.fsutil import atomic_write, write_json
+from affectflow.fsutil import atomic_write, check_name, out_folder, write_json
 from affectflow.procedures.executor import execution_settings, get_executor
 from affectflow.runs import new_run_dir
 
@@ -119,6 +119,12 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
             raise ConfigError(f"Grid key {k!r} in {str(p)!r} is not a dotted config key such as `training.lr`.")
         if not isinstance(v, list) or not v:
             raise ConfigError(f"Grid key {k!r} in {str(p)!r} must map to a non-empty list of values, got {v!r}.")
+        canon = [json.dumps(x, sort_keys=True, default=str) for x in v]
+        repeated = sorted({c for c in canon if canon.count(c) > 1})
+        if repeated:
+            raise ConfigError(f"Grid key {k!r} in {str(p)!r} repeats the value(s) {repeated} ({len(v)} values, "
+                              f"{len(set(canon))} distinct): each repeat would train the same cell again; list each "
+                              "value once.")
     base = default_config_dict()
     if doc.get("base"):
         bp = Path(doc["base"])
@@ -130,7 +136,7 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
         base = _merge(base, doc["config"])
     for o in overrides or []:
         base = _merge(base, parse_override(o))
-    name = str(doc.get("name") or p.stem)
+    name = check_name("sweep name (`name:` or the file name)", str(doc.get("name") or p.stem), error=ConfigError)
     return SweepSpec(name=name, base=base, grid={k: list(v) for k, v in grid.items()}, source=str(p))
 
 
@@ -285,9 +291,7 @@ def run_sweep(
                 f"{spec.source or spec.name!r}); give a new folder with --out to run this one."
             )
         cells = old
-    elif sweep_dir.exists() and any(sweep_dir.iterdir()):
-        raise RunError(f"{str(sweep_dir)!r} exists, is not empty and is not a sweep folder; choose another --out.")
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    out_folder(sweep_dir, what="sweep folder", resume_marker="sweep.json")
     for c in cells:  # a run that finished after the sweep process died counts as finished
         if c.status != "finished" and _run_finished(c.run_dir):
             c.status, c.error = "finished", None

@@ -56,6 +56,7 @@ import yaml
 from affectflow.corpus.corpus import Corpus, atomic_write, write_json
 from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.errors import ConfigError, RunError
+from affectflow.fsutil import out_folder
 from affectflow.runs import environment_info, new_run_dir, new_subdir, write_run_info
 
 YARDSTICK_KIND = "yardstick"
@@ -296,10 +297,7 @@ def run_yardstick(cfg, *, context: int = DEFAULT_CONTEXT, alphas: Sequence[float
     if out is None:
         out_dir = new_run_dir(cfg.output.runs_dir, f"yardstick-{'+'.join(d.features)}")
     else:
-        out_dir = Path(out)
-        if out_dir.exists() and any(out_dir.iterdir()):
-            raise RunError(f"Output folder {str(out_dir)!r} exists and is not empty; choose a new one.")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = out_folder(out, what="output folder")
     best = {p: score(pr) for p, pr in preds.items()}
     for p, pr in preds.items():
         pr.save(out_dir / "predictions" / p)
