@@ -268,7 +268,11 @@ class Predictions:
         if not folder.is_dir():
             raise RunError(f"Prediction folder {str(folder)!r} does not exist.")
         if not (folder / META).is_file():
-            return _load_csv_only(folder)
+            return _checked_names(_load_csv_only(folder), folder)
+        return _checked_names(cls._load_meta(folder), folder)
+
+    @classmethod
+    def _load_meta(cls, folder: Path) -> "Predictions":
         from affectflow.tasks import specs_from_state
 
         try:
@@ -287,6 +291,17 @@ class Predictions:
         keys = [k if isinstance(k, str) else (str(k[0]), int(k[1])) for k in meta["keys"]]
         return cls(task, specs, recs, keys=keys, outputs=arrays["outputs"], labels=arrays["labels"],
                    meta=meta.get("meta", {}))
+
+
+def _checked_names(p: Predictions, folder: Path) -> Predictions:
+    """Recording ids and target names read from a prediction folder become file names later (submissions,
+    prediction CSVs, feature sets): the name rule of :mod:`affectflow.fsutil` applies when they are read."""
+    from affectflow.fsutil import check_names
+
+    check_names("recording id", [str(r) for r in p.recordings], where=f"prediction folder {str(folder)!r}",
+                error=RunError)
+    check_names("target name", list(p.targets), where=f"prediction folder {str(folder)!r}", error=RunError)
+    return p
 
 
 def _load_csv_only(folder: Path) -> Predictions:

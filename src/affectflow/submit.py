@@ -33,6 +33,7 @@ import pandas as pd
 from affectflow.corpus.corpus import Corpus
 from affectflow.corpus.staging import staged_folder
 from affectflow.errors import RunError
+from affectflow.fsutil import child_path
 
 FORMATS = ("muse2023", "abaw", "mer2023")
 ABAW_HEADER = "image_location,valence,arousal"
@@ -212,10 +213,10 @@ def write_submission(preds: dict, fmt: str, out: str | os.PathLike, *, corpus: C
 def _write_muse(tmp: Path, rid: str, df: pd.DataFrame, targets: list[str]) -> None:
     ts = np.round(df["time"].to_numpy() * 1000).astype(np.int64)
     for t in targets:
-        d = tmp / "label_segments" / t
+        d = child_path(tmp / "label_segments", t, kind="target name")
         d.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"timestamp": ts, "value": df[f"{t}_pred"].to_numpy()}).to_csv(
-            d / f"{rid}.csv", index=False, float_format="%.6f")
+            child_path(d, rid, ".csv", kind="recording id"), index=False, float_format="%.6f")
 
 
 def _write_abaw(tmp: Path, rid: str, df: pd.DataFrame, row: pd.Series, corpus: Corpus | None) -> None:
@@ -230,7 +231,7 @@ def _write_abaw(tmp: Path, rid: str, df: pd.DataFrame, row: pd.Series, corpus: C
             1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 1.0)
     n = int(row["frames"]) if "frames" in row.index and pd.notna(row["frames"]) else len(times)
     frames = abaw_frames(times, df[["valence_pred", "arousal_pred"]].to_numpy(), n, fps)
-    write_abaw_file(tmp / f"{rid}.txt", rid, frames)
+    write_abaw_file(child_path(tmp, rid, ".txt", kind="recording id"), rid, frames)
 
 
 def _write_mer(path: Path, pr) -> None:

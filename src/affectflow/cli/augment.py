@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from affectflow.cli import argtypes
+
 
 def cmd_augment(args: argparse.Namespace) -> int:
     from affectflow.augment.audio import parse_snr
@@ -41,9 +43,9 @@ def register(sub: Any) -> None:
                    "noise: other training speakers) or a folder of audio files; omit to leave audio as it is")
     a.add_argument("--snr", default="5:11", help="SNR in dB: a value or LOW:HIGH[:STEP] (default 5:11, 1 dB steps)")
     a.add_argument("--video", metavar="T1,T2", help="image transforms: brightness, solarize, blur, rotate, cutout")
-    a.add_argument("--copies", type=int, default=1, help="copies per training recording (default 1)")
+    a.add_argument("--copies", type=argtypes.positive_int, default=1, help="copies per training recording (default 1)")
     a.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     a.add_argument("--train-partitions", default="train", help="partitions to copy (default train)")
-    a.add_argument("--babble-speakers", type=int, default=3, help="speakers mixed into one babble (default 3)")
+    a.add_argument("--babble-speakers", type=argtypes.positive_int, default=3, help="speakers mixed into one babble (default 3)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_augment)

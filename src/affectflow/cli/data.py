@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from affectflow.cli import argtypes
 from affectflow.errors import ConfigError
 
 
@@ -106,7 +107,7 @@ def register(sub: Any) -> None:
     a.add_argument("--test-list", help="text file naming the test videos, one per line (imported unlabelled)")
     a.add_argument("--face-source", choices=["crops", "video", "none"], default="crops",
                    help="what media.csv points each recording at for face extraction (default: crops)")
-    a.add_argument("--default-fps", type=float, help="frame rate for names whose video is missing (else an error)")
+    a.add_argument("--default-fps", type=argtypes.positive_float, help="frame rate for names whose video is missing (else an error)")
     a.add_argument("--reference-labels", help="folder of <name>.txt in the same format, imported as label set "
                    "continuous_clean (e.g. a generated folder's ground_truth/)")
     a.add_argument("--name", help="corpus name")
@@ -119,7 +120,7 @@ def register(sub: Any) -> None:
     m.add_argument("--frame-rate", action="append", metavar="SET=HZ",
                    help="frame rate of a frame-level (T, C) feature set (repeatable; required for those sets)")
     m.add_argument("--features", help="comma-separated feature sets (default: all folders of features/)")
-    m.add_argument("--devel-fraction", type=float, default=0.2,
+    m.add_argument("--devel-fraction", type=argtypes.open_fraction, default=0.2,
                    help="fraction of train carved out as devel, stratified by class, when there is no "
                    "devel-label.csv (default 0.2)")
     m.add_argument("--seed", type=int, default=0, help="seed of the devel split (default 0)")

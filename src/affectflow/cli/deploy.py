@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from affectflow.cli import argtypes
 from affectflow.errors import AffectflowError
 from affectflow.fsutil import out_folder
 
@@ -203,8 +204,8 @@ def _register_stream(sub) -> None:
     s.add_argument("run", help="run directory of a causal run")
     s.add_argument("--input", required=True, help="audio file, or a video with a sound track")
     s.add_argument("--fast", action="store_true", help="as fast as possible instead of real time")
-    s.add_argument("--chunk", type=float, default=0.1, help="seconds of audio per pushed chunk (default 0.1)")
-    s.add_argument("--block-frames", type=int, default=1,
+    s.add_argument("--chunk", type=argtypes.positive_float, default=0.1, help="seconds of audio per pushed chunk (default 0.1)")
+    s.add_argument("--block-frames", type=argtypes.positive_int, default=1,
                    help="compute audio features in blocks of N frames: less CPU, N-1 frames more delay (default 1)")
     s.add_argument("--allow-missing", action="store_true",
                    help="feed the run's non-audio feature sets as missing instead of refusing")

@@ -21,6 +21,7 @@ import inspect
 import sys
 from typing import Any
 
+from affectflow.cli import argtypes
 from affectflow.config import split_override
 from affectflow.errors import ConfigError
 
@@ -42,7 +43,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("corpus", help="corpus folder (created if missing)")
     p.add_argument("--name", help="name of a new corpus (default: the folder name)")
     p.add_argument(
-        "--label-rate", type=float, default=2.0, help="label grid rate of a new corpus in Hz (default 2)"
+        "--label-rate", type=argtypes.positive_float, default=2.0, help="label grid rate of a new corpus in Hz (default 2)"
     )
     p.add_argument(
         "--partition", default="train", help="partition of recordings the manifest gives none (default train)"
@@ -52,7 +53,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--recursive", action="store_true", help="scan sub-folders too")
     p.add_argument(
-        "--physio-rate", type=float, help="sampling rate (Hz) of physiology CSVs without a time column"
+        "--physio-rate", type=argtypes.positive_float, help="sampling rate (Hz) of physiology CSVs without a time column"
     )
     p.add_argument("--overwrite", action="store_true", help="replace recordings already in the corpus")
     p.add_argument("--labels", help="folder of per-dimension label CSVs in the MuSe layout (<dim>/<id>.csv: "
@@ -87,7 +88,7 @@ def register(subparsers: Any) -> None:
         metavar="SET.PARAM=VALUE",
         help="override one parameter, e.g. egemaps.win_dur=2.0 (value parsed as YAML; repeatable)",
     )
-    e.add_argument("--workers", type=int, default=1, help="worker processes (default 1: in this process)")
+    e.add_argument("--workers", type=argtypes.positive_int, default=1, help="worker processes (default 1: in this process)")
     e.add_argument("--backend", default=None,
                    help="local (default: this process or a pool of --workers processes), serial, or ray (one Ray "
                    "task per job; the corpus must be on storage every node sees)")

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from affectflow.cli import argtypes
 from affectflow import __version__
 from affectflow.errors import AffectflowError
 
@@ -158,9 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = add("generate", cmd_generate, "Write a synthetic TSST-like corpus with known latent affect.")
     g.add_argument("out", help="new corpus folder")
-    g.add_argument("--subjects", type=int, default=40, help="number of subjects (one recording each; default 40)")
-    g.add_argument("--duration", type=float, default=300.0, help="mean recording length in seconds (default 300)")
-    g.add_argument("--label-noise", type=float, default=None, help="std of the annotation noise (default 0.12)")
+    g.add_argument("--subjects", type=argtypes.positive_int, default=40, help="number of subjects (one recording each; default 40)")
+    g.add_argument("--duration", type=argtypes.positive_float, default=300.0, help="mean recording length in seconds (default 300)")
+    g.add_argument("--label-noise", type=argtypes.nonneg_float, default=None, help="std of the annotation noise (default 0.12)")
     g.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     g.add_argument("--layout", choices=["tsst", "personalisation"], default="tsst",
                    help="tsst: one recording per subject; personalisation: MuSe 2023 layout, each test subject cut "
@@ -215,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="smaller corpus, one seed, fewer epochs")
     d.add_argument("--media", action="store_true",
                    help="start from raw media: synthesise audio/video/physiology/transcripts, extract, train, evaluate")
-    d.add_argument("--workers", type=int, default=2, help="extraction worker processes (with --media)")
+    d.add_argument("--workers", type=argtypes.positive_int, default=2, help="extraction worker processes (with --media)")
 
     if importlib.util.find_spec("affectflow.cli.extract") is not None:
         from affectflow.cli import extract as extract_cli

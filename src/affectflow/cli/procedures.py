@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+from affectflow.cli import argtypes
 
 
 def _executor_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=argtypes.positive_int, default=None,
                    help="jobs run in parallel (default: execution.workers of the config, else 1)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=argtypes.positive_int, default=None,
                    help="torch threads per job (default: execution.threads of the config, else 1)")
     p.add_argument("--backend", default=None,
                    help="executor backend: local (process pool), serial, ray, or one registered with "
@@ -106,7 +107,7 @@ def register_more(sub: Any) -> None:
     c.add_argument("--corpus", help="corpus folder (same as --set data.corpus=...)")
     c.add_argument("--runs-dir", help="where the CV folder goes (same as --set output.runs_dir=...)")
     c.add_argument("-s", "--set", action="append", metavar="KEY=VALUE", help="override a config value")
-    c.add_argument("-k", "--folds", type=int, default=6, help="number of folds (default 6, the ABAW5 paper's)")
+    c.add_argument("-k", "--folds", type=argtypes.int_at_least(2), default=6, help="number of folds (default 6, the ABAW5 paper's)")
     c.add_argument("--seed", type=int, default=0, help="seed of the subject split (default 0)")
     c.add_argument("--loso", action="store_true", help="leave one subject out (k = number of train+devel subjects)")
     c.add_argument("--resplit", action="store_true", help="re-split all train+devel subjects (no fold 0 = corpus split)")
@@ -122,7 +123,7 @@ def register_more(sub: Any) -> None:
                        "classification targets. Writes a fused run folder that evaluate, predict and fuse accept.")
     f.add_argument("runs", nargs="+", help="two or more run folders (trained or fused)")
     f.add_argument("--method", choices=["weighted", "mean"], default="weighted", help="default weighted")
-    f.add_argument("--step", type=float, default=0.05, help="weight grid step (default 0.05)")
+    f.add_argument("--step", type=argtypes.unit_interval, default=0.05, help="weight grid step (default 0.05)")
     f.add_argument("--weights", choices=["per-target", "shared"], default="per-target",
                    help="one weight vector per target (default) or one for all targets (MER 2023 Eq. 10-11)")
     f.add_argument("--select-on", default="devel", help="partition the weights are chosen on (default devel)")
@@ -137,7 +138,7 @@ def register_more(sub: Any) -> None:
                         "the run's own), then train the fusion (model lstm, bidirectional, on the concatenated "
                         "predictions; MuSe 2021 Eq. 12-14) through the ordinary train path.")
     lf.add_argument("runs", nargs="+", help="two or more finished continuous runs on the same corpus and targets")
-    lf.add_argument("--folds", type=int, default=5, help="cross-fitting subject folds of train (default 5)")
+    lf.add_argument("--folds", type=argtypes.int_at_least(2), default=5, help="cross-fitting subject folds of train (default 5)")
     lf.add_argument("--seed", type=int, default=0, help="seed of the subject folds (default 0)")
     lf.add_argument("--names", help="comma-separated feature set names for the runs' predictions (default pred_<run>)")
     lf.add_argument("-s", "--set", action="append", metavar="KEY=VALUE", help="override the fusion run's config")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from affectflow.cli import argtypes
 from affectflow.errors import ConfigError
 
 
@@ -38,9 +39,9 @@ def register(sub: Any) -> None:
     p.add_argument("source", help="folder of <Id>.csv rater files")
     p.add_argument("out", help="new output folder")
     p.add_argument("--method", choices=["mean", "ewe", "raaw"], default="ewe")
-    p.add_argument("--max-lag", type=float, default=0.0,
+    p.add_argument("--max-lag", type=argtypes.nonneg_float, default=0.0,
                    help="largest per-rater lag (s) compensated by cross-correlation (RAAW: its alignment range)")
-    p.add_argument("--classes", type=int, help="also derive this many classes per segment (needs segment_id)")
+    p.add_argument("--classes", type=argtypes.int_at_least(2), help="also derive this many classes per segment (needs segment_id)")
     p.add_argument("--thresholds", help="comma-separated class thresholds (default: equal-frequency quantiles)")
     p.add_argument("--statistic", choices=["mean", "median", "last"], default="mean",
                    help="per-segment statistic that is binned into classes (default mean)")

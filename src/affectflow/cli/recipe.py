@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+from affectflow.cli import argtypes
 
 
 def cmd_recipe(args: argparse.Namespace) -> int:
@@ -60,8 +61,8 @@ def register(sub: Any) -> None:
                    help="quick: a small version that finishes on a laptop; paper: the paper's settings (default)")
     p.add_argument("-s", "--set", action="append", metavar="NAME=VALUE",
                    help="override a recipe parameter (see `recipe show`), value as YAML, e.g. --set ablation=true")
-    p.add_argument("--workers", type=int, default=1, help="parallel jobs (independent steps, sweep cells; default 1)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
+    p.add_argument("--workers", type=argtypes.positive_int, default=1, help="parallel jobs (independent steps, sweep cells; default 1)")
+    p.add_argument("--threads", type=argtypes.positive_int, default=1, help="torch threads per job (default 1)")
     p.add_argument("--backend", default="local", help="executor backend: local, serial or a registered one")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_recipe)

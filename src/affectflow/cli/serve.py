@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+from affectflow.cli import argtypes
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +34,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("run", help="run directory")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=argtypes.int_between(0, 65535), default=8000, help="port (default 8000)")
     p.add_argument("--seed", type=int, help="use this seed's checkpoint (default: the selected seed)")
     p.add_argument("--token-file", metavar="FILE",
                    help="file holding a secret token (>= 16 characters) every call must send as 'Authorization: "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+from affectflow.cli import argtypes
 
 
 def _floats(text: str | None, what: str) -> list[float] | None:
@@ -68,7 +69,7 @@ def register(sub: Any) -> None:
     y.add_argument("--corpus", help="corpus folder (same as --set data.corpus=...)")
     y.add_argument("--runs-dir", help="where the folder goes (same as --set output.runs_dir=...)")
     y.add_argument("-s", "--set", action="append", metavar="KEY=VALUE", help="override a config value")
-    y.add_argument("--context", type=int, default=10,
+    y.add_argument("--context", type=argtypes.nonneg_int, default=10,
                    help="continuous tasks: past context in label steps pooled next to each step (default 10)")
     y.add_argument("--alphas", help="comma-separated ridge strengths (default 1e5,...,0.01)")
     y.add_argument("--cs", help="comma-separated logistic-regression C values (default 1e-3,...,100)")

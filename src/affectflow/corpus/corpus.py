@@ -47,6 +47,7 @@ from affectflow.fsutil import (  # noqa: F401 - re-exported: these helpers lived
     current_umask,
     is_safe_name,
     json_default as _json_default,
+    out_folder,
     staged_folder,
     write_json,
 )
@@ -301,11 +302,9 @@ class Corpus:
         Raises :class:`CorpusError` if ``path`` exists and is not empty (unless ``exist_ok`` and it is a corpus).
         """
         p = Path(path)
-        if p.exists() and any(p.iterdir()):
-            if exist_ok and (p / "corpus.json").is_file():
-                return cls(p)
-            raise CorpusError(f"Cannot create a corpus in {str(p)!r}: the folder exists and is not empty.")
-        p.mkdir(parents=True, exist_ok=True)
+        if exist_ok and (p / "corpus.json").is_file():
+            return cls(p)
+        out_folder(p, what="corpus folder", error=CorpusError)  # a file, or a non-empty folder, is refused
         meta = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,

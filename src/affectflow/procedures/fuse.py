@@ -231,6 +231,8 @@ def fuse_runs(
     from affectflow.predictions import score, selection_score
     from affectflow.runs import Run
 
+    if out is not None:
+        out_folder(out, what="output folder", create=False)  # checked before any work
     paths = [Path(r).resolve() for r in runs]
     if len(paths) < 2:
         raise ConfigError("Fusion needs at least two runs.")

@@ -39,7 +39,7 @@ import pandas as pd
 from affectflow.config import _merge, config_from_dict, parse_override
 from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, write_partition_map
 from affectflow.errors import ConfigError, CorpusError, RunError
-from affectflow.fsutil import atomic_write, write_json
+from affectflow.fsutil import atomic_write, check_names, write_json
 from affectflow.procedures.folds import subject_groups
 from affectflow.procedures.sweep import SweepSpec, _load_cells, run_sweep
 from affectflow.runs import Run
@@ -194,17 +194,24 @@ def staged_late_fusion(
             if a != b:
                 raise RunError(f"Runs {str(members[0].path)!r} and {str(m.path)!r} differ in data.{key} ({a!r} vs "
                                f"{b!r}); staged late fusion needs runs of the same corpus, targets and partitions.")
-    feats = [prediction_features(m.path, name=(names[i] if names else None), folds=folds, seed=seed,
-                                 workers=workers, threads=threads, backend=backend) for i, m in enumerate(members)]
-    if len(set(feats)) != len(feats):
-        raise ConfigError(f"Two runs give the same prediction feature name {feats}; pass names.")
+    # everything is checked before any model is trained: names, then the fusion run's whole config
+    if names is not None:
+        names = list(names)
+        if len(names) != len(members):
+            raise ConfigError(f"--names gives {len(names)} name(s) {names} for {len(members)} runs; give one per run.")
+        check_names("prediction feature set name", names, where="--names", error=ConfigError)
+    wanted = names or [prediction_feature_name(m.path) for m in members]
+    if len(set(wanted)) != len(wanted):
+        raise ConfigError(f"Two runs give the same prediction feature name {wanted}; pass distinct names.")
     base = copy.deepcopy(members[0].config_dict)
-    base["data"]["features"] = feats
+    base["data"]["features"] = wanted
     base["model"] = dict(FUSION_MODEL)
     base["output"]["name"] = "late-fusion"
     for o in overrides or []:
         base = _merge(base, parse_override(o))
     cfg = config_from_dict(base).validate()
+    feats = [prediction_features(m.path, name=wanted[i], folds=folds, seed=seed,
+                                 workers=workers, threads=threads, backend=backend) for i, m in enumerate(members)]
     run_dir = train(cfg, progress=progress)
     info = json.loads((run_dir / "run.json").read_text())
     info["late_fusion"] = {"members": [str(m.path.resolve()) for m in members], "features": feats,

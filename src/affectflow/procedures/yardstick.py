@@ -291,6 +291,8 @@ def run_yardstick(cfg, *, context: int = DEFAULT_CONTEXT, alphas: Sequence[float
     """
     from affectflow.predictions import score
 
+    if out is not None:
+        out_folder(out, what="output folder", create=False)  # checked before the fit
     model, normalizer, preds, selection = fit_yardstick(cfg, context=context, alphas=alphas, cs=cs, seed=seed,
                                                         progress=progress)
     d = cfg.data
