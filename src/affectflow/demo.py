@@ -9,6 +9,7 @@ from pathlib import Path
 from affectflow.config import load_config
 from affectflow.corpus import Corpus
 from affectflow.experiment import evaluate, predict, train
+from affectflow.layout import results_text
 from affectflow.synthetic.corpus import generate_corpus
 
 
@@ -49,7 +50,7 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, progress: boo
     pred_dir = predict(run_dir, recordings=test_ids, progress=progress)
 
     print("\n[5/5] Results (CCC with population moments, pooled over the recordings of each partition)\n")
-    print((run_dir / "results.md").read_text())
+    print(results_text(run_dir))
     ceiling = metrics.get("ceiling", {}).get("test", {})
     for t, m in metrics["partitions"]["test"].items():
         gap = ceiling.get(t, float("nan")) - m["ccc"]
@@ -105,6 +106,6 @@ def run_media_demo(out: str | Path = "demo_media_out", *, quick: bool = False, p
     print("\n[4/5] Evaluating on devel and test")
     _, metrics = evaluate(run_dir, partitions=["devel", "test"], progress=progress)
     print("\n[5/5] Results\n")
-    print((run_dir / "results.md").read_text())
+    print(results_text(run_dir))
     print(f"Run directory: {run_dir}\nTotal time: {time.perf_counter() - t0:.1f} s")
     return run_dir

@@ -24,16 +24,18 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from affectflow.config import ExperimentConfig, config_from_dict
 from affectflow.corpus.corpus import Corpus
 from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.data.store import SequenceStore
 from affectflow.errors import AffectflowWarning, ConfigError, CorpusError, RunError
-from affectflow.fsutil import atomic_write, out_folder, write_json
+from affectflow.fsutil import atomic_write, out_folder, write_json  # noqa: F401 - atomic_write, write_json re-exported for callers of earlier versions
 from affectflow.models import MODELS, build_model
 from affectflow.runs import (
+    CHECKPOINTS_DIR,
+    HISTORY_DIR,
+    Predictor,
     Run,
     environment_info,
     epoch_state_path,
@@ -44,6 +46,7 @@ from affectflow.runs import (
     process_identity,
     save_checkpoint,
     save_epoch_state,
+    write_evaluation,
     write_run_info,
 )
 from affectflow.predictions import Predictions
@@ -143,7 +146,7 @@ def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None 
             "corpus_name": corpus.meta.get("name"), "seeds": list(t.seeds), "device": str(device), "best_seed": None,
             **process_identity(), "heartbeat_unix": time.time()}
     write_run_info(run_dir, info)
-    atomic_write(run_dir / "config.yaml", lambda p: p.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
+    Run.write_config(run_dir, cfg.to_dict())
     return _run_training(cfg, corpus, run_dir, info, device, progress, handler, resume=False, on_epoch=on_epoch)
 
 
@@ -321,7 +324,7 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
     models: dict[int, torch.nn.Module] = {}
     throughput, frames_per_s = [], []
     for seed in t.seeds:
-        final = run_dir / "checkpoints" / f"seed-{seed}.pt"
+        final = run_dir / CHECKPOINTS_DIR / f"seed-{seed}.pt"
         if resume and final.is_file():  # finished before the interruption: kept as it is
             ck = load_checkpoint(final)
             model = build_model(ck["model"])
@@ -366,8 +369,8 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
         throughput.append(res.windows_per_s)
         selection[str(seed)] = res.best_score
         hist = pd.DataFrame(res.history)
-        (run_dir / "history").mkdir(exist_ok=True)
-        hist.to_csv(run_dir / "history" / f"seed-{seed}.csv", index=False)
+        (run_dir / HISTORY_DIR).mkdir(exist_ok=True)
+        hist.to_csv(run_dir / HISTORY_DIR / f"seed-{seed}.csv", index=False)
         extra = {"seed": seed, "best_epoch": res.best_epoch, "devel_score": res.best_score,
                  "windows_per_s": res.windows_per_s, "frames_per_s": res.frames_per_s}
         frames_per_s.append(res.frames_per_s)
@@ -396,12 +399,11 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
         "train_samples_per_s": float(np.nanmean(throughput)),
         "train_frames_per_s": float(np.nanmean(frames_per_s)) if np.isfinite(frames_per_s).any() else float("nan"),
     }
-    write_json(run_dir / "metrics.json", metrics)
+    Run.write_metrics(run_dir, metrics)
     best_model = models[best_seed]
     for p in eval_parts:
-        outputs(best_model, p).save(run_dir / "predictions" / p)
-    table = results_table(metrics, d.targets)
-    atomic_write(run_dir / "results.md", lambda f: f.write_text(table + "\n"))
+        Run.save_predictions(run_dir, p, outputs(best_model, p))
+    Run.write_results(run_dir, results_table(metrics, d.targets))
     if d.task == "continuous" and cfg.output.plots:
         try:
             from affectflow.plots import plot_run
@@ -468,8 +470,19 @@ def results_table(metrics: dict[str, Any], targets: list[str]) -> str:
 
 # ---------------------------------------------------------------------------- evaluate / predict
 def load_model(run: Run | str | Path, seed: int | None = None) -> tuple[torch.nn.Module, Normalizer, dict[str, Any]]:
-    """Rebuild the model of ``run`` (best seed by default), its normaliser and the checkpoint's data spec."""
+    """Rebuild the model of ``run`` (best seed by default), its normaliser and the checkpoint's data spec.
+
+    Raises
+    ------
+    RunError
+        ``run`` is not a trained run (a fused, personalised or yardstick folder has no single model checkpoint), or
+        it has no checkpoint of ``seed``.
+    """
     run = run if isinstance(run, Run) else Run(run)
+    if not isinstance(run, TrainedRun):
+        raise RunError(f"{str(run.path)!r} is a {run.kind} folder, not a trained run: it has no single model "
+                       "checkpoint. Export, streaming and serving need a run made by `affectflow train`; "
+                       "`evaluate`, `predict`, `submit` and `fuse` take any run folder.")
     ckpt = load_checkpoint(run.checkpoint_path(seed))
     model = build_model(ckpt["model"])
     model.load_state_dict(ckpt["state_dict"])
@@ -510,9 +523,7 @@ def run_label_rate(run: Run, ckpt: dict[str, Any]) -> float:
 
 
 def _open_corpus(run: Run, corpus: str | Path | None) -> Corpus:
-    if corpus is not None:
-        return Corpus(corpus)
-    return Corpus(run.config_dict["data"]["corpus"], partitions=run.config_dict["data"].get("partitions"))
+    return run.open_corpus(corpus)
 
 
 def run_task(run: Run, ckpt: dict, corpus: Corpus, *, progress: bool = False,
@@ -524,18 +535,6 @@ def run_task(run: Run, ckpt: dict, corpus: Corpus, *, progress: bool = False,
     return make_task(data.get("task", "continuous"), corpus, specs, features=data["features"],
                      label_set=data["label_set"], cache_dir=cfg.data.cache_dir, progress=progress,
                      grid_rate_hz=grid_rate_hz)
-
-
-def write_evaluation(out_dir: Path, metrics: dict[str, Any]) -> None:
-    """Write an evaluation's ``metrics.json`` and ``results.md`` (one row per partition, target and metric)."""
-    write_json(out_dir / "metrics.json", metrics)
-    lines = ["| partition | target | metric | value |", "|---|---|---|---|"]
-    for part, tg in metrics["partitions"].items():
-        for t, m in tg.items():
-            for k, v in m.items():
-                if k != "n":
-                    lines.append(f"| {part} | {t} | {k} | {v:.4f} |")
-    atomic_write(out_dir / "results.md", lambda f: f.write_text("\n".join(lines) + "\n"))
 
 
 def evaluate(
@@ -550,37 +549,10 @@ def evaluate(
     """Score a trained run on ``partitions`` (default: devel and test partitions of its config).
 
     Writes ``<run>/evaluations/eval-<timestamp>/`` with ``metrics.json``, ``results.md`` and predictions, and
-    returns that folder and the metrics. A fused run (``affectflow fuse``) is evaluated by its members' predictions
-    combined with its weights (:func:`affectflow.procedures.fuse.evaluate_fused`).
+    returns that folder and the metrics. Any run folder evaluates through its :class:`~affectflow.runs.Run`
+    (a fused run by its members' predictions combined with its weights, a yardstick by its linear model).
     """
-    from affectflow.procedures.fuse import evaluate_fused, is_fusion_run
-    from affectflow.procedures.yardstick import evaluate_yardstick, is_yardstick_run
-
-    if is_fusion_run(run_path):
-        return evaluate_fused(run_path, partitions=partitions, corpus=corpus, device=device, progress=progress)
-    if is_yardstick_run(run_path):  # the linear yardstick (affectflow yardstick)
-        return evaluate_yardstick(run_path, partitions=partitions, corpus=corpus, progress=progress)
-    run = Run(run_path)
-    cfg = config_from_dict(run.config_dict)
-    c = _open_corpus(run, corpus)
-    model, normalizer, ckpt = load_model(run, seed)
-    dev = resolve_device(device)
-    model.to(dev)
-    parts = partitions or [cfg.data.devel_partition, *cfg.data.test_partitions]
-    task = run_task(run, ckpt, c, progress=progress)
-    out_dir = new_subdir(run.path / "evaluations", "eval")
-    metrics: dict[str, Any] = {"run": str(run.path), "seed": ckpt["seed"], "corpus": str(c.path), "task": task.name,
-                               "partitions": {}}
-    for part in parts:
-        store = task.store(c.recording_ids([part]))
-        preds = task.predict(model, store, normalizer, ckpt["data"]["eval_window"], dev)
-        metrics["partitions"][part] = task.score(preds)
-        ceiling = task.ceiling(store)
-        if ceiling:
-            metrics.setdefault("ceiling", {})[part] = ceiling
-        preds.save(out_dir / "predictions" / part)
-    write_evaluation(out_dir, metrics)
-    return out_dir, metrics
+    return Run(run_path).evaluate(partitions=partitions, corpus=corpus, seed=seed, device=device, progress=progress)
 
 
 def predict(
@@ -643,18 +615,29 @@ def run_predictions(
     (default: the selected one).
     """
     run = run_path if isinstance(run_path, Run) else Run(run_path)
-    c = corpus if isinstance(corpus, Corpus) else _open_corpus(run, corpus)
-    ids = _selection_ids(c, recordings, partitions)
-    from affectflow.procedures.fuse import fused_recording_predictions, is_fusion_run
+    return run.predict(corpus, recordings, partitions=partitions, seed=seed, device=device, progress=progress)
 
-    if is_fusion_run(run.path):  # a fused run (affectflow fuse): its members predict, its weights combine
-        return fused_recording_predictions(run.path, c, ids, device=device, progress=progress)
-    from affectflow.procedures.yardstick import is_yardstick_run, yardstick_predictions
 
-    if is_yardstick_run(run.path):  # the linear yardstick (affectflow yardstick)
-        return yardstick_predictions(run.path, c, ids, progress=progress)
-    model, normalizer, ckpt = load_model(run, seed)
-    dev = resolve_device(device)
-    model.to(dev)
-    task = run_task(run, ckpt, c, progress=progress, grid_rate_hz=run_label_rate(run, ckpt))
-    return task.predict(model, task.store(ids), normalizer, ckpt["data"]["eval_window"], dev)
+class TrainedRun(Run):
+    """A run made by :func:`train`: one checkpoint per seed, the selected seed's model predicts."""
+
+    kind = "trained"
+
+    def predictor(self, corpus: Corpus, *, seed: int | None = None, device: str = "auto",
+                  progress: bool = False) -> Predictor:
+        """The selected seed's (or ``seed``'s) model, normaliser and task on ``corpus``; unlabelled recordings are
+        predicted on the run's label grid (:func:`run_label_rate`)."""
+        model, normalizer, ckpt = load_model(self, seed)
+        dev = resolve_device(device)
+        model.to(dev)
+        ew = ckpt["data"]["eval_window"]
+        grid = run_task(self, ckpt, corpus, progress=progress, grid_rate_hz=run_label_rate(self, ckpt))
+        plain = run_task(self, ckpt, corpus, progress=progress)
+
+        def evaluate(ids: list[str]) -> tuple[Predictions, dict[str, float] | None]:
+            store = plain.store(ids)
+            return plain.predict(model, store, normalizer, ew, dev), plain.ceiling(store)
+
+        return Predictor(task=plain.name, header={"seed": ckpt["seed"]},
+                         predict=lambda ids: grid.predict(model, grid.store(ids), normalizer, ew, dev),
+                         evaluate=evaluate)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from affectflow.layout import PREDICTIONS_DIR
+
 
 def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int = 3) -> list[Path]:
     """Write ``learning_curves.png`` and ``predictions_<partition>.png``; return the files written."""

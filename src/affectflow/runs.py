@@ -18,6 +18,15 @@ A run directory is self-describing and never overwritten::
       plots/                      learning curves and prediction plots
       evaluations/<timestamp>/    later `affectflow evaluate` outputs
 
+Fused, personalised and yardstick results are run folders too (``run.json`` has ``kind: fusion`` /
+``personalisation`` / ``yardstick``; a trained run has no ``kind`` or ``kind: trained``). :class:`Run` is the one
+contract over all of them: ``Run(path)`` returns the class of the folder's kind (:class:`affectflow.experiment.
+TrainedRun`, :class:`affectflow.procedures.fuse.FusedRun`, :class:`affectflow.procedures.personalise.
+PersonalisedRun`, :class:`affectflow.procedures.yardstick.YardstickRun`), and every command that reads a run
+(evaluate, predict, submit, fuse, late fusion, export, streaming, serve) goes through its methods: ``predict(corpus,
+ids) -> Predictions``, ``evaluate(...)``, ``saved_predictions(partition)``, ``metrics()``, ``summary()``. The file
+names of the layout above are spelled only here (:data:`LAYOUT`) and read through :class:`Run`'s paths.
+
 Status: ``run.json`` holds ``status`` (``running``, ``finished``, ``failed: ...``) and, while training, the ``pid``,
 ``host`` and process start time of the trainer plus a ``heartbeat`` time updated after every epoch.
 :func:`run_status` reports a ``running`` run whose process is gone (killed, machine rebooted) as ``interrupted``.
@@ -25,21 +34,68 @@ Status: ``run.json`` holds ``status`` (``running``, ``finished``, ``failed: ...`
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 import yaml
 
 from affectflow import __version__
 from affectflow.errors import CorpusError, RunError
-from affectflow.fsutil import child_path, write_json
+from affectflow.fsutil import atomic_write, child_path, write_json
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from affectflow.corpus.corpus import Corpus
+    from affectflow.predictions import Predictions
+
+
+# ---------------------------------------------------------------------------- the layout, spelled once
+from affectflow.layout import (  # noqa: E402,F401 - re-exported: the names of the layout
+    CHECKPOINTS_DIR,
+    CONFIG_YAML,
+    EVALUATIONS_DIR,
+    HISTORY_DIR,
+    LAYOUT,
+    METRICS_JSON,
+    PREDICTIONS_DIR,
+    RESULTS_MD,
+    RUN_JSON,
+    results_text,
+)
+
+#: ``run.json`` ``kind`` → ``"module:Class"`` implementing :class:`Run` for that kind (imported when first needed,
+#: so this bottom module does not import the procedures). :func:`register_run_kind` adds one.
+RUN_KINDS: dict[str, str] = {
+    "trained": "affectflow.experiment:TrainedRun",
+    "fusion": "affectflow.procedures.fuse:FusedRun",
+    "personalisation": "affectflow.procedures.personalise:PersonalisedRun",
+    "yardstick": "affectflow.procedures.yardstick:YardstickRun",
+}
+
+
+def register_run_kind(kind: str, target: str) -> None:
+    """Make ``Run(path)`` open folders whose ``run.json`` says ``kind`` with the class ``target``
+    (``"package.module:Class"``, a subclass of :class:`Run`)."""
+    RUN_KINDS[kind] = target
+
+
+def run_kind(path: str | os.PathLike) -> str:
+    """The ``kind`` of the run folder at ``path`` (``"trained"`` when ``run.json`` names none or is unreadable)."""
+    f = Path(path) / RUN_JSON
+    try:
+        info = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "trained"
+    kind = info.get("kind") if isinstance(info, dict) else None
+    return str(kind) if kind else "trained"
 
 
 def new_run_dir(root: str | os.PathLike, name: str) -> Path:
@@ -206,24 +262,172 @@ def run_status(info: dict[str, Any]) -> str:
     return "running"
 
 
+@dataclass
+class Predictor:
+    """A run made ready to predict on one corpus (model loaded once): what :meth:`Run.predictor` returns.
+
+    Attributes
+    ----------
+    task:
+        The task type (``continuous``, ``segment``, ``clip``).
+    predict:
+        ``predict(ids) -> Predictions`` for recording ids of the corpus (unlabelled ones on the run's label grid).
+    header:
+        Extra fields of an evaluation's ``metrics.json`` (e.g. ``seed``, or ``kind`` and ``members``).
+    evaluate:
+        ``evaluate(ids) -> (Predictions, ceiling or None)`` used by :meth:`Run.evaluate` (default: ``predict``
+        and no ceiling).
+    """
+
+    task: str
+    predict: Callable[[list[str]], "Predictions"]
+    header: dict[str, Any]
+    evaluate: Callable[[list[str]], tuple["Predictions", dict[str, float] | None]] | None = None
+
+
 class Run:
-    """An existing run directory (see the module docstring)."""
+    """A run folder (see the module docstring): the one contract of trained, fused, personalised and yardstick
+    results.
+
+    ``Run(path)`` reads ``run.json`` and returns an instance of the class registered for its ``kind``
+    (:data:`RUN_KINDS`), so ``isinstance(Run(p), Run)`` always holds and code that only reads a run never branches
+    on its kind. Subclasses implement :meth:`predictor`; everything else (layout, status, saved predictions,
+    evaluation) is shared.
+    """
+
+    #: The ``run.json`` ``kind`` this class implements.
+    kind: ClassVar[str] = "trained"
+
+    def __new__(cls, path: str | os.PathLike | None = None, *args: Any, **kwargs: Any) -> "Run":
+        if cls is Run and path is not None:
+            kind = run_kind(path)
+            target = RUN_KINDS.get(kind)
+            if target is not None:
+                module, _, name = target.partition(":")
+                sub = getattr(importlib.import_module(module), name)
+                if issubclass(sub, Run):
+                    cls = sub
+        return super().__new__(cls)
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        if not (self.path / "run.json").is_file():
+        if not (self.path / RUN_JSON).is_file():
             raise RunError(
                 f"{str(self.path)!r} is not an affectflow run directory (run.json is missing). Run directories are "
                 "made by `affectflow train`."
             )
         try:
-            self.info = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
-            self.config_dict = yaml.safe_load((self.path / "config.yaml").read_text(encoding="utf-8"))
+            self.info = json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
+            self.config_dict = yaml.safe_load((self.path / CONFIG_YAML).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
             raise RunError(f"Run {str(self.path)!r} has an unreadable run.json or config.yaml ({type(e).__name__}: "
                            f"{e}).") from None
         if not isinstance(self.info, dict) or not isinstance(self.config_dict, dict):
             raise RunError(f"Run {str(self.path)!r}: run.json and config.yaml must each hold a mapping.")
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def metrics_path(self) -> Path:
+        """``metrics.json``: the scores written when the run was made."""
+        return self.path / METRICS_JSON
+
+    @property
+    def results_path(self) -> Path:
+        """``results.md``: the results table."""
+        return self.path / RESULTS_MD
+
+    @property
+    def config_path(self) -> Path:
+        """``config.yaml``: the resolved configuration."""
+        return self.path / CONFIG_YAML
+
+    def predictions_dir(self, partition: str | None = None) -> Path:
+        """``predictions/`` or ``predictions/<partition>/`` (the saved predictions of the run's partitions)."""
+        base = self.path / PREDICTIONS_DIR
+        return base if partition is None else child_path(base, partition, kind="partition")
+
+    def new_evaluation_dir(self) -> Path:
+        """A new ``evaluations/eval-<time>/`` folder."""
+        return new_subdir(self.path / EVALUATIONS_DIR, "eval")
+
+    # ------------------------------------------------------------------ the contract
+    def default_partitions(self) -> list[str]:
+        """The partitions evaluated by default: the config's devel partition and test partitions."""
+        d = self.config_dict["data"]
+        return [d["devel_partition"], *d["test_partitions"]]
+
+    def open_corpus(self, corpus: "str | os.PathLike | Corpus | None" = None) -> "Corpus":
+        """``corpus`` (a path or an open corpus), else the run's training corpus with its partition map."""
+        from affectflow.corpus.corpus import Corpus
+
+        if isinstance(corpus, Corpus):
+            return corpus
+        if corpus is not None:
+            return Corpus(corpus)
+        d = self.config_dict["data"]
+        return Corpus(d["corpus"], partitions=d.get("partitions"))
+
+    def check_usable(self) -> None:
+        """Raise :class:`RunError` when the run cannot predict (e.g. a fused run whose members were moved); called
+        before any corpus is opened, so that the message names the real problem."""
+
+    def predictor(self, corpus: "Corpus", *, seed: int | None = None, device: str = "auto",
+                  progress: bool = False) -> Predictor:
+        """The run ready to predict recordings of ``corpus`` (its model(s) loaded once)."""
+        raise RunError(f"{str(self.path)!r} (a {self.kind} folder) cannot predict new recordings.")
+
+    def predict(self, corpus: "str | os.PathLike | Corpus | None" = None, ids: list[str] | None = None, *,
+                partitions: list[str] | None = None, seed: int | None = None, device: str = "auto",
+                progress: bool = False) -> "Predictions":
+        """Predictions of recordings ``ids`` (or of ``partitions``; neither: every recording) of ``corpus``
+        (default: the run's training corpus). Recordings without labels are predicted on the run's label grid."""
+        self.check_usable()
+        c = self.open_corpus(corpus)
+        if ids:
+            for r in ids:
+                c.recording(r)
+            ids = list(ids)
+        else:
+            ids = c.recording_ids(partitions)
+        return self.predictor(c, seed=seed, device=device, progress=progress).predict(ids)
+
+    def evaluate(self, *, partitions: list[str] | None = None, corpus: "str | os.PathLike | Corpus | None" = None,
+                 seed: int | None = None, device: str = "auto", progress: bool = False) -> tuple[Path, dict[str, Any]]:
+        """Predict and score ``partitions`` (default :meth:`default_partitions`); write a new
+        ``evaluations/eval-<time>/`` folder (``metrics.json``, ``results.md``, ``predictions/<partition>/``) and
+        return it with the metrics."""
+        from affectflow.predictions import score
+
+        self.check_usable()
+        c = self.open_corpus(corpus)
+        pred = self.predictor(c, seed=seed, device=device, progress=progress)
+        parts = partitions or self.default_partitions()
+        out_dir = self.new_evaluation_dir()
+        metrics: dict[str, Any] = {"run": str(self.path), **pred.header, "corpus": str(c.path), "task": pred.task,
+                                   "partitions": {}}
+        for part in parts:
+            ids = c.recording_ids([part])
+            if pred.evaluate is not None:
+                preds, ceiling = pred.evaluate(ids)
+            else:
+                preds, ceiling = pred.predict(ids), None
+            metrics["partitions"][part] = score(preds)
+            if ceiling:
+                metrics.setdefault("ceiling", {})[part] = ceiling
+            preds.save(out_dir / PREDICTIONS_DIR / part)
+        write_evaluation(out_dir, metrics)
+        return out_dir, metrics
+
+    def saved_predictions(self, partition: str) -> "Predictions":
+        """The predictions the run saved for ``partition`` when it was made (``predictions/<partition>/``)."""
+        from affectflow.predictions import Predictions
+
+        folder = self.path / PREDICTIONS_DIR / partition
+        if not folder.is_dir():
+            have = sorted(p.name for p in self.predictions_dir().glob("*") if p.is_dir())
+            raise RunError(f"Run {str(self.path)!r} has no saved predictions for partition {partition!r}; it has "
+                           f"{have}. Fuse on partitions every run was evaluated on (its devel and test partitions).")
+        return Predictions.load(folder)
 
     @property
     def status(self) -> str:
@@ -247,7 +451,7 @@ class Run:
     def summary(self) -> str:
         """A short description: status, seeds finished, best seed, corpus."""
         seeds = [int(s) for s in self.info.get("seeds", [])]
-        done = [s for s in seeds if (self.path / "checkpoints" / f"seed-{s}.pt").is_file()]
+        done = [s for s in seeds if (self.path / CHECKPOINTS_DIR / f"seed-{s}.pt").is_file()]
         lines = [f"Run {self.path}", f"  status: {self.status}"]
         if self.status == "interrupted":
             lines.append(f"  (recorded as 'running' by process {self.info.get('pid', '?')} on "
@@ -271,17 +475,59 @@ class Run:
     def checkpoint_path(self, seed: int | None = None) -> Path:
         """Checkpoint of ``seed`` (default: the best seed)."""
         s = self.best_seed if seed is None else seed
-        p = self.path / "checkpoints" / f"seed-{s}.pt"
+        p = self.path / CHECKPOINTS_DIR / f"seed-{s}.pt"
         if not p.is_file():
-            have = sorted(x.stem for x in (self.path / "checkpoints").glob("seed-*.pt"))
+            have = sorted(x.stem for x in (self.path / CHECKPOINTS_DIR).glob("seed-*.pt"))
             raise RunError(f"Run {self.path} has no checkpoint for seed {s}; it has {have}.")
         return p
 
     def metrics(self) -> dict[str, Any]:
-        """The training-time metrics.json."""
-        return json.loads((self.path / "metrics.json").read_text())
+        """The metrics.json written when the run was made."""
+        return json.loads(self.metrics_path.read_text())
+
+    def results_text(self) -> str:
+        """The results table (``results.md``)."""
+        return self.results_path.read_text()
+
+    # ------------------------------------------------------------------ writing a run folder (save)
+    @staticmethod
+    def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+        """Write ``config.yaml`` (a config dict in YAML shape) atomically."""
+        atomic_write(Path(run_dir) / CONFIG_YAML, lambda p: p.write_text(yaml.safe_dump(config, sort_keys=False)))
+
+    @staticmethod
+    def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+        """Write ``metrics.json`` atomically."""
+        write_json(Path(run_dir) / METRICS_JSON, metrics)
+
+    @staticmethod
+    def write_results(run_dir: Path, text: str) -> None:
+        """Write ``results.md`` (a newline is added) atomically."""
+        atomic_write(Path(run_dir) / RESULTS_MD, lambda p: p.write_text(text + "\n"))
+
+    @staticmethod
+    def save_predictions(run_dir: Path, partition: str, preds: "Predictions") -> Path:
+        """Save ``preds`` as the run's predictions of ``partition`` (``predictions/<partition>/``)."""
+        return preds.save(Path(run_dir) / PREDICTIONS_DIR / partition)
+
+
+def open_run(path: str | os.PathLike | Run) -> Run:
+    """``path`` as the :class:`Run` of its kind (a :class:`Run` is returned as it is)."""
+    return path if isinstance(path, Run) else Run(path)
 
 
 def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
     """(Re)write run.json atomically."""
-    write_json(run_dir / "run.json", info)
+    write_json(run_dir / RUN_JSON, info)
+
+
+def write_evaluation(out_dir: Path, metrics: dict[str, Any]) -> None:
+    """Write an evaluation's ``metrics.json`` and ``results.md`` (one row per partition, target and metric)."""
+    Run.write_metrics(out_dir, metrics)
+    lines = ["| partition | target | metric | value |", "|---|---|---|---|"]
+    for part, tg in metrics["partitions"].items():
+        for t, m in tg.items():
+            for k, v in m.items():
+                if k != "n":
+                    lines.append(f"| {part} | {t} | {k} | {v:.4f} |")
+    Run.write_results(out_dir, "\n".join(lines))

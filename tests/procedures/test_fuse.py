@@ -80,6 +80,13 @@ def test_mean_fusion_refusion_and_fused_run_as_a_run(three_runs, tmp_path):
         assert d2["scores"]["fused"]["devel"][t]["ccc"] >= max(d2["scores"][n]["devel"][t]["ccc"] for n in d2["names"]) - 1e-9
     _, ev2 = evaluate(again, partitions=["test"], device="cpu", progress=False)
     assert ev2["partitions"]["test"]["valence"]["ccc"] == pytest.approx(d2["scores"]["fused"]["test"]["valence"]["ccc"], abs=1e-4)
+    # one contract: Run(path) is the class of the folder's kind, and its saved predictions are the fused ones
+    from affectflow.experiment import TrainedRun
+    from affectflow.procedures.fuse import FusedRun
+    from affectflow.runs import Run
+
+    assert type(Run(mean)) is FusedRun and type(Run(three_runs[0])) is TrainedRun
+    np.testing.assert_array_equal(Run(mean).saved_predictions("devel").values[0], f.values[0])
 
 
 def test_fusion_refuses_runs_that_disagree(three_runs, tiny_corpus, tmp_path):

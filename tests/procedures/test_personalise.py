@@ -140,6 +140,24 @@ def test_personalise_improves_the_pooled_test_ccc_and_writes_everything(pers_run
         personalised_predictions(out, "nope")
 
 
+def test_a_personalisation_folder_is_a_run_that_predicts_and_evaluates(pers_corpus, pers_run):
+    from affectflow.experiment import evaluate
+    from affectflow.procedures.personalise import PersonalisedRun
+    from affectflow.runs import Run
+
+    subjects = sorted(set(pers_corpus.recordings.query("partition == 'test'")["subject"]))[:2]
+    out = personalise(pers_run, seeds=1, epochs=2, implementation="loop", subjects=subjects)
+    run = Run(out)
+    assert isinstance(run, PersonalisedRun)
+    saved = personalised_predictions(out, "test")
+    again = run.predict(ids=saved.recordings, device="cpu")
+    for a, b in zip(again.values, saved.values):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    _, ev = evaluate(out, partitions=["test"], device="cpu", progress=False)
+    after = load_report(out)["partitions"]["test"]["after"]
+    assert ev["partitions"]["test"]["arousal"]["ccc"] == pytest.approx(after["arousal"]["ccc"], abs=1e-5)
+
+
 def test_a_subject_without_own_devel_keeps_the_base_model(pers_corpus, pers_run, tmp_path):
     moved = tmp_path / "corpus"
     shutil.copytree(pers_corpus.path, moved)

@@ -16,6 +16,7 @@ from pathlib import Path
 from affectflow.cli import argtypes
 from affectflow import __version__
 from affectflow.errors import AffectflowError
+from affectflow.layout import is_run_folder, results_text
 
 
 # ---------------------------------------------------------------------------- subcommands
@@ -51,7 +52,7 @@ def cmd_import_muse(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from affectflow.corpus import Corpus
 
-    if (Path(args.corpus) / "run.json").is_file():
+    if is_run_folder(args.corpus):
         from affectflow.runs import Run
 
         print(Run(args.corpus).summary())
@@ -94,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = _load_cfg(args)
         run_dir = train(cfg, progress=not args.quiet)
-    print((run_dir / "results.md").read_text())
+    print(results_text(run_dir))
     print(f"Run directory: {run_dir}")
     return 0
 
@@ -104,7 +105,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     out, _ = evaluate(args.run, partitions=_split(args.partitions), corpus=args.corpus, seed=args.seed,
                       device=args.device, progress=not args.quiet)
-    print((out / "results.md").read_text())
+    print(results_text(out))
     print(f"Evaluation written to {out}")
     return 0
 

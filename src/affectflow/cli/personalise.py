@@ -17,6 +17,8 @@ import argparse
 from typing import Any
 from affectflow.cli import argtypes
 
+from affectflow.layout import results_text
+
 
 def cmd_personalise(args: argparse.Namespace) -> int:
     from affectflow.procedures.personalise import personalise
@@ -36,7 +38,7 @@ def cmd_personalise(args: argparse.Namespace) -> int:
                       progress=not args.quiet, combine=args.combine, l2sp=args.l2sp, shrink=args.shrink,
                       backend=args.backend, workers=args.workers or 1, threads=args.threads or 1,
                       executor_options={"address": args.address} if args.address else None)
-    print((out / "results.md").read_text())
+    print(results_text(out))
     print(f"Personalisation written to {out}")
     return 0
 

@@ -15,6 +15,8 @@ import argparse
 from typing import Any
 from affectflow.cli import argtypes
 
+from affectflow.layout import results_text
+
 
 def _executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=argtypes.positive_int, default=None,
@@ -66,7 +68,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
     cfg = _load_cfg(args)
     out = run_cv(cfg, k=args.folds, seed=args.seed, loso=args.loso, resplit=args.resplit, out=args.out,
                  workers=args.workers, threads=args.threads, backend=args.backend, address=args.address)
-    print((out / "results.md").read_text())
+    print(results_text(out))
     print(f"CV folder: {out}")
     return 0
 
@@ -78,7 +80,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     out = fuse_runs(args.runs, method=args.method, step=args.step, per_target=args.weights == "per-target",
                     select_partition=args.select_on if args.method == "weighted" else None,
                     partitions=_split(args.partitions), out=args.out)
-    print((out / "results.md").read_text())
+    print(results_text(out))
     print(f"Fused run: {out}")
     return 0
 
@@ -90,7 +92,7 @@ def cmd_late_fusion(args: argparse.Namespace) -> int:
     run_dir = staged_late_fusion(args.runs, folds=args.folds, seed=args.seed, overrides=list(args.set or []),
                                  names=_split(args.names), workers=args.workers, threads=args.threads,
                                  backend=args.backend, progress=not args.quiet)
-    print((run_dir / "results.md").read_text())
+    print(results_text(run_dir))
     print((run_dir / "late_fusion.md").read_text())
     print(f"Fusion run: {run_dir}")
     return 0

@@ -13,6 +13,8 @@ import argparse
 from typing import Any
 from affectflow.cli import argtypes
 
+from affectflow.layout import results_text
+
 
 def _floats(text: str | None, what: str) -> list[float] | None:
     from affectflow.errors import ConfigError
@@ -51,7 +53,7 @@ def cmd_yardstick(args: argparse.Namespace) -> int:
     out, _ = run_yardstick(cfg, context=args.context, alphas=_floats(args.alphas, "--alphas") or RIDGE_ALPHAS,
                            cs=_floats(args.cs, "--cs") or LOGISTIC_CS, seed=args.seed, out=args.out,
                            progress=not args.quiet)
-    print((out / "results.md").read_text())
+    print(results_text(out))
     print(f"Yardstick folder: {out}")
     return 0
 

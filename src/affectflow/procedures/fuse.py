@@ -47,11 +47,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import yaml
 
 from affectflow.errors import ConfigError, RunError
-from affectflow.fsutil import atomic_write, out_folder, write_json
-from affectflow.runs import environment_info, new_run_dir, write_run_info
+from affectflow.fsutil import out_folder, write_json
+from affectflow.runs import Predictor, Run, environment_info, new_run_dir, write_run_info
 
 FUSION_KIND = "fusion"
 
@@ -171,26 +170,15 @@ def choose_weights(preds: Sequence[Any], *, method: str = "weighted", step: floa
 
 # ---------------------------------------------------------------------------- runs
 def is_fusion_run(path: str | Path) -> bool:
-    """Whether ``path`` is a fused run folder."""
-    f = Path(path) / "run.json"
-    try:
-        return f.is_file() and json.loads(f.read_text()).get("kind") == FUSION_KIND
-    except ValueError:
-        return False
+    """Whether ``path`` is a fused run folder (``Run(path)`` is then a :class:`FusedRun`)."""
+    from affectflow.runs import run_kind
+
+    return (Path(path) / "run.json").is_file() and run_kind(path) == FUSION_KIND
 
 
-def run_partition_predictions(run: str | Path, partition: str) -> Any:
-    """The predictions a run (trained or fused) saved for ``partition``."""
-    from affectflow.predictions import Predictions
-    from affectflow.runs import Run
-
-    r = Run(run)
-    folder = r.path / "predictions" / partition
-    if not folder.is_dir():
-        have = sorted(p.name for p in (r.path / "predictions").glob("*") if p.is_dir())
-        raise RunError(f"Run {str(r.path)!r} has no saved predictions for partition {partition!r}; it has {have}. "
-                       "Fuse on partitions every run was evaluated on (its devel and test partitions).")
-    return Predictions.load(folder)
+def run_partition_predictions(run: str | Path | Run, partition: str) -> Any:
+    """The predictions a run (of any kind) saved for ``partition`` (:meth:`affectflow.runs.Run.saved_predictions`)."""
+    return (run if isinstance(run, Run) else Run(run)).saved_predictions(partition)
 
 
 def _run_label(path: Path, used: set[str]) -> str:
@@ -229,7 +217,6 @@ def fuse_runs(
         New folder (must not exist or be empty); default ``<first run's parent>/fusion-<time>``.
     """
     from affectflow.predictions import score, selection_score
-    from affectflow.runs import Run
 
     if out is not None:
         out_folder(out, what="output folder", create=False)  # checked before any work
@@ -250,7 +237,7 @@ def fuse_runs(
         parts.insert(0, select_partition)
     used: set[str] = set()
     names = [_run_label(p, used) for p in paths]
-    preds = {part: align([run_partition_predictions(p, part) for p in paths], names, part) for part in parts}
+    preds = {part: align([m.saved_predictions(part) for m in members], names, part) for part in parts}
     sel = preds[select_partition] if method == "weighted" else preds[parts[0]]
     weights, how = choose_weights(sel, method=method, step=step, per_target=per_target)
     targets = sel[0].targets
@@ -266,7 +253,7 @@ def fuse_runs(
     else:
         out_dir = out_folder(out, what="output folder")
     for part, f in fused.items():
-        f.save(out_dir / "predictions" / part)
+        Run.save_predictions(out_dir, part, f)
     doc = {
         "format": "affectflow-fusion", "task": sel[0].task, "method": method, "step": step if method == "weighted" else None,
         "per_target": per_target, "select_partition": select_partition if method == "weighted" else None,
@@ -278,13 +265,13 @@ def fuse_runs(
     cfg = json.loads(json.dumps(cfg0))
     cfg["model"] = {"type": FUSION_KIND}
     cfg["output"]["name"] = out_dir.name
-    atomic_write(out_dir / "config.yaml", lambda p: p.write_text(yaml.safe_dump(cfg, sort_keys=False)))
-    write_json(out_dir / "metrics.json", {
+    Run.write_config(out_dir, cfg)
+    Run.write_metrics(out_dir, {
         "task": sel[0].task, "kind": FUSION_KIND, "best": scores["fused"],
         "protocol": f"decision fusion ({method}) of {len(paths)} runs"
         + (f"; weights chosen on {select_partition!r} (its fused scores are optimistic)" if method == "weighted" else ""),
     })
-    atomic_write(out_dir / "results.md", lambda p: p.write_text(fusion_markdown(doc) + "\n"))
+    Run.write_results(out_dir, fusion_markdown(doc))
     write_run_info(out_dir, {**environment_info(), "kind": FUSION_KIND, "status": "finished",
                              "corpus": cfg0["data"]["corpus"], "members": [str(p) for p in paths],
                              "best_seed": None, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
@@ -324,68 +311,61 @@ def fusion_markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------- evaluate / predict a fused run
+# ---------------------------------------------------------------------------- a fused run as a Run
+class FusedRun(Run):
+    """A fused run folder (``kind: fusion``): its members predict (each through its own :class:`Run`), its stored
+    weights combine them."""
+
+    kind = FUSION_KIND
+
+    def fusion_doc(self) -> dict[str, Any]:
+        """``fusion.json``, after checking that the member runs still exist."""
+        f = self.path / "fusion.json"
+        if not f.is_file():
+            raise RunError(f"{str(self.path)!r} is marked as a fused run but has no fusion.json; it is damaged.")
+        doc = json.loads(f.read_text())
+        for m in doc["members"]:
+            if not (Path(m) / "run.json").is_file():
+                raise RunError(
+                    f"Member run {m!r} of the fused run {str(self.path)!r} does not exist any more (moved or deleted). "
+                    "A fused run predicts with its members; fuse again from the members' new location."
+                )
+        return doc
+
+    def check_usable(self) -> None:
+        """The fusion document exists and names member runs that still exist."""
+        self.fusion_doc()
+
+    def predictor(self, corpus: Any, *, seed: int | None = None, device: str = "auto",
+                  progress: bool = False) -> Predictor:
+        """Every member predicts ``ids`` of ``corpus``; the stored weights combine them (``seed`` is not used)."""
+        doc = self.fusion_doc()
+        members = [Run(m) for m in doc["members"]]
+        w = np.array([[doc["weights"][t][n] for t in doc["targets"]] for n in doc["names"]])
+
+        def predict(ids: list[str]) -> Any:
+            preds = [m.predict(corpus, list(ids), device=device, progress=progress) for m in members]
+            return combine(align(preds, doc["names"]), w)
+
+        return Predictor(task=doc["task"], predict=predict, header={"kind": FUSION_KIND, "members": doc["members"]})
+
+
 def _fusion_doc(path: Path) -> dict[str, Any]:
-    f = path / "fusion.json"
-    if not f.is_file():
-        raise RunError(f"{str(path)!r} is marked as a fused run but has no fusion.json; it is damaged.")
-    doc = json.loads(f.read_text())
-    for m in doc["members"]:
-        if not (Path(m) / "run.json").is_file():
-            raise RunError(
-                f"Member run {m!r} of the fused run {str(path)!r} does not exist any more (moved or deleted). A fused "
-                "run predicts with its members; fuse again from the members' new location."
-            )
-    return doc
+    return FusedRun(path).fusion_doc()
 
 
 def fused_recording_predictions(run_path: str | Path, corpus: Any, ids: list[str], *, device: str = "auto",
                                 progress: bool = False) -> Any:
-    """Predictions of a fused run on recordings ``ids`` of ``corpus``: every member predicts through the one predict
-    path (:func:`affectflow.experiment.run_predictions`, which comes back here for fused members), then the stored
-    weights combine them."""
-    from affectflow.experiment import run_predictions
-
-    path = Path(run_path)
-    doc = _fusion_doc(path)
-    preds = [run_predictions(m, recordings=list(ids), corpus=corpus, device=device, progress=progress)
-             for m in doc["members"]]
-    aligned = align(preds, doc["names"])
-    w = np.array([[doc["weights"][t][n] for t in doc["targets"]] for n in doc["names"]])
-    return combine(aligned, w)
+    """Predictions of a fused run on recordings ``ids`` of ``corpus`` (:meth:`FusedRun.predict`)."""
+    return FusedRun(run_path).predictor(corpus, device=device, progress=progress).predict(list(ids))
 
 
 def open_fused_corpus(path: Path, corpus: str | Path | None) -> Any:
     """The corpus a fused run evaluates on: ``corpus``, else its first member's (with its partition map)."""
-    from affectflow.corpus.corpus import Corpus
-
-    if corpus is not None:
-        return Corpus(corpus)
-    cfg = yaml.safe_load((path / "config.yaml").read_text())
-    return Corpus(cfg["data"]["corpus"], partitions=cfg["data"].get("partitions"))
+    return FusedRun(path).open_corpus(corpus)
 
 
 def evaluate_fused(run_path: str | Path, *, partitions: list[str] | None = None, corpus: str | Path | None = None,
                    device: str = "auto", progress: bool = False) -> tuple[Path, dict[str, Any]]:
-    """:func:`affectflow.experiment.evaluate` for a fused run: members predict, weights combine, the task scores.
-
-    Writes ``<run>/evaluations/eval-<time>/`` (``metrics.json``, ``results.md``, ``predictions/<partition>/``).
-    """
-    from affectflow.experiment import write_evaluation
-    from affectflow.predictions import score
-    from affectflow.runs import new_subdir
-
-    path = Path(run_path)
-    doc = _fusion_doc(path)
-    c = open_fused_corpus(path, corpus)
-    cfg = yaml.safe_load((path / "config.yaml").read_text())
-    parts = partitions or [cfg["data"]["devel_partition"], *cfg["data"]["test_partitions"]]
-    out_dir = new_subdir(path / "evaluations", "eval")
-    metrics: dict[str, Any] = {"run": str(path), "kind": FUSION_KIND, "members": doc["members"], "corpus": str(c.path),
-                               "task": doc["task"], "partitions": {}}
-    for part in parts:
-        preds = fused_recording_predictions(path, c, c.recording_ids([part]), device=device, progress=progress)
-        metrics["partitions"][part] = score(preds)
-        preds.save(out_dir / "predictions" / part)
-    write_evaluation(out_dir, metrics)
-    return out_dir, metrics
+    """:func:`affectflow.experiment.evaluate` for a fused run (:meth:`FusedRun.evaluate`)."""
+    return FusedRun(run_path).evaluate(partitions=partitions, corpus=corpus, device=device, progress=progress)

@@ -42,7 +42,7 @@ from affectflow.errors import ConfigError, CorpusError, RunError
 from affectflow.fsutil import atomic_write, check_names, write_json
 from affectflow.procedures.folds import subject_groups
 from affectflow.procedures.sweep import SweepSpec, _load_cells, run_sweep
-from affectflow.runs import Run
+from affectflow.runs import Run, write_run_info
 
 HELDOUT = "heldout"
 FUSION_MODEL = {"type": "lstm", "d_model": None, "hidden_size": 32, "num_layers": 1, "bidirectional": True,
@@ -94,14 +94,14 @@ def crossfit(run: str | Path, *, folds: int = 5, seed: int = 0, workers: int = 1
     base["data"]["corpus"] = str(Path(d["corpus"]).resolve())
     base["output"]["name"] = None
     spec = SweepSpec(name=f"crossfit-{r.path.name}", base=base, grid={"data.partitions": maps},
-                     source=str(r.path / "config.yaml"))
+                     source=str(r.config_path))
     sweep_dir = run_sweep(spec, out=folder / "training", workers=workers, threads=threads, backend=backend)
     _, cells = _load_cells(sweep_dir)
     bad = [c.id for c in cells if c.status != "finished"]
     if bad:
         raise RunError(f"Cross-fitting runs {bad} of {str(r.path)!r} failed; see {str(sweep_dir / 'results.md')!r} "
                        "and run the same command again to retry them.")
-    parts = [Predictions.load(Path(c.run_dir) / "predictions" / HELDOUT) for c in cells]
+    parts = [Run(c.run_dir).saved_predictions(HELDOUT) for c in cells]
     oof = Predictions.concat(parts)
     info = {"folds": folds, "seed": seed, "groups": groups, "runs": [c.run_dir for c in cells],
             "folder": str(folder)}
@@ -147,10 +147,7 @@ def prediction_features(run: str | Path, *, name: str | None = None, folds: int 
     oof, cinfo = crossfit(r.path, folds=folds, seed=seed, workers=workers, threads=threads, backend=backend)
     others = []
     for part in [d["devel_partition"], *d["test_partitions"]]:
-        folder = r.path / "predictions" / part
-        if not folder.is_dir():
-            raise RunError(f"Run {str(r.path)!r} has no saved predictions for {part!r}.")
-        p = Predictions.load(folder)
+        p = r.saved_predictions(part)
         others.append(p.subset([x for x in p.recordings if x not in set(oof.recordings)]))
     allp = Predictions.concat([oof, *[o for o in others if len(o.recordings)]])
     write_prediction_features(corpus, name, allp, params={
@@ -213,10 +210,10 @@ def staged_late_fusion(
     feats = [prediction_features(m.path, name=wanted[i], folds=folds, seed=seed,
                                  workers=workers, threads=threads, backend=backend) for i, m in enumerate(members)]
     run_dir = train(cfg, progress=progress)
-    info = json.loads((run_dir / "run.json").read_text())
+    info = dict(Run(run_dir).info)
     info["late_fusion"] = {"members": [str(m.path.resolve()) for m in members], "features": feats,
                            "crossfit_folds": folds, "crossfit_seed": seed}
-    write_json(run_dir / "run.json", info)
+    write_run_info(run_dir, info)
     table = comparison_table([m.path for m in members] + [run_dir], cfg.data.targets,
                              [cfg.data.devel_partition, *cfg.data.test_partitions])
     atomic_write(run_dir / "late_fusion.md", lambda p: p.write_text(table + "\n"))
@@ -228,7 +225,7 @@ def comparison_table(runs: Sequence[str | Path], targets: list[str], partitions:
     cols = [(p, t) for p in partitions for t in targets]
     lines = ["| run | " + " | ".join(f"{p} {t} ccc" for p, t in cols) + " |", "|---|" + "---|" * len(cols)]
     for r in runs:
-        best = json.loads((Path(r) / "metrics.json").read_text())["best"]
+        best = Run(r).metrics()["best"]
         vals = [best.get(p, {}).get(t, {}).get("ccc", float("nan")) for p, t in cols]
         lines.append(f"| {Path(r).name} | " + " | ".join(f"{v:.4f}" for v in vals) + " |")
     return ("Staged late fusion: unimodal runs, then the fusion trained on their predictions (train inputs out of "

@@ -26,8 +26,8 @@ Output: a new folder ``<run>/personalisation/pers-<time>/`` with
   their own model are predicted by the base model) and ``base_predictions/<partition>/`` (the base model);
 - ``run.json`` (``kind: personalisation``), ``config.yaml`` (the base run's) and ``metrics.json`` (``best``: the
   personalised scores), so procedures over saved predictions take the folder like a run
-  (``affectflow fuse PERS_FOLDER OTHER_RUN``); it has no ``checkpoints/seed-*.pt``, so ``evaluate`` / ``predict``
-  refuse it (use the per-subject checkpoints).
+  (``affectflow fuse PERS_FOLDER OTHER_RUN``), and ``evaluate`` / ``predict`` take it too
+  (:class:`PersonalisedRun`: each recording is predicted by its subject's checkpoint, else by the base model).
 
 >>> from affectflow.procedures.personalise import personalise, personalised_predictions
 >>> folder = personalise("runs/gru-...", seeds=10)                     # doctest: +SKIP
@@ -49,7 +49,7 @@ import torch
 from affectflow.corpus.corpus import Corpus
 from affectflow.data.dataset import WindowDataset, collate
 from affectflow.errors import AffectflowError, ConfigError, RunError
-from affectflow.fsutil import atomic_write, write_json
+from affectflow.fsutil import write_json
 from affectflow.predictions import Predictions
 from affectflow.procedures.finetune import (
     FineTuneSettings,
@@ -58,7 +58,7 @@ from affectflow.procedures.finetune import (
     finetune_vectorised,
     supports_vectorised,
 )
-from affectflow.runs import Run, environment_info, new_subdir, save_checkpoint, write_run_info
+from affectflow.runs import Predictor, Run, environment_info, new_subdir, save_checkpoint, write_run_info
 from affectflow.tasks import ContinuousTask
 from affectflow.training.seeds import resolve_device
 
@@ -295,20 +295,12 @@ def personalise(
         store = task.store(ids)
         base_preds = task.predict(model, store, normalizer, ckpt["data"]["eval_window"], dev)
         subject_of = {r.id: r.subject for r in store.records}
-        personal: dict[str, Predictions] = {}
-        for subj, group in members.items():
-            mine = [rid for rid in ids if subject_of[rid] == subj]
-            if mine:
-                store_mine = task.store(mine)
-                preds = [task.predict(_with_state(model, r.state_dict).to(dev), store_mine, normalizer,
-                                      ckpt["data"]["eval_window"], dev) for r in group]
-                personal.update({rid: p for rid, p in zip(mine, _split(_mean_predictions(preds)))})
-        pieces = [personal[rid] if rid in personal else base_preds.subset([rid]) for rid in base_preds.recordings]
-        after = Predictions.concat(pieces)
+        after = personal_predictions(task, model, normalizer, ckpt["data"]["eval_window"], dev, base_preds, subject_of,
+                                     {subj: [r.state_dict for r in group] for subj, group in members.items()})
         base_preds.meta, after.meta = {"kind": "base", "run": str(run.path)}, {
             "kind": "personalised", "run": str(run.path), "folder": str(out)}
         base_preds.save(out / "base_predictions" / part)
-        after.save(out / "predictions" / part)
+        Run.save_predictions(out, part, after)
         before_s, after_s = task.score(base_preds), task.score(after)
         per_subject = {}
         for subj in sorted({subject_of[r] for r in ids}):
@@ -336,16 +328,14 @@ def personalise(
         "subjects": status, "partitions": report_parts,
     }
     write_json(out / "report.json", report)
-    atomic_write(out / "results.md", lambda f: f.write_text(results_markdown(report) + "\n"))
+    Run.write_results(out, results_markdown(report))
     # run-like files, so that procedures over saved predictions (e.g. `affectflow fuse`) take the folder as a member
-    import yaml
-
     run_cfg = json.loads(json.dumps(cfg))
     run_cfg.setdefault("output", {})["name"] = out.name
-    atomic_write(out / "config.yaml", lambda f: f.write_text(yaml.safe_dump(run_cfg, sort_keys=False)))
-    write_json(out / "metrics.json", {"task": "continuous", "kind": PERSONALISATION_KIND,
-                                      "best": {p: r["after"] for p, r in report_parts.items()},
-                                      "protocol": report["protocol"]})
+    Run.write_config(out, run_cfg)
+    Run.write_metrics(out, {"task": "continuous", "kind": PERSONALISATION_KIND,
+                            "best": {p: r["after"] for p, r in report_parts.items()},
+                            "protocol": report["protocol"]})
     write_run_info(out, {**environment_info(), "kind": PERSONALISATION_KIND, "status": "finished",
                          "corpus": str(c.path), "base_run": str(run.path), "best_seed": None,
                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
@@ -376,6 +366,66 @@ def _finetune_on_executor(impl: str, base: torch.nn.Module, jobs: list, settings
     finally:
         ex.close()
     return [r for group in out for r in group]
+
+
+def personal_predictions(task: ContinuousTask, model: torch.nn.Module, normalizer: Any, eval_window: dict,
+                         device: Any, base_preds: Predictions, subject_of: dict[str, str],
+                         states: dict[str, list[dict[str, torch.Tensor]]]) -> Predictions:
+    """``base_preds`` (the base model's predictions) with the recordings of every subject in ``states`` predicted
+    again by the base model carrying that subject's fine-tuned weights: ``states[subject]`` is a list of state
+    dicts (one, or one per seed with ``combine="average"``, whose predictions are averaged step-wise)."""
+    personal: dict[str, Predictions] = {}
+    for subj, group in states.items():
+        mine = [rid for rid in base_preds.recordings if subject_of[rid] == subj]
+        if mine:
+            store_mine = task.store(mine)
+            preds = [task.predict(_with_state(model, st).to(device), store_mine, normalizer, eval_window, device)
+                     for st in group]
+            personal.update({rid: p for rid, p in zip(mine, _split(_mean_predictions(preds)))})
+    pieces = [personal[rid] if rid in personal else base_preds.subset([rid]) for rid in base_preds.recordings]
+    return Predictions.concat(pieces)
+
+
+class PersonalisedRun(Run):
+    """A personalisation folder (``kind: personalisation``) as a :class:`~affectflow.runs.Run`: each recording is
+    predicted by its subject's fine-tuned model (``checkpoints/<subject>.pt``), or by the base run's selected model
+    when its subject has none. The base run's normalisation and task are used."""
+
+    kind = PERSONALISATION_KIND
+
+    def predictor(self, corpus: Corpus, *, seed: int | None = None, device: str = "auto",
+                  progress: bool = False) -> Predictor:
+        """The base run's model plus the per-subject weights on ``corpus`` (``seed`` is not used: every subject's
+        seed was chosen when it was personalised)."""
+        from affectflow.experiment import load_model, run_label_rate, run_task
+        from affectflow.runs import load_checkpoint
+
+        base_path = self.info.get("base_run")
+        if not base_path or not (Path(base_path) / "run.json").is_file():
+            raise RunError(f"The base run {base_path!r} of the personalisation folder {str(self.path)!r} does not "
+                           "exist any more; a personalised folder predicts with it.")
+        base = Run(base_path)
+        model, normalizer, ckpt = load_model(base)
+        dev = resolve_device(device)
+        model.to(dev)
+        task = run_task(base, ckpt, corpus, progress=progress, grid_rate_hz=run_label_rate(base, ckpt))
+        found = []  # (subject, seed, state): one per subject, or one per subject and seed (combine="average")
+        for f in sorted((self.path / "checkpoints").glob("*.pt")):
+            ck = load_checkpoint(f)
+            found.append((str(ck.get("subject", f.stem)), int(ck.get("seed", 0)), ck["state_dict"]))
+        states: dict[str, list[dict[str, torch.Tensor]]] = {}
+        for subj, _, st in sorted(found, key=lambda x: (x[0], x[1])):
+            states.setdefault(subj, []).append(st)
+        ew = ckpt["data"]["eval_window"]
+
+        def predict(ids: list[str]) -> Predictions:
+            store = task.store(ids)
+            base_preds = task.predict(model, store, normalizer, ew, dev)
+            return personal_predictions(task, model, normalizer, ew, dev, base_preds,
+                                        {r.id: str(r.subject) for r in store.records}, states)
+
+        return Predictor(task=task.name, predict=predict, header={"kind": PERSONALISATION_KIND,
+                                                                   "base_run": str(base.path)})
 
 
 def _with_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> torch.nn.Module:

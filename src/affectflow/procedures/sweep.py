@@ -53,7 +53,7 @@ from affectflow.corpus.corpus import Corpus
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.fsutil import atomic_write, check_name, out_folder, write_json
 from affectflow.procedures.executor import execution_settings, get_executor
-from affectflow.runs import new_run_dir
+from affectflow.runs import METRICS_JSON, RUN_JSON, new_run_dir
 
 # main metric per task for the table (first one present in a target's metrics)
 MAIN_METRICS = {
@@ -221,9 +221,9 @@ def run_cell(job: dict[str, Any]) -> dict[str, Any]:
 def _run_finished(run_dir: str | None) -> bool:
     if not run_dir:
         return False
-    f = Path(run_dir) / "run.json"
+    f = Path(run_dir) / RUN_JSON
     try:
-        return json.loads(f.read_text()).get("status") == "finished" and (Path(run_dir) / "metrics.json").is_file()
+        return json.loads(f.read_text()).get("status") == "finished" and (Path(run_dir) / METRICS_JSON).is_file()
     except (OSError, ValueError):
         return False
 
@@ -339,8 +339,8 @@ def results_frame(sweep_dir: str | Path) -> pd.DataFrame:
         row.update({k: _fmt(v) for k, v in c.params.items()})
         row["seeds"] = len(c.config["training"]["seeds"])
         row["run"] = c.run_dir
-        if c.status == "finished" and c.run_dir and (Path(c.run_dir) / "metrics.json").is_file():
-            m = json.loads((Path(c.run_dir) / "metrics.json").read_text())
+        if c.status == "finished" and c.run_dir and (Path(c.run_dir) / METRICS_JSON).is_file():
+            m = json.loads((Path(c.run_dir) / METRICS_JSON).read_text())
             task = m.get("task", "continuous")
             d = c.config["data"]
             for part in [d["devel_partition"], *d["test_partitions"]]:

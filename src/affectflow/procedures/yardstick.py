@@ -57,7 +57,7 @@ from affectflow.corpus.corpus import Corpus, atomic_write, write_json
 from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.errors import ConfigError, RunError
 from affectflow.fsutil import out_folder
-from affectflow.runs import environment_info, new_run_dir, new_subdir, write_run_info
+from affectflow.runs import Predictor, Run, environment_info, new_run_dir, new_subdir, write_run_info
 
 YARDSTICK_KIND = "yardstick"
 #: Ridge strengths α tried (strongest first, so ties go to the stronger regularisation).
@@ -410,3 +410,15 @@ def evaluate_yardstick(path: str | Path, *, partitions: list[str] | None = None,
         preds.save(out_dir / "predictions" / part)
     write_evaluation(out_dir, metrics)
     return out_dir, metrics
+
+
+class YardstickRun(Run):
+    """A yardstick folder (``kind: yardstick``) as a :class:`~affectflow.runs.Run`: its linear model predicts."""
+
+    kind = YARDSTICK_KIND
+
+    def predictor(self, corpus: Corpus, *, seed: int | None = None, device: str = "auto",
+                  progress: bool = False) -> Predictor:
+        """The linear model on ``corpus`` (``seed`` and ``device`` are not used: it is one CPU model)."""
+        return Predictor(task=self.config_dict["data"]["task"], header={"kind": YARDSTICK_KIND},
+                         predict=lambda ids: yardstick_predictions(self.path, corpus, list(ids), progress=progress))
