@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -225,12 +226,64 @@ def json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def clean_stale_dirs(parent: str | os.PathLike, prefix: str, *, legacy_age_s: float = 24 * 3600) -> list[Path]:
+    """Remove folders ``<parent>/<prefix><pid>-*`` left by processes that are gone (killed imports, killed
+    services); return what was removed.
+
+    Folders named ``<prefix>*`` without a pid (made by older versions) are removed when they are older than
+    ``legacy_age_s``. Symlinks with the prefix are unlinked, never followed. Folders of live processes stay.
+    """
+    removed = []
+    root = Path(parent)
+    if not root.is_dir():
+        return removed
+    pat = re.compile(re.escape(prefix) + r"(\d+)-")
+    for p in root.iterdir():
+        if not p.name.startswith(prefix):
+            continue
+        m = pat.match(p.name)
+        try:
+            if m:
+                stale = int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1)))
+            else:
+                stale = time.time() - p.lstat().st_mtime > legacy_age_s
+            if not stale:
+                continue
+            if p.is_symlink() or not p.is_dir():
+                p.unlink()
+            else:
+                shutil.rmtree(p)
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def pid_tempdir(parent: str | os.PathLike | None, prefix: str) -> Path:
+    """A new private folder ``<parent>/<prefix><pid>-XXXX`` (``mkdtemp``), after removing the ones of dead
+    processes (:func:`clean_stale_dirs`); ``parent`` ``None`` is the system temp folder."""
+    parent = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    clean_stale_dirs(parent, prefix)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+
+
 @contextlib.contextmanager
 def staged_folder(out: str | os.PathLike, *, what: str = "corpus"):
     """Build a new folder all-or-nothing: yield a hidden sibling folder, rename it to ``out`` on success.
 
     On any exception (or a kill before the rename) ``out`` is left untouched: the staging folder is removed (a killed
-    process leaves only a hidden ``.<name>.staging-*`` sibling, never a partial ``out``). The staged folder gets the
+    process leaves only a hidden ``.<name>.staging-<pid>-*`` sibling, never a partial ``out``; the next
+    ``staged_folder`` for the same ``out`` removes such folders of dead processes). The staged folder gets the
     mode of a plain ``mkdir`` (``0o777`` minus the umask).
 
     Raises
@@ -242,7 +295,7 @@ def staged_folder(out: str | os.PathLike, *, what: str = "corpus"):
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CorpusError(f"Cannot create a {what} in {str(out)!r}: it exists and is not an empty folder.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    tmp = pid_tempdir(out.parent, f".{out.name}.staging-")  # and removes the staging folders of killed imports
     try:
         os.chmod(tmp, 0o777 & ~current_umask())
         yield tmp

@@ -606,6 +606,9 @@ _WORKER_EXTRACTORS: dict[str, Extractor] = {}
 
 
 def _init_worker(extractors: dict[str, Extractor], threads: int) -> None:
+    from affectflow.procutil import die_with_parent
+
+    die_with_parent()  # a killed extract leaves no worker writing features
     _WORKER_EXTRACTORS.clear()
     _WORKER_EXTRACTORS.update(extractors)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):

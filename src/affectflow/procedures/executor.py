@@ -19,7 +19,8 @@ Backends
     Runs the jobs one after the other in this process (no pickling; the default for one worker and in tests).
 ``local``
     A process pool of ``workers`` processes (``spawn`` start method, so no forked OpenMP state); every worker
-    calls ``torch.set_num_threads(threads)`` once at start.
+    calls ``torch.set_num_threads(threads)`` once at start and dies with its parent
+    (:func:`affectflow.procutil.die_with_parent`: a killed sweep or CV leaves no orphan finishing its job).
 
 ``ray``
     Ray tasks on a private local cluster or an existing one (``address="auto"`` / ``"ray://host:port"``), each
@@ -69,6 +70,15 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(int(threads))
 
 
+def _init_pool_worker(threads: int) -> None:
+    """Start of a pool worker: die with the parent (a killed sweep leaves no orphan finishing its cell), set the
+    torch threads."""
+    from affectflow.procutil import die_with_parent
+
+    die_with_parent()
+    _set_threads(threads)
+
+
 class SerialExecutor:
     """Runs jobs in order in the calling process (sets torch threads for the duration and restores them)."""
 
@@ -106,7 +116,7 @@ class LocalProcessExecutor:
     def _ensure(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_set_threads, initargs=(self.threads,))
+                                             initializer=_init_pool_worker, initargs=(self.threads,))
         return self._pool
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:

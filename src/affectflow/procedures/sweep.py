@@ -25,7 +25,8 @@ The sweep folder (default ``<output.runs_dir>/sweep-<name>``)::
 
 **Resuming.** Running the same sweep into the same folder skips finished cells (also cells whose run finished
 although the sweep process died before recording it) and re-runs failed or interrupted cells in a *new* run
-directory (the old one is kept). A folder made by a different grid or config is refused.
+directory (a failed run's folder is kept with its error; an interrupted one, whose process was killed, is removed
+and listed in the cell's ``attempts`` as removed). A folder made by a different grid or config is refused.
 
 Execution goes through :mod:`affectflow.procedures.executor` (``serial``, ``local`` process pool, ``ray`` or any
 registered backend; the base config's ``execution:`` section or ``--backend/--address``). Cells are idempotent
@@ -298,6 +299,8 @@ def run_sweep(
     todo = [c for c in cells if c.status != "finished" and (retry_failed or c.status != "failed")]
     jobs = []
     for c in todo:
+        if c.run_dir:
+            _discard_half_run(sweep_dir, c)
         run_dir = new_run_dir(sweep_dir / "runs", c.id)
         if c.run_dir:
             c.attempts.append(c.run_dir)
@@ -318,6 +321,38 @@ def run_sweep(
         finally:
             ex.close()
     return sweep_dir
+
+
+def _discard_half_run(sweep_dir: Path, cell: Cell) -> None:
+    """Before a cell is trained again: remove its previous attempt's folder when that run was interrupted (it did
+    not finish and its trainer is gone (a killed sweep or CV leaves half run folders that nothing resumes); the attempt stays listed
+    in ``sweep.json`` as ``<path> (removed: <status>)``.
+
+    A run still ``running`` in a live process is refused (two sweeps in one folder). Only a direct child of
+    ``<sweep>/runs`` that is a real folder (not a symlink) is ever removed.
+    """
+    import shutil
+
+    from affectflow.fsutil import is_inside
+    from affectflow.runs import run_status
+
+    p = Path(cell.run_dir)
+    runs = sweep_dir / "runs"
+    if not p.exists() or p.is_symlink() or p.parent.resolve() != runs.resolve() or not is_inside(runs, p):
+        return
+    info_file = p / "run.json"
+    try:
+        info = json.loads(info_file.read_text()) if info_file.is_file() else {"status": "interrupted"}
+    except (OSError, ValueError):
+        info = {"status": "interrupted"}
+    status = run_status(info)
+    if status == "running":
+        raise RunError(f"Cell {cell.id} of sweep {str(sweep_dir)!r} is being trained right now by process "
+                       f"{info.get('pid')} ({str(p)!r}); wait for it or stop it before resuming the sweep.")
+    if status != "interrupted":  # finished, or failed with its error recorded: kept
+        return
+    shutil.rmtree(p, ignore_errors=True)
+    cell.run_dir = f"{p} (removed: interrupted)"
 
 
 # ---------------------------------------------------------------------------- results

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from affectflow.fsutil import pid_tempdir
 from affectflow.serve.settings import MEDIA_EXTENSIONS
 
 
@@ -69,7 +69,8 @@ class UploadStore:
     """
 
     def __init__(self, parent: str | os.PathLike | None, max_mb: float) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="affectflow-serve-", dir=parent))
+        # affectflow-serve-<pid>-XXXX; the folders of killed services are removed here (affectflow.fsutil)
+        self.root = pid_tempdir(parent, "affectflow-serve-")
         os.chmod(self.root, 0o700)
         self.max_mb = float(max_mb)
         self.max_bytes = int(max_mb * 1024 * 1024)
