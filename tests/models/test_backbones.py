@@ -171,3 +171,24 @@ def test_logmel_patch_centre_row_is_the_logmel_frame(tmp_path):
     fine = EXTRACTORS.build("logmel", {"rate_hz": 100.0, "n_mels": 16}).extract(rec).iloc[:, 1:].to_numpy()
     k = 2  # output frame 2 at 0.5 s: its patch rows are the 100 Hz frames 46..53
     np.testing.assert_allclose(p.iloc[k, 1:].to_numpy().reshape(8, 16), fine[50 - 4: 50 + 4], atol=1e-5)
+
+
+def test_on_the_fly_augmentation_only_in_training_mode():
+    params = _stack({"input_shape": [3, 8, 8], "widths": [2, 2, 4, 4],
+                     "augment": {"transforms": ["brightness", "cutout"], "p": 1.0}})
+    torch.manual_seed(0)
+    model = MODELS.build("composite", params, input_dims={"face_crops": 192}, targets=["arousal"])
+    enc = model.encoder.stages[0]
+    x = torch.rand(2, 3, 192, generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    enc.eval()
+    assert torch.equal(enc.images(x.reshape(6, -1)), (x.reshape(6, 3, 8, 8) - 0.5) / 0.5)  # eval: no transform
+    enc.train()
+    torch.manual_seed(5)
+    a = enc.images(x.reshape(6, -1))
+    torch.manual_seed(5)
+    assert torch.equal(a, enc.images(x.reshape(6, -1))) and not torch.equal(a, (x.reshape(6, 3, 8, 8) - 0.5) / 0.5)
+    assert model.train()({"face_crops": x}, mask).shape == (2, 3, 1)
+    with pytest.raises(ConfigError, match="sparkle"):
+        MODELS.build("composite", _stack({"input_shape": [3, 8, 8], "augment": {"transforms": ["sparkle"]}}),
+                     input_dims={"face_crops": 192}, targets=["arousal"])
