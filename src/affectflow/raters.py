@@ -54,6 +54,7 @@ from typing import Sequence
 import numpy as np
 
 from affectflow.errors import ConfigError
+from affectflow.fsutil import check_names
 
 METHODS = ("mean", "ewe", "raaw")
 STATISTICS = ("mean", "median", "last")
@@ -300,11 +301,19 @@ def fuse_rater_files(
     if not src.is_dir():
         raise ImportFormatError(f"Rater folder {str(src)!r} does not exist (expected <Id>.csv files of raters).")
     check_new_folder(out, "fused labels")
-    if not (isinstance(max_lag_s, (int, float)) and max_lag_s >= 0):
-        raise ConfigError(f"max_lag_s must be >= 0 seconds, got {max_lag_s!r}.")
+    if not (isinstance(max_lag_s, (int, float)) and not isinstance(max_lag_s, bool) and np.isfinite(max_lag_s)
+            and max_lag_s >= 0):
+        raise ConfigError(f"max_lag_s must be a finite number >= 0 (seconds), got {max_lag_s!r}.")
     files = sorted(f for f in src.iterdir() if f.suffix == ".csv" and not f.name.startswith("."))
     if not files:
         raise ImportFormatError(f"No <Id>.csv files in {str(src)!r}.")
+    check_names("recording id (file name)", [f.stem for f in files], where=str(src), error=ImportFormatError)
+    if n_classes is not None and (isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer))
+                                  or n_classes < 2):
+        raise ConfigError(f"n_classes must be an integer >= 2, got {n_classes!r}.")
+    if n_classes and not isinstance(thresholds, str) and len(thresholds) != n_classes - 1:
+        raise ConfigError(f"{n_classes} classes need {n_classes - 1} thresholds; got {len(thresholds)}: "
+                          f"{list(thresholds)}.")
     errors, loaded = [], {}
     for f in files:
         try:
@@ -325,6 +334,12 @@ def fuse_rater_files(
         t = pd.to_numeric(df[tcol], errors="coerce").to_numpy(float)
         if bad:
             errors.append(f"{f}: non-numeric values in rater columns {bad[:6]}")
+            continue
+        infinite = {c: int(np.isinf(num[c].to_numpy(float)).sum()) for c in raters}
+        infinite = {c: n for c, n in infinite.items() if n}
+        if infinite:  # not a rating, and not "not rated" either: refused rather than turned into gaps
+            errors.append(f"{f}: infinite values in rater columns {dict(list(infinite.items())[:6])} (cells per "
+                          "column); leave a cell empty for 'not rated'")
             continue
         if not np.all(np.isfinite(t)) or (len(t) > 1 and not np.all(np.diff(t) > 0)):
             errors.append(f"{f}: {tcol} must be numeric and strictly increasing")
@@ -351,7 +366,37 @@ def fuse_rater_files(
             raise ImportFormatError("Classes need a 'segment_id' column in the rater files; none has one.")
         pooled = np.concatenate([s for _, s in segs.values()])
         th = class_thresholds(pooled, n_classes) if isinstance(thresholds, str) else np.asarray(thresholds, float)
-        report["classes"] = {"n_classes": n_classes, "statistic": statistic, "thresholds": th.tolist()}
+        if not np.all(np.isfinite(th)) or np.any(np.diff(th) <= 0):
+            distinct = len(np.unique(pooled[np.isfinite(pooled)]))
+            raise ConfigError(
+                f"{n_classes} classes need {n_classes - 1} strictly increasing, finite thresholds; got "
+                f"{np.round(th, 6).tolist()}" + (f" (the {len(pooled)} segment statistics have only {distinct} "
+                                                 "distinct values, so equal-frequency thresholds repeat)"
+                                                 if isinstance(thresholds, str) else "")
+                + f". Only {len(np.unique(th[np.isfinite(th)])) + 1} classes could occur while the labels would "
+                "claim more: ask for fewer classes or give thresholds."
+            )
+        all_cls = segment_classes(pooled, th, n_classes)
+        counts = [int((all_cls == k).sum()) for k in range(n_classes)]
+        report["classes"] = {"n_classes": n_classes, "statistic": statistic, "thresholds": th.tolist(),
+                             "segments_per_class": counts, "segments_without_value": int((all_cls < 0).sum())}
+        empty = [k for k, n in enumerate(counts) if n == 0]
+        if empty and isinstance(thresholds, str):
+            distinct = len(np.unique(pooled[np.isfinite(pooled)]))
+            raise ConfigError(
+                f"{n_classes} equal-frequency classes cannot be made from these segments: classes {empty} would be "
+                f"empty (segments per class {counts}; the {len(pooled)} segment statistics have only {distinct} "
+                f"distinct values), so only {n_classes - len(empty)} classes could occur while the labels would "
+                "claim more. Ask for fewer classes or give thresholds."
+            )
+        if empty:
+            import warnings
+
+            from affectflow.errors import AffectflowWarning
+
+            warnings.warn(f"Classes {empty} of {n_classes} have no segment with these thresholds "
+                          f"({np.round(th, 6).tolist()}); segments per class: {counts}.", AffectflowWarning,
+                          stacklevel=2)
     with staged_folder(out, what="fused labels") as tmp:
         for rid, (df, tcol, raters, Y, t) in loaded.items():
             o = pd.DataFrame({tcol: df[tcol], "value": fused[rid].values})

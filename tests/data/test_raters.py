@@ -122,3 +122,29 @@ def test_cli_fuse_raters_files_and_classes(tmp_path, capsys):
     assert "3.csv: time must be numeric and strictly increasing" in err and not (tmp_path / "gold2").exists()
     with pytest.raises(ImportFormatError, match="does not exist"):
         fuse_rater_files(str(tmp_path / "nope"), str(tmp_path / "g3"))
+
+
+def test_rater_losses_are_refused_not_silent(tmp_path, capsys):
+    src = tmp_path / "raw"
+    src.mkdir()
+    df = pd.DataFrame({"timestamp": np.arange(40) * 500, "segment_id": np.arange(40) // 10,
+                       "r0": np.linspace(0, 1, 40), "r1": np.linspace(0, 1, 40)})
+    df.loc[3, "r1"] = np.inf
+    df.to_csv(src / "a.csv", index=False)
+    assert main(["fuse-raters", str(src), str(tmp_path / "g")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "infinite values in rater columns {'r1': 1}" in err and not (tmp_path / "g").exists()
+    # four segments with two distinct statistics cannot make 4 equal-frequency classes: refused, not 2 classes
+    df["r1"] = df["r0"] = np.repeat([0.0, 0.0, 1.0, 1.0], 10)
+    df.to_csv(src / "a.csv", index=False)
+    assert main(["fuse-raters", str(src), str(tmp_path / "g"), "--method", "mean", "--classes", "4"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "only 2 distinct values" in err and "only 2 classes could occur" in err.lower()
+    assert main(["fuse-raters", str(src), str(tmp_path / "g"), "--classes", "3", "--thresholds", "0.5"]) == 2
+    assert "3 classes need 2 thresholds" in " ".join(capsys.readouterr().err.split())
+    with pytest.warns(Warning, match=r"Classes \[2\] of 3 have no segment"):  # given thresholds: reported
+        rep = fuse_rater_files(str(src), str(tmp_path / "g"), method="mean", n_classes=3, thresholds=[0.5, 2.0])
+    assert rep["classes"]["segments_per_class"] == [2, 2, 0]
+    (src / "b c.csv").write_text("timestamp,r0\n0,1\n")
+    with pytest.raises(ImportFormatError, match="invalid recording id"):
+        fuse_rater_files(str(src), str(tmp_path / "g2"))

@@ -112,3 +112,29 @@ def test_predict_corpus_without_any_labels_uses_the_runs_label_rate(tiny_run, ti
     ref = pd.read_csv(predict(tiny_run, recordings=[rid], out=tmp_path / "q", progress=False) / f"{rid}.csv")
     n = min(len(ref), len(df))
     np.testing.assert_allclose(df["arousal_pred"][:n], ref["arousal_pred"][:n], atol=1e-5)
+
+
+@media
+def test_a_video_without_sound_fails_before_extraction_and_suggests_audio(media_run, tmp_path):
+    from affectflow.io.audio import audio_info
+
+    run, _, rec = media_run
+    try:
+        audio_info(rec.video)
+        pytest.skip("the synthetic video carries a sound track")
+    except Exception:  # noqa: BLE001 - no sound track: the case under test
+        pass
+    calls = []
+    with pytest.raises(MediaInputError, match="has no usable sound track.*--audio FILE"):
+        predict_media(run, {"video": rec.video}, progress=lambda f, m: calls.append(m))
+    assert calls == []  # refused before "checking media", let alone extraction
+
+
+def test_media_names_that_collide_after_sanitising_get_distinct_ids(tmp_path):
+    from affectflow.cli.deploy import unique_recording_ids
+
+    recs = [("a b", {"audio": tmp_path / "a b.wav"}), ("a_b", {"audio": tmp_path / "a_b.wav"}),
+            ("x\n", {"audio": tmp_path / "x\n.wav"}), ("ok", {"audio": tmp_path / "ok.wav"})]
+    out, notes = unique_recording_ids(recs)
+    assert [r for r, _ in out] == ["a_b-1", "a_b-2", "x_", "ok"]
+    assert len(notes) == 3 and "'a_b-2'" in notes[1]

@@ -103,24 +103,44 @@ def _recordings_from_args(args: argparse.Namespace) -> list[tuple[str, dict[str,
                     files[k] = Path(lists[k][i])
             first = next(iter(files.values()))
             recs.append((first.stem, files))
-    ids = [r[0] for r in recs]
-    dups = sorted({i for i in ids if ids.count(i) > 1})
-    if dups:
-        # same file names in different folders: number them
-        seen: dict[str, int] = {}
-        out = []
-        for rid, files in recs:
-            if rid in dups:
-                seen[rid] = seen.get(rid, 0) + 1
-                rid = f"{rid}-{seen[rid]}"
-            out.append((rid, files))
-        recs = out
     return recs
+
+
+def unique_recording_ids(recs: list[tuple[str, dict[str, Path]]]) -> tuple[list[tuple[str, dict[str, Path]]],
+                                                                           list[str]]:
+    """Make the recording ids of ``recs`` safe file names (:func:`affectflow.fsutil.check_name`'s rule) and
+    distinct; return the new list and one note per id that had to change.
+
+    An unsafe id (``a b``) has its other characters replaced by ``_``; ids that are then equal (``a b.wav`` and
+    ``a_b.wav``, or the same file name in two folders) are numbered ``<id>-1``, ``<id>-2``, ... in the given order,
+    so that every recording gets its own output file (nothing is overwritten silently).
+    """
+    from affectflow.fsutil import is_safe_name
+
+    safe = []
+    for rid, files in recs:
+        new = rid if is_safe_name(rid) else (
+            "".join(c if c.isalnum() and c.isascii() or c in "_.+-" else "_" for c in rid).lstrip("_.+-")[:190]
+            or "recording")
+        safe.append((rid, new, files))
+    names = [n for _, n, _ in safe]
+    dups = {n for n in names if names.count(n) > 1}
+    seen: dict[str, int] = {}
+    out, notes = [], []
+    for rid, new, files in safe:
+        if new in dups:
+            seen[new] = seen.get(new, 0) + 1
+            new = f"{new}-{seen[new]}"
+        if new != rid:
+            first = next(iter(files.values()))
+            notes.append(f"{str(first)!r} is recording {new!r}")
+        out.append((new, files))
+    return out, notes
 
 
 def predict_media_files(args: argparse.Namespace) -> int:
     """``affectflow predict RUN --media ...``: one CSV and one plot per recording under a new output folder."""
-    from affectflow.fsutil import atomic_write, check_name
+    from affectflow.fsutil import atomic_write
     from affectflow.errors import RunError
     from affectflow.inference.media import plot_prediction, predict_media, required_inputs
     from affectflow.runs import Run, new_subdir
@@ -133,13 +153,9 @@ def predict_media_files(args: argparse.Namespace) -> int:
     recs = _recordings_from_args(args)
     if not recs:
         raise AffectflowError("No recordings given.")
-    safe = []
-    for rid, files in recs:
-        try:
-            check_name("recording id", rid)
-        except AffectflowError:
-            rid = "".join(c if c.isalnum() or c in "_.+-" else "_" for c in rid).lstrip("_.+-") or "recording"
-        safe.append((rid, files))
+    safe, notes = unique_recording_ids(recs)
+    if notes:
+        print(f"{len(notes)} recording name(s) changed to safe, distinct file names: " + "; ".join(notes))
     if args.out:
         out = out_folder(args.out, what="output folder")
     else:

@@ -440,7 +440,25 @@ class Corpus:
         if len(t) > 1 and not np.all(np.diff(t) > 0):
             raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r}: times must be strictly increasing.")
         out = pd.DataFrame({TIME: t})
-        values = frame[cols].to_numpy(dtype=np.float32)
+        raw = frame[cols]
+        cplx = [c for c in cols if np.iscomplexobj(raw[c].to_numpy())]
+        if cplx:
+            raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r}: columns {cplx[:10]} hold complex "
+                              "values; features must be real (storing them would drop the imaginary parts).")
+        try:
+            v64 = raw.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r} hold non-numeric values ({e}).") from e
+        values = v64.astype(np.float32)
+        over = int((np.isfinite(v64) & ~np.isfinite(values)).sum())
+        if over:
+            import warnings
+
+            from affectflow.errors import AffectflowWarning
+
+            values[np.isfinite(v64) & ~np.isfinite(values)] = np.nan
+            warnings.warn(f"Feature set {name!r}, recording {rid!r}: {over} value(s) beyond the float32 range are "
+                          "stored as missing (NaN).", AffectflowWarning, stacklevel=2)
         out = pd.concat([out, pd.DataFrame(values, columns=cols)], axis=1)
         _write_parquet(self.feature_file(name, rid), out, root=self.path)
 

@@ -240,6 +240,10 @@ def import_mer(
             except Exception as e:  # noqa: BLE001 - any failure is this file's problem
                 report.errors.append(f"{f}: cannot be read as .npy ({type(e).__name__}: {e})")
                 continue
+            if np.iscomplexobj(a):
+                report.errors.append(f"{f}: complex values (dtype {a.dtype}); features must be real numbers (the "
+                                     "imaginary parts would be lost)")
+                continue
             if not np.issubdtype(a.dtype, np.number) or a.ndim not in (1, 2) or a.shape[-1] == 0 or (a.ndim == 2 and a.shape[0] == 0):
                 report.errors.append(f"{f}: expected a numeric (C,) or (T, C) array, got dtype {a.dtype} shape {a.shape}")
                 continue

@@ -206,6 +206,19 @@ def _check_inputs(inputs: Mapping[str, Any], needs: dict[str, list[str]]) -> dic
             + ", ".join(f"{k}: {v}" for k, v in needs.items())
             + " (an audio need is met by a video with a sound track)."
         )
+    if "audio" in needs and "audio" not in given and "video" in given:
+        # the video must carry the sound: find out from its header now, not after extraction has started
+        from affectflow.errors import ExtractionError
+        from affectflow.io.audio import audio_info
+
+        try:
+            audio_info(given["video"])
+        except ExtractionError as e:
+            raise MediaInputError(
+                f"The run needs audio for feature sets {needs['audio']}, and the video {str(given['video'])!r} "
+                f"has no usable sound track ({e}). Give the recording's audio with --audio FILE (Python: "
+                "inputs={'video': ..., 'audio': ...})."
+            ) from None
     return given
 
 
