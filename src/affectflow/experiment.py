@@ -29,7 +29,7 @@ from affectflow.config import ExperimentConfig, config_from_dict
 from affectflow.corpus.corpus import Corpus
 from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.data.store import SequenceStore
-from affectflow.errors import AffectflowWarning, ConfigError, CorpusError, RunError
+from affectflow.errors import AffectflowError, AffectflowWarning, ConfigError, CorpusError, RunError
 from affectflow.fsutil import atomic_write, out_folder, write_json  # noqa: F401 - atomic_write, write_json re-exported for callers of earlier versions
 from affectflow.models import MODELS, build_model
 from affectflow.runs import (
@@ -488,6 +488,30 @@ def load_model(run: Run | str | Path, seed: int | None = None) -> tuple[torch.nn
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return model, Normalizer.from_state_dict(ckpt["normalizer"]), ckpt
+
+
+def feature_set_infos(run: Run | str | Path, *, seed: int | None = None,
+                      ckpt: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The trained run's feature sets, in model order: name → ``feature_set.json`` content (``modality``,
+    ``columns``, ``rate_hz``, ``params``...).
+
+    Stored in checkpoints since runs record them; for older runs read from the training corpus (a
+    :class:`RunError` when that corpus is gone).
+    """
+    run = run if isinstance(run, Run) else Run(run)
+    ckpt = ckpt or load_checkpoint(run.checkpoint_path(seed))
+    data = ckpt["data"]
+    stored = data.get("feature_sets")
+    if stored:
+        return {n: dict(stored[n]) for n in data["features"]}
+    try:
+        corpus = Corpus(run.config_dict["data"]["corpus"])
+        return {n: dataclasses.asdict(corpus.feature_set(n)) for n in data["features"]}
+    except AffectflowError as e:
+        raise RunError(
+            f"Run {run.path} does not store its feature sets' descriptions (it predates that) and its training "
+            f"corpus cannot be read to find them: {e}"
+        ) from e
 
 
 def training_label_rate(corpus: Corpus, label_set: str, store: SequenceStore | None = None) -> float:

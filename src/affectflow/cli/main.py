@@ -1,144 +1,51 @@
 """The ``affectflow`` command line: one subcommand per pipeline stage, each a thin wrapper over the Python API.
 
-Errors a user can fix (bad config, path or corpus) are printed as one paragraph, with exit code 2; unexpected
-errors keep their traceback.
+Every ``affectflow/cli/<area>.py`` has ``register(subparsers)`` adding its commands (:data:`COMMAND_MODULES`, in
+``--help`` order); shared option helpers are in :mod:`affectflow.cli.options`. The CLI writes no files itself: the
+Python API does. Errors a user can fix (bad config, path or corpus) are printed as one paragraph, with exit code 2;
+unexpected errors keep their traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import logging
 import sys
 import textwrap
-from pathlib import Path
 
-from affectflow.cli import argtypes
 from affectflow import __version__
+from affectflow.cli import core
+from affectflow.cli.core import (  # noqa: F401 - re-exported: the commands lived here
+    cmd_demo,
+    cmd_evaluate,
+    cmd_generate,
+    cmd_import_muse,
+    cmd_info,
+    cmd_models,
+    cmd_predict,
+    cmd_train,
+)
+from affectflow.cli.options import load_cfg as _load_cfg  # noqa: F401 - old name
+from affectflow.cli.options import split_list as _split  # noqa: F401 - old name
 from affectflow.errors import AffectflowError
-from affectflow.layout import is_run_folder, results_text
 
-
-# ---------------------------------------------------------------------------- subcommands
-def cmd_generate(args: argparse.Namespace) -> int:
-    from affectflow.synthetic.corpus import generate_corpus
-
-    overrides = {"n_subjects": args.subjects, "duration_s": args.duration, "seed": args.seed}
-    if args.label_noise is not None:
-        overrides["label_noise"] = args.label_noise
-    if args.layout != "tsst":
-        overrides["layout"] = args.layout
-    corpus = generate_corpus(args.out, progress=not args.quiet, **overrides)
-    print(corpus.summary())
-    return 0
-
-
-def cmd_import_muse(args: argparse.Namespace) -> int:
-    from affectflow.corpus.muse import import_muse
-
-    _, report = import_muse(
-        args.task_dir,
-        args.out,
-        features=_split(args.features),
-        labels=_split(args.labels),
-        name=args.name,
-        progress=not args.quiet,
-    )
-    print(report.summary())
-    print(f"Report: {Path(args.out) / 'reports' / 'import.json'}")
-    return 0
-
-
-def cmd_info(args: argparse.Namespace) -> int:
-    from affectflow.corpus import Corpus
-
-    if is_run_folder(args.corpus):
-        from affectflow.runs import Run
-
-        print(Run(args.corpus).summary())
-        return 0
-    print(Corpus(args.corpus).summary())
-    return 0
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    from affectflow.models import MODELS
-
-    for name in MODELS.names():
-        print(f"{name}: {MODELS.defaults(name)}")
-    return 0
-
-
-def _load_cfg(args: argparse.Namespace):
-    from affectflow.config import load_config
-
-    overrides = list(args.set or [])
-    if getattr(args, "corpus", None):
-        overrides.insert(0, f"data.corpus={args.corpus}")
-    if getattr(args, "runs_dir", None):
-        overrides.insert(0, f"output.runs_dir={args.runs_dir}")
-    return load_config(args.config, overrides)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from affectflow.experiment import resume_training, train
-
-    if args.resume:
-        given = [o for o, v in (("--config", args.config), ("--corpus", args.corpus), ("--runs-dir", args.runs_dir),
-                                ("--set", args.set)) if v]
-        if given:
-            from affectflow.errors import ConfigError
-
-            raise ConfigError(f"--resume continues a run with the config stored in it; {given} cannot be combined "
-                              "with it.")
-        run_dir = resume_training(args.resume, progress=not args.quiet)
-    else:
-        cfg = _load_cfg(args)
-        run_dir = train(cfg, progress=not args.quiet)
-    print(results_text(run_dir))
-    print(f"Run directory: {run_dir}")
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from affectflow.experiment import evaluate
-
-    out, _ = evaluate(args.run, partitions=_split(args.partitions), corpus=args.corpus, seed=args.seed,
-                      device=args.device, progress=not args.quiet)
-    print(results_text(out))
-    print(f"Evaluation written to {out}")
-    return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from affectflow.cli import deploy as deploy_cli
-    from affectflow.experiment import predict
-
-    if deploy_cli.has_media_arguments(args):
-        return deploy_cli.predict_media_files(args)
-
-    out = predict(args.run, recordings=_split(args.recordings), partitions=_split(args.partitions), corpus=args.corpus,
-                  out=args.out, seed=args.seed, device=args.device, progress=not args.quiet)
-    n = len(list(out.glob("*.csv")))
-    print(f"Predictions for {n} recording(s) written to {out}")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from affectflow.demo import run_demo, run_media_demo
-
-    if args.media:
-        run_media_demo(args.out or "demo_media_out", quick=args.quick, progress=not args.quiet, workers=args.workers)
-    else:
-        run_demo(args.out or "demo_out", quick=args.quick, progress=not args.quiet)
-    return 0
-
-
-def _split(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    return items or None
+#: The modules whose ``register(subparsers)`` add the subcommands, in ``--help`` order (``module:function``).
+COMMAND_MODULES = [
+    "affectflow.cli.core:register",  # generate, import-muse, info, models, train, evaluate, predict
+    "affectflow.cli.deploy:register",  # export, stream
+    "affectflow.cli.core:register_demo",
+    "affectflow.cli.extract:register",  # import-media, extract
+    "affectflow.cli.procedures:register",  # sweep, cv, fuse, late-fusion
+    "affectflow.cli.personalise:register",
+    "affectflow.cli.yardstick:register",  # linear yardstick
+    "affectflow.cli.augment:register",  # augmented copies of training media
+    "affectflow.cli.runs:register",  # runs table
+    "affectflow.cli.tune:register",  # Optuna search
+    "affectflow.cli.serve:register",
+    "affectflow.cli.data:register",  # challenge importers, submit, fuse-raters
+    "affectflow.cli.recipe:register",  # recipe list | show | run
+]
 
 
 # ---------------------------------------------------------------------------- parser
@@ -151,87 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"affectflow {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    def add(name, func, help_):
-        sp = sub.add_parser(name, help=help_, description=help_)
-        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-        sp.set_defaults(func=func)
-        return sp
-
-    g = add("generate", cmd_generate, "Write a synthetic TSST-like corpus with known latent affect.")
-    g.add_argument("out", help="new corpus folder")
-    g.add_argument("--subjects", type=argtypes.positive_int, default=40, help="number of subjects (one recording each; default 40)")
-    g.add_argument("--duration", type=argtypes.positive_float, default=300.0, help="mean recording length in seconds (default 300)")
-    g.add_argument("--label-noise", type=argtypes.nonneg_float, default=None, help="std of the annotation noise (default 0.12)")
-    g.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    g.add_argument("--layout", choices=["tsst", "personalisation"], default="tsst",
-                   help="tsst: one recording per subject; personalisation: MuSe 2023 layout, each test subject cut "
-                   "into <S>_train (first 60 s), <S>_devel (next 60 s), <S>_test (rest), with per-subject label "
-                   "effects the features cannot reveal")
-
-    m = add("import-muse", cmd_import_muse, "Import a MuSe 2021/2022/2023 task folder into a new corpus.")
-    m.add_argument("task_dir", help="folder with metadata/, feature_segments/, label_segments/")
-    m.add_argument("out", help="new corpus folder")
-    m.add_argument("--features", help="comma-separated feature sets to import (default: all)")
-    m.add_argument("--labels", help="comma-separated label dimensions to import (default: all)")
-    m.add_argument("--name", help="corpus name (default: task folder name)")
-
-    i = add("info", cmd_info, "Describe a corpus, or a run directory (status: running, interrupted, finished...).")
-    i.add_argument("corpus", help="corpus folder or run directory")
-
-    add("models", cmd_models, "List the registered models and their default hyperparameters.")
-
-    t = add("train", cmd_train, "Train a model over several seeds and write a new run directory.")
-    t.add_argument("-c", "--config", help="YAML config (merged over the defaults)")
-    t.add_argument("--corpus", help="corpus folder (same as --set data.corpus=...)")
-    t.add_argument("--runs-dir", help="where run directories go (same as --set output.runs_dir=...)")
-    t.add_argument("-s", "--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set training.lr=5e-4 --set data.features=[acoustic,visual]")
-    t.add_argument("--resume", metavar="RUN",
-                   help="continue an interrupted run in place: finished seeds are kept, the interrupted seed continues "
-                   "from its last epoch state")
-
-    e = add("evaluate", cmd_evaluate, "Score a trained run on partitions of its corpus (or another corpus).")
-    e.add_argument("run", help="run directory")
-    e.add_argument("--partitions", help="comma-separated partitions (default: devel and test of the run's config)")
-    e.add_argument("--corpus", help="corpus folder (default: the run's corpus)")
-    e.add_argument("--seed", type=int, help="use this seed's checkpoint (default: the selected seed)")
-    e.add_argument("--device", default="auto", help="auto | cpu | cuda")
-
-    r = add("predict", cmd_predict, "Predict recordings of a corpus with a trained run.")
-    r.add_argument("run", help="run directory")
-    r.add_argument("--recordings", help="comma-separated recording ids")
-    r.add_argument("--partitions", help="comma-separated partitions (used when --recordings is not given)")
-    r.add_argument("--corpus", help="corpus folder (default: the run's corpus)")
-    r.add_argument("--out", help="new output folder (default: <run>/predictions-<timestamp>)")
-    r.add_argument("--seed", type=int, help="use this seed's checkpoint (default: the selected seed)")
-    r.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    from affectflow.cli import deploy as deploy_cli
-
-    deploy_cli.add_media_arguments(r)
-    deploy_cli.register(sub)
-
-    d = add("demo", cmd_demo, "End-to-end demo: generate a corpus, train, evaluate, predict, print results, plot.")
-    d.add_argument("--out", help="demo folder (default demo_out, or demo_media_out with --media); a new run "
-                   "directory is added on every call")
-    d.add_argument("--quick", action="store_true", help="smaller corpus, one seed, fewer epochs")
-    d.add_argument("--media", action="store_true",
-                   help="start from raw media: synthesise audio/video/physiology/transcripts, extract, train, evaluate")
-    d.add_argument("--workers", type=argtypes.positive_int, default=2, help="extraction worker processes (with --media)")
-
-    if importlib.util.find_spec("affectflow.cli.extract") is not None:
-        from affectflow.cli import extract as extract_cli
-
-        extract_cli.register(sub)
-    importlib.import_module("affectflow.cli.procedures").register(sub)  # sweep, cv, fuse, late-fusion
-    importlib.import_module("affectflow.cli.personalise").register(sub)
-    importlib.import_module("affectflow.cli.yardstick").register(sub)  # linear yardstick
-    importlib.import_module("affectflow.cli.augment").register(sub)  # augmented copies of training media
-    importlib.import_module("affectflow.cli.runs").register(sub)  # runs table
-    importlib.import_module("affectflow.cli.tune").register(sub)  # Optuna search
-    importlib.import_module("affectflow.cli.serve").register(sub)
-    importlib.import_module("affectflow.cli.data").register(sub)  # challenge importers, submit, fuse-raters
-    importlib.import_module("affectflow.cli.recipe").register(sub)  # recipe list | show | run
+    for target in COMMAND_MODULES:
+        module, _, func = target.partition(":")
+        getattr(importlib.import_module(module), func)(sub)
     return p
 
 

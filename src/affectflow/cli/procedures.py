@@ -62,7 +62,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
-    from affectflow.cli.main import _load_cfg
+    from affectflow.cli.options import load_cfg as _load_cfg
     from affectflow.procedures.cv import run_cv
 
     cfg = _load_cfg(args)
@@ -74,7 +74,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 
 def cmd_fuse(args: argparse.Namespace) -> int:
-    from affectflow.cli.main import _split
+    from affectflow.cli.options import split_list as _split
     from affectflow.procedures.fuse import fuse_runs
 
     out = fuse_runs(args.runs, method=args.method, step=args.step, per_target=args.weights == "per-target",
@@ -86,7 +86,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
 
 def cmd_late_fusion(args: argparse.Namespace) -> int:
-    from affectflow.cli.main import _split
+    from affectflow.cli.options import split_list as _split
     from affectflow.procedures.latefusion import staged_late_fusion
 
     run_dir = staged_late_fusion(args.runs, folds=args.folds, seed=args.seed, overrides=list(args.set or []),

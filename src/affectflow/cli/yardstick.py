@@ -28,7 +28,7 @@ def _floats(text: str | None, what: str) -> list[float] | None:
 
 
 def cmd_yardstick(args: argparse.Namespace) -> int:
-    from affectflow.cli.main import _load_cfg
+    from affectflow.cli.options import load_cfg as _load_cfg
     from affectflow.config import load_config
     from affectflow.procedures.yardstick import LOGISTIC_CS, RIDGE_ALPHAS, run_yardstick
 

@@ -310,7 +310,7 @@ def export_model_onnx(model: nn.Module, dims: dict[str, int], path: str | os.Pat
 def export_info(run: Run, ckpt: dict[str, Any], model: nn.Module, normalizer) -> dict[str, Any]:
     """The sidecar JSON content (see the module docstring)."""
     from affectflow.experiment import run_label_rate
-    from affectflow.inference.media import feature_set_infos
+    from affectflow.experiment import feature_set_infos
     from affectflow.streaming.streamer import streaming_problem
 
     data = ckpt["data"]

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from affectflow.errors import AffectflowError, RunError
+from affectflow.experiment import feature_set_infos  # noqa: F401 - re-exported (it lived here)
 from affectflow.runs import Run, load_checkpoint
 
 #: Media kinds ``predict_media`` takes.
@@ -57,34 +58,6 @@ def _run(run: Run | str | os.PathLike) -> Run:
 
 def _checkpoint(run: Run, seed: int | None) -> dict[str, Any]:
     return load_checkpoint(run.checkpoint_path(seed))
-
-
-def feature_set_infos(run: Run | str | os.PathLike, *, seed: int | None = None,
-                      ckpt: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """The run's feature sets, in model order: name → ``feature_set.json`` content (``modality``, ``columns``,
-    ``rate_hz``, ``params``...).
-
-    Stored in checkpoints since runs record them; for older runs read from the training corpus (a
-    :class:`RunError` when that corpus is gone).
-    """
-    run = _run(run)
-    ckpt = ckpt or _checkpoint(run, seed)
-    data = ckpt["data"]
-    stored = data.get("feature_sets")
-    if stored:
-        return {n: dict(stored[n]) for n in data["features"]}
-    from dataclasses import asdict
-
-    from affectflow.corpus.corpus import Corpus
-
-    try:
-        corpus = Corpus(run.config_dict["data"]["corpus"])
-        return {n: asdict(corpus.feature_set(n)) for n in data["features"]}
-    except AffectflowError as e:
-        raise RunError(
-            f"Run {run.path} does not store its feature sets' descriptions (it predates that) and its training "
-            f"corpus cannot be read to find them: {e}"
-        ) from e
 
 
 def _extractor_specs(run: Run, ckpt: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any], str | None]]:

@@ -153,8 +153,7 @@ class Streamer:
     """
 
     def __init__(self, run: Run | str | os.PathLike, *, seed: int | None = None, device: str = "cpu") -> None:
-        from affectflow.experiment import load_model, run_label_rate
-        from affectflow.inference.media import feature_set_infos
+        from affectflow.experiment import feature_set_infos, load_model, run_label_rate
 
         run = run if isinstance(run, Run) else Run(run)
         model, normalizer, ckpt = load_model(run, seed)
