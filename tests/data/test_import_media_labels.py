@@ -82,3 +82,23 @@ def test_manifest_labels_column_and_bad_label_file(tmp_path, capsys):
     c = Corpus(tmp_path / "c")
     assert set(c.recordings["id"]) == {"a", "b"}  # b is imported, without labels
     assert c.read_labels("a") is not None and c.read_labels("b") is None
+
+
+def test_folder_scan_says_what_it_assumed_and_takes_a_recording_map(tmp_path, capsys):
+    _wav(tmp_path / "src" / "S01.wav")
+    _wav(tmp_path / "src" / "S02.wav")
+    assert main(["import-media", str(tmp_path / "src"), str(tmp_path / "c1"), "-q"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "all are in partition 'train' with subject = recording id" in out and "--map FILE" in out
+    pd.DataFrame({"id": ["S01", "S02", "S09"], "partition": ["train", "devel", "test"],
+                  "subject": ["alice", "bob", "carol"]}).to_csv(tmp_path / "map.csv", index=False)
+    assert main(["import-media", str(tmp_path / "src"), str(tmp_path / "c2"), "--map", str(tmp_path / "map.csv"),
+                 "-q"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1 id(s) name no recording found here: ['S09']" in out and "subject = recording id" not in out
+    rec = Corpus(tmp_path / "c2").recordings.set_index("id")
+    assert rec.loc["S02", "partition"] == "devel" and rec.loc["S01", "subject"] == "alice"
+    pd.DataFrame({"id": ["S01", "S02\n"], "partition": ["train", "../x"]}).to_csv(tmp_path / "bad.csv", index=False)
+    assert main(["import-media", str(tmp_path / "src"), str(tmp_path / "c3"), "--map", str(tmp_path / "bad.csv")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "invalid recording id" in err and not (tmp_path / "c3").exists()

@@ -51,6 +51,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--subject-regex", help="regex searched in the recording id; its first group is the subject"
     )
+    p.add_argument("--map", dest="recording_map", metavar="CSV",
+                   help="partition and/or subject per recording: a CSV with the column id and partition and/or "
+                   "subject (a folder scan otherwise puts every recording in --partition with subject = id, and says "
+                   "so in the report)")
     p.add_argument("--recursive", action="store_true", help="scan sub-folders too")
     p.add_argument(
         "--physio-rate", type=argtypes.positive_float, help="sampling rate (Hz) of physiology CSVs without a time column"
@@ -127,6 +131,7 @@ def run_import_media(args: argparse.Namespace) -> int:
         physio_rate_hz=args.physio_rate,
         overwrite=args.overwrite,
         labels=args.labels,
+        recording_map=args.recording_map,
     )
     print(report.format())
     return 0 if report.ok else 1

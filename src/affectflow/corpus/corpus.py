@@ -213,6 +213,7 @@ def read_partition_map(path: str | os.PathLike) -> dict[str, str]:
                           f"{df.loc[df['id'].duplicated(), 'id'].tolist()[:10]}.")
     for part in df["partition"].unique():
         check_name("partition name", part)
+    check_names("recording id", df["id"].tolist(), where=f"partition map {str(p)!r}")
     return dict(zip(df["id"], df["partition"]))
 
 

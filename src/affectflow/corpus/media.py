@@ -86,7 +86,7 @@ import pandas as pd
 from affectflow.corpus.corpus import Corpus, check_recordings_table
 from affectflow.errors import CorpusError, ImportFormatError
 from affectflow.features.base import MediaRecording
-from affectflow.fsutil import atomic_write, check_name, staged_folder
+from affectflow.fsutil import atomic_write, check_name, check_names, staged_folder
 
 MEDIA_COLUMNS = ["id", "audio", "video", "physio", "transcript"]
 MEDIA_KINDS = ("audio", "video", "physio", "transcript")
@@ -498,6 +498,40 @@ def _read_manifest(path: Path, partition: str) -> tuple[list[dict[str, Any]], li
     return rows, warnings
 
 
+def read_recording_map(path: str | os.PathLike) -> dict[str, dict[str, str]]:
+    """A recording map CSV: column ``id`` and at least one of ``partition`` and ``subject``, as
+    ``{id: {"partition": ..., "subject": ...}}`` (empty cells leave that value alone).
+
+    Raises
+    ------
+    ImportFormatError
+        Missing or unreadable file, no ``id`` column or neither ``partition`` nor ``subject``, repeated ids, or
+        ids / partitions that break the name rule (:mod:`affectflow.fsutil`).
+    """
+    p = Path(path)
+    try:
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise ImportFormatError(f"Recording map {str(p)!r} does not exist.") from None
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ImportFormatError(f"Recording map {str(p)!r} cannot be read as CSV ({type(e).__name__}: {e}).") from None
+    cols = [c for c in ("partition", "subject") if c in df.columns]
+    if "id" not in df.columns or not cols:
+        raise ImportFormatError(f"Recording map {str(p)!r} needs the column id and partition and/or subject; it has "
+                                f"{list(df.columns)[:8]}.")
+    dup = sorted(set(df.loc[df["id"].duplicated(), "id"]))
+    if dup:
+        raise ImportFormatError(f"Recording map {str(p)!r} lists {len(dup)} id(s) more than once: {dup[:10]}.")
+    check_names("recording id", df["id"].tolist(), where=f"recording map {str(p)!r}", error=ImportFormatError)
+    if "partition" in df.columns:
+        check_names("partition", [x for x in df["partition"] if x != ""], where=f"recording map {str(p)!r}",
+                    error=ImportFormatError)
+    out: dict[str, dict[str, str]] = {}
+    for _, r in df.iterrows():
+        out[r["id"]] = {c: r[c].strip() for c in cols if r[c].strip() != ""}
+    return out
+
+
 def import_media(
     manifest_or_folder: str | os.PathLike,
     corpus_path: str | os.PathLike,
@@ -511,6 +545,7 @@ def import_media(
     overwrite: bool = False,
     duration_tolerance_s: float = 1.0,
     labels: str | os.PathLike | None = None,
+    recording_map: str | os.PathLike | None = None,
 ) -> MediaImportReport:
     """Create or extend a corpus with raw recordings (see the module docstring for the manifest and scan rules).
 
@@ -540,6 +575,11 @@ def import_media(
     labels:
         Folder of per-dimension label CSVs in the MuSe layout (``<dim>/<id>.csv``: ``timestamp`` in ms, ``value``);
         label files named in the manifest or found by the folder scan are read too (module docstring, Labels).
+    recording_map:
+        A CSV with the column ``id`` and ``partition`` and/or ``subject`` (:func:`read_recording_map`): their
+        values replace the folder scan's assumptions (every recording in ``partition``, subject = id) or the
+        manifest's. Ids of the map that name no recording are reported. Without a map, a folder scan says in the
+        report that it made those assumptions.
 
     Returns
     -------
@@ -566,6 +606,12 @@ def import_media(
              **{k: kinds.get(k) for k in (*MEDIA_KINDS, "labels")}}
             for rid, kinds in sorted(found.items())
         ]
+        if rows and recording_map is None:
+            report.warnings.append(
+                f"folder scan: no partition or subject is known for the {len(rows)} recording(s) found, so all are "
+                f"in partition {partition!r} with subject = recording id"
+                + (" (subjects then from --subject-regex)" if subject_regex else "")
+                + "; give a map CSV (columns id, partition, subject; --map FILE) or a manifest to say otherwise")
     elif src.is_file():
         rows, warnings = _read_manifest(src, partition)
         report.warnings += warnings
@@ -573,6 +619,20 @@ def import_media(
         raise ImportFormatError(
             f"{str(src)!r} does not exist; give a manifest CSV or a folder of media files."
         )
+    if recording_map is not None:
+        rmap = read_recording_map(recording_map)
+        ids = {r["id"] for r in rows}
+        unknown = sorted(set(rmap) - ids)
+        if unknown:
+            report.warnings.append(f"recording map {str(recording_map)!r}: {len(unknown)} id(s) name no recording "
+                                   f"found here: {unknown[:10]}")
+        unmapped = sorted(ids - set(rmap))
+        if unmapped:
+            report.warnings.append(f"recording map {str(recording_map)!r} does not list {len(unmapped)} "
+                                   f"recording(s), which keep partition {partition!r} / their own subject: "
+                                   f"{unmapped[:10]}")
+        for r in rows:
+            r.update(rmap.get(r["id"], {}))
     if not rows and not report.failures:
         raise ImportFormatError(
             f"No recordings found in {str(src)!r}. Files are matched by name: <id>.wav|flac|mp3 (audio), "
