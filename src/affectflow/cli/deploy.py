@@ -56,7 +56,7 @@ def has_media_arguments(args: argparse.Namespace) -> bool:
 
 
 def _recordings_from_args(args: argparse.Namespace) -> list[tuple[str, dict[str, Path]]]:
-    from affectflow.corpus.media import AUDIO_EXTS, VIDEO_EXTS
+    from affectflow.corpus.media import AUDIO_EXTS, VIDEO_EXTS, recording_id_of
 
     recs: list[tuple[str, dict[str, Path]]] = []
     if args.manifest:
@@ -102,7 +102,7 @@ def _recordings_from_args(args: argparse.Namespace) -> list[tuple[str, dict[str,
                 if lists[k]:
                     files[k] = Path(lists[k][i])
             first = next(iter(files.values()))
-            recs.append((first.stem, files))
+            recs.append((recording_id_of(first), files))  # <id>/video.mp4 -> <id>, clip.mp4 -> clip
     return recs
 
 

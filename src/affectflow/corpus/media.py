@@ -381,6 +381,21 @@ def _kind_file(name: str) -> str | None:
     return kind if ext.lower() in ok else None
 
 
+def recording_id_of(path: str | os.PathLike) -> str:
+    """The recording id a single media file stands for, by the folder-scan rule: a per-recording folder's
+    ``<id>/video.mp4`` (``audio.wav``, ``physio.csv``, ...) is recording ``<id>``; any other file is its name before
+    the kind marker and extension (``S01.physio.csv`` → ``S01``, ``clip.mp4`` → ``clip``).
+
+    >>> recording_id_of("data/S01/video.mp4"), recording_id_of("data/S02.wav")
+    ('S01', 'S02')
+    """
+    p = Path(path)
+    if _kind_file(p.name) is not None and p.parent.name:
+        return p.parent.name
+    c = _classify(p.name)
+    return c[0] if c is not None and c[0] else p.stem
+
+
 def _classify(name: str) -> tuple[str, str] | None:
     """(recording id, kind) of a file name under the folder-scan rule, or ``None``."""
     low = name.lower()
