@@ -68,3 +68,13 @@ def test_rerun_reuses_and_a_change_redoes_only_what_it_reaches(recipe_folder):
     started = [s.split()[4] for s in lines if ": started" in s]
     assert started == ["personalised", "ensemble", "submission"], lines
     assert any("unimodal (sweep): reused" in s for s in lines)
+    # a step killed while running continues in its folder: the sweep keeps its finished runs
+    state = json.loads((folder / "state.json").read_text())
+    state["steps"]["early"]["status"] = "running"
+    (folder / "state.json").write_text(json.dumps(state))
+    runs_before = sorted(p.name for p in (folder / "steps").glob("early-*/sweep/runs/*"))
+    lines = []
+    run_recipe("muse2023", corpus=corpus.path, out=folder, budget="quick", overrides=[*TINY, "ensemble_top=1"],
+               backend="serial", write=lines.append)
+    assert any("early (sweep): continuing" in s for s in lines), lines
+    assert sorted(p.name for p in (folder / "steps").glob("early-*/sweep/runs/*")) == runs_before

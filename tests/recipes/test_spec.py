@@ -74,6 +74,10 @@ def test_forward_reference_and_unknown_set_are_refused(tmp_path):
     text = GOOD.replace("  - id: a\n", "  - id: z\n    kind: select\n    source: \"@b\"\n  - id: a\n", 1)
     with pytest.raises(ConfigError, match="a later step"):
         load_recipe(_write(tmp_path, text))
+    r = load_recipe("muse2023", overrides=["personalise.combine=select"])
+    assert r.params["personalise"].value["combine"] == "select" and r.params["personalise"].value["seeds"] == 10
+    with pytest.raises(ConfigError, match="is not a mapping"):
+        load_recipe("muse2023", overrides=["epochs.x=1"])
     with pytest.raises(ConfigError, match="'nope' is not a parameter"):
         load_recipe(_write(tmp_path, GOOD), overrides=["nope=1"])
     with pytest.raises(ConfigError, match="Unknown recipe 'nope'"):

@@ -233,8 +233,12 @@ def load_recipe(name_or_path: str | Path, *, budget: str = "paper", overrides: l
         if k not in params:
             raise ConfigError(f"--set {o!r}: {k!r} is not a parameter of recipe {name!r}; parameters: "
                               f"{sorted(params)}.")
-        if isinstance(v, dict) and "." in o.split("=", 1)[0]:
-            raise ConfigError(f"--set {o!r}: recipe parameters are set whole (name=value), not by dotted keys.")
+        if "." in o.split("=", 1)[0]:  # name.key=value changes one key of a mapping parameter
+            if not isinstance(params[k].value, dict):
+                raise ConfigError(f"--set {o!r}: parameter {k!r} is not a mapping; set it whole ({k}=value).")
+            from affectflow.config import _merge
+
+            v = _merge(params[k].value, v)
         params[k] = Param(k, v, "ours", f"--set {o}")
     known_params = set(params) | set(BUILTIN_PARAMS)
 
