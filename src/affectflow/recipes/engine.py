@@ -77,7 +77,6 @@ class Progress:
             self.write(f"[recipe {_fmt_s(time.perf_counter() - self.t0)}] {text}")
 
     def finished(self, units: int, seconds: float, reused: bool) -> None:
-        self.total -= 0
         if reused:
             self.total = max(self.total - units, 1)
             return
@@ -132,7 +131,8 @@ def run_recipe(
                 STEP_KINDS[s.kind].preflight(resolved_params[s.id], opened)
             except AffectflowError as e:
                 raise ConfigError(f"Recipe {recipe.name!r}, step {s.id!r}: {e}") from None
-    prog = Progress(sum(STEP_KINDS[s.kind].units(resolved_params[s.id]) for s in recipe.steps), progress, write)
+    guess = {s.id: STEP_KINDS[s.kind].units(resolved_params[s.id]) for s in recipe.steps}
+    prog = Progress(sum(guess.values()), progress, write)
     prog.say(f"{recipe.name} ({recipe.budget} budget) on {corpus} -> {folder}")
     results: dict[str, dict[str, Any]] = {}
     pending = list(recipe.steps)
@@ -154,6 +154,7 @@ def run_recipe(
             when = substitute_refs(substitute_params(s.when, values), results)
             key = step_key(s.kind, settings)
             units = STEP_KINDS[s.kind].units(settings)
+            prog.total = max(prog.total + units - guess[s.id], 1)  # the cost is known now that the inputs are
             st = state["steps"].get(s.id, {})
             head = f"step {order[s.id]}/{n} {s.id} ({s.kind})"
             if not when:

@@ -257,8 +257,12 @@ class SweepStep(StepKind):
 
     def units(self, settings):
         cells = settings.get("cells") or [{}]
-        n = int(np.prod([len(v) for v in _grid(settings).values()])) if _grid(settings) else 1
-        return max(1, len(cells) * n)
+        n_cells = 4 if _is_ref(cells) else len(cells)  # not known before the step it reads has run: a guess
+        grid = settings.get("grid") or {}
+        grid = {} if _is_ref(grid) else _grid({**settings, "grid": grid}) if not _is_ref(
+            settings.get("each_feature")) else grid
+        n = int(np.prod([len(v) if isinstance(v, list) else 1 for v in grid.values()])) if grid else 1
+        return max(1, n_cells * n)
 
     def preflight(self, settings, corpus):
         grid = _grid(settings)
