@@ -147,7 +147,18 @@ def train(cfg: ExperimentConfig, *, progress: bool = True, run_dir: Path | None 
             **process_identity(), "heartbeat_unix": time.time()}
     write_run_info(run_dir, info)
     Run.write_config(run_dir, cfg.to_dict())
-    return _run_training(cfg, corpus, run_dir, info, device, progress, handler, resume=False, on_epoch=on_epoch)
+    run_dir = _run_training(cfg, corpus, run_dir, info, device, progress, handler, resume=False, on_epoch=on_epoch)
+    track_run(cfg, run_dir)
+    return run_dir
+
+
+def track_run(cfg: ExperimentConfig, run_dir: Path) -> None:
+    """Log a finished run to MLflow when ``tracking.mlflow`` is set (:func:`affectflow.tracking.log_run`); a
+    tracking failure is a warning, never a lost run. Nothing is imported when tracking is off."""
+    if cfg.tracking.mlflow:
+        from affectflow.tracking import log_run, safely
+
+        safely(lambda: log_run(run_dir, cfg.tracking.mlflow))
 
 
 def resume_training(run_path: str | Path, *, progress: bool = True) -> Path:
@@ -187,7 +198,9 @@ def resume_training(run_path: str | Path, *, progress: bool = True) -> Path:
     write_run_info(run.path, info)
     handler = _setup_logging(run.path)
     log.info("resuming run %s (was %s)", run.path, status)
-    return _run_training(cfg, corpus, run.path, info, device, progress, handler, resume=True)
+    out = _run_training(cfg, corpus, run.path, info, device, progress, handler, resume=True)
+    track_run(cfg, out)
+    return out
 
 
 def warn_unlabelled_samples(task: Task, store: SequenceStore, train_ds, part: str) -> list[str]:

@@ -146,6 +146,9 @@ def register(sub: Any) -> None:
     t.add_argument("--runs-dir", help="where run directories go (same as --set output.runs_dir=...)")
     t.add_argument("-s", "--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set training.lr=5e-4 --set data.features=[acoustic,visual]")
+    from affectflow.tracking import add_flag
+
+    add_flag(t)  # --mlflow [URI]
     t.add_argument("--resume", metavar="RUN",
                    help="continue an interrupted run in place: finished seeds are kept, the interrupted seed continues "
                    "from its last epoch state")

@@ -33,4 +33,9 @@ def load_cfg(args: argparse.Namespace):
         overrides.insert(0, f"data.corpus={args.corpus}")
     if getattr(args, "runs_dir", None):
         overrides.insert(0, f"output.runs_dir={args.runs_dir}")
-    return load_config(args.config, overrides)
+    cfg = load_config(args.config, overrides)
+    if getattr(args, "mlflow", None) is not None:  # --mlflow [URI] (affectflow.tracking.add_flag)
+        from affectflow.tracking import cli_uri
+
+        cfg.tracking.mlflow = cli_uri(args.mlflow, cfg.output.runs_dir)
+    return cfg

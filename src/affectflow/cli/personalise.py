@@ -37,10 +37,21 @@ def cmd_personalise(args: argparse.Namespace) -> int:
                       implementation=args.implementation, group_size=args.group_size or None, device=args.device,
                       progress=not args.quiet, combine=args.combine, l2sp=args.l2sp, shrink=args.shrink,
                       backend=args.backend, workers=args.workers or 1, threads=args.threads or 1,
-                      executor_options={"address": args.address} if args.address else None)
+                      executor_options={"address": args.address} if args.address else None,
+                      tracking=_mlflow_uri(args))
     print(results_text(out))
     print(f"Personalisation written to {out}")
     return 0
+
+
+def _mlflow_uri(args: argparse.Namespace) -> str | None:
+    if args.mlflow is None:
+        return None
+    from pathlib import Path
+
+    from affectflow.tracking import cli_uri
+
+    return cli_uri(args.mlflow, Path(args.run).resolve().parent)  # default: next to the base run
 
 
 def register(sub: Any) -> None:
@@ -79,5 +90,8 @@ def register(sub: Any) -> None:
     from affectflow.cli.procedures import _executor_args
 
     _executor_args(p)  # --workers/--threads/--backend/--address: groups of subject x seed jobs as parallel tasks
+    from affectflow.tracking import add_flag
+
+    add_flag(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_personalise)

@@ -18,6 +18,12 @@ from affectflow.cli import argtypes
 from affectflow.layout import results_text
 
 
+def tracking_flag(p: argparse.ArgumentParser) -> None:
+    from affectflow.tracking import add_flag
+
+    add_flag(p)
+
+
 def _executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=argtypes.positive_int, default=None,
                    help="jobs run in parallel (default: execution.workers of the config, else 1)")
@@ -32,9 +38,14 @@ def _executor_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from affectflow.procedures.sweep import _load_cells, run_sweep, write_results
+    from affectflow.procedures.sweep import _load_cells, load_sweep, run_sweep, write_results
 
-    out = run_sweep(args.sweep, out=args.out, workers=args.workers, threads=args.threads, backend=args.backend,
+    spec = load_sweep(args.sweep, list(args.set or []))
+    if args.mlflow is not None:
+        from affectflow.tracking import cli_uri
+
+        spec.base.setdefault("tracking", {})["mlflow"] = cli_uri(args.mlflow, spec.base["output"]["runs_dir"])
+    out = run_sweep(spec, out=args.out, workers=args.workers, threads=args.threads, backend=args.backend,
                     overrides=list(args.set or []), retry_failed=not args.no_retry, address=args.address)
     md, _ = write_results(out)
     print(md)
@@ -56,6 +67,7 @@ def register(sub: Any) -> None:
     s.add_argument("-s", "--set", action="append", metavar="KEY=VALUE", help="override a config value in every cell")
     s.add_argument("--no-retry", action="store_true", help="do not re-run cells that failed before")
     _executor_args(s)
+    tracking_flag(s)
     s.add_argument("-q", "--quiet", action="store_true", help="(runs never show progress bars in a sweep)")
     s.set_defaults(func=cmd_sweep)
     register_more(sub)
@@ -115,6 +127,7 @@ def register_more(sub: Any) -> None:
     c.add_argument("--resplit", action="store_true", help="re-split all train+devel subjects (no fold 0 = corpus split)")
     c.add_argument("--out", help="CV folder (default: new <runs_dir>/cv-<name>-<time>); an existing one is resumed")
     _executor_args(c)
+    tracking_flag(c)
     c.add_argument("-q", "--quiet", action="store_true", help="(fold runs never show progress bars)")
     c.set_defaults(func=cmd_cv)
 

@@ -14,14 +14,19 @@ from typing import Any
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from affectflow.procedures.tune import run_tune, write_results
+    from affectflow.procedures.tune import load_space, run_tune, write_results
 
     overrides = list(args.set or [])
     if args.corpus:
         overrides.insert(0, f"data.corpus={args.corpus}")
     if args.runs_dir:
         overrides.insert(0, f"output.runs_dir={args.runs_dir}")
-    out = run_tune(args.space, trials=args.trials, out=args.out, seed=args.seed, overrides=overrides,
+    spec = load_space(args.space, overrides)
+    if args.mlflow is not None:
+        from affectflow.tracking import cli_uri
+
+        spec.base.setdefault("tracking", {})["mlflow"] = cli_uri(args.mlflow, spec.base["output"]["runs_dir"])
+    out = run_tune(spec, trials=args.trials, out=args.out, seed=args.seed, overrides=overrides,
                    workers=args.workers, threads=args.threads, backend=args.backend, address=args.address,
                    storage=args.storage)
     md, _ = write_results(out)
@@ -49,5 +54,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
     p.add_argument("--storage", help="SQLAlchemy URL of the study (default sqlite:///<tune folder>/optuna.db)")
     _executor_args(p)
+    from affectflow.tracking import add_flag
+
+    add_flag(p)
     p.add_argument("-q", "--quiet", action="store_true", help="(trials never show progress bars)")
     p.set_defaults(func=cmd_tune)

@@ -39,6 +39,7 @@ from affectflow.fsutil import atomic_write, out_folder, write_json
 from affectflow.procedures.folds import cv_folds
 from affectflow.procedures.sweep import MAIN_METRICS, SweepSpec, _load_cells, run_sweep
 from affectflow.runs import METRICS_JSON, new_run_dir
+from affectflow.tracking import finish_parent, log_run, safely, start_parent
 
 
 def run_cv(
@@ -108,8 +109,11 @@ def run_cv(
         "folds": [{**f.to_dict(), "map": m} for f, m in zip(folds, maps)],
     }
     write_json(cv_dir / "cv.json", info)
+    uri = cfg.tracking.mlflow
+    parent = safely(lambda: start_parent(cv_dir, uri, kind="cv", name=cv_dir.name,
+                                         params={"k": len(folds), "seed": seed, "mode": info["mode"]})) if uri else None
     train_dir = run_sweep(spec, out=cv_dir / "training", workers=workers, threads=threads, backend=backend,
-                          address=address)
+                          address=address, tracking_parent=parent)
     _, cells = _load_cells(train_dir)
     for fi, c in zip(info["folds"], cells):
         fi["run"], fi["status"] = c.run_dir, c.status
@@ -123,6 +127,9 @@ def run_cv(
     info["status"] = "finished"
     write_json(cv_dir / "cv.json", info)
     atomic_write(cv_dir / "results.md", lambda p: p.write_text(cv_markdown(info) + "\n"))
+    if parent:
+        safely(lambda: log_run(cv_dir / "average", uri, parent=parent, name="fold average"))
+        safely(lambda: finish_parent(parent, cv_dir, uri))
     return cv_dir
 
 

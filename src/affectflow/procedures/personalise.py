@@ -114,6 +114,7 @@ def personalise(
     workers: int = 1,
     threads: int = 1,
     executor_options: dict[str, Any] | None = None,
+    tracking: str | None = None,
 ) -> Path:
     """Personalise a trained continuous run per subject (see the module docstring); return the new folder.
 
@@ -158,6 +159,10 @@ def personalise(
         (default 8) per task, through that executor backend (``local``, ``ray``, see
         :mod:`affectflow.procedures.executor`) with ``threads`` torch threads per task; groups are the same as in
         this process, so the results are equal.
+    tracking:
+        An MLflow tracking URI (default: the base run's ``tracking.mlflow``): the folder is logged as a run nested
+        under the base run's MLflow run, with every subject × seed own-devel curve as metrics
+        ``<subject>/seed<s>/devel`` (step = epoch).
     """
     from affectflow.experiment import load_model, run_task
 
@@ -340,7 +345,25 @@ def personalise(
                          "corpus": str(c.path), "base_run": str(run.path), "best_seed": None,
                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     log.info("personalisation written to %s", out)
+    uri = tracking or (cfg.get("tracking") or {}).get("mlflow")
+    if uri:
+        _track(out, run.path, uri, status)
     return out
+
+
+def _track(out: Path, base_run: Path, uri: str, status: dict[str, Any]) -> None:
+    from affectflow.tracking import log_run, logged_run_id, normalise_uri, safely
+
+    def go() -> None:
+        from mlflow.entities import Metric
+
+        parent = logged_run_id(Path(base_run).resolve(), normalise_uri(uri))
+        curves = [Metric(f"{subj}/seed{seed}/devel", float(v), 0, epoch)
+                  for subj, st in status.items() for seed, r in (st.get("per_seed") or {}).items()
+                  for epoch, v in enumerate(r.get("history") or []) if v is not None and np.isfinite(v)]
+        log_run(out, uri, parent=parent, extra_metrics=curves)
+
+    safely(go)
 
 
 def finetune_group(job: tuple[str, torch.nn.Module, list, FineTuneSettings]) -> list:

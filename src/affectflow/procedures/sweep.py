@@ -55,6 +55,7 @@ from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.fsutil import atomic_write, check_name, out_folder, write_json
 from affectflow.procedures.executor import execution_settings, get_executor
 from affectflow.runs import METRICS_JSON, RUN_JSON, new_run_dir
+from affectflow.tracking import finish_parent, log_run, safely, start_parent
 
 # main metric per task for the table (first one present in a target's metrics)
 MAIN_METRICS = {
@@ -255,6 +256,7 @@ def run_sweep(
     overrides: list[str] | None = None,
     retry_failed: bool = True,
     address: str | None = None,
+    tracking_parent: str | None = None,
 ) -> Path:
     """Run (or resume) a sweep; return its folder.
 
@@ -274,6 +276,9 @@ def run_sweep(
         ``local``, 1, 1. The other ``execution:`` keys (Ray task resources, retries) come from the base config.
     retry_failed:
         Re-run cells that failed before (default); if false they stay failed.
+    tracking_parent:
+        With ``tracking.mlflow`` set in the base config: the MLflow run the sweep's own run is nested under (a CV or
+        recipe). The sweep's run holds every cell's run (logged by this process as cells finish).
     """
     if not isinstance(spec, SweepSpec):
         spec = load_sweep(spec, overrides)
@@ -307,9 +312,13 @@ def run_sweep(
         c.run_dir, c.status, c.error = str(run_dir), "running", None
         cfg = copy.deepcopy(c.config)
         cfg["training"]["num_threads"] = threads
+        cfg.setdefault("tracking", {})["mlflow"] = None  # cells are logged here, nested under the sweep
         jobs.append({"config": cfg, "run_dir": str(run_dir)})
     _save(sweep_dir, spec, cells, fp)
     write_results(sweep_dir)
+    uri = (spec.base.get("tracking") or {}).get("mlflow")
+    parent = safely(lambda: start_parent(sweep_dir, uri, kind="sweep", name=sweep_dir.name,
+                                            params={"grid": spec.grid}, parent=tracking_parent)) if uri else None
     if jobs:
         ex = get_executor(backend, workers=min(workers, len(jobs)), threads=threads, **options)
         try:
@@ -318,8 +327,15 @@ def run_sweep(
                 c.status, c.error = res["status"], res["error"]
                 _save(sweep_dir, spec, cells, fp)
                 write_results(sweep_dir)
+                if parent:
+                    safely(lambda c=c: log_run(c.run_dir, uri, parent=parent, name=c.id))
         finally:
             ex.close()
+    if parent:
+        for c in cells:  # cells finished by an earlier, interrupted sweep process (logged once: mlflow.json)
+            if c.run_dir and (Path(c.run_dir) / "run.json").is_file():
+                safely(lambda c=c: log_run(c.run_dir, uri, parent=parent, name=c.id))
+        safely(lambda: finish_parent(parent, sweep_dir, uri, ok=all(c.status == "finished" for c in cells)))
     return sweep_dir
 
 

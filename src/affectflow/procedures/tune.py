@@ -327,6 +327,7 @@ def tune_worker(job: dict[str, Any]) -> dict[str, Any]:
         values = {p.key: p.suggest(trial) for p in spec.params}
         cfg_d = trial_config(spec, values)
         cfg_d["training"]["num_threads"] = job["threads"]
+        cfg_d["tracking"]["mlflow"] = None  # trials are logged by the driver, nested under the search
         cfg = config_from_dict(cfg_d).validate()
         run_dir = new_run_dir(runs_dir, f"t{trial.number:04d}")
         trial.set_user_attr("run_dir", str(run_dir))
@@ -429,7 +430,31 @@ def run_tune(
         finally:
             ex.close()
     write_results(tune_dir)
+    uri = (spec.base.get("tracking") or {}).get("mlflow")
+    if uri:
+        track_tune(tune_dir, uri)
     return tune_dir
+
+
+def track_tune(tune_dir: Path, uri: str) -> None:
+    """Log a search to MLflow: one parent run (the space as parameters, results.md, best.yaml, plots) with every
+    trial's run nested under it (metric ``tune/value``, tags ``optuna.trial`` / ``optuna.state``)."""
+    from mlflow.entities import Metric
+
+    from affectflow.tracking import finish_parent, log_run, safely, start_parent
+
+    info = json.loads((tune_dir / "tune.json").read_text())
+    parent = safely(lambda: start_parent(tune_dir, uri, kind="tune", name=tune_dir.name,
+                                         params={"space": info["params"], "seed": info["seed"]}))
+    if not parent:
+        return
+    for t in load_study(tune_dir).get_trials(deepcopy=False):
+        run = t.user_attrs.get("run_dir")
+        if run and (Path(run) / "run.json").is_file():
+            extra = [Metric("tune/value", float(t.value), 0, 0)] if t.value is not None else []
+            safely(lambda run=run, t=t, extra=extra: log_run(run, uri, parent=parent, name=f"trial {t.number}",
+                                                             extra_metrics=extra))
+    safely(lambda: finish_parent(parent, tune_dir, uri))
 
 
 # ---------------------------------------------------------------------------- results
