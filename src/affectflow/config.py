@@ -312,16 +312,30 @@ def _from_dict(cls: type, data: Any, path: str = "") -> Any:
     return cls(**kwargs)
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge_config(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "model":
-            out[k] = _merge(out[k], v)
+            out[k] = merge_config(out[k], v)
         elif k == "model" and isinstance(v, dict) and isinstance(out.get(k), dict):
             # a different model type drops the previous type's hyperparameters
             out[k] = dict(v) if v.get("type", out[k].get("type")) != out[k].get("type") else {**out[k], **v}
         else:
             out[k] = copy.deepcopy(v)
+    return out
+
+
+_merge = merge_config  # old name, kept for callers of earlier versions
+
+
+def nested_override(key: str, value: Any) -> dict[str, Any]:
+    """``("a.b.c", v)`` → ``{"a": {"b": {"c": v}}}`` (``v`` deep-copied): one override in config shape."""
+    out: dict[str, Any] = {}
+    cur = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = copy.deepcopy(value)
     return out
 
 
@@ -356,13 +370,7 @@ def split_override(text: str) -> tuple[str, Any]:
 def parse_override(text: str) -> dict[str, Any]:
     """``"a.b.c=value"`` → ``{"a": {"b": {"c": value}}}``, the value parsed as in :func:`split_override`."""
     key, value = split_override(text)
-    out: dict[str, Any] = {}
-    cur = out
-    parts = key.split(".")
-    for p in parts[:-1]:
-        cur = cur.setdefault(p, {})
-    cur[parts[-1]] = value
-    return out
+    return nested_override(key, value)
 
 
 def default_config_dict() -> dict[str, Any]:
@@ -393,9 +401,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Build a validated :class:`ExperimentConfig` from the defaults, an optional YAML file and overrides."""
     merged = default_config_dict() if base is None else copy.deepcopy(base)
     if path is not None:
-        merged = _merge(merged, read_yaml(path))
+        merged = merge_config(merged, read_yaml(path))
     for o in overrides or []:
-        merged = _merge(merged, parse_override(o))
+        merged = merge_config(merged, parse_override(o))
     return config_from_dict(merged).validate()
 
 

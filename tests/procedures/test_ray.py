@@ -31,7 +31,7 @@ from affectflow.features.pipeline import extract
 from affectflow.procedures.cv import run_cv
 from affectflow.procedures.executor import execution_settings, get_executor
 from affectflow.procedures.ray_executor import TaskResources, loopback_only
-from affectflow.procedures.sweep import _load_cells, run_cell, run_sweep
+from affectflow.procedures.sweep import load_cells, run_cell, run_sweep
 
 
 
@@ -82,7 +82,7 @@ def _same_run(a: Path, b: Path) -> None:
 
 
 def _cell_runs(sweep_dir: Path) -> list[Path]:
-    _, cells = _load_cells(sweep_dir)
+    _, cells = load_cells(sweep_dir)
     assert all(c.status == "finished" for c in cells), [c.error for c in cells]
     return [Path(c.run_dir) for c in cells]
 

@@ -87,7 +87,7 @@ def register(sub: Any) -> None:
     p.add_argument("--shrink", type=argtypes.unit_interval, default=1.0,
                    help="keep theta_base + s * (theta - theta_base) of each fine-tuned model, s in (0, 1] (default 1)")
     p.add_argument("--device", default="cpu", help="device for predictions (default cpu)")
-    from affectflow.cli.procedures import _executor_args
+    from affectflow.cli.procedures import executor_args as _executor_args
 
     _executor_args(p)  # --workers/--threads/--backend/--address: groups of subject x seed jobs as parallel tasks
     from affectflow.tracking import add_flag

@@ -24,7 +24,8 @@ def tracking_flag(p: argparse.ArgumentParser) -> None:
     add_flag(p)
 
 
-def _executor_args(p: argparse.ArgumentParser) -> None:
+def executor_args(p: argparse.ArgumentParser) -> None:
+    """Add ``--workers``, ``--threads``, ``--backend`` and ``--address`` (the executor of a procedure)."""
     p.add_argument("--workers", type=argtypes.positive_int, default=None,
                    help="jobs run in parallel (default: execution.workers of the config, else 1)")
     p.add_argument("--threads", type=argtypes.positive_int, default=None,
@@ -38,7 +39,7 @@ def _executor_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from affectflow.procedures.sweep import _load_cells, load_sweep, run_sweep, write_results
+    from affectflow.procedures.sweep import load_cells, load_sweep, run_sweep, write_results
 
     spec = load_sweep(args.sweep, list(args.set or []))
     if args.mlflow is not None:
@@ -49,7 +50,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                     overrides=list(args.set or []), retry_failed=not args.no_retry, address=args.address)
     md, _ = write_results(out)
     print(md)
-    _, cells = _load_cells(out)
+    _, cells = load_cells(out)
     failed = [c.id for c in cells if c.status != "finished"]
     print(f"Sweep folder: {out} ({len(cells) - len(failed)}/{len(cells)} cells finished)")
     return 1 if failed else 0
@@ -66,7 +67,7 @@ def register(sub: Any) -> None:
     s.add_argument("--out", help="sweep folder (default <output.runs_dir>/sweep-<name>); resumed if it exists")
     s.add_argument("-s", "--set", action="append", metavar="KEY=VALUE", help="override a config value in every cell")
     s.add_argument("--no-retry", action="store_true", help="do not re-run cells that failed before")
-    _executor_args(s)
+    executor_args(s)
     tracking_flag(s)
     s.add_argument("-q", "--quiet", action="store_true", help="(runs never show progress bars in a sweep)")
     s.set_defaults(func=cmd_sweep)
@@ -126,7 +127,7 @@ def register_more(sub: Any) -> None:
     c.add_argument("--loso", action="store_true", help="leave one subject out (k = number of train+devel subjects)")
     c.add_argument("--resplit", action="store_true", help="re-split all train+devel subjects (no fold 0 = corpus split)")
     c.add_argument("--out", help="CV folder (default: new <runs_dir>/cv-<name>-<time>); an existing one is resumed")
-    _executor_args(c)
+    executor_args(c)
     tracking_flag(c)
     c.add_argument("-q", "--quiet", action="store_true", help="(fold runs never show progress bars)")
     c.set_defaults(func=cmd_cv)
@@ -157,6 +158,9 @@ def register_more(sub: Any) -> None:
     lf.add_argument("--seed", type=int, default=0, help="seed of the subject folds (default 0)")
     lf.add_argument("--names", help="comma-separated feature set names for the runs' predictions (default pred_<run>)")
     lf.add_argument("-s", "--set", action="append", metavar="KEY=VALUE", help="override the fusion run's config")
-    _executor_args(lf)
+    executor_args(lf)
     lf.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     lf.set_defaults(func=cmd_late_fusion)
+
+
+_executor_args = executor_args  # old name, kept for callers of earlier versions

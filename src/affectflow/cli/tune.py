@@ -37,7 +37,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``tune`` to the ``affectflow`` subparsers."""
-    from affectflow.cli.procedures import _executor_args
+    from affectflow.cli.procedures import executor_args as _executor_args
 
     p = sub.add_parser("tune", help="Hyperparameter search with Optuna (TPE, median pruning; resumable).",
                        description="TPE search over any config keys of a space file (ranges, log scales, choices), "

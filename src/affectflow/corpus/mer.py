@@ -322,7 +322,7 @@ def import_mer(
 
 
 def _modality(name: str) -> str:
-    from affectflow.corpus.muse import _modality as muse_modality
+    from affectflow.corpus.muse import guess_modality as muse_modality
 
     low = name.lower()
     if any(k in low for k in ("hubert", "wavlm", "whisper", "emotion2vec", "opensmile", "mfcc")):

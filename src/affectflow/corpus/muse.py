@@ -438,7 +438,7 @@ def import_muse(
                 continue
             steps_fs = report.feature_sets[fs]["steps"]
             rate = round(1.0 / float(np.median(steps_fs)), 6) if steps_fs else None
-            corpus.write_feature_set_info(FeatureSetInfo(fs, _modality(fs), columns_of[fs], rate, params={"source": "muse"}))
+            corpus.write_feature_set_info(FeatureSetInfo(fs, guess_modality(fs), columns_of[fs], rate, params={"source": "muse"}))
             for rid, fr in frames[fs].items():
                 corpus.write_features(fs, rid, fr)
         for fs in features:
@@ -555,9 +555,14 @@ _MODALITIES = {
 }
 
 
-def _modality(name: str) -> str:
+def guess_modality(name: str) -> str:
+    """The modality of a challenge feature set from its name (``egemaps`` → audio, ``vggface`` → video, ...;
+    ``other`` when unknown)."""
     low = name.lower()
     for mod, keys in _MODALITIES.items():
         if any(low.startswith(k) or k in low for k in keys):
             return mod
     return "other"
+
+
+_modality = guess_modality  # old name, kept for callers of earlier versions

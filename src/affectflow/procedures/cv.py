@@ -37,7 +37,7 @@ from affectflow.corpus.corpus import Corpus, read_partition_map, write_partition
 from affectflow.errors import RunError
 from affectflow.fsutil import atomic_write, out_folder, write_json
 from affectflow.procedures.folds import cv_folds
-from affectflow.procedures.sweep import MAIN_METRICS, SweepSpec, _load_cells, run_sweep
+from affectflow.procedures.sweep import MAIN_METRICS, SweepSpec, load_cells, run_sweep
 from affectflow.runs import METRICS_JSON, new_run_dir
 from affectflow.tracking import finish_parent, log_run, safely, start_parent
 
@@ -114,7 +114,7 @@ def run_cv(
                                          params={"k": len(folds), "seed": seed, "mode": info["mode"]})) if uri else None
     train_dir = run_sweep(spec, out=cv_dir / "training", workers=workers, threads=threads, backend=backend,
                           address=address, tracking_parent=parent)
-    _, cells = _load_cells(train_dir)
+    _, cells = load_cells(train_dir)
     for fi, c in zip(info["folds"], cells):
         fi["run"], fi["status"] = c.run_dir, c.status
     failed = [fi["fold"] for fi in info["folds"] if fi["status"] != "finished"]

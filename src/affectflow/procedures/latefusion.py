@@ -36,12 +36,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from affectflow.config import _merge, config_from_dict, parse_override
+from affectflow.config import config_from_dict, merge_config, parse_override
 from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, write_partition_map
 from affectflow.errors import ConfigError, CorpusError, RunError
 from affectflow.fsutil import atomic_write, check_names, write_json
 from affectflow.procedures.folds import subject_groups
-from affectflow.procedures.sweep import SweepSpec, _load_cells, run_sweep
+from affectflow.procedures.sweep import SweepSpec, load_cells, run_sweep
 from affectflow.runs import Run, write_run_info
 
 HELDOUT = "heldout"
@@ -96,7 +96,7 @@ def crossfit(run: str | Path, *, folds: int = 5, seed: int = 0, workers: int = 1
     spec = SweepSpec(name=f"crossfit-{r.path.name}", base=base, grid={"data.partitions": maps},
                      source=str(r.config_path))
     sweep_dir = run_sweep(spec, out=folder / "training", workers=workers, threads=threads, backend=backend)
-    _, cells = _load_cells(sweep_dir)
+    _, cells = load_cells(sweep_dir)
     bad = [c.id for c in cells if c.status != "finished"]
     if bad:
         raise RunError(f"Cross-fitting runs {bad} of {str(r.path)!r} failed; see {str(sweep_dir / 'results.md')!r} "
@@ -205,7 +205,7 @@ def staged_late_fusion(
     base["model"] = dict(FUSION_MODEL)
     base["output"]["name"] = "late-fusion"
     for o in overrides or []:
-        base = _merge(base, parse_override(o))
+        base = merge_config(base, parse_override(o))
     cfg = config_from_dict(base).validate()
     feats = [prediction_features(m.path, name=wanted[i], folds=folds, seed=seed,
                                  workers=workers, threads=threads, backend=backend) for i, m in enumerate(members)]

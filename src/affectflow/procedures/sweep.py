@@ -49,7 +49,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from affectflow.config import _merge, config_from_dict, default_config_dict, parse_override, read_yaml
+from affectflow.config import (
+    config_from_dict,
+    default_config_dict,
+    merge_config,
+    nested_override,
+    parse_override,
+    read_yaml,
+)
 from affectflow.corpus.corpus import Corpus
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.fsutil import atomic_write, check_name, out_folder, write_json
@@ -93,16 +100,6 @@ class Cell:
     attempts: list[str] = field(default_factory=list)
 
 
-def _nested(key: str, value: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    cur = out
-    parts = key.split(".")
-    for p in parts[:-1]:
-        cur = cur.setdefault(p, {})
-    cur[parts[-1]] = copy.deepcopy(value)
-    return out
-
-
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
     """Read a sweep file (see the module docstring); ``overrides`` (``key=value``) apply to every cell."""
     p = Path(path)
@@ -131,13 +128,13 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
     if doc.get("base"):
         bp = Path(doc["base"])
         bp = bp if bp.is_absolute() else p.parent / bp
-        base = _merge(base, read_yaml(bp))
+        base = merge_config(base, read_yaml(bp))
     if doc.get("config") is not None:
         if not isinstance(doc["config"], dict):
             raise ConfigError(f"`config:` in sweep file {str(p)!r} must be a mapping in the config's YAML shape.")
-        base = _merge(base, doc["config"])
+        base = merge_config(base, doc["config"])
     for o in overrides or []:
-        base = _merge(base, parse_override(o))
+        base = merge_config(base, parse_override(o))
     name = check_name("sweep name (`name:` or the file name)", str(doc.get("name") or p.stem), error=ConfigError)
     return SweepSpec(name=name, base=base, grid={k: list(v) for k, v in grid.items()}, source=str(p))
 
@@ -154,7 +151,7 @@ def build_cells(spec: SweepSpec) -> list[Cell]:
     for i, params in enumerate(spec.cells()):
         cfg = spec.base
         for k, v in params.items():
-            cfg = _merge(cfg, _nested(k, v))
+            cfg = merge_config(cfg, nested_override(k, v))
         try:
             ec = config_from_dict(cfg).validate()
         except ConfigError as e:
@@ -238,7 +235,7 @@ def _save(sweep_dir: Path, spec: SweepSpec, cells: list[Cell], fingerprint: str)
     })
 
 
-def _load_cells(sweep_dir: Path) -> tuple[dict[str, Any], list[Cell]]:
+def load_cells(sweep_dir: Path) -> tuple[dict[str, Any], list[Cell]]:
     f = sweep_dir / "sweep.json"
     if not f.is_file():
         raise RunError(f"{str(sweep_dir)!r} is not a sweep folder (sweep.json is missing).")
@@ -290,7 +287,7 @@ def run_sweep(
     sweep_dir = Path(out) if out is not None else Path(spec.base["output"]["runs_dir"]) / f"sweep-{spec.name}"
     sweep_dir = sweep_dir.resolve()
     if (sweep_dir / "sweep.json").is_file():
-        doc, old = _load_cells(sweep_dir)
+        doc, old = load_cells(sweep_dir)
         if doc.get("fingerprint") != fp:
             raise RunError(
                 f"Sweep folder {str(sweep_dir)!r} holds a different sweep (its grid or config differ from "
@@ -383,7 +380,7 @@ def results_frame(sweep_dir: str | Path) -> pd.DataFrame:
     """One row per cell: id, status, grid values, seeds, run dir, and per partition/target the selected seed's main
     score (``<part>/<target>/<metric>``) plus ``.../mean`` and ``.../std`` over seeds."""
     sweep_dir = Path(sweep_dir)
-    _, cells = _load_cells(sweep_dir)
+    _, cells = load_cells(sweep_dir)
     rows = []
     for c in cells:
         row: dict[str, Any] = {"cell": c.id, "status": c.status}
@@ -450,3 +447,7 @@ def results_markdown(df: pd.DataFrame) -> str:
     note = ("Scores: selected seed (mean ± std over seeds); the selected seed's devel scores are optimistic (it was "
             "chosen on devel). Bold: the best cell by devel mean over seeds and targets.")
     return "\n".join([note, "", *lines])
+
+
+_nested = nested_override  # old name, kept for callers of earlier versions
+_load_cells = load_cells  # old name, kept for callers of earlier versions

@@ -53,7 +53,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from affectflow.config import _merge, config_from_dict, default_config_dict, parse_override, read_yaml
+from affectflow.config import (
+    config_from_dict,
+    default_config_dict,
+    merge_config,
+    nested_override,
+    parse_override,
+    read_yaml,
+)
 from affectflow.fsutil import atomic_write, write_json
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.procedures.executor import execution_settings, get_executor
@@ -172,16 +179,6 @@ def _param(key: Any, d: Any, where: str) -> Param:
     return Param(key, kind, low=lo_f, high=hi_f, log=log, step=step)
 
 
-def _nested(key: str, value: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    cur = out
-    parts = key.split(".")
-    for p in parts[:-1]:
-        cur = cur.setdefault(p, {})
-    cur[parts[-1]] = copy.deepcopy(value)
-    return out
-
-
 def _int_setting(doc: dict, section: str, key: str, default: int, where: str) -> int:
     v = (doc.get(section) or {}).get(key, default)
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -214,13 +211,13 @@ def load_space(path: str | Path, overrides: list[str] | None = None) -> TuneSpec
     base = default_config_dict()
     if doc.get("base"):
         bp = Path(doc["base"])
-        base = _merge(base, read_yaml(bp if bp.is_absolute() else p.parent / bp))
+        base = merge_config(base, read_yaml(bp if bp.is_absolute() else p.parent / bp))
     if doc.get("config") is not None:
         if not isinstance(doc["config"], dict):
             raise ConfigError(f"`config:` in space file {where} must be a mapping in the config's YAML shape.")
-        base = _merge(base, doc["config"])
+        base = merge_config(base, doc["config"])
     for o in overrides or []:
-        base = _merge(base, parse_override(o))
+        base = merge_config(base, parse_override(o))
     pruning = None if doc.get("pruning") is False else {
         "startup_trials": _int_setting(doc, "pruning", "startup_trials", 5, where),
         "warmup_epochs": _int_setting(doc, "pruning", "warmup_epochs", 2, where)}
@@ -244,7 +241,7 @@ def check_space(spec: TuneSpec) -> None:
     for prm in spec.params:
         for v in prm.values():
             try:
-                cfg = config_from_dict(_merge(spec.base, _nested(prm.key, v))).validate()
+                cfg = config_from_dict(merge_config(spec.base, nested_override(prm.key, v))).validate()
                 path = str(Path(cfg.data.corpus).resolve())
                 corpus = corpora.get(path) or corpora.setdefault(path, Corpus(path))
                 for name in cfg.data.features:
@@ -257,7 +254,7 @@ def trial_config(spec: TuneSpec, values: dict[str, Any]) -> dict[str, Any]:
     """The validated config (YAML shape) of a trial with ``values`` (``{key: value}``); the corpus path absolute."""
     cfg = spec.base
     for k, v in values.items():
-        cfg = _merge(cfg, _nested(k, v))
+        cfg = merge_config(cfg, nested_override(k, v))
     d = config_from_dict(cfg).validate().to_dict()
     d["data"]["corpus"] = str(Path(d["data"]["corpus"]).resolve())
     return d

@@ -236,9 +236,9 @@ def load_recipe(name_or_path: str | Path, *, budget: str = "paper", overrides: l
         if "." in o.split("=", 1)[0]:  # name.key=value changes one key of a mapping parameter
             if not isinstance(params[k].value, dict):
                 raise ConfigError(f"--set {o!r}: parameter {k!r} is not a mapping; set it whole ({k}=value).")
-            from affectflow.config import _merge
+            from affectflow.config import merge_config
 
-            v = _merge(params[k].value, v)
+            v = merge_config(params[k].value, v)
         params[k] = Param(k, v, "ours", f"--set {o}")
     known_params = set(params) | set(BUILTIN_PARAMS)
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from affectflow.config import _merge, config_from_dict, default_config_dict, parse_override
+from affectflow.config import config_from_dict, default_config_dict, merge_config, parse_override
 from affectflow.errors import AffectflowError, ConfigError, RunError
 
 
@@ -85,13 +85,13 @@ def base_config(settings: dict[str, Any], ctx: StepContext | None = None) -> dic
 
     cfg = default_config_dict()
     if settings.get("preset"):
-        cfg = _merge(cfg, preset_dict(str(settings["preset"])))
+        cfg = merge_config(cfg, preset_dict(str(settings["preset"])))
     if settings.get("config"):
         if not isinstance(settings["config"], dict):
             raise ConfigError(f"`config:` must be a mapping in the config's YAML shape, got {settings['config']!r}.")
-        cfg = _merge(cfg, settings["config"])
+        cfg = merge_config(cfg, settings["config"])
     for o in settings.get("set") or []:
-        cfg = _merge(cfg, parse_override(str(o)))
+        cfg = merge_config(cfg, parse_override(str(o)))
     if ctx is not None:
         cfg["data"]["corpus"] = str(Path(ctx.corpus).resolve())
         cfg["output"]["runs_dir"] = str(ctx.folder / "runs")
@@ -115,14 +115,14 @@ def _check_config(settings: dict[str, Any], what: str) -> None:
 def check_builds(settings: dict[str, Any], corpus: Any, what: str, cells: list[dict[str, Any]] | None = None) -> None:
     """Build every cell's model once on the corpus's feature widths (no data read); one ConfigError otherwise."""
     from affectflow.experiment import check_buildable
-    from affectflow.procedures.sweep import _nested
+    from affectflow.config import nested_override as _nested
 
     base = base_config(settings)
     base["data"]["corpus"] = str(corpus.path)
     for cell in cells or [{}]:
         cfg = base
         for k, v in cell.items():
-            cfg = _merge(cfg, _nested(k, v))
+            cfg = merge_config(cfg, _nested(k, v))
         try:
             ec = config_from_dict(cfg).validate()
             for name in ec.data.features:
@@ -223,12 +223,12 @@ def _grid(settings: dict[str, Any]) -> dict[str, list]:
 
 def run_sweep_step(ctx: StepContext, settings: dict[str, Any], name: str) -> dict[str, Any]:
     """Train the step's cells as a sweep in ``<folder>/sweep`` (resumable) and return ``{"runs": [...]}``."""
-    from affectflow.procedures.sweep import _load_cells, run_sweep
+    from affectflow.procedures.sweep import load_cells, run_sweep
 
     base = base_config(settings, ctx)
     spec = _CellSweep.spec(name, base, list(settings.get("cells") or []), _grid(settings))
     out = run_sweep(spec, out=ctx.folder / "sweep", workers=ctx.workers, threads=ctx.threads, backend=ctx.backend)
-    _, cells = _load_cells(out)
+    _, cells = load_cells(out)
     failed = [f"{c.id} ({_label(c.params)}): {(c.error or '').splitlines()[0] if c.error else c.status}"
               for c in cells if c.status != "finished"]
     if failed:

@@ -106,7 +106,7 @@ def yardstick_run(run: str) -> str:
     ``<recipe>/yardsticks/<hash>`` (made once per distinct data section and reused); returns its folder."""
     import hashlib
 
-    from affectflow.config import config_from_dict, default_config_dict, _merge
+    from affectflow.config import config_from_dict, default_config_dict, merge_config
     from affectflow.procedures.yardstick import run_yardstick
 
     cfg_d = yaml.safe_load((Path(run) / "config.yaml").read_text())
@@ -119,7 +119,7 @@ def yardstick_run(run: str) -> str:
             import shutil
 
             shutil.rmtree(dest)  # an interrupted fit: redo it
-        cfg = config_from_dict(_merge(default_config_dict(), {"data": data, "output": cfg_d.get("output", {})}))
+        cfg = config_from_dict(merge_config(default_config_dict(), {"data": data, "output": cfg_d.get("output", {})}))
         run_yardstick(cfg, out=dest)
     return str(dest)
 
