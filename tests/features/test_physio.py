@@ -401,3 +401,20 @@ def test_reader_errors_name_file_and_problem(tmp_path):
     # the extractors surface the same errors
     with pytest.raises(ExtractionError, match="junk.edf"):
         EXTRACTORS.build("hrv", {}).extract(MediaRecording(id="j", physio=tmp_path / "junk.edf"))
+
+
+def test_signal_verb_equals_the_file_path(tmp_path, signals):
+    """process_signal (samples in memory, the live path) computes exactly what extract computes from a file."""
+    n = 30 * FS
+    x = np.stack([signals["ECG"][:n], signals["RSP"][:n], signals["EDA"][:n]], axis=1)
+    path = tmp_path / "s.csv"
+    pd.DataFrame({"time": 2.0 + np.arange(n) / FS, "ECG": x[:, 0], "RSP": x[:, 1], "EDA": x[:, 2]}).to_csv(
+        path, index=False, float_format="%.17g")
+    for name, params in [("hrv", {}), ("physio_rates", {}), ("physio_raw", {"channels": ["RSP", "EDA"]})]:
+        ex = EXTRACTORS.build(name, params)
+        assert isinstance(ex, P.PhysioExtractor) and P._PhysioExtractor is P.PhysioExtractor
+        from_file = ex.extract(MediaRecording(id="s", physio=path))
+        from_signal = ex.process_signal(x, ["ECG", "RSP", "EDA"], FS, start_time=2.0)
+        pd.testing.assert_frame_equal(from_signal, from_file, rtol=1e-6, atol=1e-9)
+    with pytest.raises(ExtractionError, match=r"shape \(10, 2\)"):
+        EXTRACTORS.build("hrv", {}).process_signal(np.zeros((10, 2)), ["ECG"], FS)

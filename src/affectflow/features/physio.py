@@ -51,6 +51,7 @@ file is at ``start_time + i / fs`` (``start_time`` from a CSV time column, else 
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -370,11 +371,31 @@ class _PhysioPass:
 
 
 # ----------------------------------------------------------------------------------------------- extractors
-class _PhysioExtractor(Extractor):
-    """Shared plumbing: opening the file, parameter checks, building the output frame."""
+class PhysioExtractor(Extractor):
+    """Base of the physiology extractors: the file path (:meth:`extract`) and the signal path
+    (:meth:`process_signal`, samples in memory, e.g. live input) both run :meth:`process_reader` on a
+    :class:`~affectflow.io.physio.PhysioReader`, so they compute the same frames from the same samples."""
 
     modality = "physio"
     inputs = ("physio",)
+
+    def extract(self, rec: MediaRecording) -> pd.DataFrame:
+        """Frames of the recording's physio file (see the module docstring)."""
+        with self._open(rec) as reader:
+            return self.process_reader(reader)
+
+    def process_signal(self, signals: np.ndarray, channels: Sequence[str], sampling_rate: float, *,
+                       start_time: float = 0.0) -> pd.DataFrame:
+        """Frames of samples in memory (opensmile's ``process_signal``): ``signals`` ``(n_samples, n_channels)``
+        with normalised channel names ``channels`` (``ecg``, ``rsp``, ``eda``, ...) at ``sampling_rate`` Hz, sample
+        0 at ``start_time`` s. Same columns and values as :meth:`extract` on a file holding these samples."""
+        from affectflow.io.physio import ArrayPhysioReader
+
+        return self.process_reader(ArrayPhysioReader(signals, channels, sampling_rate, start_time=start_time))
+
+    @abstractmethod
+    def process_reader(self, reader: Any) -> pd.DataFrame:
+        """Frames of an open :class:`~affectflow.io.physio.PhysioReader` (file or in-memory samples)."""
 
     def _check(self, **values: Any) -> None:
         for key in ("rate_hz", "win_dur", "block_dur", "sg_window"):
@@ -428,7 +449,7 @@ class _PhysioExtractor(Extractor):
 
 
 @EXTRACTORS.register
-class HRVExtractor(_PhysioExtractor):
+class HRVExtractor(PhysioExtractor):
     """18 HRV time-domain features (NeuroKit2 ``hrv_time``) on sliding windows of the ECG.
 
     Parameters
@@ -480,21 +501,20 @@ class HRVExtractor(_PhysioExtractor):
     def columns(self) -> list[str]:
         return list(HRV_COLUMNS)
 
-    def extract(self, rec: MediaRecording) -> pd.DataFrame:
-        with self._open(rec) as reader:
-            self._require_any(reader, [self.ecg_channel])
-            ps = _PhysioPass(
-                reader,
-                rate_hz=self.rate_hz,
-                block_dur=self.block_dur,
-                peaks_channel=self.ecg_channel,
-                ecg_method=self.ecg_method,
-            ).run()
+    def process_reader(self, reader: Any) -> pd.DataFrame:
+        self._require_any(reader, [self.ecg_channel])
+        ps = _PhysioPass(
+            reader,
+            rate_hz=self.rate_hz,
+            block_dur=self.block_dur,
+            peaks_channel=self.ecg_channel,
+            ecg_method=self.ecg_method,
+        ).run()
         return self._frame(ps.times, self.columns(), self._hrv(ps, self.win_dur, self.edge))
 
 
 @EXTRACTORS.register
-class PhysioRatesExtractor(_PhysioExtractor):
+class PhysioRatesExtractor(PhysioExtractor):
     """Heart rate, respiration rate, EDA tonic and phasic components (NeuroKit2), averaged per frame.
 
     Parameters
@@ -541,19 +561,18 @@ class PhysioRatesExtractor(_PhysioExtractor):
     def columns(self) -> list[str]:
         return list(RATE_COLUMNS)
 
-    def extract(self, rec: MediaRecording) -> pd.DataFrame:
+    def process_reader(self, reader: Any) -> pd.DataFrame:
         import neurokit2 as nk
 
-        with self._open(rec) as reader:
-            self._require_any(reader, [self.ecg_channel, self.rsp_channel, self.eda_channel])
-            ps = _PhysioPass(
-                reader,
-                rate_hz=self.rate_hz,
-                block_dur=self.block_dur,
-                peaks_channel=self.ecg_channel,
-                ecg_method=self.ecg_method,
-                pool_channels=[self.rsp_channel, self.eda_channel],
-            ).run()
+        self._require_any(reader, [self.ecg_channel, self.rsp_channel, self.eda_channel])
+        ps = _PhysioPass(
+            reader,
+            rate_hz=self.rate_hz,
+            block_dur=self.block_dur,
+            peaks_channel=self.ecg_channel,
+            ecg_method=self.ecg_method,
+            pool_channels=[self.rsp_channel, self.eda_channel],
+        ).run()
         k = ps.times.size
         out = np.full((k, 4), np.nan)
         avg = lambda v: _frame_average(v, ps.pool_pos, ps.fs, ps.t0, ps.rate_hz, k)
@@ -612,7 +631,7 @@ class PhysioRatesExtractor(_PhysioExtractor):
 
 
 @EXTRACTORS.register
-class PhysioRawExtractor(_PhysioExtractor):
+class PhysioRawExtractor(PhysioExtractor):
     """Raw signals Savitzky-Golay smoothed and sampled at the frame rate (MuSe's 2 Hz ECG/RESP/BPM features).
 
     Parameters
@@ -662,17 +681,16 @@ class PhysioRawExtractor(_PhysioExtractor):
     def columns(self) -> list[str]:
         return [str(c) for c in self.channels]
 
-    def extract(self, rec: MediaRecording) -> pd.DataFrame:
-        with self._open(rec) as reader:
-            self._require_any(reader, self.columns())
-            ps = _PhysioPass(
-                reader,
-                rate_hz=self.rate_hz,
-                block_dur=self.block_dur,
-                sg_channels=self.columns(),
-                sg_window=self.sg_window,
-                sg_polyorder=self.sg_polyorder,
-            ).run()
+    def process_reader(self, reader: Any) -> pd.DataFrame:
+        self._require_any(reader, self.columns())
+        ps = _PhysioPass(
+            reader,
+            rate_hz=self.rate_hz,
+            block_dur=self.block_dur,
+            sg_channels=self.columns(),
+            sg_window=self.sg_window,
+            sg_polyorder=self.sg_polyorder,
+        ).run()
         k = ps.times.size
         out = np.full((k, len(self.channels)), np.nan)
         for j, c in enumerate(self.columns()):
@@ -683,7 +701,7 @@ class PhysioRawExtractor(_PhysioExtractor):
 
 
 @EXTRACTORS.register
-class PhysExtractor(_PhysioExtractor):
+class PhysExtractor(PhysioExtractor):
     """MuSe 2023 "Phys": 18 HRV features + Savitzky-Golay smoothed ECG, RSP and BPM (21 columns).
 
     Parameters
@@ -746,20 +764,19 @@ class PhysExtractor(_PhysioExtractor):
     def columns(self) -> list[str]:
         return list(HRV_COLUMNS) + list(PHYS_RAW_COLUMNS)
 
-    def extract(self, rec: MediaRecording) -> pd.DataFrame:
-        with self._open(rec) as reader:
-            wanted = [self.ecg_channel, self.rsp_channel, self.bpm_channel]
-            self._require_any(reader, wanted)
-            ps = _PhysioPass(
-                reader,
-                rate_hz=self.rate_hz,
-                block_dur=self.block_dur,
-                peaks_channel=self.ecg_channel,
-                ecg_method=self.ecg_method,
-                sg_channels=wanted,
-                sg_window=self.sg_window,
-                sg_polyorder=self.sg_polyorder,
-            ).run()
+    def process_reader(self, reader: Any) -> pd.DataFrame:
+        wanted = [self.ecg_channel, self.rsp_channel, self.bpm_channel]
+        self._require_any(reader, wanted)
+        ps = _PhysioPass(
+            reader,
+            rate_hz=self.rate_hz,
+            block_dur=self.block_dur,
+            peaks_channel=self.ecg_channel,
+            ecg_method=self.ecg_method,
+            sg_channels=wanted,
+            sg_window=self.sg_window,
+            sg_polyorder=self.sg_polyorder,
+        ).run()
         k = ps.times.size
         out = np.full((k, len(HRV_COLUMNS) + 3), np.nan)
         out[:, : len(HRV_COLUMNS)] = self._hrv(ps, self.win_dur, self.edge)
@@ -770,3 +787,6 @@ class PhysExtractor(_PhysioExtractor):
             out[:, -1] = heart_rate_at(ps.peaks, ps.fs, ps.centres.astype(np.float64))
         out[~ps.inside] = np.nan
         return self._frame(ps.times, self.columns(), out)
+
+
+_PhysioExtractor = PhysioExtractor  # old name, kept for callers of earlier versions

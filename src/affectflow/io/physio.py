@@ -248,6 +248,44 @@ class PhysioReader:
         raise NotImplementedError
 
 
+class ArrayPhysioReader(PhysioReader):
+    """Samples already in memory as a :class:`PhysioReader` (the live path and
+    :meth:`affectflow.features.physio.PhysioExtractor.process_signal` read through it, as the file path reads files).
+
+    Parameters
+    ----------
+    data:
+        ``(n_samples, n_channels)`` samples (converted to ``float64``).
+    channels:
+        Normalised channel names (``ecg``, ``rsp``, ``eda``, ...), one per column.
+    sampling_rate:
+        ``fs`` in Hz.
+    start_time:
+        Time of sample 0 in seconds.
+    name:
+        Shown in messages where a file reader shows its path.
+    """
+
+    def __init__(self, data: np.ndarray, channels: Sequence[str], sampling_rate: float, *, start_time: float = 0.0,
+                 name: str = "<signal>") -> None:
+        arr = np.asarray(data, dtype=np.float64)
+        if arr.ndim == 1 and len(channels) == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2 or arr.shape[1] != len(channels):
+            raise ExtractionError(f"{name}: samples of shape {arr.shape} do not match the {len(channels)} channel "
+                                  f"name(s) {list(channels)}; expected (n_samples, {len(channels)}).")
+        if not (np.isfinite(sampling_rate) and sampling_rate > 0):
+            raise ExtractionError(f"{name}: the sampling rate must be a positive number, got {sampling_rate!r}.")
+        self.data = arr
+        self.info = PhysioInfo(path=Path(name), format="array", channels=list(channels),
+                               source_channels=list(channels), sampling_rate=float(sampling_rate),
+                               n_samples=len(arr), start_time=float(start_time))
+
+    def _blocks(self, cols: list[int], block: int) -> Iterator[tuple[int, np.ndarray]]:
+        for i in range(0, len(self.data), block):
+            yield i, self.data[i:i + block][:, cols]
+
+
 # --------------------------------------------------------------------------------------------------- CSV
 class _CsvReader(PhysioReader):
     def __init__(

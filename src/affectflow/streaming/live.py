@@ -119,10 +119,10 @@ def _physio_sets(run: Run, streamer: Streamer, names: Iterable[str]) -> dict[str
     """Set → physio extractor instance (``hrv``, ``physio_rates``, ``physio_raw``, ``phys``) for the sets among
     ``names`` made by affectflow's physiology extractors, rebuilt with the run's stored parameters."""
     try:
-        from affectflow.features.physio import _PhysioExtractor
+        from affectflow.features.physio import PhysioExtractor
     except Exception:  # noqa: BLE001 - physio extractors unavailable: no live physiology
         return {}
-    return _sets_made_by(run, streamer, names, _PhysioExtractor)
+    return _sets_made_by(run, streamer, names, PhysioExtractor)
 
 
 def _physio_channels(ex: Any) -> set[str]:
@@ -146,25 +146,6 @@ def _physio_lookahead(ex: Any) -> float:
 
 PHYSIO_MARGIN_S = 3.0
 """Default seconds of physio signal awaited beyond a frame's analysis window before the frame is computed live."""
-
-
-class _ArrayPhysioReader:
-    """An in-memory :class:`~affectflow.io.physio.PhysioReader` over a slice of the live sample buffer."""
-
-    def __init__(self, data: np.ndarray, channels: list[str], fs: float, start_time: float) -> None:
-        from pathlib import Path
-
-        from affectflow.io.physio import PhysioInfo, PhysioReader
-
-        class _R(PhysioReader):
-            def _blocks(self_, cols: list[int], block: int):  # noqa: N805
-                for i in range(0, len(data), block):
-                    yield i, data[i:i + block][:, cols]
-
-        self.reader = _R()
-        self.reader.info = PhysioInfo(path=Path("<live physio>"), format="live", channels=list(channels),
-                                      source_channels=list(channels), sampling_rate=float(fs),
-                                      n_samples=len(data), start_time=float(start_time))
 
 
 class _PhysioSet:
@@ -196,17 +177,14 @@ class _PhysioSet:
         data = buf[lo - buf_start:]
         # local clock shifted by a whole number of frames so that local frame j is global frame j + k0
         k0 = int(np.floor(lo / fs * self.rate))
-        reader = _ArrayPhysioReader(data, channels, fs, lo / fs - k0 / self.rate).reader
-        ex = self.ex
-        ex._open = lambda rec: reader  # the offline extract() code, over the in-memory window
         import warnings
 
         from affectflow.errors import AffectflowWarning
-        from affectflow.features.base import MediaRecording
 
-        with warnings.catch_warnings():
+        ex = self.ex
+        with warnings.catch_warnings():  # the offline extractor's code, over the in-memory window (signal verb)
             warnings.simplefilter("ignore", AffectflowWarning)
-            df = ex.extract(MediaRecording(id="live", physio="<live physio>"))
+            df = ex.process_signal(data, channels, fs, start_time=lo / fs - k0 / self.rate)
         j = np.arange(self.k, k_end) - k0
         vals = np.full((len(j), d), np.nan, np.float32)
         ok = (j >= 0) & (j < len(df))
