@@ -56,6 +56,7 @@ class DataConfig:
     label_set: str = "continuous"
     normalize: str = "global"
     pca: dict[str, Any] = field(default_factory=dict)
+    scale_targets: bool = False
     window: WindowConfig = field(default_factory=WindowConfig)
     eval_window: WindowConfig = field(default_factory=lambda: WindowConfig(size=None, hop=None))
     train_partitions: list[str] = field(default_factory=lambda: ["train"])

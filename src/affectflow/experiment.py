@@ -315,6 +315,8 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
         write_run_info(run_dir, info)
     others = [s for p, s in stores.items() if p not in train_parts and p != train_key]
     normalizer = Normalizer(mode=d.normalize, pca=check_pca(d.pca, d.features)).fit(train_store, others)
+    if d.task != "continuous" and d.scale_targets:
+        task.fit_target_scaling(train_store)
     train_ds = task.train_dataset(train_store, normalizer, d.window)
     if d.task != "continuous":
         info["warnings"] = warn_unlabelled_samples(task, train_store, train_ds, train_key)
@@ -330,6 +332,7 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
     data_spec = {"task": d.task, "features": d.features, "targets": d.targets, "target_specs": specs_to_state(specs),
                  "label_set": d.label_set, "eval_window": ew, "input_dims": train_store.dims,
                  "model_input_dims": normalizer.output_dims(train_store.dims),
+                 "target_scaling": {k: list(v) for k, v in task.target_scaling.items()},
                  "label_rate_hz": training_label_rate(corpus, d.label_set, train_store),
                  "feature_sets": {n: dataclasses.asdict(corpus.feature_set(n)) for n in d.features}}
     per_seed: dict[str, Any] = {}
@@ -569,9 +572,11 @@ def run_task(run: Run, ckpt: dict, corpus: Corpus, *, progress: bool = False,
     cfg = config_from_dict(run.config_dict)
     data = ckpt["data"]
     specs = specs_from_state(data.get("target_specs") or [{"name": t, "kind": "regression"} for t in data["targets"]])
-    return make_task(data.get("task", "continuous"), corpus, specs, features=data["features"],
+    task = make_task(data.get("task", "continuous"), corpus, specs, features=data["features"],
                      label_set=data["label_set"], cache_dir=cfg.data.cache_dir, progress=progress,
                      grid_rate_hz=grid_rate_hz)
+    task.target_scaling = {k: (float(v[0]), float(v[1])) for k, v in (data.get("target_scaling") or {}).items()}
+    return task
 
 
 def evaluate(

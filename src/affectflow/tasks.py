@@ -163,12 +163,16 @@ class ReadoutDataset(Dataset):
     """Samples with one label vector each, read out at the sample's last step (segment and clip tasks).
 
     Items have the :class:`~affectflow.data.dataset.WindowDataset` layout (so :func:`collate` batches them); ``y`` is
-    NaN except at the last step, where it holds the class indices / values of the targets.
+    NaN except at the last step, where it holds the class indices / values of the targets (regression values
+    standardised as ``(y − mean) / std`` with ``scaling``, target → ``(mean, std)``; :meth:`labels` stays raw).
     """
 
     def __init__(self, store: SequenceStore, normalizer: Normalizer, task: str, specs: list[TargetSpec],
-                 table: pd.DataFrame | None) -> None:
+                 table: pd.DataFrame | None, scaling: dict[str, tuple[float, float]] | None = None) -> None:
         self.store, self.normalizer, self.task, self.specs = store, normalizer, task, specs
+        # regression targets are presented to the loss as (y - mean) / std (ReadoutTask.target_scaling)
+        self._shift = np.array([(scaling or {}).get(s.name, (0.0, 1.0))[0] for s in specs], np.float32)
+        self._scale = np.array([(scaling or {}).get(s.name, (0.0, 1.0))[1] for s in specs], np.float32)
         self.items: list[tuple[int, int, int, np.ndarray, Any]] = []  # (rec, start, stop, y, key)
         index = {r.id: i for i, r in enumerate(store.records)}
         if task == "clip":
@@ -222,7 +226,7 @@ class ReadoutDataset(Dataset):
             x[name], fm[name] = xn, m
         n = 1 if self.task == "clip" else e - s
         y = np.full((n, len(self.specs)), np.nan, dtype=np.float32)
-        y[-1] = yvec
+        y[-1] = (yvec - self._shift) / self._scale
         return {"x": x, "feature_mask": fm, "y": y, "index": i, "start": s}
 
     def keys(self) -> list:
@@ -348,6 +352,9 @@ class Task:
         self.corpus, self.specs = corpus, specs
         self.features, self.label_set, self.cache_dir, self.progress = list(features), label_set, cache_dir, progress
         self.grid_rate_hz = grid_rate_hz
+        #: regression target → (mean, std) the model's outputs are standardised with (segment / clip tasks;
+        #: stored in the checkpoint's data spec, empty = raw scale)
+        self.target_scaling: dict[str, tuple[float, float]] = {}
 
     @property
     def targets(self) -> list[str]:
@@ -471,6 +478,29 @@ class ReadoutTask(Task):
         self.table = _table(corpus, self.name)
         self._readouts: dict[tuple[int, int], tuple[SequenceStore, Normalizer, ReadoutDataset]] = {}
 
+    def fit_target_scaling(self, store: SequenceStore) -> dict[str, tuple[float, float]]:
+        """Mean and population std of every regression target over the labelled samples of ``store`` (the train
+        partitions): the model learns ``(y − mean) / std`` and :meth:`predict` returns ``mean + std · output``.
+
+        Used with ``data.scale_targets: true`` (default false). A target on a wide scale (MER 2023 valence in
+        [−5, 5], std ≈ 2.8) is otherwise learnt from unit-scale outputs; measured on a 300-clip MER layout the
+        effect was small (README, "MER 2023: AFG vs the linear yardstick").
+        """
+        ids = {r.id for r in store.records}
+        rows = self.table[self.table["recording"].isin(ids)]
+        out = {}
+        for s in self.specs:
+            if s.kind != "regression" or s.name not in rows:
+                continue
+            v = pd.to_numeric(rows[s.name], errors="coerce").to_numpy(np.float64)
+            v = v[np.isfinite(v)]
+            if len(v):
+                sd = float(v.std())
+                out[s.name] = (float(v.mean()), sd if sd > 1e-8 else 1.0)
+        self.target_scaling = out
+        self._readouts.clear()
+        return out
+
     def readout(self, store: SequenceStore, normalizer: Normalizer) -> ReadoutDataset:
         """The samples of ``store`` (built once per store and normaliser)."""
         key = (id(store), id(normalizer))
@@ -478,7 +508,8 @@ class ReadoutTask(Task):
             ids = {r.id for r in store.records}
             table = self.table[self.table["recording"].isin(ids)]
             # the store and normaliser are kept alive with the cache entry, so their ids stay unique
-            self._readouts[key] = (store, normalizer, ReadoutDataset(store, normalizer, self.name, self.specs, table))
+            self._readouts[key] = (store, normalizer, ReadoutDataset(store, normalizer, self.name, self.specs, table,
+                                                                     self.target_scaling))
         return self._readouts[key][2]
 
     def train_dataset(self, store, normalizer, window):
@@ -492,9 +523,22 @@ class ReadoutTask(Task):
         from affectflow.predictions import Predictions
 
         ds = self.readout(store, normalizer)
-        outputs = predict_readout(model, ds, device=device)
+        outputs = self.unscale(predict_readout(model, ds, device=device))
         return Predictions(self.name, self.specs, [r.id for r in store.records], keys=ds.keys(), outputs=outputs,
                            labels=ds.labels())
+
+    def unscale(self, outputs: np.ndarray) -> np.ndarray:
+        """Model outputs ``(N, Σ outputs)`` → the targets' scale (``mean + std · output`` per scaled regression
+        column; class logits unchanged)."""
+        if not self.target_scaling:
+            return outputs
+        out, c = np.array(outputs, np.float32, copy=True), 0
+        for s in self.specs:
+            if s.name in self.target_scaling:
+                mu, sd = self.target_scaling[s.name]
+                out[:, c] = mu + sd * out[:, c]
+            c += s.n_outputs
+        return out
 
     @classmethod
     def score(cls, preds):

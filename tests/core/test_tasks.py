@@ -141,3 +141,35 @@ def test_clip_task_trains_with_a_jdev_head_and_learnt_weights(tiny_corpus, tmp_p
     assert set(ck["multitask_weights"]) == {"discrete", "valence"}
     assert ck["model"]["params"]["head"]["type"] == "jdev"
     assert "multitask weights (mer2023)" in (run / "train.log").read_text()
+
+
+def test_scaled_regression_targets_train_standardised_and_predict_on_the_label_scale(tiny_corpus, tmp_path):
+    """data.scale_targets: the loss sees (y - mean) / std with train statistics; predictions, scores and a reloaded
+    run are on the label scale."""
+    import json
+
+    from affectflow.experiment import evaluate, load_model, run_task, train
+    from affectflow.runs import Run
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(tiny_corpus.path, tmp_path, "data.task=clip", "data.targets=[discrete,valence]",
+                      "data.scale_targets=true", "training.loss=mse", "training.epochs=2", "training.seeds=[1]",
+                      "output.plots=false", "data.features=[acoustic]")
+    run = train(cfg, progress=False)
+    model, norm, ck = load_model(run)
+    clips = tiny_corpus.clips()
+    train_ids = set(tiny_corpus.recording_ids(["train"]))
+    v = clips[clips["recording"].isin(train_ids)]["valence"].to_numpy(float)
+    mu, sd = ck["data"]["target_scaling"]["valence"]
+    assert mu == pytest.approx(v.mean(), abs=1e-9) and sd == pytest.approx(v.std(), abs=1e-9)
+    task = run_task(Run(run), ck, tiny_corpus)
+    store = task.store(sorted(train_ids))
+    ds = task.train_dataset(store, norm, None)
+    item = ds[0]
+    raw = ds.labels()[0]
+    assert item["y"][-1, 1] == pytest.approx((raw[1] - mu) / sd, rel=1e-5) and item["y"][-1, 0] == raw[0]
+    preds = task.predict(model, store, norm, ck["data"]["eval_window"])
+    np.testing.assert_allclose(preds.label_matrix()[:, 1], [c for c in ds.labels()[:, 1]], rtol=1e-6)
+    m = json.loads((run / "metrics.json").read_text())
+    _, ev = evaluate(run, partitions=["test"], progress=False)
+    assert ev["partitions"]["test"]["valence"]["mse"] == pytest.approx(m["best"]["test"]["valence"]["mse"], rel=1e-6)

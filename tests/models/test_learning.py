@@ -197,3 +197,21 @@ def test_nested_model_config_trains_end_to_end_and_reloads(tmp_path):
         ).config()
         == model.config()
     )
+
+
+def test_afg_scores_are_scaled_by_sqrt_d():
+    """AFG attention scores are divided by sqrt(D) (scaled_scores, default); unscaled they saturate the softmax."""
+    import math
+
+    from affectflow.models.fusion import AFGUnit
+
+    torch.manual_seed(0)
+    d = 64
+    items = [torch.randn(2, 3, d) * 4 for _ in range(3)]
+    for scaled in (True, False):
+        u = AFGUnit(3, d, scaled=scaled)
+        h = torch.stack(items, -1)
+        s = (h * u.weight).sum(-2) / (math.sqrt(d) if scaled else 1.0) + u.bias
+        want = (h * torch.softmax(s, -1).unsqueeze(-2)).sum(-1)
+        torch.testing.assert_close(u(items), want)
+    assert MODELS.defaults("afg_jdev")["scaled_scores"] is True

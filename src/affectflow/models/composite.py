@@ -1102,6 +1102,8 @@ class AFGJDEVModel(_Named):
     head:
         A complete head config replacing the JDEV head built from ``n_classes``, ``emotion``, ``valence`` and
         ``pool`` (the data layer fills one in from the targets' classes).
+    scaled_scores:
+        AFG attention scores divided by ``√D`` (:class:`~affectflow.models.fusion.AFGUnit`; default true).
     """
 
     name = "afg_jdev"
@@ -1122,6 +1124,7 @@ class AFGJDEVModel(_Named):
         dropout: float = 0.0,
         mask_inputs: bool = True,
         head: dict[str, Any] | None = None,
+        scaled_scores: bool = True,
     ) -> None:
         jdev = {"type": "jdev", "n_classes": n_classes, "emotion": emotion, "valence": valence, "pool": pool}
         self._init(
@@ -1134,6 +1137,7 @@ class AFGJDEVModel(_Named):
                 "structure": structure,
                 "primary": primary,
                 "dropout": dropout,
+                "scaled_scores": scaled_scores,
             },
             encoder=encoder or {"type": "identity"},
             mask_inputs=mask_inputs,
