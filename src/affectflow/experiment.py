@@ -359,12 +359,14 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
                              targets=d.targets)
         check_outputs(model, specs)
         compute_loss, loss_module = None, None
-        if d.task != "continuous" or t.multitask:
-            loss_module = TaskLoss(specs, t.loss, t.multitask).to(device)
+        subtasks = hasattr(model, "forward_subtasks")  # e.g. sent_multitask: every subtask is trained
+        if d.task != "continuous" or t.multitask or subtasks:
+            loss_module = TaskLoss(specs, t.loss, t.multitask, subtasks=len(model.heads) if subtasks else 1).to(device)
             model.add_module("_task_loss", loss_module)  # its learnt weights are optimised with the model
 
-            def compute_loss(m, b, loss_module=loss_module):
-                return loss_module(m(b["x"], b["mask"], b["feature_mask"]), b["y"], b["y_mask"])
+            def compute_loss(m, b, loss_module=loss_module, subtasks=subtasks):
+                fwd = m.forward_subtasks if subtasks else m
+                return loss_module(fwd(b["x"], b["mask"], b["feature_mask"]), b["y"], b["y_mask"])
 
         state_path = epoch_state_path(run_dir, seed)
         resume_state = load_epoch_state(state_path) if resume and state_path.is_file() else None

@@ -291,20 +291,33 @@ def selection_score(task: str, specs: list[TargetSpec], scores: dict[str, Any]) 
 
 class TaskLoss(nn.Module):
     """Per-target losses (CE / CCC / MSE) summed, or uncertainty-weighted with ``form`` (see
-    :mod:`affectflow.training.multitask`). Holds learnt weights, so it is trained with the model."""
+    :mod:`affectflow.training.multitask`). Holds learnt weights, so it is trained with the model.
 
-    def __init__(self, specs: list[TargetSpec], regression_loss: str, form: str | None) -> None:
+    ``subtasks > 1`` (models with ``forward_subtasks``, e.g. ``sent_multitask``): every subtask predicts every
+    target; subtask ``k``'s losses are the tasks ``<target>#k`` (subtask 0: ``<target>``), each with its own learnt
+    weight (MuSe 2021 Sent Eq. 13 with ``form="sent2021"``); :meth:`forward` then takes the list of subtask outputs.
+    """
+
+    def __init__(self, specs: list[TargetSpec], regression_loss: str, form: str | None, subtasks: int = 1) -> None:
         super().__init__()
         from affectflow.training.multitask import MultitaskLoss
 
-        tasks = {s.name: ("ce" if s.kind == "classification" else regression_loss) for s in specs}
-        sizes = {s.name: s.n_outputs for s in specs}
-        self.inner = MultitaskLoss(tasks, form=form or "kendall", output_sizes=sizes, targets=[s.name for s in specs])
+        self.subtasks = int(subtasks)
+        tasks, sizes = {}, {}
+        for k in range(self.subtasks):
+            for s in specs:
+                name = s.name if k == 0 else f"{s.name}#{k}"
+                tasks[name] = "ce" if s.kind == "classification" else regression_loss
+                sizes[name] = s.n_outputs
+        self.inner = MultitaskLoss(tasks, form=form or "kendall", output_sizes=sizes, targets=list(tasks))
         self.weighted = form is not None
         if not self.weighted:
             self.inner.log_var.requires_grad_(False)
 
-    def forward(self, out: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, out: torch.Tensor | list[torch.Tensor], y: torch.Tensor, y_mask: torch.Tensor) -> torch.Tensor:
+        if isinstance(out, (list, tuple)):  # subtask outputs: the same labels for every subtask
+            out = torch.cat(list(out), dim=-1)
+            y, y_mask = torch.cat([y] * self.subtasks, dim=-1), torch.cat([y_mask] * self.subtasks, dim=-1)
         if self.weighted:
             return self.inner(out, y, y_mask)
         losses = self.inner.task_losses(out, y, y_mask)

@@ -71,6 +71,7 @@ SMALL: dict[str, dict] = {
     "leader_follower_tcn": {"channels": [8, 8], "d_modal": 8},
     "channel_attention_tcn": {"channels": [8, 8], "d_model": 8},
     "afg_jdev": {"d_model": 16, "n_classes": 4},
+    "sent_multitask": {"shared": 8},  # default branches: one lstm per modality
 }
 # settings that make a model causal (streaming); the test checks the flag and that there is no look-ahead
 CAUSAL: dict[str, dict] = {
@@ -256,9 +257,10 @@ def test_output_shape_and_padding_changes_nothing(variant):
 def test_gradients_reach_every_parameter(variant):
     model = build(variant).train()
     x, mask, fm = make_batch(dims_of(variant[3]))
-    out = model(x, mask, fm)
-    w = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
-    (out * w)[mask].sum().backward()
+    # models trained through several subtask outputs (sent_multitask) are checked on all of them
+    outs = model.forward_subtasks(x, mask, fm) if hasattr(model, "forward_subtasks") else [model(x, mask, fm)]
+    w = torch.randn(outs[0].shape, generator=torch.Generator().manual_seed(1))
+    sum((out * w)[mask].sum() for out in outs).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing, f"no gradient for {missing}"
     dead = [

@@ -49,4 +49,11 @@ SMALL_SETTINGS: dict[str, dict] = {
     "late_average": {"encoder": {"type": "lstm", "hidden_size": 32}},
     "leader_follower_tcn": {"channels": [32, 32, 32], "d_modal": 16, "leader": "visual"},
     "channel_attention_tcn": {"channels": [32, 32, 32], "d_model": 32},
+    "sent_multitask": {
+        "branches": [
+            {"features": ["acoustic"], "model": {"type": "lstm", "hidden_size": 32}},
+            {"features": ["acoustic", "visual", "physio"], "model": {"type": "way2", "d_model": 32, "lstm_hidden": 32}},
+        ],
+        "shared": 32,
+    },
 }
