@@ -376,7 +376,8 @@ def test_afg_unit_is_a_softmax_weighted_average_that_skips_missing_items():
     torch.manual_seed(0)
     unit = AFGUnit(3, 4)
     items = [torch.randn(2, 5, 4) for _ in range(3)]
-    scores = torch.stack([(items[n] * unit.weight[:, n]).sum(-1) + unit.bias[n] for n in range(3)], -1)
+    # scores scaled by 1/sqrt(D) (scaled_scores, the default)
+    scores = torch.stack([(items[n] * unit.weight[:, n]).sum(-1) / 2.0 + unit.bias[n] for n in range(3)], -1)
     alpha = torch.softmax(scores, -1)
     expected = sum(alpha[..., n : n + 1] * items[n] for n in range(3))
     torch.testing.assert_close(unit(items), expected)
