@@ -214,3 +214,33 @@ def test_late_fusion_refuses_bad_names_before_cross_fitting(tmp_path, tiny_run):
         staged_late_fusion([tiny_run, copy], names=["a", "b"], overrides=["training.lr=-1"])
     assert not any(p.name.startswith("pred_") or p.name in ("a", "b")
                    for p in (Path(tiny_run).parent.parent / "data").rglob("*") if p.is_dir())
+
+
+# ----------------------------------------------------------------------------------- the verbs added today
+def test_new_verbs_refuse_unsafe_names_files_as_out_and_nan(tmp_path, tiny_corpus):
+    pytest.importorskip("optuna")
+    corpus = str(tiny_corpus.path)
+    with Sandbox(tmp_path) as box:
+        (box.path / "f").write_text("not a folder")
+        (box.path / "evil.yaml").write_text("name: ../../evil\nspace: {training.lr: {low: 0.001, high: 0.1}}\n")
+        (box.path / "nl.yaml").write_text("name: \"ok\\n\"\nspace: {training.lr: {low: 0.001, high: 0.1}}\n")
+        (box.path / "ok.yaml").write_text("space: {training.lr: {low: 0.001, high: 0.1}}\n")
+        cases = [
+            (["tune", "--space", "evil.yaml", "--trials", "1", "--corpus", corpus, "--set", "data.features=[acoustic]",
+              "--runs-dir", "runs"], "Invalid tuning name"),
+            (["tune", "--space", "nl.yaml", "--trials", "1", "--corpus", corpus, "--set", "data.features=[acoustic]",
+              "--runs-dir", "runs"], "Invalid tuning name"),
+            (["tune", "--space", "ok.yaml", "--trials", "1", "--corpus", corpus, "--set", "data.features=[acoustic]",
+              "--out", "f"], "is an existing file"),
+            (["tune", "--space", "ok.yaml", "--trials", "0", "--corpus", corpus, "--set", "data.features=[acoustic]"],
+             "--trials must be a positive integer"),
+            (["recipe", "run", "muse2023", "--corpus", corpus, "--budget", "quick", "--out", "f"], "is an existing file"),
+            (["yardstick", "--corpus", corpus, "--set", "data.features=[acoustic]", "--alphas", "nan", "--out", "y"],
+             "must be positive"),
+            (["augment", corpus, "--copies", "0"], "--copies: must be a whole number >= 1"),
+        ]
+        for argv, words in cases:
+            code, _, err = box.run(argv)
+            err = " ".join(err.split())
+            assert code == 2 and words in err and "Traceback" not in err, (argv, err)
+        assert sorted(p.name for p in box.path.iterdir()) == ["evil.yaml", "f", "nl.yaml", "ok.yaml"]

@@ -61,7 +61,7 @@ from affectflow.config import (
     parse_override,
     read_yaml,
 )
-from affectflow.fsutil import atomic_write, write_json
+from affectflow.fsutil import atomic_write, check_name, out_folder, write_json
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.procedures.executor import execution_settings, get_executor
 
@@ -221,7 +221,8 @@ def load_space(path: str | Path, overrides: list[str] | None = None) -> TuneSpec
     pruning = None if doc.get("pruning") is False else {
         "startup_trials": _int_setting(doc, "pruning", "startup_trials", 5, where),
         "warmup_epochs": _int_setting(doc, "pruning", "warmup_epochs", 2, where)}
-    spec = TuneSpec(name=str(doc.get("name") or p.stem), base=base, params=params,
+    spec = TuneSpec(name=check_name("tuning name (`name:` or the file name)", str(doc.get("name") or p.stem),
+                                    error=ConfigError), base=base, params=params,
                     startup_trials=_int_setting(doc, "sampler", "startup_trials", 10, where), pruning=pruning,
                     source=str(p))
     check_space(spec)
@@ -399,9 +400,7 @@ def run_tune(
         if old.get("fingerprint") != fp:
             raise RunError(f"Tune folder {str(tune_dir)!r} holds another search (its space or base config differ "
                            f"from {spec.source or spec.name!r}); give a new folder with --out.")
-    elif tune_dir.exists() and any(tune_dir.iterdir()):
-        raise RunError(f"{str(tune_dir)!r} exists, is not empty and is not a tune folder; choose another --out.")
-    tune_dir.mkdir(parents=True, exist_ok=True)
+    out_folder(tune_dir, what="tune folder", resume_marker="tune.json")
     url = storage or storage_url(tune_dir)
     spec_d = {"name": spec.name, "base": spec.base, "params": [p.__dict__ for p in spec.params],
               "startup_trials": spec.startup_trials, "pruning": spec.pruning, "source": spec.source}

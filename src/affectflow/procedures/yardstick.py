@@ -44,6 +44,7 @@ like a trained run::
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -220,7 +221,7 @@ def fit_yardstick(cfg, *, context: int = DEFAULT_CONTEXT, alphas: Sequence[float
     d = cfg.data
     if context < 1:
         raise ConfigError(f"The yardstick's past context must be at least 1 step, got {context}.")
-    if not alphas or not cs or min([*alphas, *cs]) <= 0:
+    if not alphas or not cs or not all(math.isfinite(v) and v > 0 for v in [*alphas, *cs]):
         raise ConfigError(f"Ridge strengths and logistic C values must be positive and non-empty; got {list(alphas)} "
                           f"and {list(cs)}.")
     corpus = Corpus(d.corpus, partitions=d.partitions)

@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from affectflow.corpus.corpus import atomic_write, write_json
 from affectflow.errors import AffectflowError, ConfigError, RunError
+from affectflow.fsutil import out_folder
 from affectflow.recipes.spec import Recipe, load_recipe, substitute_params, substitute_refs
 from affectflow.recipes.steps import STEP_KINDS, StepContext
 
@@ -117,9 +118,8 @@ def run_recipe(
         if state.get("recipe") != recipe.name:
             raise RunError(f"{str(folder)!r} holds recipe {state.get('recipe')!r}, not {recipe.name!r}; give another "
                            "--out.")
-    elif folder.exists() and any(folder.iterdir()):
-        raise RunError(f"{str(folder)!r} exists, is not empty and is not a recipe folder; choose another --out.")
     else:
+        out_folder(folder, what="recipe folder", resume_marker="state.json", create=False)
         state = {"format": "affectflow-recipe-state", "recipe": recipe.name, "steps": {}}
     folder.mkdir(parents=True, exist_ok=True)
     get_executor(backend, workers=workers, threads=threads).close()  # bad backend / workers: error before work

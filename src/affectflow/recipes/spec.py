@@ -17,6 +17,7 @@ import yaml
 
 from affectflow.config import parse_override, read_yaml
 from affectflow.errors import ConfigError
+from affectflow.fsutil import check_name
 
 TOP_KEYS = {"name", "title", "paper", "description", "params", "budgets", "steps", "tables", "final"}
 STEP_COMMON = {"id", "kind", "title", "paper", "ours", "when"}
@@ -212,7 +213,8 @@ def load_recipe(name_or_path: str | Path, *, budget: str = "paper", overrides: l
         raise ConfigError(f"Unknown key(s) {unknown} in recipe {where}; valid keys: {sorted(TOP_KEYS)}.")
     if budget not in BUDGETS:
         raise ConfigError(f"Budget must be one of {list(BUDGETS)}, got {budget!r}.")
-    name = str(doc.get("name") or Path(where).stem)
+    name = check_name("recipe name (`name:` or the file name)", str(doc.get("name") or Path(where).stem),
+                      error=ConfigError)
     params = {k: _parse_param(k, v, where) for k, v in (doc.get("params") or {}).items()}
     for k in params:
         if k in BUILTIN_PARAMS:
@@ -251,7 +253,7 @@ def load_recipe(name_or_path: str | Path, *, budget: str = "paper", overrides: l
         if not isinstance(raw, dict) or "id" not in raw or "kind" not in raw:
             raise ConfigError(f"Step {i} of recipe {where} must be a mapping with `id:` and `kind:`; got {raw!r}.")
         sid, kind = str(raw["id"]), str(raw["kind"])
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", sid):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", sid):
             raise ConfigError(f"Step id {sid!r} in {where} must be letters, digits, '_' or '-'.")
         if sid in seen:
             raise ConfigError(f"Step id {sid!r} appears twice in recipe {where}.")
