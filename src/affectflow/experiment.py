@@ -417,25 +417,34 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
         "train_samples_per_s": float(np.nanmean(throughput)),
         "train_frames_per_s": float(np.nanmean(frames_per_s)) if np.isfinite(frames_per_s).any() else float("nan"),
     }
-    Run.write_metrics(run_dir, metrics)
     best_model = models[best_seed]
-    for p in eval_parts:
-        Run.save_predictions(run_dir, p, outputs(best_model, p))
-    Run.write_results(run_dir, results_table(metrics, d.targets))
-    if d.task == "continuous" and cfg.output.plots:
+    save_training(run_dir, metrics, {p: outputs(best_model, p) for p in eval_parts}, d.targets, info,
+                  plots=d.task == "continuous" and cfg.output.plots)
+    return run_dir
+
+
+def save_training(run_dir: Path, metrics: dict[str, Any], predictions: dict[str, Predictions], targets: list[str],
+                  info: dict[str, Any], *, plots: bool = True) -> None:
+    """The *save* half of training (the seeds were fitted and their checkpoints written): ``metrics.json``, the
+    selected seed's ``predictions/<partition>/``, ``results.md``, the plots, and ``run.json`` marked finished."""
+    Run.write_metrics(run_dir, metrics)
+    for p, preds in predictions.items():
+        Run.save_predictions(run_dir, p, preds)
+    Run.write_results(run_dir, results_table(metrics, targets))
+    if plots:
         try:
             from affectflow.plots import plot_run
 
             plot_run(run_dir)
         except Exception as e:  # noqa: BLE001 - plots are a convenience; never lose a finished run over them
             log.warning("plots failed: %s", e)
-    info.update(status="finished", best_seed=best_seed, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    info.update(status="finished", best_seed=metrics["selection"]["best_seed"],
+                finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     resume_dir = run_dir / "resume"
     if resume_dir.is_dir() and not any(resume_dir.iterdir()):
         resume_dir.rmdir()
     write_run_info(run_dir, info)
     log.info("run finished: %s", run_dir)
-    return run_dir
 
 
 def summarise_seeds(per_seed: dict[str, Any]) -> dict[str, Any]:
