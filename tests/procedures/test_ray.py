@@ -233,3 +233,23 @@ def test_tune_on_ray_workers_share_the_study(ray_cluster, tmp_path, tiny_corpus)
     assert list(df["trial"]) == [0, 1, 2, 3] and (df["state"] == "complete").all()
     pids = {json.loads((Path(r) / "run.json").read_text())["pid"] for r in df["run"]}
     assert len(pids) == 2 and os.getpid() not in pids  # two Ray workers shared the SQLite study
+
+
+def test_recipe_steps_on_ray_equal_serial(ray_cluster, tmp_path):
+    from affectflow.recipes import run_recipe
+    from affectflow.synthetic.corpus import generate_corpus
+
+    c = generate_corpus(tmp_path / "rc", n_subjects=8, duration_s=90.0, duration_jitter_s=10.0, seed=4,
+                        progress=False)
+    ov = ["epochs=1", "hidden=4", "gcnn_channels=4", "fusion_hidden=4", "fusion_epochs=1", "crossfit_folds=2",
+          "window={size: 20, hop: 10}"]
+    kw = dict(corpus=c.path, budget="quick", overrides=ov, progress=False)
+    a = run_recipe("muse2021-stress", out=tmp_path / "a", backend="serial", **kw)
+    b = run_recipe("muse2021-stress", out=tmp_path / "b", backend="ray", workers=2, **kw)
+    import re
+
+    def cells(folder):  # every number of every table; run folder names (timestamps) differ
+        tables = json.loads((folder / "recipe.json").read_text())["tables"]
+        return [[[re.sub(r"pred_[^+ ]*", "pred_*", c) for c in r["cells"]] for r in t["rows"]] for t in tables]
+
+    assert cells(a) == cells(b)

@@ -829,9 +829,16 @@ def extract(
     return summary
 
 
+_TASK_EXTRACTORS: dict[tuple[str, str], Extractor] = {}
+
+
 def _executor_job(item: tuple[str, str, Extractor, MediaRecording, str]) -> JobResult:
-    """One extraction job as an executor task (top level, so every backend can pickle it)."""
-    return _run_job(*item)
+    """One extraction job as an executor task (top level, so every backend can pickle it). A worker process keeps
+    the first extractor it receives per (feature set, config hash), so a model the extractor loads lazily is loaded
+    once per worker, as in the process pool, not once per task."""
+    corpus_path, feature_set, ex, rec, config_hash = item
+    ex = _TASK_EXTRACTORS.setdefault((feature_set, config_hash), ex)
+    return _run_job(corpus_path, feature_set, ex, rec, config_hash)
 
 
 def _run_executor(corpus: Corpus, extractors: dict[str, Extractor], jobs: list[_Job], backend: str, workers: int,
