@@ -230,7 +230,8 @@ def show_recipe(recipe: Recipe) -> str:
     if recipe.tables:
         lines += ["", "Tables:"]
         for t in recipe.tables:
-            lines.append(f"  {t.get('id', '')}: {t.get('title', '')} [{t['layout']}; {t.get('paper', '')}]")
+            prov = f"paper: {t['paper']}" if t.get("paper") else f"ours: {t.get('ours', '')}"
+            lines.append(f"  {t.get('id', '')}: {t.get('title', '')} [{t['layout']}; {prov}]")
     return "\n".join(lines)
 
 
