@@ -31,13 +31,14 @@ def check_table_numbers(folder: Path) -> int:
         for row in table["rows"]:
             for src in row["sources"]:
                 run, part, target = src["run"], src["partition"], src["target"]
+                metric = src.get("metric", "ccc")
                 assert f"{src['value']:.4f}" in md
                 if _personalised(run):
-                    value = score(run_partition_predictions(run, part))[target]["ccc"]
+                    value = score(run_partition_predictions(run, part))[target][metric]
                 else:
                     if (run, part) not in cache:
                         cache[(run, part)] = evaluate(run, partitions=[part], progress=False)[1]
-                    value = cache[(run, part)]["partitions"][part][target]["ccc"]
+                    value = cache[(run, part)]["partitions"][part][target][metric]
                 assert value == pytest.approx(src["value"], abs=1e-5), (table["id"], row["cells"], src)
                 checked += 1
     return checked

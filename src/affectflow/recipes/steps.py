@@ -428,10 +428,16 @@ class PersonaliseStep(StepKind):
 @register_step("fuse")
 class FuseStep(StepKind):
     """Decision fusion (:func:`affectflow.procedures.fuse.fuse_runs`) per group (``per``, default
-    ``data.targets``) of the ``top`` runs of ``source`` by devel score (default all); ``method`` (weighted / mean)
-    and weight-grid ``step``. Result ``runs`` (one fused run per group, with its ``members``)."""
+    ``data.targets``) of the ``top`` runs of ``source`` by devel score (default all); ``method`` (weighted / mean),
+    weight-grid ``step`` and ``weights`` (``per-target``, default, or ``shared``: one weight vector for all targets,
+    MER 2023 Eq. 10-11). Result ``runs`` (one fused run per group, with its ``members``)."""
 
-    keys = ("source", "per", "top", "method", "step")
+    keys = ("source", "per", "top", "method", "step", "weights")
+
+    def validate(self, step, settings):
+        if settings.get("weights", "per-target") not in ("per-target", "shared"):
+            raise ConfigError(f"`weights:` of step {step.id!r} must be per-target or shared, got "
+                              f"{settings['weights']!r}.")
     required = ("source",)
 
     def run(self, ctx, settings):
@@ -453,6 +459,7 @@ class FuseStep(StepKind):
                     continue
                 method = settings.get("method", "weighted")
                 fuse_runs([r["run"] for r in rs], method=method, step=float(settings.get("step", 0.05)),
+                          per_target=settings.get("weights", "per-target") != "shared",
                           select_partition="devel" if method == "weighted" else None, out=dest)
             params = {per: rs[0]["params"].get(per)} if per and rs[0]["params"].get(per) is not None else {}
             out.append({"label": f"{g}: " + " + ".join(r["label"] for r in rs), "params": params, "run": str(dest),

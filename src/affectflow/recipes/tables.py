@@ -450,3 +450,6 @@ def write_report(folder: Path, recipe: Any, results: dict[str, Any], state: dict
         lines += ["", "## Submission files", ""] + [f"- {s['name']}: {s['folder']}" for s in subs]
     lines += ["", line, ""]
     atomic_write(folder / "recipe.md", lambda p: p.write_text("\n".join(lines)))
+
+
+from affectflow.recipes import paper_tables  # noqa: E402,F401  (registers the mer2023 / sent_* layouts)
