@@ -285,6 +285,41 @@ class Predictor:
     evaluate: Callable[[list[str]], tuple["Predictions", dict[str, float] | None]] | None = None
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+#: Fields of ``run.json`` that code reads, and what each must be when present (``None`` is allowed for all but
+#: ``status`` and ``seeds``).
+RUN_INFO_FIELDS: dict[str, tuple[str, Any]] = {
+    "status": ("a string", lambda v: isinstance(v, str)),
+    "kind": ("a string", lambda v: isinstance(v, str)),
+    "seeds": ("a list of whole numbers", lambda v: isinstance(v, list) and all(_is_int(x) for x in v)),
+    "best_seed": ("a whole number", _is_int),
+    "pid": ("a whole number", lambda v: _is_int(v) and v > 0),
+    "host": ("a string", lambda v: isinstance(v, str)),
+    "pid_start": ("a string", lambda v: isinstance(v, str)),
+    "heartbeat_unix": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+}
+
+
+def check_run_info(info: dict[str, Any], path: str | os.PathLike = "") -> dict[str, Any]:
+    """Check the fields of a ``run.json`` that affectflow reads (:data:`RUN_INFO_FIELDS`) when the run is opened,
+    so that an edited or damaged file is one clear :class:`RunError` instead of a failure deep inside a verb."""
+    bad = []
+    for key, (what, ok) in RUN_INFO_FIELDS.items():
+        if key not in info:
+            continue
+        v = info[key]
+        if v is None and key not in ("status", "seeds"):
+            continue
+        if not ok(v):
+            bad.append(f"{key} must be {what}, got {v!r}")
+    if bad:
+        raise RunError(f"Run {str(path)!r} has a damaged run.json: " + "; ".join(bad[:5]) + ".")
+    return info
+
+
 class Run:
     """A run folder (see the module docstring): the one contract of trained, fused, personalised and yardstick
     results.
@@ -324,6 +359,7 @@ class Run:
                            f"{e}).") from None
         if not isinstance(self.info, dict) or not isinstance(self.config_dict, dict):
             raise RunError(f"Run {str(self.path)!r}: run.json and config.yaml must each hold a mapping.")
+        check_run_info(self.info, self.path)
 
     # ------------------------------------------------------------------ layout
     @property
