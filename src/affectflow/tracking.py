@@ -13,8 +13,10 @@ installs only the client, ``mlflow-skinny``) shows, in the experiment ``affectfl
   ``<partition>/<target>/<metric>`` of the selected seed and ``.../mean`` over seeds, the run's ``results.md``,
   ``config.yaml``, ``metrics.json`` and ``plots/`` as artifacts, and tags ``affectflow.run_dir``, ``affectflow.kind``,
   ``affectflow.status``;
-- a parent run per procedure (:func:`start_parent`: sweep, CV, tuning, personalisation) with its cells / folds /
-  trials nested under it (``mlflow.parentRunId``), and its ``results.md`` as an artifact.
+- a parent run per procedure (:func:`start_parent`: sweep, CV, tuning, personalisation, recipe) with its cells /
+  folds / trials nested under it (``mlflow.parentRunId``), and its ``results.md`` as an artifact; a recipe
+  (``affectflow recipe run ... --mlflow``) has one run per finished step with the step's run folders under it
+  (:func:`log_tree`).
 
 Runs are logged from their folders **after** they finish, by the process that drives the procedure (never by the
 Ray workers), so a cluster needs no access to the tracking database and a run killed and retried is logged once.
@@ -245,9 +247,25 @@ def finish_parent(run_id: str, folder: str | os.PathLike, uri: str, *, ok: bool 
     uri = normalise_uri(uri)
     client = _client(uri)
     folder = Path(folder)
-    for name in ("results.md", "best.yaml"):
+    for name in ("results.md", "recipe.md", "best.yaml"):
         if (folder / name).is_file():
             client.log_artifact(run_id, str(folder / name))
     if (folder / "plots").is_dir() and any((folder / "plots").iterdir()):
         client.log_artifacts(run_id, str(folder / "plots"), artifact_path="plots")
     client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
+
+
+def log_tree(folder: str | os.PathLike, uri: str, *, parent: str | None, kind: str, name: str) -> str | None:
+    """Log a procedure folder (e.g. a recipe step) as a parent run with every run folder below it nested under it
+    (each logged once; see :func:`log_run`); return the parent's id."""
+    from affectflow.runs_table import find_run_folders
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    pid = start_parent(folder, uri, kind=kind, name=name, parent=parent)
+    for run in find_run_folders(folder):
+        if run != folder.resolve() and run != folder:
+            log_run(run, uri, parent=pid, name=str(run.relative_to(folder)))
+    finish_parent(pid, folder, uri)
+    return pid

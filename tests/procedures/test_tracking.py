@@ -133,3 +133,23 @@ def test_tune_and_cv_nesting(tmp_path, tiny_corpus):
     assert sweep.data.tags["mlflow.parentRunId"] == cv.info.run_id and len(folds) == 3
     assert any(r.data.tags.get("mlflow.parentRunId") == cv.info.run_id and r.data.tags["affectflow.kind"] == "fusion"
                for r in got)  # the fold average
+
+
+def test_recipe_steps_nested_under_the_recipe(tmp_path):
+    from affectflow.recipes import run_recipe
+    from affectflow.synthetic.corpus import generate_corpus
+
+    c = generate_corpus(tmp_path / "rc", n_subjects=8, duration_s=90.0, duration_jitter_s=10.0, seed=4,
+                        progress=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ov = ["epochs=1", "hidden=4", "gcnn_channels=4", "fusion_hidden=4", "fusion_epochs=1", "crossfit_folds=2",
+          "window={size: 20, hop: 10}"]
+    folder = run_recipe("muse2021-stress", corpus=c.path, out=tmp_path / "r", budget="quick", backend="serial",
+                        overrides=ov, progress=False, tracking=uri)
+    cl, got = _runs(uri)
+    (recipe,) = [r for r in got if r.data.tags["affectflow.kind"] == "recipe"]
+    steps = [r for r in got if r.data.tags.get("mlflow.parentRunId") == recipe.info.run_id]
+    assert recipe.info.status == "FINISHED" and len(steps) >= 3
+    runs_under_steps = [r for r in got if r.data.tags.get("mlflow.parentRunId") in {s.info.run_id for s in steps}]
+    assert runs_under_steps and all(r.data.tags["affectflow.kind"] != "recipe" for r in runs_under_steps)
+    assert "recipe.md" in {a.path for a in cl.list_artifacts(recipe.info.run_id)} and (folder / "recipe.md").is_file()

@@ -15,6 +15,7 @@ paragraph before any work (exit 2).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 from affectflow.cli import argtypes
 
@@ -38,7 +39,13 @@ def cmd_recipe(args: argparse.Namespace) -> int:
         from affectflow.errors import ConfigError
 
         raise ConfigError("`affectflow recipe run` needs --corpus (the corpus folder to run the recipe on).")
+    tracking = None
+    if args.mlflow is not None:
+        from affectflow.tracking import cli_uri
+
+        tracking = cli_uri(args.mlflow, Path(args.out).resolve().parent if args.out else "runs")
     folder = run_recipe(recipe, corpus=args.corpus, out=args.out, backend=args.backend, workers=args.workers,
+                        tracking=tracking,
                         threads=args.threads, progress=not args.quiet)
     text = (folder / "recipe.md").read_text()
     print(text)
@@ -65,4 +72,7 @@ def register(sub: Any) -> None:
     p.add_argument("--threads", type=argtypes.positive_int, default=1, help="torch threads per job (default 1)")
     p.add_argument("--backend", default="local", help="executor backend: local, serial or a registered one")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    from affectflow.tracking import add_flag
+
+    add_flag(p)  # --mlflow [URI]
     p.set_defaults(func=cmd_recipe)

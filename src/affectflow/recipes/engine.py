@@ -97,11 +97,14 @@ def run_recipe(
     threads: int = 1,
     progress: bool = True,
     write: Callable[[str], None] | None = None,
+    tracking: str | None = None,
 ) -> Path:
     """Run (or continue) a recipe on ``corpus``; return the recipe folder (see the module docstring).
 
     ``out`` default: ``runs/recipe-<name>-<budget>`` (running the same command again continues it). A folder made
-    by another recipe is refused.
+    by another recipe is refused. ``tracking``: an MLflow URI; the recipe is one MLflow run with a run per finished
+    step nested under it, and the step's run folders under that (logged by this process,
+    :func:`affectflow.tracking.log_tree`).
     """
     from affectflow.corpus.corpus import Corpus
     from affectflow.procedures.executor import get_executor
@@ -132,6 +135,12 @@ def run_recipe(
             except AffectflowError as e:
                 raise ConfigError(f"Recipe {recipe.name!r}, step {s.id!r}: {e}") from None
     guess = {s.id: STEP_KINDS[s.kind].units(resolved_params[s.id]) for s in recipe.steps}
+    track_parent = None
+    if tracking:
+        from affectflow.tracking import log_tree, safely, start_parent
+
+        track_parent = safely(lambda: start_parent(folder, tracking, kind="recipe", name=folder.name,
+                                                   params={"recipe": recipe.name, "budget": recipe.budget}))
     prog = Progress(sum(guess.values()), progress, write)
     prog.say(f"{recipe.name} ({recipe.budget} budget) on {corpus} -> {folder}")
     results: dict[str, dict[str, Any]] = {}
@@ -198,11 +207,18 @@ def run_recipe(
                 save_state()
                 prog.finished(units, spent, False)
                 prog.say(f"step {order[s.id]}/{n} {s.id}: finished in {_fmt_s(spent)}; {prog.eta()}")
+                if track_parent:
+                    safely(lambda s=s, f=jobs[i]["folder"]: log_tree(f, tracking, parent=track_parent,
+                                                                     kind=f"recipe step {s.kind}", name=s.id))
         finally:
             ex.close()
     from affectflow.recipes.tables import write_report
 
     write_report(folder, recipe, results, state)
+    if track_parent:
+        from affectflow.tracking import finish_parent
+
+        safely(lambda: finish_parent(track_parent, folder, tracking))
     prog.say(f"report: {folder / 'recipe.md'}")
     return folder
 
