@@ -2,6 +2,7 @@
 yardstick) that produced it, per metric; the submission is written."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +38,25 @@ def test_mer2023(mer_corpus, tmp_path):
     assert fusion["per_target"] is False and len(fusion["members"]) == 3  # one weight per system (Eq. 10-11)
     sub = next(folder.glob("steps/submission-*/submission"))
     assert sorted(p.name for p in sub.glob("*.csv")) == ["test1.csv", "test2.csv"]
+
+
+def test_muse2021_sent(tmp_path):
+    from affectflow.synthetic.corpus import generate_corpus
+
+    corpus = generate_corpus(tmp_path / "c", n_subjects=8, duration_s=90.0, duration_jitter_s=10.0, seed=4,
+                             progress=False)
+    folder = run_recipe("muse2021-sent", corpus=corpus.path, out=tmp_path / "r", budget="quick", backend="serial",
+                        overrides=["epochs=1", "models=[{type: way2, d_model: 4, num_heads: 1, lstm_hidden: 4}]",
+                                   "shared=4"])
+    # Table II: 2 sets x (raw, PCA) x 1 model + 4 yardstick rows; Table III/IV: 1 + 1; Table V: 6 cells
+    assert check_table_numbers(folder) == 8 + 2 + 6
+    doc = json.loads((folder / "recipe.json").read_text())
+    t2 = doc["tables"][0]
+    assert [r["cells"][0] for r in t2["rows"][:4]] == ["acoustic", "acoustic‾", "visual", "visual‾"]
+    assert t2["rows"][1]["cells"][1].startswith("88→")  # PCA keeps fewer than the 88 columns
+    t5 = doc["tables"][2]
+    (row,) = t5["rows"]
+    mt = json.loads((tmp_path / "r" / "recipe.json").read_text())
+    multitask = next(s for s in row["sources"] if s["column"].startswith("multitask"))["run"]
+    cfg = (Path(multitask) / "config.yaml").read_text()
+    assert "sent_multitask" in cfg and "sent2021" in cfg and mt

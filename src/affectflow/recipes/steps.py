@@ -631,3 +631,6 @@ class SubmitStep(StepKind):
 def step_kinds_doc() -> str:
     """One line per registered step kind (for ``affectflow recipe show``)."""
     return "\n".join(f"  {k}: {' '.join((v.__class__.__doc__ or '').split())}" for k, v in sorted(STEP_KINDS.items()))
+
+
+from affectflow.recipes import multitask_step  # noqa: E402,F401  (registers the "multitask" step kind)
