@@ -15,6 +15,17 @@ What it does
          seconds **paced in real time** (a live microphone), then ``end``.
 
        Every round is bounded: it stops by itself after ``--max-seconds`` (unfinished work counts as errors).
+
+       With ``--hostile``, every round is run twice on the same server, first as above (baseline), then with two
+       hostile clients among the normal ones:
+
+       - a **cancelled long job**: ``POST /jobs`` of a ``--long-s`` seconds FLAC (the clip repeated), ``DELETE``
+         after 0.5 s, wait until the job reports ``cancelled`` (the time from DELETE to that is reported), pause
+         2 s, again, until the normal clients are done;
+       - a **slow-headers client**: opens a connection and sends one header byte every 0.5 s without ever
+         finishing the headers, again and again (the time until the server closes it is reported).
+
+       The normal uploads' p99 of both phases is printed side by side.
     5. Reports
 
        - uploads: latency per request (upload + extraction + prediction; p50 / p99 / max), throughput
@@ -32,6 +43,7 @@ Usage::
     python benchmarks/bench_serve.py                                  # 3 rounds: N=4 uploaders x 2, M=4 streams
     python benchmarks/bench_serve.py --clients 2 --requests 1 --streams 2 --rounds 2 --max-seconds 90
     python benchmarks/bench_serve.py --run RUN --clip speech.wav
+    python benchmarks/bench_serve.py --clients 2 --requests 3 --streams 0 --rounds 2 --clip-s 10 --hostile
 
 Numbers depend on the machine's load (other processes share the cores): say so when you quote them.
 """
@@ -200,19 +212,90 @@ async def stream_one(ws_url: str, audio: np.ndarray, sr: int, chunk_s: float, de
     out["steps"] += got
 
 
-async def load(url: str, data: bytes, audio: np.ndarray, sr: int, args, label_rate: float) -> dict:
+async def cancel_loop(client, url: str, long_data: bytes, done: asyncio.Event, deadline: float, out: dict) -> None:
+    """Upload a long file as a job, cancel it after 0.5 s, wait until it is cancelled; repeat until ``done``."""
+    while not done.is_set() and time.perf_counter() < deadline:
+        try:
+            r = await client.post(url + "/jobs", files={"file": ("long.flac", long_data, "audio/flac")}, timeout=60)
+            if r.status_code != 202:
+                out["errors"].append(f"long job: HTTP {r.status_code}: {r.text[:200]}")
+                return
+            jid = r.json()["id"]
+            await asyncio.sleep(0.5)
+            t0 = time.perf_counter()
+            await client.delete(url + f"/jobs/{jid}", timeout=10)
+            while True:
+                j = (await client.get(url + f"/jobs/{jid}", timeout=10)).json()
+                if j["status"] in ("cancelled", "failed", "done"):
+                    break
+                if time.perf_counter() - t0 > 60:
+                    out["errors"].append("a cancelled job was still running after 60 s")
+                    return
+                await asyncio.sleep(0.05)
+            out["cancel_s"].append(time.perf_counter() - t0)
+            if j["status"] != "cancelled":
+                out["errors"].append(f"long job ended {j['status']}, not cancelled")
+        except Exception as e:  # noqa: BLE001 - counted and reported
+            out["errors"].append(f"long job: {type(e).__name__}: {e}")
+        try:
+            await asyncio.wait_for(done.wait(), 2.0)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def slow_headers_loop(url: str, done: asyncio.Event, deadline: float, out: dict) -> None:
+    """Open a connection, send a header byte every 0.5 s and never finish; time until the server closes it."""
+    host, port = url.removeprefix("http://").split(":")
+    while not done.is_set() and time.perf_counter() < deadline:
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            t0 = time.perf_counter()
+            writer.write(b"POST /predict HTTP/1.1\r\nHost: " + host.encode() + b"\r\n")
+            await writer.drain()
+            closed = False
+            while not closed and time.perf_counter() < deadline and time.perf_counter() - t0 < 120:
+                try:
+                    got = await asyncio.wait_for(reader.read(100), 0.5)
+                    closed = got == b""
+                except asyncio.TimeoutError:
+                    try:
+                        writer.write(b"X")
+                        await writer.drain()
+                    except (ConnectionError, OSError):
+                        closed = True
+            if closed:
+                out["slow_closed_s"].append(time.perf_counter() - t0)
+            else:
+                out["errors"].append("a slow-headers connection was still open after 120 s")
+            writer.close()
+        except Exception as e:  # noqa: BLE001 - counted and reported
+            out["errors"].append(f"slow headers: {type(e).__name__}: {e}")
+            await asyncio.sleep(0.5)
+
+
+async def load(url: str, data: bytes, audio: np.ndarray, sr: int, args, label_rate: float,
+               long_data: bytes | None = None) -> dict:
     import httpx
 
     deadline = time.perf_counter() + args.max_seconds
     up = {"latency": [], "errors": []}
     st = {"lag": [], "errors": [], "steps": 0, "end_latency": []}
+    hostile = {"cancel_s": [], "slow_closed_s": [], "errors": []}
     ws_url = url.replace("http://", "ws://") + "/stream"
     t0 = time.perf_counter()
     async with httpx.AsyncClient() as client:
         tasks = [upload_loop(client, url, data, args.requests, deadline, up) for _ in range(args.clients)]
         tasks += [stream_one(ws_url, audio, sr, args.chunk_s, deadline, st, label_rate) for _ in range(args.streams)]
-        await asyncio.gather(*tasks)
-    return {"uploads": up, "streams": st, "wall_s": time.perf_counter() - t0}
+        if long_data is None:
+            await asyncio.gather(*tasks)
+        else:
+            done = asyncio.Event()
+            side = [asyncio.create_task(cancel_loop(client, url, long_data, done, deadline, hostile)),
+                    asyncio.create_task(slow_headers_loop(url, done, deadline, hostile))]
+            await asyncio.gather(*tasks)
+            done.set()
+            await asyncio.gather(*side)
+    return {"uploads": up, "streams": st, "hostile": hostile, "wall_s": time.perf_counter() - t0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="load rounds, memory read after each (default 3)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="hard limit of one round (s, default 120)")
     p.add_argument("--out", help="folder for the run and clip (default: a temporary folder)")
+    p.add_argument("--hostile", action="store_true",
+                   help="run every round twice: plain, then with a cancelled long job and a slow-headers client")
+    p.add_argument("--long-s", type=float, default=600.0, help="length of the cancelled long upload (s, default 600)")
     args = p.parse_args(argv)
     if min(args.clients, args.requests, args.workers, args.rounds) < 1 or args.streams < 0 or args.max_seconds <= 0:
         p.error("--clients, --requests, --workers must be >= 1, --streams >= 0, --max-seconds > 0")
@@ -288,12 +374,32 @@ def main(argv: list[str] | None = None) -> int:
         t_load = time.perf_counter()
         rss_before = mem.rss_mib()
         rounds, rss_rounds = [], []
+        long_data = None
+        if args.hostile:
+            import io
+
+            import soundfile as sf
+
+            reps = int(np.ceil(args.long_s * sr / len(audio)))
+            buf = io.BytesIO()
+            sf.write(buf, np.tile(audio, reps)[: int(args.long_s * sr)], sr, format="FLAC")
+            long_data = buf.getvalue()
+            print(f"long upload: {args.long_s:g} s of audio in {len(long_data) / 2**20:.1f} MiB of FLAC")
+        hrounds = []
         for k in range(args.rounds):
             rounds.append(asyncio.run(load(url, data, audio, sr, args, label_rate)))
             time.sleep(0.5)
             rss_rounds.append(mem.rss_mib())
             print(f"round {k + 1}/{args.rounds}: {rounds[-1]['wall_s']:.1f} s, server RSS {rss_rounds[-1]:.0f} MiB",
                   flush=True)
+            if args.hostile:
+                hrounds.append(asyncio.run(load(url, data, audio, sr, args, label_rate, long_data)))
+                time.sleep(0.5)
+                h = hrounds[-1]
+                print(f"round {k + 1}/{args.rounds} with hostile clients: {h['wall_s']:.1f} s; normal p99 "
+                      f"{pct(h['uploads']['latency'], 99):.2f} s vs {pct(rounds[-1]['uploads']['latency'], 99):.2f} s "
+                      f"plain; cancels {len(h['hostile']['cancel_s'])}, slow-header connections closed "
+                      f"{len(h['hostile']['slow_closed_s'])}", flush=True)
         res = {"wall_s": sum(r["wall_s"] for r in rounds),
                "uploads": {key: sum((r["uploads"][key] for r in rounds), []) for key in ("latency", "errors")},
                "streams": {key: sum((r["streams"][key] for r in rounds), []) for key in ("lag", "errors", "end_latency")}}
@@ -330,6 +436,22 @@ def main(argv: list[str] | None = None) -> int:
           f"end {mem.samples[-1][1]:.0f} MiB, after each round {[round(m) for m in rss_rounds]} MiB, "
           f"slope during load {slope:+.1f} MiB/min")
     print(f"server   : jobs {health['jobs']}, open streams {health['streams']}")
+    hostile_result = None
+    if args.hostile:
+        hl = sum((r["uploads"]["latency"] for r in hrounds), [])
+        herr = sum((r["uploads"]["errors"] for r in hrounds), [])
+        hh = {key: sum((r["hostile"][key] for r in hrounds), []) for key in ("cancel_s", "slow_closed_s", "errors")}
+        p_plain, p_host = pct(up["latency"], 99), pct(hl, 99)
+        print(f"hostile  : normal uploads p99 {p_host:.2f} s with a cancelled long job and a slow-headers client vs "
+              f"{p_plain:.2f} s without ({100 * (p_host / p_plain - 1):+.0f} %), p50 {pct(hl, 50):.2f} vs "
+              f"{pct(up['latency'], 50):.2f} s; {len(hl)} ok, errors {len(herr)}; DELETE -> cancelled in p50 "
+              f"{pct(hh['cancel_s'], 50):.2f} s, max {max(hh['cancel_s'] or [float('nan')]):.2f} s "
+              f"({len(hh['cancel_s'])} cancels); slow-header connections closed after p50 "
+              f"{pct(hh['slow_closed_s'], 50):.1f} s ({len(hh['slow_closed_s'])}); hostile-side errors {hh['errors'][:3]}")
+        hostile_result = {"normal_p99_plain": p_plain, "normal_p99_hostile": p_host,
+                          "normal_p50_plain": pct(up["latency"], 50), "normal_p50_hostile": pct(hl, 50),
+                          "upload_errors": herr, "cancel_s": hh["cancel_s"], "slow_closed_s": hh["slow_closed_s"],
+                          "errors": hh["errors"]}
     for e in (up["errors"] + st["errors"])[:10]:
         print("error:", e)
     result = {"args": vars(args), "clip_s": clip_s, "wall_s": res["wall_s"], "uploads_ok": n_ok,
@@ -339,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
               "stream_lag_s": {"p50": pct(st["lag"], 50), "p99": pct(st["lag"], 99), "alone_p50": base_lag},
               "rss_mib": {"after_warmup": rss_before, "peak": max(m for _, m in mem.samples),
                           "end": mem.samples[-1][1], "after_rounds": rss_rounds,
-                          "slope_mib_per_min": slope}}
+                          "slope_mib_per_min": slope}, "hostile": hostile_result}
     (root / "bench_serve.json").write_text(json.dumps(result, indent=2))
     tmp.cleanup() if not args.out else None
     return 0 if not (up["errors"] or st["errors"]) else 1

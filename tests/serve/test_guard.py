@@ -100,7 +100,10 @@ def test_isolated_prediction_returns_the_child_result(tmp_path):
         r = c.post("/predict", files={"file": ("a.wav", b"x" * 4)})
         assert r.status_code == 200, r.text
         assert r.json()["valence"] == pytest.approx([0.1, 0.2])
-        assert int((tmp_path / "pid").read_text()) != os.getpid()
+        first = int((tmp_path / "pid").read_text())
+        assert first != os.getpid()
+        assert c.post("/predict", files={"file": ("b.wav", b"x" * 4)}).status_code == 200
+        assert int((tmp_path / "pid").read_text()) == first  # a warm worker serves the next job
 
 
 def test_host_origin_and_docs(tmp_path):

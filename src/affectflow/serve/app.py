@@ -246,11 +246,16 @@ class _Service:
 
             from affectflow.serve.isolation import warm_up
 
-            threading.Thread(target=warm_up, name="affectflow-forkserver", daemon=True).start()
+            threading.Thread(target=warm_up, args=(s.max_concurrent_jobs, s.threads), name="affectflow-workers",
+                             daemon=True).start()
 
     def stop(self) -> None:
         if self.jobs is not None:
             self.jobs.shutdown()
+        if self.settings.isolate_jobs:
+            from affectflow.serve.isolation import shutdown
+
+            shutdown()
         if self.store is not None:
             self.store.close()
 

@@ -1,17 +1,19 @@
-"""Run one prediction in a child process that the service can kill: cancellation and time limits act within
-seconds, even inside a native call (openSMILE, a decoder) that never returns to Python.
+"""Run one prediction in a worker process that the service can kill: cancellation and time limits act within
+a fraction of a second, even inside a native call (openSMILE, a decoder) that never returns to Python.
 
-A job's worker thread calls :func:`run_isolated`; it starts a child from a ``forkserver`` (started once per
-service with torch and affectflow's inference modules already imported, so a job's child costs a fork, not an
-interpreter start-up), sends it the model and the upload, and relays its progress messages. Every
-``poll_s`` seconds (and at every progress message) it calls ``check()``, the job's cancel/time-limit test: when
-that raises, the child and everything it started (its own process group) get ``SIGKILL`` at once and the
-exception goes on to the job manager. The child also dies with the forkserver (:func:`affectflow.procutil.
-die_with_parent`), and the forkserver with the service, so a killed service leaves no prediction running.
+Worker processes are forked from a ``forkserver`` that imported torch, the extractors and their libraries once
+(:data:`PRELOAD`), and each worker serves one job after the other, so a job costs a message, not an interpreter
+start-up or a round of first-call set-up. A job's worker thread calls :func:`run_isolated`: it takes an idle
+worker (or starts one), sends it the model and the upload, and relays its progress messages. Every ``poll_s``
+seconds (and at every progress message) it calls ``check()``, the job's cancel/time-limit test: when that raises,
+the worker and everything it started (its own process group) get ``SIGKILL`` at once and the exception goes on to
+the job manager; the next job starts a fresh worker. A worker that finished its job normally goes back to the idle
+list. Workers die with the forkserver (:func:`affectflow.procutil.die_with_parent`), and the forkserver with the
+service, so a killed service leaves no prediction running; :func:`shutdown` stops the idle ones.
 
-What crosses the pipe: ``("progress", fraction, message)``, then either ``("done", DataFrame)``,
-``("error", AffectflowError)`` (a user-fixable failure, re-raised here as itself) or ``("crash", text)`` (an
-unexpected exception, re-raised as :class:`IsolatedCrash` with the child's traceback text for the log).
+What crosses the pipe: the job ``(model, path, workdir)``, then ``("progress", fraction, message)`` messages and
+one of ``("done", DataFrame)``, ``("error", AffectflowError)`` (a user-fixable failure, re-raised here as itself)
+or ``("crash", text)`` (an unexpected exception, re-raised as :class:`IsolatedCrash` with the worker's traceback).
 """
 
 from __future__ import annotations
@@ -24,22 +26,26 @@ from typing import Any, Callable
 
 from affectflow.procutil import die_with_parent, kill_process_tree
 
-#: Modules the forkserver imports once, so that each job's child starts warm.
-PRELOAD = ["affectflow.serve.isolation", "affectflow.serve.model", "affectflow.inference.media", "affectflow.features.pipeline",
-           "affectflow.experiment"]
+#: Modules the forkserver imports once, so that workers start warm.
+PRELOAD = ["affectflow.serve.isolation", "affectflow.serve.model", "affectflow.serve.preload",
+           "affectflow.inference.media", "affectflow.features.pipeline", "affectflow.experiment"]
 
-_ctx_lock = threading.Lock()
+#: Idle workers kept per process at most (the others are stopped when they finish a job).
+MAX_IDLE = 8
+
+_lock = threading.Lock()
 _ctx: Any = None
+_idle: list["_Worker"] = []
 
 
 class IsolatedCrash(RuntimeError):
-    """The child failed with an unexpected exception (its traceback is the message) or died without a word."""
+    """The worker failed with an unexpected exception (its traceback is the message) or died without a word."""
 
 
 def context() -> Any:
     """The ``forkserver`` multiprocessing context (with :data:`PRELOAD`), made once per process."""
     global _ctx
-    with _ctx_lock:
+    with _lock:
         if _ctx is None:
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
             ctx = multiprocessing.get_context(method)
@@ -49,21 +55,7 @@ def context() -> Any:
         return _ctx
 
 
-def _noop() -> None:
-    pass
-
-
-def warm_up() -> None:
-    """Start the forkserver now and wait until it has imported :data:`PRELOAD` (it runs one empty child), so
-    that the first job does not pay for it."""
-    ctx = context()
-    if ctx.get_start_method() == "forkserver":
-        p = ctx.Process(target=_noop, daemon=True)
-        p.start()
-        p.join(120)
-
-
-def _child(conn, service: int, threads: int, model: Any, path: str, workdir: str | None) -> None:
+def _worker_main(conn, threads: int) -> None:
     # our parent is the forkserver, which exits when the service does; when started by spawn it is the service
     die_with_parent()
     if os.getppid() == 1:
@@ -81,88 +73,148 @@ def _child(conn, service: int, threads: int, model: Any, path: str, workdir: str
     def progress(fraction: float, message: str | None = None) -> None:
         conn.send(("progress", float(fraction), message))
 
-    try:
-        result = model.predict_file(path, progress=progress, workdir=workdir)
-        conn.send(("done", result))
-    except AffectflowError as e:
+    while True:
         try:
-            conn.send(("error", e))
-        except Exception:  # noqa: BLE001 - an error object that does not pickle: send its text
-            conn.send(("error", _plain_error(e)))
-    except BaseException:  # noqa: BLE001 - reported to the parent, which logs it
-        conn.send(("crash", traceback.format_exc()))
-    finally:
-        conn.close()
+            model, path, workdir = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send(("done", model.predict_file(path, progress=progress, workdir=workdir)))
+        except AffectflowError as e:
+            try:
+                conn.send(("error", e))
+            except Exception:  # noqa: BLE001 - an error object that does not pickle: send its text
+                conn.send(("error", AffectflowError(str(e))))
+        except BaseException:  # noqa: BLE001 - reported to the service, which logs it
+            conn.send(("crash", traceback.format_exc()))
 
 
-def _plain_error(e: Exception) -> Exception:
-    from affectflow.errors import AffectflowError
+class _Worker:
+    """One worker process and the service's end of its pipe."""
 
-    return AffectflowError(str(e))
+    def __init__(self, threads: int) -> None:
+        ctx = context()
+        self.threads = threads
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, threads), daemon=True)
+        self.proc.start()
+        child.close()
+
+    def alive(self) -> bool:
+        return self.proc.is_alive()
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            kill_process_tree(self.proc.pid)
+        self.proc.join(5.0)
+        self.conn.close()
+
+
+def _take(threads: int) -> _Worker:
+    with _lock:
+        while _idle:
+            w = _idle.pop()
+            if w.threads == threads and w.alive():
+                return w
+            w.kill()
+    return _Worker(threads)
+
+
+def _give_back(w: _Worker) -> None:
+    with _lock:
+        if len(_idle) < MAX_IDLE and w.alive():
+            _idle.append(w)
+            return
+    w.kill()
+
+
+def warm_up(workers: int = 1, threads: int = 1) -> None:
+    """Start the forkserver and ``workers`` idle workers now (they import :data:`PRELOAD` once), so that the first
+    jobs do not pay for it; returns when they are ready."""
+    ws = [_take(threads) for _ in range(max(0, workers))]
+    for w in ws:
+        w.conn.send((_Ping(), "", None))
+    for w in ws:
+        if w.conn.poll(120):
+            w.conn.recv()
+        _give_back(w)
+
+
+class _Ping:
+    """A job that does nothing (used to wait until a worker is up)."""
+
+    def predict_file(self, path, *, progress=None, workdir=None):
+        return None
+
+
+def shutdown() -> None:
+    """Stop the idle workers (a running job's worker stops when its job ends or is killed)."""
+    with _lock:
+        ws, _idle[:] = list(_idle), []
+    for w in ws:
+        w.kill()
 
 
 def run_isolated(model: Any, path: str | os.PathLike, *, workdir: str | os.PathLike | None = None,
                  progress: Callable[[float, str | None], None] | None = None,
                  check: Callable[[], None] | None = None, threads: int = 1, poll_s: float = 0.1) -> Any:
-    """``model.predict_file(path, progress=..., workdir=workdir)`` in a killable child process.
+    """``model.predict_file(path, progress=..., workdir=workdir)`` in a killable worker process.
 
     Parameters
     ----------
     model:
         A picklable object with ``predict_file`` (a :class:`~affectflow.serve.model.ServedModel`).
     path, workdir:
-        The upload and the child's work folder (the caller removes it afterwards: a killed child cannot).
+        The upload and the job's work folder (the caller removes it afterwards: a killed worker cannot).
     progress:
-        Called here with the child's ``(fraction, message)``; it may raise to stop the job.
+        Called here with the worker's ``(fraction, message)``; it may raise to stop the job.
     check:
-        Called every ``poll_s`` seconds; when it raises, the child's process group is killed and the exception
+        Called every ``poll_s`` seconds; when it raises, the worker's process group is killed and the exception
         propagates.
     threads:
-        torch threads of the child (0: torch's default).
+        torch threads of the worker (0: torch's default).
 
     Returns
     -------
     Any
-        What ``predict_file`` returned in the child.
+        What ``predict_file`` returned in the worker.
 
     Raises
     ------
     AffectflowError
-        As raised in the child.
+        As raised in the worker.
     IsolatedCrash
-        Any other exception in the child (its traceback is the message), or the child died without answering.
+        Any other exception in the worker (its traceback is the message), or the worker died without answering.
     """
-    ctx = context()
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, os.getpid(), threads, model, str(path),
-                                            None if workdir is None else str(workdir)), daemon=True)
-    proc.start()
-    send.close()
+    w = _take(threads)
+    healthy = False
     try:
+        w.conn.send((model, str(path), None if workdir is None else str(workdir)))
         while True:
             if check is not None:
                 check()
-            if recv.poll(poll_s):
+            if w.conn.poll(poll_s):
                 try:
-                    msg = recv.recv()
+                    msg = w.conn.recv()
                 except EOFError:
-                    proc.join(1.0)
+                    w.proc.join(1.0)
                     raise IsolatedCrash(f"the prediction process ended without an answer (exit code "
-                                        f"{proc.exitcode})") from None
+                                        f"{w.proc.exitcode})") from None
                 kind = msg[0]
                 if kind == "progress":
                     if progress is not None:
                         progress(msg[1], msg[2])
-                elif kind == "done":
+                    continue
+                healthy = True  # it answered: it can take the next job
+                if kind == "done":
                     return msg[1]
-                elif kind == "error":
+                if kind == "error":
                     raise msg[1]
-                else:
-                    raise IsolatedCrash(str(msg[1]))
-            elif not proc.is_alive() and not recv.poll(0):
-                raise IsolatedCrash(f"the prediction process died (exit code {proc.exitcode})")
+                raise IsolatedCrash(str(msg[1]))
+            if not w.alive() and not w.conn.poll(0):
+                raise IsolatedCrash(f"the prediction process died (exit code {w.proc.exitcode})")
     finally:
-        if proc.is_alive():
-            kill_process_tree(proc.pid)
-        proc.join(5.0)
-        recv.close()
+        if healthy:
+            _give_back(w)
+        else:
+            w.kill()
