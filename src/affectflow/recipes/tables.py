@@ -233,9 +233,21 @@ def ablation(source: Any, options: dict[str, Any]) -> dict[str, Any]:
     return {"columns": head, "rows": out_rows}
 
 
+def _target_devel(r: dict[str, Any], target: str) -> float:
+    """The devel CCC of ``target`` of a run entry (its overall devel score for runs of one target)."""
+    try:
+        dev, _ = _parts(r["run"])
+        v = run_score(r["run"], dev, target)
+    except (OSError, KeyError, ValueError):
+        v = float("nan")
+    return v if np.isfinite(v) else float(r.get("devel", np.nan))
+
+
 def _best_by_devel(runs: list[dict[str, Any]], target: str) -> dict[str, Any] | None:
-    cands = [r for r in runs if target in _target_of(r) and np.isfinite(r.get("devel", np.nan))]
-    return max(cands, key=lambda r: r["devel"]) if cands else None
+    """The run with the best devel CCC on ``target`` (per target, as the papers choose per dimension)."""
+    cands = [(r, _target_devel(r, target)) for r in runs if target in _target_of(r)]
+    cands = [(r, v) for r, v in cands if np.isfinite(v)]
+    return max(cands, key=lambda rv: rv[1])[0] if cands else None
 
 
 @_layout("ensemble")
