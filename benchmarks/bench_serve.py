@@ -253,7 +253,8 @@ async def slow_headers_loop(url: str, done: asyncio.Event, deadline: float, out:
             writer.write(b"POST /predict HTTP/1.1\r\nHost: " + host.encode() + b"\r\n")
             await writer.drain()
             closed = False
-            while not closed and time.perf_counter() < deadline and time.perf_counter() - t0 < 120:
+            while (not closed and not done.is_set() and time.perf_counter() < deadline
+                   and time.perf_counter() - t0 < 120):
                 try:
                     got = await asyncio.wait_for(reader.read(100), 0.5)
                     closed = got == b""
@@ -265,7 +266,7 @@ async def slow_headers_loop(url: str, done: asyncio.Event, deadline: float, out:
                         closed = True
             if closed:
                 out["slow_closed_s"].append(time.perf_counter() - t0)
-            else:
+            elif not done.is_set():
                 out["errors"].append("a slow-headers connection was still open after 120 s")
             writer.close()
         except Exception as e:  # noqa: BLE001 - counted and reported
@@ -311,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="load rounds, memory read after each (default 3)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="hard limit of one round (s, default 120)")
     p.add_argument("--out", help="folder for the run and clip (default: a temporary folder)")
+    p.add_argument("--server-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an extra serve setting, e.g. isolate_jobs=false (repeatable)")
     p.add_argument("--hostile", action="store_true",
                    help="run every round twice: plain, then with a cancelled long job and a slow-headers client")
     p.add_argument("--long-s", type=float, default=600.0, help="length of the cancelled long upload (s, default 600)")
@@ -340,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
            "-q", "--log-level", "warning", "--set", f"max_concurrent_jobs={args.workers}", "--set", "threads=1",
            "--set", f"max_queued_jobs={args.clients + 4}", "--set", f"max_streams={args.streams + 4}",
            "--set", f"request_timeout_s={args.max_seconds}"]
+    for kv in args.server_set:
+        cmd += ["--set", kv]
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         import httpx

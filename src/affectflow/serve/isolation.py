@@ -218,3 +218,5 @@ def run_isolated(model: Any, path: str | os.PathLike, *, workdir: str | os.PathL
             _give_back(w)
         else:
             w.kill()
+            # start its replacement now, so that the next job does not wait for the fork
+            threading.Thread(target=lambda: _give_back(_Worker(threads)), daemon=True).start()

@@ -10,7 +10,9 @@ import importlib
 from affectflow.features.pipeline import load_builtin_extractors
 
 load_builtin_extractors()
-for _mod in ("opensmile", "soundfile", "av", "soxr"):
+for _mod in ("opensmile", "soundfile", "av", "soxr", "affectflow.corpus.media", "affectflow.io.audio",
+             "affectflow.training.inference", "pyarrow.dataset", "pyarrow.pandas_compat", "pandas.io.formats.csvs",
+             "numpy.ctypeslib"):
     try:
         importlib.import_module(_mod)
     except Exception:  # noqa: BLE001 - optional: a job that needs a missing one fails with its own clear error
