@@ -121,3 +121,23 @@ def test_cli_errors(media_corpus, capsys):
     assert "sparkle" in capsys.readouterr().err
     assert main(["augment", str(media_corpus / "mc")]) == 2
     assert "Nothing to augment" in capsys.readouterr().err
+
+
+def test_crop_folders_are_transformed_frame_by_frame(tmp_path):
+    from affectflow.corpus.affwild2 import import_affwild2
+    from affectflow.synthetic.affwild2 import generate_affwild2
+
+    generate_affwild2(tmp_path / "aw", n_videos=4, duration_s=2.0, duration_jitter_s=0.0, crop_size=16,
+                      two_person_every=0, missing_crop_fraction=0.2, seed=1)
+    corpus, _ = import_affwild2(tmp_path / "aw", tmp_path / "c", progress=False)
+    rep = augment_corpus(corpus.path, video=["blur", "cutout"], copies=1, seed=2)
+    recs = Corpus(corpus.path).recordings
+    for new in rep.added:
+        row = recs[recs["id"] == new].iloc[0]
+        src = recs[recs["id"] == row["augmented_from"]].iloc[0]
+        assert row["label_rate_hz"] == src["label_rate_hz"]  # the per-video frame rate is kept
+        out = corpus.path / "media" / "augmented" / "seed2" / new / "video"
+        orig = corpus.path.parent / "aw" / "cropped_aligned" / row["augmented_from"]
+        assert sorted(int(f.stem) for f in out.iterdir()) == sorted(int(f.stem) for f in orig.iterdir())
+    extract(corpus.path, {"crop_pixels": {"grid": 4}}, progress=False)
+    assert all(Corpus(corpus.path).has_features("crop_pixels", rid) for rid in rep.added)
