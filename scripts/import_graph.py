@@ -33,7 +33,7 @@ LAYERS: list[list[str]] = [
     ["corpus", "synthetic"],
     ["features", "data", "augment"],
     ["models", "tasks", "predictions", "training"],
-    ["runs", "experiment", "runs_table"],
+    ["runs", "experiment", "runs_table", "tracking"],
     ["procedures", "inference", "streaming", "export", "submit", "serve", "recipes"],
     ["cli", "demo"],
 ]
