@@ -88,7 +88,7 @@ def test_tune_runs_resumes_and_writes_best(tmp_path, tiny_corpus):
         assert status == "finished" if r["state"] == "complete" else status.startswith("stopped: pruned")
         if r["state"] == "complete":
             m = json.loads((Path(r["run"]) / "metrics.json").read_text())
-            assert r["value"] == pytest.approx(m["selection"]["per_seed"]["1"])
+            assert r["value"] == pytest.approx(m["selection"]["per_seed"]["1"], rel=1e-5)
     best = df[df["state"] == "complete"].sort_values("value").iloc[-1]
     cfg = load_config(out / "best.yaml")
     assert cfg.training.lr == pytest.approx(best["training.lr"], rel=1e-5)  # results.csv keeps 6 digits
