@@ -197,6 +197,24 @@ def test_job_exception_is_reraised(ray_cluster):
     assert ray.is_initialized()  # an executor leaves a cluster it did not start running
 
 
+def _approx_equal(a, b, rel: float = 1e-6) -> bool:
+    """Nested dicts/lists equal in structure and non-float values, floats equal within ``rel``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_approx_equal(a[k], b[k], rel) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_approx_equal(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=rel, abs=1e-9, nan_ok=True)
+    return a == b
+
+
+def test_approx_equal_tells_rounding_from_differences():
+    assert _approx_equal({"a": [1.0, "x"], "b": 0.6931761269}, {"a": [1.0, "x"], "b": 0.6931761359})
+    assert not _approx_equal({"a": 0.69}, {"a": 0.70})
+    assert not _approx_equal({"a": 1.0}, {"a": 1.0, "b": 2.0})
+    assert not _approx_equal({"a": "x"}, {"a": "y"})
+
+
 def test_personalisation_groups_on_ray_equal_in_process(ray_cluster, tmp_path):
     from affectflow.experiment import train
     from affectflow.procedures.personalise import personalise
@@ -212,9 +230,11 @@ def test_personalisation_groups_on_ray_equal_in_process(ray_cluster, tmp_path):
     a = personalise(run, **kw)
     b = personalise(run, **kw, backend="ray", workers=2)
     ra, rb = json.loads((a / "report.json").read_text()), json.loads((b / "report.json").read_text())
-    assert ra["partitions"] == rb["partitions"]
-    assert {s: v.get("per_seed") for s, v in ra["subjects"].items()} == \
-        {s: v.get("per_seed") for s, v in rb["subjects"].items()}
+    # Equal up to float32 rounding: fine-tuning in another process can differ in the last bits (BLAS kernels
+    # depend on buffer alignment), which moved a Pearson r by 1e-8 in one full-suite run.
+    assert _approx_equal(ra["partitions"], rb["partitions"])
+    assert _approx_equal({s: v.get("per_seed") for s, v in ra["subjects"].items()},
+                         {s: v.get("per_seed") for s, v in rb["subjects"].items()})
     assert sum(v["status"] == "personalised" for v in ra["subjects"].values()) >= 2
 
 
