@@ -36,6 +36,7 @@ def test_mer2023(mer_corpus, tmp_path):
         assert c["value"] == pytest.approx(d["value"] - 0.25 * m["value"])
     fusion = json.loads((next(folder.glob("steps/fused-*")) / "fused-all" / "fusion.json").read_text())
     assert fusion["per_target"] is False and len(fusion["members"]) == 3  # one weight per system (Eq. 10-11)
+    assert "nan" not in doc["final_line"] and "weighted F1" in doc["final_line"], doc["final_line"]
     sub = next(folder.glob("steps/submission-*/submission"))
     assert sorted(p.name for p in sub.glob("*.csv")) == ["test1.csv", "test2.csv"]
 
@@ -54,6 +55,8 @@ def test_muse2021_sent(tmp_path):
     t2 = doc["tables"][0]
     assert [r["cells"][0] for r in t2["rows"][:4]] == ["acoustic", "acoustic‾", "visual", "visual‾"]
     assert t2["rows"][1]["cells"][1].startswith("88→")  # PCA keeps fewer than the 88 columns
+    if doc.get("final"):  # classification targets are compared with the task's own metric, never a NaN CCC
+        assert "nan" not in doc["final_line"] and "macro F1" in doc["final_line"], doc["final_line"]
     t5 = doc["tables"][2]
     (row,) = t5["rows"]
     mt = json.loads((tmp_path / "r" / "recipe.json").read_text())

@@ -37,7 +37,7 @@ def test_muse2021_stress(corpus, tmp_path):
     assert len(late) == 5
     sub = next(folder.glob("steps/submission-*/submission"))
     assert len(list((sub / "label_segments" / "valence").glob("*.csv"))) == len(corpus.recording_ids(["test"]))
-    assert "Final (test CCC): staged late fusion" in (folder / "recipe.md").read_text()
+    assert "Final (test): staged late fusion" in (folder / "recipe.md").read_text()
 
 
 def test_abaw5(corpus, tmp_path):

@@ -63,6 +63,21 @@ def run_score(run: str, partition: str, target: str, metric: str = "ccc") -> flo
     return float(v) if v is not None else float("nan")
 
 
+def target_metric(run: str, target: str) -> str:
+    """The metric a run's task scores ``target`` with (higher is better): CCC for regression targets; for
+    classification targets macro F1 (segment task, MuSe-Sent) or weighted F1 (clip task, MER 2023)."""
+    try:
+        best = _metrics(run).get("best", {})
+        task = yaml.safe_load((Path(run) / "config.yaml").read_text())["data"].get("task", "continuous")
+    except (OSError, KeyError, TypeError, ValueError):
+        return "ccc"
+    keys = next((set(m[target]) for m in best.values() if isinstance(m, dict) and isinstance(m.get(target), dict)),
+                set())
+    if "ccc" in keys or not keys & {"macro_f1", "weighted_f1"}:
+        return "ccc"
+    return "weighted_f1" if task == "clip" and "weighted_f1" in keys else "macro_f1"
+
+
 def _f(v: Any) -> str:
     return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.4f}"
 
@@ -234,10 +249,11 @@ def ablation(source: Any, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _target_devel(r: dict[str, Any], target: str) -> float:
-    """The devel CCC of ``target`` of a run entry (its overall devel score for runs of one target)."""
+    """The devel score of ``target`` of a run entry (:func:`target_metric`; its overall devel score for runs of one
+    target when the metric is missing)."""
     try:
         dev, _ = _parts(r["run"])
-        v = run_score(r["run"], dev, target)
+        v = run_score(r["run"], dev, target, target_metric(r["run"], target))
     except (OSError, KeyError, ValueError):
         v = float("nan")
     return v if np.isfinite(v) else float(r.get("devel", np.nan))
@@ -379,8 +395,9 @@ def final_comparison(final: dict[str, Any]) -> dict[str, Any] | None:
         if rr is None or sr is None:
             continue
         _, test = _parts(rr["run"])
-        a, b = run_score(rr["run"], test, t), run_score(sr["run"], test, t)
-        out["targets"][t] = {"result": a, "result_run": rr["run"], "best_single": b, "best_single_run": sr["run"],
+        metric = target_metric(rr["run"], t)
+        a, b = run_score(rr["run"], test, t, metric), run_score(sr["run"], test, t, metric)
+        out["targets"][t] = {"metric": metric, "result": a, "result_run": rr["run"], "best_single": b, "best_single_run": sr["run"],
                              "best_single_label": sr["label"], "difference": a - b, "partition": test}
     return out
 
@@ -389,10 +406,11 @@ def final_line(cmp: dict[str, Any] | None) -> str:
     """One line: the recipe's result vs its best single run, per target."""
     if not cmp or not cmp["targets"]:
         return "Final: no comparison (the recipe declares no `final:` result and single runs)."
-    parts = [f"{t} {v['result']:.4f} vs {v['best_single']:.4f} ({v['difference']:+.4f}; best single: "
-             f"{v['best_single_label']})" for t, v in cmp["targets"].items()]
+    names = {"ccc": "CCC", "macro_f1": "macro F1", "weighted_f1": "weighted F1"}
+    parts = [f"{t} {names.get(v.get('metric', 'ccc'), v.get('metric'))} {v['result']:.4f} vs {v['best_single']:.4f} "
+             f"({v['difference']:+.4f}; best single: {v['best_single_label']})" for t, v in cmp["targets"].items()]
     part = next(iter(cmp["targets"].values()))["partition"]
-    return (f"Final ({part} CCC): {cmp['label']} vs the best single run of this recipe chosen on devel: "
+    return (f"Final ({part}): {cmp['label']} vs the best single run of this recipe chosen on devel: "
             + "; ".join(parts) + ".")
 
 
