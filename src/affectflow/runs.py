@@ -136,11 +136,17 @@ def environment_info() -> dict[str, Any]:
     }
 
 
+#: Checkpoint revision written by :func:`save_checkpoint`. 2: AFG attention scores are scaled by ``√D`` by default;
+#: a checkpoint without a revision predates it and is rebuilt unscaled (see :func:`upgrade_checkpoint`).
+CHECKPOINT_REVISION = 2
+
+
 def save_checkpoint(path: Path, *, model: torch.nn.Module, normalizer_state: dict, data_spec: dict, extra: dict) -> None:
     """Save a state dict plus everything needed to rebuild and use the model (no pickled objects)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": "affectflow-checkpoint",
+        "revision": CHECKPOINT_REVISION,
         "affectflow_version": __version__,
         "model": model.config(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -171,6 +177,29 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != "affectflow-checkpoint":
         raise RunError(f"{str(p)!r} is not an affectflow checkpoint (no 'format: affectflow-checkpoint' entry) and "
                        "will not be used.")
+    return upgrade_checkpoint(ckpt)
+
+
+def _unscaled_afg(node: Any) -> None:
+    """Pin ``scaled_scores: false`` on every AFG block of a model config that does not state it."""
+    if isinstance(node, dict):
+        if node.get("type") == "afg" or (node.get("type") == "afg_jdev" and isinstance(node.get("params"), dict)):
+            (node["params"] if node.get("type") == "afg_jdev" else node).setdefault("scaled_scores", False)
+        for v in node.values():
+            _unscaled_afg(v)
+    elif isinstance(node, list):
+        for v in node:
+            _unscaled_afg(v)
+
+
+def upgrade_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Make an older checkpoint rebuild the model it was trained as.
+
+    Revision 1 (no ``revision`` entry) predates the ``√D`` scaling of AFG attention scores: its AFG blocks are
+    rebuilt with ``scaled_scores: false``, so old runs predict exactly as they did when they were trained.
+    """
+    if int(ckpt.get("revision", 1)) < 2 and isinstance(ckpt.get("model"), dict):
+        _unscaled_afg(ckpt["model"])
     return ckpt
 
 
