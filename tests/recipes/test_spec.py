@@ -94,3 +94,20 @@ def test_cli_list_show_and_errors(capsys, tmp_path):
     assert "unknown kind 'x'" in capsys.readouterr().err
     assert main(["recipe", "run", "muse2023"]) == 2
     assert "needs --corpus" in capsys.readouterr().err
+
+
+def test_address_is_the_ray_address_for_the_run_only(monkeypatch, tmp_path):
+    import os
+
+    import affectflow.recipes.engine as engine
+
+    seen = []
+    monkeypatch.setattr(engine, "_run_recipe", lambda recipe, **kw: seen.append(os.environ.get("RAY_ADDRESS")) or tmp_path)
+    monkeypatch.setenv("RAY_ADDRESS", "before")
+    assert engine.run_recipe("muse2023", corpus="c", address="ray://head:10001") == tmp_path
+    assert seen == ["ray://head:10001"] and os.environ["RAY_ADDRESS"] == "before"
+    monkeypatch.delenv("RAY_ADDRESS")
+    engine.run_recipe("muse2023", corpus="c", address="auto")
+    assert seen[-1] == "auto" and "RAY_ADDRESS" not in os.environ
+    engine.run_recipe("muse2023", corpus="c")  # no address: the environment is left alone
+    assert seen[-1] is None

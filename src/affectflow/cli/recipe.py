@@ -45,7 +45,7 @@ def cmd_recipe(args: argparse.Namespace) -> int:
 
         tracking = cli_uri(args.mlflow, Path(args.out).resolve().parent if args.out else "runs")
     folder = run_recipe(recipe, corpus=args.corpus, out=args.out, backend=args.backend, workers=args.workers,
-                        tracking=tracking,
+                        tracking=tracking, address=args.address,
                         threads=args.threads, progress=not args.quiet)
     text = (folder / "recipe.md").read_text()
     print(text)
@@ -71,6 +71,9 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=argtypes.positive_int, default=1, help="parallel jobs (independent steps, sweep cells; default 1)")
     p.add_argument("--threads", type=argtypes.positive_int, default=1, help="torch threads per job (default 1)")
     p.add_argument("--backend", default="local", help="executor backend: local, serial or a registered one")
+    p.add_argument("--address", default=None,
+                   help="ray: the cluster every step's jobs go to, auto (the one running here) or ray://HOST:10001 "
+                   "(default: RAY_ADDRESS, else a private local cluster)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     from affectflow.tracking import add_flag
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -85,7 +86,29 @@ class Progress:
         self.spent += seconds
 
 
-def run_recipe(
+def run_recipe(recipe: Recipe | str | Path, *, address: str | None = None, **kwargs: Any) -> Path:
+    """Run (or continue) a recipe on ``corpus``; return the recipe folder (see the module docstring and
+    :func:`_run_recipe` for the other arguments).
+
+    ``address`` (``backend="ray"``): the Ray cluster every step's jobs go to, ``"auto"`` (the one running here) or
+    ``"ray://host:port"``; it is passed to the Ray backend as ``RAY_ADDRESS`` for the duration of the run, so sweeps,
+    folds, cross-fitting and personalisation inside the steps use the same cluster. Default: ``RAY_ADDRESS`` if set,
+    else a private local cluster per parallel stage.
+    """
+    if address is None:
+        return _run_recipe(recipe, **kwargs)
+    before = os.environ.get("RAY_ADDRESS")
+    os.environ["RAY_ADDRESS"] = address
+    try:
+        return _run_recipe(recipe, **kwargs)
+    finally:
+        if before is None:
+            os.environ.pop("RAY_ADDRESS", None)
+        else:
+            os.environ["RAY_ADDRESS"] = before
+
+
+def _run_recipe(
     recipe: Recipe | str | Path,
     *,
     corpus: str | Path,
