@@ -30,7 +30,7 @@ from affectflow.corpus.corpus import Corpus
 from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.data.store import SequenceStore
 from affectflow.errors import AffectflowError, AffectflowWarning, ConfigError, CorpusError, RunError
-from affectflow.fsutil import atomic_write, out_folder, write_json  # noqa: F401 - atomic_write, write_json re-exported for callers of earlier versions
+from affectflow.fsutil import atomic_write, make_dirs, out_folder, write_json  # noqa: F401 - atomic_write, write_json re-exported for callers of earlier versions
 from affectflow.models import MODELS, build_model
 from affectflow.runs import (
     CHECKPOINTS_DIR,
@@ -636,7 +636,7 @@ def predict(
         out_dir = out_folder(out, what="output folder", create=False)
     preds = run_predictions(run, recordings=ids, corpus=c, seed=seed, device=device, progress=progress)
     if out is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = make_dirs(out_dir)  # not through a symlink out of a run folder
     else:
         out_dir = new_subdir(run.path, "predictions")
     preds.save(out_dir)

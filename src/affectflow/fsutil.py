@@ -15,7 +15,11 @@ Names are checked when they are *read* (from a CSV, a JSON file, a YAML file, an
 **Symlinks.** Text checks cannot see a symlink planted inside a folder (``features/pred_x -> /elsewhere``).
 :func:`check_inside` resolves the real path of what would be written and refuses it when it leaves the real
 path of its root; :func:`atomic_write` and :func:`write_json` apply it when given ``root=``, and every corpus
-write does. A file that is itself a symlink is replaced by the rename, never written through.
+write does. Without ``root=`` they find it themselves (:func:`folder_root`): the outermost folder above the
+written path that affectflow made (it holds one of :data:`FOLDER_MARKERS`: a corpus, a run, an evaluation,
+fusion, personalisation, yardstick, sweep, cv, tune or recipe folder), so that every write into a run folder
+(checkpoints, predictions, metrics, plots) is contained too; :func:`make_dirs` does the same for new folders.
+A file that is itself a symlink is replaced by the rename, never written through.
 
 **Output folders** (``--out``): :func:`out_folder` is the one check of a requested output folder: it must not be
 an existing file, must be new or empty (or, for resumable procedures, hold the procedure's marker file), and its
@@ -93,18 +97,61 @@ def is_inside(root: str | os.PathLike, path: str | os.PathLike) -> bool:
 
 
 def check_inside(root: str | os.PathLike, path: str | os.PathLike, *, what: str = "file",
-                 error: type[Exception] = CorpusError) -> Path:
+                 error: type[Exception] = CorpusError, is_folder: bool = False) -> Path:
     """Return ``Path(path)`` when writing it stays inside ``root`` with symlinks resolved, else raise ``error``.
 
     The real path of ``path``'s folder is compared with the real path of ``root`` (so a symlinked ``root`` itself is
     fine, but a symlink *inside* it that points elsewhere is not). ``path`` itself may be a symlink: writes replace
-    it (:func:`atomic_write` renames over it) rather than follow it.
+    it (:func:`atomic_write` renames over it) rather than follow it. With ``is_folder``, ``path`` is a folder to be
+    written into and its own real path is compared.
     """
-    parent = Path(path).parent
+    parent = Path(path) if is_folder else Path(path).parent
     if not is_inside(root, parent):
-        raise error(f"Refusing to write the {what} {os.fspath(path)!r}: its folder resolves to {_real(parent)!r}, "
+        where = "it" if is_folder else "its folder"
+        raise error(f"Refusing to write the {what} {os.fspath(path)!r}: {where} resolves to {_real(parent)!r}, "
                     f"outside {_real(root)!r} (a symlink inside {os.fspath(root)!r} points elsewhere).")
     return Path(path)
+
+
+#: Files that mark a folder affectflow made (a corpus, a run of any kind, a sweep / cv / tune / recipe folder).
+FOLDER_MARKERS = ("corpus.json", "run.json", "sweep.json", "cv.json", "tune.json", "recipe.json", "fusion.json",
+                  "crossfit.json")
+
+
+def folder_root(path: str | os.PathLike) -> Path | None:
+    """The outermost folder above ``path`` (lexically, symlinks not resolved) that holds one of
+    :data:`FOLDER_MARKERS`, or ``None``. Writes below it must stay inside it (:func:`check_write`); the
+    *outermost* one is taken so that a symlink inside a folder pointing at another marked folder is still seen."""
+    p = os.path.normpath(os.path.abspath(os.fspath(path)))
+    found = None
+    cur = os.path.dirname(p)
+    while True:
+        if any(os.path.isfile(os.path.join(cur, m)) for m in FOLDER_MARKERS):
+            found = cur
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            break
+        cur = parent
+    return Path(found) if found is not None else None
+
+
+def check_write(path: str | os.PathLike, *, what: str = "file", error: type[Exception] = RunError,
+                is_folder: bool = False) -> Path:
+    """Refuse (``error``) to write ``path`` when its real folder leaves the affectflow folder it lies in
+    (:func:`folder_root`); a path in no such folder is returned unchecked."""
+    root = folder_root(path)
+    if root is not None:
+        check_inside(root, path, what=what, error=error, is_folder=is_folder)
+    return Path(path)
+
+
+def make_dirs(folder: str | os.PathLike, *, error: type[Exception] = RunError) -> Path:
+    """``mkdir -p folder`` after :func:`check_write` (so a symlink inside a run folder cannot make it create
+    folders elsewhere)."""
+    folder = Path(folder)
+    check_write(folder, what="folder", error=error, is_folder=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def child_path(root: str | os.PathLike, name: str, suffix: str = "", *, kind: str = "name") -> Path:
@@ -153,12 +200,14 @@ def atomic_write(path: Path, write, *, root: str | os.PathLike | None = None) ->
 
     The file gets the mode a plain ``open`` would give it (``0o666`` minus the umask), not ``mkstemp``'s ``0o600``,
     so that colleagues sharing a corpus or a run can read it when the umask allows. With ``root``, the write is
-    refused (:func:`check_inside`) when a symlink would take it outside ``root``; a ``path`` that is a symlink is
-    replaced, not followed.
+    refused (:func:`check_inside`) when a symlink would take it outside ``root``; without it, outside the
+    affectflow folder ``path`` lies in (:func:`check_write`). A ``path`` that is a symlink is replaced, not followed.
     """
     path = Path(path)
     if root is not None:
         check_inside(root, path)
+    else:
+        check_write(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

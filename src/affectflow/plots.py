@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from affectflow.fsutil import atomic_write, make_dirs
 from affectflow.layout import PREDICTIONS_DIR
 
 
@@ -18,7 +19,7 @@ def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int 
 
     run_dir = Path(run_dir)
     out = run_dir / "plots"
-    out.mkdir(exist_ok=True)
+    out = make_dirs(out)
     written = []
 
     hist = sorted((run_dir / "history").glob("seed-*.csv"))
@@ -46,7 +47,7 @@ def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int 
         axes[2].set(title="learning rate (dotted: unfreezing)", xlabel="epoch", yscale="log")
         axes[1].legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(out / "learning_curves.png", dpi=100)
+        atomic_write(out / "learning_curves.png", lambda p: fig.savefig(p, dpi=100, format="png"))
         plt.close(fig)
         written.append(out / "learning_curves.png")
 
@@ -68,7 +69,7 @@ def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int 
                     ax.set_xlabel("time (s)")
         axes[0][0].legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(out / f"predictions_{partition}.png", dpi=100)
+        atomic_write(out / f"predictions_{partition}.png", lambda p: fig.savefig(p, dpi=100, format="png"))
         plt.close(fig)
         written.append(out / f"predictions_{partition}.png")
     return written

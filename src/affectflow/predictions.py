@@ -209,11 +209,10 @@ class Predictions:
     # ------------------------------------------------------------------ files
     def save(self, folder: str | Path) -> Path:
         """Write the prediction files (see the module docstring) into ``folder`` (created if needed)."""
-        from affectflow.fsutil import atomic_write, child_path, write_json
+        from affectflow.fsutil import atomic_write, child_path, make_dirs, write_json
         from affectflow.tasks import specs_to_state
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = make_dirs(folder)  # refused when a symlink would take it out of its run folder
         arrays: dict[str, np.ndarray] = {}
         if self.continuous:
             for i, rid in enumerate(self.recordings):

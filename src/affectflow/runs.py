@@ -50,7 +50,7 @@ import yaml
 
 from affectflow import __version__
 from affectflow.errors import CorpusError, RunError
-from affectflow.fsutil import atomic_write, child_path, write_json
+from affectflow.fsutil import atomic_write, check_write, child_path, make_dirs, write_json
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from affectflow.corpus.corpus import Corpus
@@ -107,7 +107,7 @@ def new_run_dir(root: str | os.PathLike, name: str) -> Path:
         child_path(root, base, kind="run name")
     except CorpusError as e:
         raise RunError(str(e)) from None
-    root.mkdir(parents=True, exist_ok=True)
+    make_dirs(root)  # a symlinked `evaluations/` (or any folder) inside a run folder cannot take it elsewhere
     for k in range(1000):
         p = root / (base if k == 0 else f"{base}-{k}")
         try:
@@ -143,7 +143,8 @@ CHECKPOINT_REVISION = 2
 
 def save_checkpoint(path: Path, *, model: torch.nn.Module, normalizer_state: dict, data_spec: dict, extra: dict) -> None:
     """Save a state dict plus everything needed to rebuild and use the model (no pickled objects)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(Path(path).parent)
+    check_write(path, what="checkpoint")
     payload = {
         "format": "affectflow-checkpoint",
         "revision": CHECKPOINT_REVISION,
@@ -211,7 +212,8 @@ def epoch_state_path(run_dir: Path, seed: int) -> Path:
 
 def save_epoch_state(path: Path, state: dict[str, Any]) -> None:
     """Write an epoch state atomically (temporary file in the same folder, then rename); mode follows the umask."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(Path(path).parent)
+    check_write(path, what="epoch state")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         torch.save(state, tmp)

@@ -160,3 +160,59 @@ def test_augment_refuses_hostile_names(tmp_path):
         assert sorted(str(p) for p in (box.path / "mc").rglob("*")) == listing
         code, _, err = box.run(["augment", "mc", "--video", "blur", "--copies", "1", "-q"])
         assert code == 0, _clean(code, err)
+
+
+# ------------------------------------------------------------------- symlinks inside run folders (gap 2)
+def _plant(link, target):
+    import os
+
+    if link.is_dir() and not link.is_symlink():
+        shutil.rmtree(link)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, link, target_is_directory=True)
+
+
+def test_a_symlink_inside_a_run_folder_cannot_redirect_evaluate_or_predict(tmp_path, tiny_run):
+    outside = tmp_path / "outside"  # someone else's folder; the sandbox check covers it
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    with Sandbox(tmp_path) as box:
+        run = box.path / "run"
+        shutil.copytree(tiny_run, run)
+        _plant(run / "evaluations", outside)
+        msg = _refused(box, ["evaluate", "run", "--partitions", "test", "-q", "--device", "cpu"], "outside")
+        assert len([ln for ln in msg.split("error:") if ln.strip()]) <= 2  # one paragraph
+        (run / "evaluations").unlink()
+        _plant(run / "predictions", outside)
+        _refused(box, ["predict", "run", "--partitions", "test", "--out", "run/predictions/new", "-q"], "outside")
+        (run / "predictions").unlink()
+        (run / "evaluations").mkdir()
+        _plant(run / "evaluations" / "x", outside)  # a link inside evaluations/ itself is not followed either
+        code, _, err = box.run(["evaluate", "run", "--partitions", "test", "-q", "--device", "cpu"])
+        assert code == 0, _clean(code, err)
+    assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
+
+
+def test_run_file_writes_refuse_a_symlinked_subfolder(tmp_path, tiny_run):
+    import torch
+
+    from affectflow.errors import RunError
+    from affectflow.fsutil import write_json
+    from affectflow.runs import Run, save_epoch_state
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with Sandbox(tmp_path) as box:
+        run = box.path / "run"
+        shutil.copytree(tiny_run, run)
+        _plant(run / "checkpoints", outside)
+        _plant(run / "resume", outside)
+        _plant(run / "plots", outside)
+        with pytest.raises(RunError, match="outside"):
+            write_json(run / "checkpoints" / "x.json", {"a": 1})
+        with pytest.raises(RunError, match="outside"):
+            save_epoch_state(run / "resume" / "seed-1.pt", {"t": torch.zeros(1)})
+        with pytest.raises(RunError, match="outside"):
+            Run(run).saved_predictions("test").save(run / "plots" / "p")
+        Run.write_metrics(run, {"ok": 1})  # ordinary writes in the run folder still work
+    assert list(outside.iterdir()) == []
