@@ -216,3 +216,17 @@ def test_run_file_writes_refuse_a_symlinked_subfolder(tmp_path, tiny_run):
             Run(run).saved_predictions("test").save(run / "plots" / "p")
         Run.write_metrics(run, {"ok": 1})  # ordinary writes in the run folder still work
     assert list(outside.iterdir()) == []
+
+
+def test_a_symlinked_recipe_step_folder_is_refused(tmp_path):
+    from affectflow.recipes.engine import _step_job
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with Sandbox(tmp_path) as box:
+        (box.path / "recipe" / "steps").mkdir(parents=True)
+        _plant(box.path / "recipe" / "steps" / "train-abc", outside)
+        r = _step_job({"kind": "train", "settings": {}, "folder": str(box.path / "recipe" / "steps" / "train-abc"),
+                       "corpus": None, "backend": "serial", "workers": 1, "threads": 1})
+        assert not r["ok"] and "outside" in r["error"] and "Traceback" not in r["error"]
+    assert list(outside.iterdir()) == []

@@ -61,7 +61,7 @@ from affectflow.config import (
     parse_override,
     read_yaml,
 )
-from affectflow.fsutil import atomic_write, check_name, out_folder, write_json
+from affectflow.fsutil import atomic_write, check_name, make_dirs, out_folder, write_json
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.procedures.executor import execution_settings, get_executor
 
@@ -528,7 +528,7 @@ def _plots(study: Any, folder: Path) -> None:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
         for name, fn in (("optimization_history", ovm.plot_optimization_history),
@@ -540,4 +540,4 @@ def _plots(study: Any, folder: Path) -> None:
                                                                                       bbox_inches="tight"))
                 plt.close(fig)
             except (ValueError, RuntimeError, ZeroDivisionError) as e:  # e.g. importances need 2+ finished trials
-                (folder / f"{name}.txt").write_text(f"not drawn: {e}\n")
+                atomic_write(folder / f"{name}.txt", lambda p, e=e: p.write_text(f"not drawn: {e}\n"))

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from affectflow.corpus.corpus import atomic_write, write_json
 from affectflow.errors import AffectflowError, ConfigError, RunError
-from affectflow.fsutil import out_folder
+from affectflow.fsutil import check_inside, out_folder
 from affectflow.recipes.spec import Recipe, load_recipe, substitute_params, substitute_refs
 from affectflow.recipes.steps import STEP_KINDS, StepContext
 
@@ -52,6 +52,8 @@ def _step_job(job: dict[str, Any]) -> dict[str, Any]:
     """Executor job: run one step (top-level, so process pools can pickle it)."""
     ctx = StepContext(Path(job["folder"]), job["corpus"], job["backend"], job["workers"], job["threads"], False)
     try:
+        # <recipe>/steps/<step>: a symlink planted inside the recipe folder cannot take the step elsewhere
+        check_inside(ctx.folder.parent.parent, ctx.folder, what="step folder", error=RunError, is_folder=True)
         ctx.folder.mkdir(parents=True, exist_ok=True)
         return {"ok": True, "result": STEP_KINDS[job["kind"]].run(ctx, job["settings"])}
     except AffectflowError as e:
