@@ -411,3 +411,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     """Strictly convert a dict (YAML shape) to :class:`ExperimentConfig` (no cross-field validation)."""
     return _from_dict(ExperimentConfig, data)
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """A packaged config preset (``affectflow/configs/presets/<name>.yaml``) as a dict."""
+    names = sorted(p.name[:-5] for p in resources.files("affectflow.configs").joinpath("presets").iterdir()
+                   if p.name.endswith(".yaml"))
+    if name not in names:
+        raise ConfigError(f"Unknown preset {name!r}; the packaged presets are {names}.")
+    return yaml.safe_load(resources.files("affectflow.configs").joinpath("presets", f"{name}.yaml").read_text()) or {}

@@ -74,6 +74,8 @@ and ETA): :mod:`affectflow.recipes.engine`.
 from affectflow.recipes.engine import list_recipes, run_recipe, show_recipe
 from affectflow.recipes.spec import Recipe, load_recipe
 from affectflow.recipes.steps import STEP_KINDS, StepKind, register_step
+# Modules that register step kinds and table layouts on import (they build on steps / tables).
+from affectflow.recipes import multitask_step, paper_tables  # noqa: E402,F401
 
 __all__ = ["Recipe", "STEP_KINDS", "StepKind", "list_recipes", "load_recipe", "register_step", "run_recipe",
            "show_recipe"]

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from affectflow.errors import ConfigError
-from affectflow.recipes.steps import StepKind, _runs_arg, register_step, run_devel_score, select_runs
+from affectflow.recipes.steps import StepKind, runs_arg, register_step, run_devel_score, select_runs
 
 
 def _pca_of(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +76,7 @@ class MultitaskStep(StepKind):
         from affectflow.corpus.corpus import write_json
         from affectflow.experiment import train
 
-        runs = _runs_arg(settings["source"], "`source`")
+        runs = runs_arg(settings["source"], "`source`")
         chosen = select_runs(runs, settings.get("per", "data.targets"), int(settings.get("top", 2)))
         done_file = ctx.folder / "done.json"
         done = json.loads(done_file.read_text()) if done_file.is_file() else {}

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from affectflow.recipes.tables import _f, _layout, _metrics, _step_runs, yardstick_run
+from affectflow.recipes.tables import fmt_cell, table_layout, run_metrics, step_runs, yardstick_run
 
 STRUCTURE_NAMES = {"parallel": "1 (parallel)", "pairwise": "2 (pairwise)", "hierarchical": "3 (hierarchical)"}
 
@@ -32,7 +32,7 @@ def _cfg(run: str) -> dict[str, Any]:
 
 
 def _score(run: str, part: str, target: str, metric: str) -> float:
-    v = _metrics(run).get("best", {}).get(part, {}).get(target, {}).get(metric)
+    v = run_metrics(run).get("best", {}).get(part, {}).get(target, {}).get(metric)
     return float(v) if v is not None else float("nan")
 
 
@@ -43,21 +43,21 @@ def _src(column: str, run: str, part: str, target: str, metric: str, **extra: An
 
 def _mer_targets(run: str) -> tuple[str, str]:
     """(emotion target, valence target) of a MER run: the classification and the regression one."""
-    best = _metrics(run)["best"]
+    best = run_metrics(run)["best"]
     first = next(iter(best.values()))
     emo = next(t for t, m in first.items() if "weighted_f1" in m)
     val = next(t for t, m in first.items() if "mse" in m)
     return emo, val
 
 
-@_layout("mer2023")
+@table_layout("mer2023")
 def mer2023(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """MER 2023 Table 1 (see the module docstring); ``source``: ``{structures: @step, fused: @step}``."""
     cols: list[tuple[str, str]] = []
-    for r in _step_runs(source.get("structures")):
+    for r in step_runs(source.get("structures")):
         s = r.get("params", {}).get("model.structure") or _cfg(r["run"])["model"].get("structure", "")
         cols.append((STRUCTURE_NAMES.get(s, str(s)), r["run"]))
-    for r in _step_runs(source.get("fused")):
+    for r in step_runs(source.get("fused")):
         cols.append(("1+2+3 fused (Eq. 10-11)", r["run"]))
     if not cols:
         return {"columns": [], "rows": [], "note": "no runs"}
@@ -72,7 +72,7 @@ def mer2023(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     for p in parts:
         for label, target, metric in metrics:
             sources = [_src(c, run, p, target, metric, yardstick=(run == ys)) for c, run in cols]
-            rows.append({"cells": [p, label, *[_f(s["value"]) for s in sources]], "sources": sources})
+            rows.append({"cells": [p, label, *[fmt_cell(s["value"]) for s in sources]], "sources": sources})
     return {"columns": ["Partition", "Metric", *[c for c, _ in cols]], "rows": rows}
 
 
@@ -82,11 +82,11 @@ def _feature_label(run: str) -> str:
     return " + ".join(f"{f}‾" if (f in pca or "all" in pca) else f for f in d["features"])
 
 
-@_layout("sent_f1")
+@table_layout("sent_f1")
 def sent_f1(source: Any, options: dict[str, Any]) -> dict[str, Any]:
     """MuSe 2021 Sent Tables II-IV: rows = feature sets (``x‾`` = after PCA), columns = models (macro F1 on
     devel, per target); then a linear-yardstick row per feature row's data."""
-    runs = _step_runs(source)
+    runs = step_runs(source)
     if not runs:
         return {"columns": [], "rows": [], "note": "no runs"}
     targets = _cfg(runs[0]["run"])["data"]["targets"]
@@ -113,7 +113,7 @@ def sent_f1(source: Any, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pct(s: dict[str, Any] | None) -> str:
-    return "–" if s is None else _f(s["value"])
+    return "–" if s is None else fmt_cell(s["value"])
 
 
 def _dims(run: str) -> str:
@@ -128,12 +128,12 @@ def _dims(run: str) -> str:
     return " + ".join(f"{raw[n]}→{model[n]}" if model[n] != raw[n] else str(raw[n]) for n in data["features"])
 
 
-@_layout("sent_multitask")
+@table_layout("sent_multitask")
 def sent_multitask(source: Any, options: dict[str, Any]) -> dict[str, Any]:
     """MuSe 2021 Sent Table V (module docstring); ``source``: the ``multitask`` step's result (runs with
     ``members``: the main and the related run)."""
     rows = []
-    for r in _step_runs(source):
+    for r in step_runs(source):
         cfg = _cfg(r["run"])
         t = cfg["data"]["targets"][0]
         dev, test = cfg["data"]["devel_partition"], cfg["data"]["test_partitions"][0]

@@ -15,17 +15,17 @@ from typing import Any
 
 import yaml
 
-from affectflow.config import parse_override, read_yaml
+from affectflow.config import parse_override, preset_dict, read_yaml  # noqa: F401  (preset_dict: re-export)
 from affectflow.errors import ConfigError
 from affectflow.fsutil import check_name
+from affectflow.recipes.refs import (  # noqa: F401  (substitute_*: re-exported)
+    param_names, refs, substitute_params, substitute_refs,
+)
 
 TOP_KEYS = {"name", "title", "paper", "description", "params", "budgets", "steps", "tables", "final"}
 STEP_COMMON = {"id", "kind", "title", "paper", "ours", "when"}
 TABLE_KEYS = {"id", "title", "paper", "ours", "layout", "source", "options"}
 BUDGETS = ("quick", "paper")
-_PARAM = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
-_INLINE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_REF = re.compile(r"^@([A-Za-z_][A-Za-z0-9_-]*)((?:\.[A-Za-z0-9_]+)*)$")
 BUILTIN_PARAMS = {"corpus": "the corpus folder given with --corpus"}
 
 
@@ -56,7 +56,7 @@ class Step:
 
     def needs(self) -> list[str]:
         """Ids of the steps this step reads (its ``@step`` references), in order of first use."""
-        return list(dict.fromkeys(_refs(self.settings)))
+        return list(dict.fromkeys(refs(self.settings)))
 
 
 @dataclass
@@ -90,65 +90,6 @@ class Recipe:
         return out
 
 
-# ---------------------------------------------------------------------------- references
-def _refs(value: Any) -> list[str]:
-    if isinstance(value, str):
-        m = _REF.match(value)
-        return [m.group(1)] if m else []
-    if isinstance(value, dict):
-        return [r for v in value.values() for r in _refs(v)]
-    if isinstance(value, list):
-        return [r for v in value for r in _refs(v)]
-    return []
-
-
-def _param_names(value: Any) -> list[str]:
-    if isinstance(value, str):
-        m = _PARAM.match(value)
-        return [m.group(1)] if m else _INLINE.findall(value)
-    if isinstance(value, dict):
-        return [r for v in value.values() for r in _param_names(v)]
-    if isinstance(value, list):
-        return [r for v in value for r in _param_names(v)]
-    return []
-
-
-def substitute_params(value: Any, params: dict[str, Any]) -> Any:
-    """Replace every ``"$name"`` string in ``value`` (nested dicts / lists) by ``params[name]``, and every
-    ``${name}`` inside a longer string by the value written as flow YAML (e.g. ``"model.hidden_size=${h}"``)."""
-    if isinstance(value, str):
-        m = _PARAM.match(value)
-        if m:
-            return copy.deepcopy(params[m.group(1)])
-        return _INLINE.sub(lambda x: yaml.safe_dump(params[x.group(1)], default_flow_style=True,
-                                                    width=10_000).strip().removesuffix("...").strip(), value)
-    if isinstance(value, dict):
-        return {k: substitute_params(v, params) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute_params(v, params) for v in value]
-    return value
-
-
-def substitute_refs(value: Any, results: dict[str, dict[str, Any]]) -> Any:
-    """Replace every ``"@step"`` / ``"@step.key.sub"`` string by that finished step's result (or a part of it)."""
-    if isinstance(value, str):
-        m = _REF.match(value)
-        if not m:
-            return value
-        out: Any = results[m.group(1)]
-        for part in [p for p in m.group(2).split(".") if p]:
-            if not isinstance(out, dict) or part not in out:
-                raise ConfigError(f"Reference {value!r}: the result of step {m.group(1)!r} has no {part!r} "
-                                  f"(it has {sorted(out) if isinstance(out, dict) else type(out).__name__}).")
-            out = out[part]
-        return copy.deepcopy(out)
-    if isinstance(value, dict):
-        return {k: substitute_refs(v, results) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute_refs(v, results) for v in value]
-    return value
-
-
 # ---------------------------------------------------------------------------- finding recipes
 def packaged_names() -> list[str]:
     """Names of the recipes shipped with affectflow (``src/affectflow/recipes/*.yaml``)."""
@@ -168,15 +109,6 @@ def recipe_text(name_or_path: str | Path) -> tuple[str, str]:
         raise ConfigError(f"Unknown recipe {s!r}; the packaged recipes are {names} (or give the path of a recipe "
                           "YAML file).")
     return resources.files("affectflow.recipes").joinpath(f"{s}.yaml").read_text(encoding="utf-8"), f"package:{s}"
-
-
-def preset_dict(name: str) -> dict[str, Any]:
-    """A packaged config preset (``affectflow/configs/presets/<name>.yaml``) as a dict."""
-    names = sorted(p.name[:-5] for p in resources.files("affectflow.configs").joinpath("presets").iterdir()
-                   if p.name.endswith(".yaml"))
-    if name not in names:
-        raise ConfigError(f"Unknown preset {name!r}; the packaged presets are {names}.")
-    return yaml.safe_load(resources.files("affectflow.configs").joinpath("presets", f"{name}.yaml").read_text()) or {}
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -269,11 +201,11 @@ def load_recipe(name_or_path: str | Path, *, budget: str = "paper", overrides: l
         missing = sorted(set(sk.required) - set(settings))
         if missing:
             raise ConfigError(f"Step {sid!r} ({kind}) of recipe {where} lacks required key(s) {missing}.")
-        for p in _param_names(raw):
+        for p in param_names(raw):
             if p not in known_params:
                 raise ConfigError(f"Step {sid!r} of recipe {where} uses parameter ${p}, which is not declared; "
                                   f"parameters: {sorted(known_params)}.")
-        for r in _refs(settings):
+        for r in refs(settings):
             if r not in seen:
                 later = r in {str(s.get('id')) for s in raw_steps if isinstance(s, dict)}
                 raise ConfigError(f"Step {sid!r} of recipe {where} reads @{r}, which is "
@@ -292,12 +224,12 @@ def load_recipe(name_or_path: str | Path, *, budget: str = "paper", overrides: l
         if t["layout"] not in TABLE_LAYOUTS:
             raise ConfigError(f"Table {t.get('id')!r} of recipe {where} has unknown layout {t['layout']!r}; known: "
                               f"{sorted(TABLE_LAYOUTS)}.")
-        for r in _refs(t["source"]):
+        for r in refs(t["source"]):
             if r not in seen:
                 raise ConfigError(f"Table {t.get('id')!r} of recipe {where} reads @{r}, which is not a step.")
         tables.append(dict(t))
     final = doc.get("final") or {}
-    for r in _refs(final):
+    for r in refs(final):
         if r not in seen:
             raise ConfigError(f"`final:` of recipe {where} reads @{r}, which is not a step.")
     return Recipe(name=name, title=str(doc.get("title", name)), paper=str(doc.get("paper", "")),

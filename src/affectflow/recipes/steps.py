@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from affectflow.config import config_from_dict, default_config_dict, merge_config, parse_override
+from affectflow.config import config_from_dict, default_config_dict, merge_config, parse_override, preset_dict
 from affectflow.errors import AffectflowError, ConfigError, RunError
 
 
@@ -81,7 +81,6 @@ def _is_ref(v: Any) -> bool:
 
 def base_config(settings: dict[str, Any], ctx: StepContext | None = None) -> dict[str, Any]:
     """defaults ← ``preset`` ← ``config`` ← ``set`` overrides; corpus, runs folder, threads and plots from ``ctx``."""
-    from affectflow.recipes.spec import preset_dict
 
     cfg = default_config_dict()
     if settings.get("preset"):
@@ -174,7 +173,7 @@ def select_runs(runs: list[dict[str, Any]], per: str | None = "data.targets", to
     return {g: sorted(rs, key=lambda r: -r["devel"])[: top or None] for g, rs in groups.items()}
 
 
-def _runs_arg(value: Any, what: str) -> list[dict[str, Any]]:
+def runs_arg(value: Any, what: str) -> list[dict[str, Any]]:
     if isinstance(value, list) and value and all(isinstance(v, dict) and "runs" in v for v in value):
         value = [r for v in value for r in v["runs"]]  # several step results
     if isinstance(value, dict) and "runs" in value:
@@ -309,7 +308,7 @@ class SelectStep(StepKind):
     required = ("source",)
 
     def run(self, ctx, settings):
-        runs = _runs_arg(settings["source"], "`source`")
+        runs = runs_arg(settings["source"], "`source`")
         chosen = select_runs(runs, settings.get("per", "data.targets"), settings.get("top", 1))
         flat = [r for g in sorted(chosen) for r in chosen[g]]
         return {"runs": flat, "cells": [r["params"] for r in flat]}
@@ -331,7 +330,7 @@ class CombinationsStep(StepKind):
 
     def run(self, ctx, settings):
         per = settings.get("per", "data.targets")
-        runs = _runs_arg(settings["source"], "`source`")
+        runs = runs_arg(settings["source"], "`source`")
         ranked = select_runs(runs, per, None)
         top = int(settings.get("top", 3))
         canon: list[str] = []  # the sets in the order of the source runs (the recipe's order), so that a combination
@@ -397,7 +396,7 @@ class PersonaliseStep(StepKind):
     def run(self, ctx, settings):
         from affectflow.procedures.executor import get_executor
 
-        runs = _runs_arg(settings["source"], "`source`")
+        runs = runs_arg(settings["source"], "`source`")
         sel = settings.get("select")
         if sel:
             chosen = select_runs(runs, sel.get("per", "data.targets"), sel.get("top", 1))
@@ -444,7 +443,7 @@ class FuseStep(StepKind):
         from affectflow.procedures.fuse import fuse_runs
 
         per = settings.get("per", "data.targets")
-        runs = _runs_arg(settings["source"], "`source`")
+        runs = runs_arg(settings["source"], "`source`")
         chosen = select_runs(runs, per, settings.get("top"))
         out = []
         for g, rs in sorted(chosen.items()):
@@ -612,11 +611,11 @@ class SubmitStep(StepKind):
         src = settings["source"]
         groups: list[tuple[str, list[str]]]
         if isinstance(src, dict) and "cv" in src and settings.get("best") is not None:
-            runs = _runs_arg(src, "`source`")
+            runs = runs_arg(src, "`source`")
             others = sorted(runs[1:], key=lambda r: -r["devel"])[: int(settings["best"])]
             groups = [(r["label"].replace(" ", "-"), [r["run"]]) for r in [runs[0], *others]]
         else:
-            runs = _runs_arg(src, "`source`")
+            runs = runs_arg(src, "`source`")
             groups = [("submission", [r["run"] for r in runs])]
         out = []
         for name, members in groups:
@@ -632,5 +631,3 @@ def step_kinds_doc() -> str:
     """One line per registered step kind (for ``affectflow recipe show``)."""
     return "\n".join(f"  {k}: {' '.join((v.__class__.__doc__ or '').split())}" for k, v in sorted(STEP_KINDS.items()))
 
-
-from affectflow.recipes import multitask_step  # noqa: E402,F401  (registers the "multitask" step kind)

@@ -36,11 +36,12 @@ import numpy as np
 import yaml
 
 from affectflow.corpus.corpus import atomic_write, write_json
+from affectflow.recipes.refs import substitute_refs
 
 TABLE_LAYOUTS: dict[str, Callable[..., dict[str, Any]]] = {}
 
 
-def _layout(name: str):
+def table_layout(name: str):
     def deco(fn):
         TABLE_LAYOUTS[name] = fn
         return fn
@@ -48,7 +49,7 @@ def _layout(name: str):
     return deco
 
 
-def _metrics(run: str) -> dict[str, Any]:
+def run_metrics(run: str) -> dict[str, Any]:
     return json.loads((Path(run) / "metrics.json").read_text())
 
 
@@ -59,7 +60,7 @@ def _parts(run: str) -> tuple[str, str]:
 
 def run_score(run: str, partition: str, target: str, metric: str = "ccc") -> float:
     """``metrics.json`` ``best[partition][target][metric]`` of a run (NaN when absent)."""
-    v = _metrics(run).get("best", {}).get(partition, {}).get(target, {}).get(metric)
+    v = run_metrics(run).get("best", {}).get(partition, {}).get(target, {}).get(metric)
     return float(v) if v is not None else float("nan")
 
 
@@ -67,7 +68,7 @@ def target_metric(run: str, target: str) -> str:
     """The metric a run's task scores ``target`` with (higher is better): CCC for regression targets; for
     classification targets macro F1 (segment task, MuSe-Sent) or weighted F1 (clip task, MER 2023)."""
     try:
-        best = _metrics(run).get("best", {})
+        best = run_metrics(run).get("best", {})
         task = yaml.safe_load((Path(run) / "config.yaml").read_text())["data"].get("task", "continuous")
     except (OSError, KeyError, TypeError, ValueError):
         return "ccc"
@@ -78,7 +79,7 @@ def target_metric(run: str, target: str) -> str:
     return "weighted_f1" if task == "clip" and "weighted_f1" in keys else "macro_f1"
 
 
-def _f(v: Any) -> str:
+def fmt_cell(v: Any) -> str:
     return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.4f}"
 
 
@@ -146,7 +147,7 @@ def yardstick_scores(run: str) -> tuple[str, dict[str, dict[str, float]]] | None
         folder = yardstick_run(run)
     except ImportError:
         return None
-    best = _metrics(folder)["best"]
+    best = run_metrics(folder)["best"]
     return folder, {p: {t: float(m.get("ccc", np.nan)) for t, m in ts.items()} for p, ts in best.items()}
 
 
@@ -172,7 +173,7 @@ def _yardstick_row(runs_by_target: dict[str, str | None], columns: list[tuple[st
         v = scores.get(part, {}).get(target, float("nan"))
         sources.append({"column": col, "run": folder, "partition": part, "target": target, "metric": "ccc",
                         "value": v, "yardstick": True, "yardstick_of": run})
-        cells.append(_f(v))
+        cells.append(fmt_cell(v))
     feats = sorted({"+".join(yaml.safe_load((Path(r) / "config.yaml").read_text())["data"]["features"])
                     for r in runs_by_target.values() if r})
     if feats:
@@ -189,7 +190,7 @@ def _combined(vals: list[float]) -> float:
     return float(np.mean(vals)) if vals and all(np.isfinite(vals)) else float("nan")
 
 
-@_layout("by_features")
+@table_layout("by_features")
 def by_features(source: Any, options: dict[str, Any]) -> dict[str, Any]:
     """MuSe 2023 Tables 2 / 3."""
     runs = source["runs"] if isinstance(source, dict) else source
@@ -210,7 +211,7 @@ def by_features(source: Any, options: dict[str, Any]) -> dict[str, Any]:
         vals = [_cell(row["runs"].get(t), role, t, sources, c) for c, role, t in columns]
         tests = [v for (c, role, t), v in zip(columns, vals) if role == "test"]
         mod = "+".join(dict.fromkeys(modality.get(f, "?") for f in row["features"]))
-        out_rows.append({"cells": [mod, key, *[_f(v) for v in vals], _f(_combined(tests))], "sources": sources})
+        out_rows.append({"cells": [mod, key, *[fmt_cell(v) for v in vals], fmt_cell(_combined(tests))], "sources": sources})
         for (c, role, t), v in zip(columns, vals):
             if role == "devel" and np.isfinite(v) and v > best_dev.get(t, (-np.inf, ""))[0]:
                 best_dev[t] = (v, row["runs"][t])
@@ -220,7 +221,7 @@ def by_features(source: Any, options: dict[str, Any]) -> dict[str, Any]:
     return {"columns": head, "rows": out_rows}
 
 
-@_layout("ablation")
+@table_layout("ablation")
 def ablation(source: Any, options: dict[str, Any]) -> dict[str, Any]:
     """MuSe 2023 Tables 4 / 5."""
     runs = source["runs"] if isinstance(source, dict) else source
@@ -241,7 +242,7 @@ def ablation(source: Any, options: dict[str, Any]) -> dict[str, Any]:
         vals = [_cell(byt.get(t, (None,))[0], role, t, sources, c) for c, role, t in columns]
         bi = {True: "Y", False: "N"}.get(key[2], str(key[2]))
         feats = " / ".join(f"{t}: {v[1]}" for t, v in byt.items())
-        out_rows.append({"cells": [str(key[0]), str(key[1]), bi, *[_f(v) for v in vals], feats], "sources": sources})
+        out_rows.append({"cells": [str(key[0]), str(key[1]), bi, *[fmt_cell(v) for v in vals], feats], "sources": sources})
     any_run = {t: byt[t][0] for byt in rows.values() for t in byt}
     out_rows.append(_yardstick_row(any_run, columns, 3))
     out_rows[-1]["cells"].append("")
@@ -266,11 +267,11 @@ def _best_by_devel(runs: list[dict[str, Any]], target: str) -> dict[str, Any] | 
     return max(cands, key=lambda rv: rv[1])[0] if cands else None
 
 
-@_layout("ensemble")
+@table_layout("ensemble")
 def ensemble(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """MuSe 2023 Table 6 (test), with the rows that explain the ensemble's gain."""
     rows_spec = options.get("rows") or list(source)
-    source = {k: {"runs": _step_runs(v)} for k, v in source.items()}
+    source = {k: {"runs": step_runs(v)} for k, v in source.items()}
     allruns = [r for k in rows_spec for r in (source[k] or {}).get("runs", [])]
     targets = _targets(allruns)
     columns = [(t, "test", t) for t in targets]
@@ -288,14 +289,14 @@ def ensemble(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
             picked.append(f"{t}: {b['label']}" if b else "")
             if b and t not in ceiling_runs:
                 ceiling_runs[t] = b.get("base") or b["run"]
-        out_rows.append({"cells": [labels.get(k, k), *[_f(v) for v in vals], _f(_combined(vals))],
+        out_rows.append({"cells": [labels.get(k, k), *[fmt_cell(v) for v in vals], fmt_cell(_combined(vals))],
                          "sources": sources, "chosen": picked})
     if ceiling_runs:
         vals = [(_ceiling(ceiling_runs[t]) or {}).get(t, float("nan")) if t in ceiling_runs else float("nan")
                 for t in targets]
         if any(np.isfinite(vals)):
-            out_rows.append({"cells": ["Noise-free ceiling (clean labels vs observed)", *[_f(v) for v in vals],
-                                       _f(_combined(vals))], "sources": [], "ceiling": True})
+            out_rows.append({"cells": ["Noise-free ceiling (clean labels vs observed)", *[fmt_cell(v) for v in vals],
+                                       fmt_cell(_combined(vals))], "sources": [], "ceiling": True})
     base = {t: (_best_by_devel([r for k in rows_spec for r in (source[k] or {}).get("runs", []) if "base" not in r
                                 and "members" not in r], t) or {}).get("run") for t in targets}
     out_rows.append(_yardstick_row(base, columns, 1))
@@ -304,7 +305,7 @@ def ensemble(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ceiling(run: str) -> dict[str, float] | None:
-    m = _metrics(run)
+    m = run_metrics(run)
     _, test = _parts(run)
     c = (m.get("ceiling") or {}).get(test)
     if c:
@@ -313,7 +314,7 @@ def _ceiling(run: str) -> dict[str, float] | None:
     return _ceiling(base) if base else None
 
 
-def _step_runs(source: Any) -> list[dict[str, Any]]:
+def step_runs(source: Any) -> list[dict[str, Any]]:
     """Runs of a step result, of a list of step results, or a list of run entries."""
     if isinstance(source, dict):
         return list(source.get("runs", []))
@@ -326,13 +327,13 @@ def _step_runs(source: Any) -> list[dict[str, Any]]:
     return out
 
 
-@_layout("models")
+@table_layout("models")
 def models(source: Any, options: dict[str, Any]) -> dict[str, Any]:
     """MuSe 2021 stress Tables 2 / 4: one row per run (of a list of step results), its ``columns`` (set by the
     train / late_fusion step) first, then the devel (and test) CCC per target."""
     lead = options.get("columns", ["Feature", "M", "Model"])
     parts = options.get("partitions", ["devel"])
-    rows_in = [{**r.get("columns", {}), **r} for r in _step_runs(source) if r.get("run")]
+    rows_in = [{**r.get("columns", {}), **r} for r in step_runs(source) if r.get("run")]
     runs = [{"run": r["run"], "params": {}} for r in rows_in]
     targets = options.get("targets") or _targets(runs)
     columns = [(f"{t}" + ("" if len(parts) == 1 else f" {p}"), p, t) for t in targets for p in parts]
@@ -342,7 +343,7 @@ def models(source: Any, options: dict[str, Any]) -> dict[str, Any]:
         vals = [_cell(r["run"], role, t, sources, c) for c, role, t in columns]
         lead_cells = ["+".join(map(str, r.get(k))) if isinstance(r.get(k), list) else str(r.get(k, ""))
                       for k in lead]
-        out_rows.append({"cells": lead_cells + [_f(v) for v in vals], "sources": sources})
+        out_rows.append({"cells": lead_cells + [fmt_cell(v) for v in vals], "sources": sources})
     base = {t: r["run"] for r in rows_in[:1] for t in targets}
     if options.get("yardstick_run"):
         base = {t: options["yardstick_run"] for t in targets}
@@ -350,7 +351,7 @@ def models(source: Any, options: dict[str, Any]) -> dict[str, Any]:
     return {"columns": [*lead, *[c for c, _, _ in columns]], "rows": out_rows}
 
 
-@_layout("cv_folds")
+@table_layout("cv_folds")
 def cv_folds(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """ABAW5 Table 1: per target and method, devel CCC per fold (fold 0 = the corpus's split)."""
     k = max(len(v.get("runs", [])) for v in source.values() if v)
@@ -364,7 +365,7 @@ def cv_folds(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
             sources: list = []
             vals = [_cell(runs[i]["run"], "devel", t, sources, f"Fold {i}") if i < len(runs) else float("nan")
                     for i in range(k)]
-            out_rows.append({"cells": [t, method, *[_f(v) for v in vals]], "sources": sources})
+            out_rows.append({"cells": [t, method, *[fmt_cell(v) for v in vals]], "sources": sources})
     method = options.get("yardstick_of") or max(source, key=lambda m: len((source[m] or {}).get("runs", [])))
     runs = (source.get(method) or {}).get("runs", [])
     for t in targets:  # ridge on the same features as `method`, per fold (the fold runs' data sections)
@@ -427,7 +428,6 @@ def markdown_table(t: dict[str, Any]) -> str:
 
 def build_tables(recipe: Any, results: dict[str, Any], folder: Path | None = None) -> list[dict[str, Any]]:
     """Every table of ``recipe`` from the step results."""
-    from affectflow.recipes.spec import substitute_refs
 
     out = []
     if folder is not None:
@@ -449,7 +449,6 @@ def build_tables(recipe: Any, results: dict[str, Any], folder: Path | None = Non
 
 def write_report(folder: Path, recipe: Any, results: dict[str, Any], state: dict[str, Any]) -> None:
     """Write ``recipe.json`` and ``recipe.md`` (tables, provenance of every choice, final comparison)."""
-    from affectflow.recipes.spec import substitute_refs
 
     tables = build_tables(recipe, results, folder)
     cmp = final_comparison(substitute_refs(recipe.final, results)) if recipe.final else None
@@ -480,6 +479,3 @@ def write_report(folder: Path, recipe: Any, results: dict[str, Any], state: dict
         lines += ["", "## Submission files", ""] + [f"- {s['name']}: {s['folder']}" for s in subs]
     lines += ["", line, ""]
     atomic_write(folder / "recipe.md", lambda p: p.write_text("\n".join(lines)))
-
-
-from affectflow.recipes import paper_tables  # noqa: E402,F401  (registers the mer2023 / sent_* layouts)
