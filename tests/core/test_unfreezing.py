@@ -126,6 +126,14 @@ def test_groups_not_unfrozen_never_move(setup, tmp_path):
     f_model, _, _ = load_model(frozen)
     fa = dict(f_model.named_parameters())
     assert all(torch.equal(fa[ids[id(p)]], b[ids[id(p)]]) for ps in groups.values() for p in ps)
+    # frozen groups keep their BatchNorm statistics too: the never-unfrozen stem and stages 1-2 in the staged run,
+    # every group in the frozen run
+    bi, bs, bf = (dict(m.named_buffers()) for m in (init, model, f_model))
+    stats = [n for n in bi if "running" in n]
+    assert stats and all(torch.equal(bf[n], bi[n]) for n in stats)
+    kept = [n for n in stats if ".stem." in n or ".stage1." in n or ".stage2." in n]
+    assert kept and all(torch.equal(bs[n], bi[n]) for n in kept)
+    assert not all(torch.equal(bs[n], bi[n]) for n in stats if ".stage4." in n)
     assert not torch.equal(fa["head.out.weight"] if "head.out.weight" in fa else list(fa.values())[-1],
                            list(b.values())[-1])
 

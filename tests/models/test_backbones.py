@@ -192,3 +192,39 @@ def test_on_the_fly_augmentation_only_in_training_mode():
     with pytest.raises(ConfigError, match="sparkle"):
         MODELS.build("composite", _stack({"input_shape": [3, 8, 8], "augment": {"transforms": ["sparkle"]}}),
                      input_dims={"face_crops": 192}, targets=["arousal"])
+
+
+@pytest.mark.parametrize("arch", ["cnn", "hf"])
+def test_batchnorm_of_frozen_groups_stays_frozen_until_unfrozen(arch):
+    extra = {"arch": "hf", "hf_config": {"model_type": "resnet", "num_channels": 3, "embedding_size": 4,
+                                         "hidden_sizes": [4, 4, 8, 8], "depths": [1, 1, 1, 1],
+                                         "layer_type": "basic"}} if arch == "hf" else {"widths": [2, 2, 4, 4]}
+    torch.manual_seed(0)
+    model = MODELS.build("composite", _stack({"input_shape": [3, 8, 8], **extra}), input_dims={"face_crops": 192},
+                         targets=["arousal"])
+    enc = model.encoder.stages[0]
+    groups = enc.net.groups()
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    for p in groups["backbone.stage4"].parameters():
+        p.requires_grad_(True)
+
+    def bn(g):
+        return [m for m in groups[g].modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+    assert bn("backbone.stage3") and bn("backbone.stage4")
+    running = {n: b for n, b in enc.named_buffers() if "running" in n}
+    before = {k: v.clone() for k, v in running.items()}
+    x = torch.rand(4, 5, 192, generator=torch.Generator().manual_seed(1))
+    model.train()
+    model({"face_crops": x}, torch.ones(4, 5, dtype=torch.bool))
+    assert not any(m.training for m in bn("backbone.stage3")) and all(m.training for m in bn("backbone.stage4"))
+    moved = {id(running[k]) for k in before if not torch.equal(before[k], running[k])}
+    stage4 = {id(b) for n, b in groups["backbone.stage4"].named_buffers() if "running" in n}
+    assert moved == stage4  # only stage 4's statistics were updated
+    for p in groups["backbone.stage3"].parameters():  # unfreezing: the group's BN layers train from the next train()
+        p.requires_grad_(True)
+    model.train()
+    assert all(m.training for m in bn("backbone.stage3"))
+    model.eval()
+    assert not any(m.training for m in bn("backbone.stage4"))

@@ -48,7 +48,10 @@ Parameter groups (for ``training.schedule: progressive_unfreezing``, :mod:`affec
 (``cnn``: the stem and its four stages; ``vgg``: conv blocks 1-4, ``backbone.fc`` the embeddings; ``hf``: the
 embeddings and the model's layer list cut into four consecutive parts). A model's groups are the union over its
 backbones (two backbones' ``backbone.stage4`` unfreeze together, as in ABAW5 where a visual and an audio backbone
-are fine-tuned at once); :func:`model_param_groups` collects them.
+are fine-tuned at once); :func:`model_param_groups` collects them. A frozen group is frozen whole: its BatchNorm
+layers stay in eval mode while its parameters do not train (their running mean and variance are neither used from
+the batch nor updated), and follow the model's mode again from the first epoch after their group is unfrozen
+(:meth:`BackboneEncoder.train`). A frozen backbone (``groups: []``) is thus a fixed function of its input.
 
 On-the-fly augmentation (``augment``): in training mode the images of a batch are transformed by
 :func:`affectflow.augment.image.augment_batch` (the same transforms as ``affectflow augment``, drawn from the
@@ -376,6 +379,25 @@ class BackboneEncoder(Encoder):
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Group name → parameters (see the module docstring)."""
         return {k: list(m.parameters()) for k, m in self.net.groups().items()}
+
+    def frozen_norm_layers(self) -> list[nn.Module]:
+        """The BatchNorm layers of the groups whose parameters are all frozen (``requires_grad`` False)."""
+        out: list[nn.Module] = []
+        for mod in self.net.groups().values():
+            params = list(mod.parameters())
+            if params and not any(p.requires_grad for p in params):
+                out += [m for m in mod.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        return out
+
+    def train(self, mode: bool = True) -> "BackboneEncoder":
+        """As :meth:`torch.nn.Module.train`, but the BatchNorm layers of frozen groups stay in eval mode (their
+        running statistics frozen with their weights); they follow ``mode`` again once their group is unfrozen
+        (the trainer calls ``train()`` at the start of every epoch, so the switch happens at the next epoch)."""
+        super().train(mode)
+        if mode:
+            for m in self.frozen_norm_layers():
+                m.eval()
+        return self
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, D)`` step features → ``(N, C, H, W)`` images (normalised by ``pixel_norm``)."""
