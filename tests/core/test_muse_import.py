@@ -85,3 +85,33 @@ def test_sent_segment_labels(source, tmp_path):
     first = seg[(seg["recording"] == "0") & (seg["segment_id"] == 1)].iloc[0]
     assert first["start"] == pytest.approx(10.0) and first["end"] == pytest.approx(20.0)
     assert corpus.label_set().dims == ["arousal", "valence"]
+
+
+def test_personalisation_corpus_exports_in_the_baseline_layout_and_round_trips(tmp_path):
+    # the layout EIHW/MuSe-2023 reads: ids and partitions kept, labels under physio-arousal/ and valence/,
+    # feature rows = label rows (the baseline joins them by row position)
+    src = generate_corpus(tmp_path / "p", n_subjects=5, duration_s=130.0, duration_jitter_s=0.0,
+                          layout="personalisation", seed=3, progress=False)
+    task = write_muse_task(src, tmp_path / "task", features=["acoustic"], keep_ids=True,
+                           dim_names={"arousal": "physio-arousal"})
+    part = pd.read_csv(task / "metadata" / "partition.csv")
+    rec = src.recordings
+    assert dict(zip(part["Id"], part["Partition"])) == dict(zip(rec["id"], rec["partition"]))
+    test_subjects = rec.loc[rec["partition"] == "test", "subject"].unique()
+    assert len(test_subjects) >= 1
+    s = test_subjects[0]
+    assert {f"{s}_train", f"{s}_devel", f"{s}_test"} <= set(part["Id"])
+    assert sorted(p.name for p in (task / "label_segments").iterdir()) == ["physio-arousal", "valence"]
+    for rid in part["Id"]:
+        feats = pd.read_csv(task / "feature_segments" / "acoustic" / f"{rid}.csv")
+        labs = pd.read_csv(task / "label_segments" / "physio-arousal" / f"{rid}.csv")
+        assert list(feats.columns[:2]) == ["timestamp", "segment_id"] and feats.shape[1] == 2 + 88
+        np.testing.assert_array_equal(feats["timestamp"].to_numpy(), labs["timestamp"].to_numpy())
+        np.testing.assert_allclose(labs["value"], src.read_labels(rid)["arousal"], atol=1e-12)
+    corpus, _ = import_muse(task, tmp_path / "back", progress=False)
+    got = corpus.recordings.set_index("id")
+    assert got.loc[f"{s}_devel", "subject"] == s and got.loc[f"{s}_test", "partition"] == "test"
+    rid = f"{s}_test"
+    np.testing.assert_allclose(corpus.read_labels(rid)["physio-arousal"], src.read_labels(rid)["arousal"], atol=1e-6)
+    np.testing.assert_allclose(corpus.read_features("acoustic", rid).drop(columns="time").to_numpy(),
+                               src.read_features("acoustic", rid).drop(columns="time").to_numpy(), atol=1e-6)

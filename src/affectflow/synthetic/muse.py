@@ -9,6 +9,12 @@
 
 ``style="2023"`` splits each recording into ``S_train`` (first 60 s), ``S_devel`` (next 60 s) and ``S_test`` (rest)
 for the personalisation task; other styles keep one integer id per recording.
+
+``keep_ids=True`` writes every recording under its own id and partition instead, e.g. a corpus generated with
+``layout="personalisation"``, whose train / devel subjects are whole (``S000_rec``) and whose test subjects are
+already cut into ``S_train`` / ``S_devel`` / ``S_test``: that is the MuSe 2023 ``c3_muse_personalisation`` layout
+the public baseline code (EIHW/MuSe-2023) reads. ``dim_names`` renames label folders (the baseline expects
+``physio-arousal`` and ``valence``: ``dim_names={"arousal": "physio-arousal"}``).
 """
 
 from __future__ import annotations
@@ -22,16 +28,24 @@ from affectflow.corpus.corpus import TIME, Corpus
 
 
 def write_muse_task(corpus: Corpus, out: str | Path, *, style: str = "2022", features: list[str] | None = None,
-                    label_dims: list[str] | None = None, segment_s: float = 10.0) -> Path:
-    """Export ``corpus`` (features on the label grid only) as a MuSe task folder; return its path."""
+                    label_dims: list[str] | None = None, segment_s: float = 10.0, keep_ids: bool = False,
+                    dim_names: dict[str, str] | None = None) -> Path:
+    """Export ``corpus`` (features on the label grid only) as a MuSe task folder; return its path.
+
+    ``keep_ids``: ids and partitions as in ``corpus.recordings`` (``style`` then only matters for ``"2021-sent"``).
+    ``dim_names``: corpus label dimension -> label folder name (default: the dimension's own name).
+    """
     out = Path(out)
+    dim_names = dim_names or {}
     features = features or [n for n, fs in corpus.feature_sets.items() if fs.rate_hz == corpus.label_rate_hz]
     dims = label_dims or corpus.label_set().dims
     ids, parts = [], []
     for k, rec in corpus.recordings.iterrows():
         labels = corpus.read_labels(rec["id"])
         frames = {n: corpus.read_features(n, rec["id"]) for n in features}
-        if style == "2023":
+        if keep_ids:
+            pieces = [(str(rec["id"]), rec["partition"], 0.0, np.inf)]
+        elif style == "2023":
             pieces = [(f"{k}_train", "train", 0.0, 60.0), (f"{k}_devel", "devel", 60.0, 120.0),
                       (f"{k}_test", "test", 120.0, np.inf)]
         else:
@@ -43,7 +57,7 @@ def write_muse_task(corpus: Corpus, out: str | Path, *, style: str = "2022", fea
             ts_ms = np.round(labels.loc[sel_l, TIME].to_numpy() * 1000).astype(np.int64)
             seg = (labels.loc[sel_l, TIME].to_numpy() // segment_s).astype(int)
             for dim in dims:
-                f = out / "label_segments" / dim / f"{mid}.csv"
+                f = out / "label_segments" / dim_names.get(dim, dim) / f"{mid}.csv"
                 f.parent.mkdir(parents=True, exist_ok=True)
                 pd.DataFrame({"timestamp": ts_ms, "value": labels.loc[sel_l, dim].to_numpy(), "segment_id": seg}).to_csv(f, index=False)
             if style == "2021-sent":
