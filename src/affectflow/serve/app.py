@@ -15,7 +15,10 @@ Endpoints
     time series directly (``200``) when it is ready within ``request_timeout_s`` and the media is at most
     ``sync_max_duration_s`` long; otherwise ``202`` with the job (as ``POST /jobs``) to poll.
 ``POST /jobs``
-    Upload as above; always ``202`` with ``{"id", "url", "result_url", "status", ...}``.
+    Upload as above; always ``202`` with ``{"id", "url", "result_url", "status", ...}``. Jobs (and ``/predict``
+    of media longer than ``sync_max_duration_s``) run in the background lane: their own workers
+    (``max_background_jobs``), at a lower CPU priority (``background_nice``), so that they never delay the
+    interactive predictions.
 ``GET /jobs/{id}``
     Status (``queued | running | done | failed | cancelled``), ``progress`` in [0, 1], the current stage
     (``message``) and, when done, the result.
@@ -168,8 +171,8 @@ def create_app(run: str | Path | ServedModel, settings: ServeSettings | None = N
     @app.post("/predict")
     async def predict(request: Request, format: str = "json"):
         fmt = _check_format(format)
-        job = await svc.submit_upload(request)
-        long_media = job.info.get("duration_s", 0.0) > settings.sync_max_duration_s
+        job = await svc.submit_upload(request, background=None)
+        long_media = job.background
         if not long_media:
             try:
                 await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job.future)), settings.request_timeout_s)
@@ -182,7 +185,7 @@ def create_app(run: str | Path | ServedModel, settings: ServeSettings | None = N
 
     @app.post("/jobs", status_code=202)
     async def create_job(request: Request):
-        job = await svc.submit_upload(request)
+        job = await svc.submit_upload(request, background=True)
         return JSONResponse(svc.job_links(request, job), status_code=202, headers={"Location": f"/jobs/{job.id}"})
 
     @app.get("/jobs/{job_id}")
@@ -239,15 +242,17 @@ class _Service:
     def start(self) -> None:
         s = self.settings
         self.store = UploadStore(s.tmp_dir, s.max_upload_mb)
-        self.jobs = JobManager(s.max_concurrent_jobs, s.max_queued_jobs, s.job_timeout_s, s.job_ttl_s)
+        self.jobs = JobManager(s.max_concurrent_jobs, s.max_queued_jobs, s.job_timeout_s, s.job_ttl_s,
+                               max_background=s.max_background_jobs)
         self.started = time.time()
         if s.isolate_jobs:
             import threading
 
             from affectflow.serve.isolation import warm_up
 
-            threading.Thread(target=warm_up, args=(s.max_concurrent_jobs, s.threads), name="affectflow-workers",
-                             daemon=True).start()
+            threading.Thread(target=warm_up, args=(s.max_concurrent_jobs, s.threads, s.max_background_jobs,
+                                                   s.background_nice),
+                             name="affectflow-workers", daemon=True).start()
 
     def stop(self) -> None:
         if self.jobs is not None:
@@ -260,8 +265,9 @@ class _Service:
             self.store.close()
 
     # -------------------------------------------------------------------------------------------------- jobs
-    async def submit_upload(self, request: Request) -> Job:
-        """Receive the upload, probe it (4xx for bad media) and queue its prediction."""
+    async def submit_upload(self, request: Request, background: bool | None) -> Job:
+        """Receive the upload, probe it (4xx for bad media) and queue its prediction: in the background lane when
+        ``background`` is true, or when it is ``None`` and the media is longer than ``sync_max_duration_s``."""
         try:
             path, name, _ = await asyncio.wait_for(receive_upload(request, self.store), self.settings.upload_timeout_s)
         except asyncio.TimeoutError:
@@ -272,9 +278,11 @@ class _Service:
             if duration > self.settings.max_duration_s:
                 raise UploadError(413, f"{name!r} is {duration:.1f} s long; the service accepts media up to "
                                        f"{self.settings.max_duration_s:g} s.")
+            if background is None:
+                background = duration > self.settings.sync_max_duration_s
             job = self.jobs.submit(name, lambda job: self._predict(job, path, name),
                                    cleanup=lambda: self.store.remove(path),
-                                   info={"duration_s": round(duration, 3)})
+                                   info={"duration_s": round(duration, 3)}, background=background)
         except QueueFull as e:
             self.store.remove(path)
             raise _Busy(str(e)) from None
@@ -298,7 +306,8 @@ class _Service:
 
             try:
                 return run_isolated(self.model, path, workdir=workdir, progress=job.report, check=job.check,
-                                    threads=self.settings.threads)
+                                    threads=self.settings.threads,
+                                    nice=self.settings.background_nice if job.background else 0)
             except IsolatedCrash as e:
                 log.error("job %s (%s) failed in its process: %s", job.id, job.name, e)
                 raise JobFailure(500, "The prediction failed with an internal error (the service's log has the "

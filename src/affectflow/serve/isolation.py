@@ -55,7 +55,7 @@ def context() -> Any:
         return _ctx
 
 
-def _worker_main(conn, threads: int) -> None:
+def _worker_main(conn, threads: int, nice: int = 0) -> None:
     # our parent is the forkserver, which exits when the service does; when started by spawn it is the service
     die_with_parent()
     if os.getppid() == 1:
@@ -64,6 +64,11 @@ def _worker_main(conn, threads: int) -> None:
         os.setpgrp()  # our helpers (decoders, pools) die with us when the service kills the group
     except OSError:
         pass
+    if nice:
+        try:
+            os.nice(int(nice))  # a background worker: lower CPU priority for the rest of its life
+        except OSError:
+            pass
     if threads:
         import torch
 
@@ -92,11 +97,12 @@ def _worker_main(conn, threads: int) -> None:
 class _Worker:
     """One worker process and the service's end of its pipe."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, nice: int = 0) -> None:
         ctx = context()
         self.threads = threads
+        self.nice = nice
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_main, args=(child, threads), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, threads, nice), daemon=True)
         self.proc.start()
         child.close()
 
@@ -110,14 +116,16 @@ class _Worker:
         self.conn.close()
 
 
-def _take(threads: int) -> _Worker:
+def _take(threads: int, nice: int = 0) -> _Worker:
     with _lock:
-        while _idle:
-            w = _idle.pop()
-            if w.threads == threads and w.alive():
-                return w
-            w.kill()
-    return _Worker(threads)
+        for w in reversed(_idle):
+            if w.threads == threads and w.nice == nice:
+                _idle.remove(w)
+                if w.alive():
+                    return w
+                w.kill()
+                break
+    return _Worker(threads, nice)
 
 
 def _give_back(w: _Worker) -> None:
@@ -128,10 +136,11 @@ def _give_back(w: _Worker) -> None:
     w.kill()
 
 
-def warm_up(workers: int = 1, threads: int = 1) -> None:
-    """Start the forkserver and ``workers`` idle workers now (they import :data:`PRELOAD` once), so that the first
-    jobs do not pay for it; returns when they are ready."""
-    ws = [_take(threads) for _ in range(max(0, workers))]
+def warm_up(workers: int = 1, threads: int = 1, background: int = 0, nice: int = 0) -> None:
+    """Start the forkserver, ``workers`` idle workers and ``background`` idle workers at priority offset ``nice``
+    now (they import :data:`PRELOAD` once), so that the first jobs do not pay for it; returns when they are
+    ready."""
+    ws = [_take(threads) for _ in range(max(0, workers))] + [_take(threads, nice) for _ in range(max(0, background))]
     for w in ws:
         w.conn.send((_Ping(), "", None))
     for w in ws:
@@ -157,7 +166,8 @@ def shutdown() -> None:
 
 def run_isolated(model: Any, path: str | os.PathLike, *, workdir: str | os.PathLike | None = None,
                  progress: Callable[[float, str | None], None] | None = None,
-                 check: Callable[[], None] | None = None, threads: int = 1, poll_s: float = 0.1) -> Any:
+                 check: Callable[[], None] | None = None, threads: int = 1, nice: int = 0,
+                 poll_s: float = 0.1) -> Any:
     """``model.predict_file(path, progress=..., workdir=workdir)`` in a killable worker process.
 
     Parameters
@@ -173,6 +183,9 @@ def run_isolated(model: Any, path: str | os.PathLike, *, workdir: str | os.PathL
         propagates.
     threads:
         torch threads of the worker (0: torch's default).
+    nice:
+        CPU priority offset of the worker process (``os.nice``; 0: the service's own priority). Workers are
+        kept per ``(threads, nice)``.
 
     Returns
     -------
@@ -186,7 +199,7 @@ def run_isolated(model: Any, path: str | os.PathLike, *, workdir: str | os.PathL
     IsolatedCrash
         Any other exception in the worker (its traceback is the message), or the worker died without answering.
     """
-    w = _take(threads)
+    w = _take(threads, nice)
     healthy = False
     try:
         w.conn.send((model, str(path), None if workdir is None else str(workdir)))
@@ -219,4 +232,4 @@ def run_isolated(model: Any, path: str | os.PathLike, *, workdir: str | os.PathL
         else:
             w.kill()
             # start its replacement now, so that the next job does not wait for the fork
-            threading.Thread(target=lambda: _give_back(_Worker(threads)), daemon=True).start()
+            threading.Thread(target=lambda: _give_back(_Worker(threads, nice)), daemon=True).start()

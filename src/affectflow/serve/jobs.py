@@ -1,5 +1,10 @@
 """Prediction jobs: a bounded pool of worker threads, a bounded queue, progress, cancellation and expiry.
 
+Jobs run in two lanes with their own workers and queues, so that a long upload never takes the place of a short
+one: the **interactive** lane (``POST /predict`` of media up to ``sync_max_duration_s``, whose client waits for the
+answer) and the **background** lane (``POST /jobs`` and long media). A background job's child process runs at a
+lower CPU priority (``background_nice``), so that it uses the cores the interactive predictions leave idle.
+
 A job runs ``fn(report)``; ``fn`` calls ``job.report(fraction, message)`` now and then (``fraction`` in [0, 1],
 ``message`` the current stage). ``report`` raises
 :class:`JobCancelled` when the job was cancelled or has run past its time limit, which ends ``fn`` there.
@@ -56,6 +61,7 @@ class Job:
     result: Any = None
     error: JobFailure | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    background: bool = False
     cancel_requested: bool = False
     future: concurrent.futures.Future | None = None
 
@@ -93,6 +99,7 @@ class Job:
             "created": self.created,
             "started": self.started,
             "finished": self.finished,
+            "lane": "background" if self.background else "interactive",
             **self.info,
         }
         if self.error is not None:
@@ -101,52 +108,65 @@ class Job:
 
 
 class JobManager:
-    """Runs jobs on ``max_concurrent`` worker threads with at most ``max_queued`` waiting.
+    """Runs jobs in two lanes (interactive and background, see the module docstring), each on its own worker
+    threads and with its own bounded queue.
 
     Parameters
     ----------
     max_concurrent:
-        Worker threads.
+        Worker threads of the interactive lane.
     max_queued:
-        Jobs allowed to wait for a worker.
+        Jobs allowed to wait for a worker, per lane.
     timeout_s:
         Time limit of a running job (checked at each ``report``).
     ttl_s:
         Finished jobs are dropped this long after finishing.
+    max_background:
+        Worker threads of the background lane.
     """
 
-    def __init__(self, max_concurrent: int, max_queued: int, timeout_s: float, ttl_s: float) -> None:
+    def __init__(self, max_concurrent: int, max_queued: int, timeout_s: float, ttl_s: float,
+                 max_background: int = 1) -> None:
         self.max_concurrent = max_concurrent
+        self.max_background = max_background
         self.max_queued = max_queued
         self.timeout_s = timeout_s
         self.ttl_s = ttl_s
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent,
                                                            thread_name_prefix="affectflow-job")
+        self._background_pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_background,
+                                                                      thread_name_prefix="affectflow-bgjob")
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------------------------------------- public
     def submit(self, name: str, fn: Callable[[Job], Any], *, cleanup: Callable[[], None] | None = None,
-               info: dict[str, Any] | None = None) -> Job:
-        """Queue ``fn(job)`` (it reports through ``job.report``); ``cleanup()`` runs after it in any case.
+               info: dict[str, Any] | None = None, background: bool = False) -> Job:
+        """Queue ``fn(job)`` (it reports through ``job.report``) in the interactive lane, or in the background lane
+        when ``background``; ``cleanup()`` runs after it in any case.
 
         Raises
         ------
         QueueFull
-            When ``max_queued`` jobs are already waiting.
+            When ``max_queued`` jobs are already waiting in that lane.
         """
         with self._lock:
             self._expire()
-            waiting = sum(1 for j in self._jobs.values() if j.status == "queued")
-            running = sum(1 for j in self._jobs.values() if j.status == "running")
-            if running >= self.max_concurrent and waiting >= self.max_queued:
+            lane = [j for j in self._jobs.values() if j.background == background]
+            waiting = sum(1 for j in lane if j.status == "queued")
+            running = sum(1 for j in lane if j.status == "running")
+            limit = self.max_background if background else self.max_concurrent
+            if running >= limit and waiting >= self.max_queued:
+                kind = "background jobs" if background else "predictions"
                 raise QueueFull(
-                    f"The service is busy: {running} predictions are running and {waiting} are waiting "
-                    f"(limits {self.max_concurrent} and {self.max_queued}); try again later."
+                    f"The service is busy: {running} {kind} are running and {waiting} are waiting "
+                    f"(limits {limit} and {self.max_queued}); try again later."
                 )
-            job = Job(id=uuid.uuid4().hex, name=name, timeout_s=self.timeout_s, info=dict(info or {}))
+            job = Job(id=uuid.uuid4().hex, name=name, timeout_s=self.timeout_s, info=dict(info or {}),
+                      background=background)
             self._jobs[job.id] = job
-            job.future = self._pool.submit(self._run, job, fn, cleanup)
+            pool = self._background_pool if background else self._pool
+            job.future = pool.submit(self._run, job, fn, cleanup)
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -180,6 +200,7 @@ class JobManager:
         for j in jobs:
             j.cancel_requested = True
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._background_pool.shutdown(wait=True, cancel_futures=True)
 
     # -------------------------------------------------------------------------------------------- internals
     def _run(self, job: Job, fn: Callable[[Job], Any], cleanup: Callable[[], None] | None) -> None:

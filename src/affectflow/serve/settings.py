@@ -41,9 +41,16 @@ class ServeSettings:
     max_duration_s:
         Longest accepted media (s); longer files get 413.
     max_concurrent_jobs:
-        Predictions running at the same time (worker threads).
+        Interactive predictions (``POST /predict`` of media up to ``sync_max_duration_s``) running at the same time.
+    max_background_jobs:
+        Background jobs (``POST /jobs``, and ``POST /predict`` of longer media) running at the same time. They have
+        their own workers, so a long job never holds up a short prediction's turn.
+    background_nice:
+        CPU priority offset (``nice``, 0-19) of the processes that run background jobs (with ``isolate_jobs``): at
+        the default 10 a long job takes the CPU time interactive predictions leave idle. 0 runs them at the
+        service's own priority.
     max_queued_jobs:
-        Jobs waiting for a worker; when the queue is full new uploads get 503 with ``Retry-After``.
+        Jobs waiting for a worker, per lane; when a queue is full new uploads get 503 with ``Retry-After``.
     job_timeout_s:
         A job running longer than this (s) is cancelled at its next progress report and marked failed.
     job_ttl_s:
@@ -91,6 +98,8 @@ class ServeSettings:
     sync_max_duration_s: float = 600.0
     max_duration_s: float = 4 * 3600.0
     max_concurrent_jobs: int = 2
+    max_background_jobs: int = 1
+    background_nice: int = 10
     max_queued_jobs: int = 16
     job_timeout_s: float = 3600.0
     job_ttl_s: float = 3600.0
@@ -116,7 +125,11 @@ class ServeSettings:
         if (not isinstance(self.sync_max_duration_s, (int, float)) or isinstance(self.sync_max_duration_s, bool)
                 or not math.isfinite(self.sync_max_duration_s) or self.sync_max_duration_s < 0):
             raise ConfigError(f"Serve setting sync_max_duration_s must be >= 0; got {self.sync_max_duration_s!r}.")
-        for name in ["max_concurrent_jobs", "max_streams"]:
+        if (not isinstance(self.background_nice, int) or isinstance(self.background_nice, bool)
+                or not 0 <= self.background_nice <= 19):
+            raise ConfigError(f"Serve setting background_nice must be an integer from 0 to 19; got "
+                              f"{self.background_nice!r}.")
+        for name in ["max_concurrent_jobs", "max_background_jobs", "max_streams"]:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"Serve setting {name} must be an integer >= 1; got {v!r}.")
