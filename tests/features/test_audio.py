@@ -523,3 +523,25 @@ def test_import_is_cheap():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_egemaps_config_folder_is_removed_and_a_killed_process_s_is_cleaned(tmp_path, monkeypatch):
+    # the frame-settings file openSMILE reads lives in a pid-named private folder: removed when the extractor is
+    # collected, and a folder left by a killed process is removed by the next extractor
+    pytest.importorskip("opensmile")
+    import gc
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"affectflow-egemaps-{int(dead.stdout)}-abc"
+    stale.mkdir()
+    (stale / "FrameModeFunctionals.conf.inc").write_text("frameMode = fixed\n")
+    ex = _build("egemaps", 2.0)
+    ex._smile_windows()
+    mine = ex._tmp
+    assert not stale.exists() and mine.is_dir() and mine.parent == tmp_path
+    assert mine.name.startswith(f"affectflow-egemaps-{__import__('os').getpid()}-")
+    del ex
+    gc.collect()
+    assert not mine.exists() and list(tmp_path.iterdir()) == []

@@ -51,7 +51,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import shutil
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ import pandas as pd
 
 from affectflow.errors import ConfigError
 from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
+from affectflow.fsutil import pid_tempdir
 
 TIME = "time"
 #: Sampling rate every extractor but ``logmel``/``ssl`` works at.
@@ -417,7 +419,7 @@ class EGeMAPSFunctionals(_AudioExtractor):
                 f"Extractor 'egemaps': `win_dur` must be at least 0.1 s (10 LLD frames), got {win_dur}."
             )
         self._smile = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._tmp: Path | None = None
 
     def columns(self) -> list[str]:
         if EGeMAPSFunctionals._columns is None:
@@ -436,8 +438,12 @@ class EGeMAPSFunctionals(_AudioExtractor):
             import opensmile
 
             step = _opensmile_step(self.rate_hz)
-            self._tmp = tempfile.TemporaryDirectory(prefix="affectflow-egemaps-")
-            conf = Path(self._tmp.name) / "FrameModeFunctionals.conf.inc"
+            # the frame settings go into a config file that openSMILE reads at every call: a private folder named
+            # by our pid, removed when the extractor is collected or at exit, and by the next extractor when this
+            # process was killed (fsutil.pid_tempdir), so killed workers leave nothing behind in the temp folder
+            self._tmp = pid_tempdir(None, "affectflow-egemaps-")
+            weakref.finalize(self, shutil.rmtree, str(self._tmp), True)
+            conf = self._tmp / "FrameModeFunctionals.conf.inc"
             conf.write_text(
                 f"frameMode = fixed\nframeSize = {float(self.win_dur)!r}\nframeStep = {step!r}\n"
                 "frameCenterSpecial = left\n"
