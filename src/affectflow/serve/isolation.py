@@ -109,10 +109,13 @@ class _Worker:
     def alive(self) -> bool:
         return self.proc.is_alive()
 
-    def kill(self) -> None:
+    def kill(self, wait: bool = True) -> None:
+        """``SIGKILL`` the worker's process group; ``wait``: also wait (up to 5 s) until it has exited (a killed
+        process frees its memory before it exits, which takes a moment for a large one at a low priority)."""
         if self.proc.is_alive():
             kill_process_tree(self.proc.pid)
-        self.proc.join(5.0)
+        if wait:
+            self.proc.join(5.0)
         self.conn.close()
 
 
@@ -230,6 +233,10 @@ def run_isolated(model: Any, path: str | os.PathLike, *, workdir: str | os.PathL
         if healthy:
             _give_back(w)
         else:
-            w.kill()
-            # start its replacement now, so that the next job does not wait for the fork
-            threading.Thread(target=lambda: _give_back(_Worker(threads, nice)), daemon=True).start()
+            w.kill(wait=False)  # the job ends now; the process is reaped below
+
+            def replace() -> None:
+                w.proc.join(5.0)
+                _give_back(_Worker(threads, nice))  # the next job does not wait for the fork
+
+            threading.Thread(target=replace, daemon=True).start()
