@@ -1,4 +1,5 @@
-"""Plots of a run: learning curves and predictions against labels (PNG files under ``<run>/plots``)."""
+"""Plots: a run's learning curves and predictions against labels (PNG files under ``<run>/plots``), and the
+figures of recipes (:func:`plot_subject_gains`, :func:`plot_bar_panels`; written by :mod:`affectflow.recipes.figures`)."""
 
 from __future__ import annotations
 
@@ -73,3 +74,92 @@ def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int 
         plt.close(fig)
         written.append(out / f"predictions_{partition}.png")
     return written
+
+
+# ---------------------------------------------------------------------------- recipe figures
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_subject_gains(per_target: dict[str, list[tuple[str, float, float]]], path: str | Path, *,
+                       title: str = "", ylabel: str = "test CCC") -> Path:
+    """Per-subject scores before and after personalisation, one panel per target (MuSe 2023 personalisation).
+
+    ``per_target``: target → ``[(subject, before, after), ...]``. Subjects are sorted by their gain
+    ``after − before``; each is drawn as an arrow from before to after (green: better, red: worse), with the number
+    of subjects made worse in the panel title. Returns ``path`` (PNG, written atomically).
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    path = Path(path)
+    make_dirs(path.parent)
+    n = max(len(per_target), 1)
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 3.8), squeeze=False)
+    for ax, (target, rows) in zip(axes[0], per_target.items()):
+        rows = sorted(rows, key=lambda r: r[2] - r[1])
+        for i, (_, b, a) in enumerate(rows):
+            ax.annotate("", (i, a), (i, b), arrowprops={"arrowstyle": "->", "color": "C2" if a >= b else "C3"})
+            ax.plot([i], [b], "o", color="0.5", ms=3)
+        worse = sum(1 for _, b, a in rows if a < b)
+        ax.set_xticks(range(len(rows)), [r[0] for r in rows], rotation=90, fontsize=7)
+        vals = [v for r in rows for v in r[1:] if np.isfinite(v)]
+        if vals:
+            ax.set_ylim(min(vals) - 0.05, min(1.0, max(vals) + 0.05))
+        ax.set(title=f"{target}: {worse} of {len(rows)} subjects worse", ylabel=ylabel)
+        ax.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
+    plt.close(fig)
+    return path
+
+
+def plot_bar_panels(panels: list[dict], path: str | Path, *, title: str = "", ylabel: str = "CCC") -> Path:
+    """Grouped bars, one panel per entry of ``panels`` (recipe tables drawn as figures: ABAW5 folds, MuSe 2021
+    stress fusion).
+
+    Each panel is ``{"title": str, "groups": [x labels], "series": {name: [value per group]},
+    "references": {name: [value per group]}}``: a bar per series in each group (NaN: no bar) and, for each
+    reference (e.g. the linear yardstick), a dashed black mark over each group. Returns ``path`` (PNG).
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    path = Path(path)
+    make_dirs(path.parent)
+    n = max(len(panels), 1)
+    width = max(6.0, max((len(p["groups"]) * (len(p["series"]) + 1) * 0.35 for p in panels), default=6.0))
+    fig, axes = plt.subplots(n, 1, figsize=(min(width, 14) + 4, 3.2 * n), squeeze=False)
+    for ax, p in zip(axes[:, 0], panels):
+        groups, series = list(p["groups"]), dict(p["series"])
+        k = max(len(series), 1)
+        w = 0.8 / k
+        x = np.arange(len(groups))
+        for j, (name, vals) in enumerate(series.items()):
+            ax.bar(x - 0.4 + w * (j + 0.5), np.asarray(vals, float), w, label=name, color=f"C{j % 10}")
+        for j, (name, vals) in enumerate((p.get("references") or {}).items()):
+            ax.hlines(np.asarray(vals, float), x - 0.45, x + 0.45, colors="k", linestyles=["--", ":", "-."][j % 3],
+                      label=name)
+        ax.set_xticks(x, groups, fontsize=8)
+        finite = [v for vals in [*series.values(), *(p.get("references") or {}).values()] for v in vals
+                  if v is not None and np.isfinite(v)]
+        if finite:  # the range of the numbers (bars start at the bottom of the axis)
+            lo, hi = min(finite), max(finite)
+            pad = max(0.05 * (hi - lo), 0.02)
+            ax.set_ylim(lo - 4 * pad if lo - 4 * pad > 0 or lo < 0 else 0.0, hi + pad)
+        ax.set(title=p.get("title", ""), ylabel=ylabel)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda p_: fig.savefig(p_, dpi=100, format="png"))
+    plt.close(fig)
+    return path

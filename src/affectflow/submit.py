@@ -1,4 +1,4 @@
-"""Challenge submission files from a trained run: MuSe 2023, ABAW (Aff-Wild2 VA) and MER 2023.
+"""Challenge submission files from a trained run: MuSe 2023, MuSe 2021 Sent, ABAW (Aff-Wild2 VA) and MER 2023.
 
 :func:`submit` predicts the chosen partitions (default: the run's test partitions) with the run's selected
 checkpoint (:func:`affectflow.experiment.run_predictions`) and writes them, all or nothing, in a challenge's format
@@ -8,6 +8,11 @@ checkpoint (:func:`affectflow.experiment.run_predictions`) and writes them, all 
     ``<out>/label_segments/<target>/<Id>.csv`` with columns ``timestamp,value`` (timestamp in **ms**, integer:
     ``round(1000 · t)``; one row per label step of the recording's grid) and ``<out>/metadata/partition.csv``
     (``Id,Partition``): the MuSe label layout, which :func:`affectflow.corpus.muse.import_muse` reads back.
+``muse2021-sent`` (segment task, classification targets)
+    ``<out>/label_segments/<target>/<Id>.csv`` with columns ``segment_id,class_id`` (one row per segment of the
+    recording, ``class_id`` = the predicted class value, argmax of the logits; MuSe-Sent: 0..4 per dimension) and
+    ``<out>/metadata/partition.csv`` (``Id,Partition``): the MuSe-Sent label layout (formats.md), which
+    :func:`affectflow.corpus.muse.import_muse` reads back.
 ``abaw`` (continuous task with targets ``valence`` and ``arousal``)
     ``<out>/<name>.txt`` per recording: header ``image_location,valence,arousal``, then one line per **video
     frame** ``i = 0 .. N-1`` with ``image_location = <name>/<i+1:05d>.jpg``. ``N`` is the recording's ``frames``
@@ -35,7 +40,7 @@ from affectflow.corpus.staging import staged_folder
 from affectflow.errors import RunError
 from affectflow.fsutil import child_path
 
-FORMATS = ("muse2023", "abaw", "mer2023")
+FORMATS = ("muse2023", "muse2021-sent", "abaw", "mer2023")
 ABAW_HEADER = "image_location,valence,arousal"
 
 
@@ -127,7 +132,7 @@ def submit(
     run_path:
         A run directory.
     fmt:
-        ``muse2023``, ``abaw`` or ``mer2023``.
+        ``muse2023``, ``muse2021-sent``, ``abaw`` or ``mer2023``.
     out:
         New output folder (must not exist or be empty); default ``<run>/submission-<fmt>-<timestamp>``.
     partitions:
@@ -161,7 +166,7 @@ def submit(
 
 
 def _check_task(fmt: str, task: str, targets: list[str], what: str) -> None:
-    need = {"muse2023": "continuous", "abaw": "continuous", "mer2023": "clip"}[fmt]
+    need = {"muse2023": "continuous", "muse2021-sent": "segment", "abaw": "continuous", "mer2023": "clip"}[fmt]
     if task != need:
         raise RunError(f"Format {fmt!r} is for {need!r} runs; {what} has task {task!r}.")
     if fmt == "abaw" and sorted(targets) != ["arousal", "valence"]:
@@ -176,7 +181,7 @@ def write_submission(preds: dict, fmt: str, out: str | os.PathLike, *, corpus: C
     preds:
         Partition name → :class:`affectflow.predictions.Predictions` (from a run, a fusion, a personalisation...).
     fmt:
-        ``muse2023``, ``abaw`` or ``mer2023``.
+        ``muse2023``, ``muse2021-sent``, ``abaw`` or ``mer2023``.
     out:
         New folder (must not exist or be empty).
     corpus:
@@ -194,6 +199,9 @@ def write_submission(preds: dict, fmt: str, out: str | os.PathLike, *, corpus: C
             if fmt == "mer2023":
                 _write_mer(tmp / f"{p}.csv", pr)
                 continue
+            if fmt == "muse2021-sent":
+                rows += [{"Id": rid, "Partition": p} for rid in _write_sent(tmp, pr)]
+                continue
             for i, rid in enumerate(pr.recordings):
                 df = pd.DataFrame({"time": pr.times[i]})
                 for k, t in enumerate(pr.targets):
@@ -204,7 +212,7 @@ def write_submission(preds: dict, fmt: str, out: str | os.PathLike, *, corpus: C
                 else:
                     row = rec.loc[rid] if rec is not None and rid in rec.index else pd.Series(dtype=object)
                     _write_abaw(tmp, rid, df, row, corpus)
-        if fmt == "muse2023":
+        if fmt in ("muse2023", "muse2021-sent"):
             (tmp / "metadata").mkdir(parents=True, exist_ok=True)
             pd.DataFrame(rows, columns=["Id", "Partition"]).to_csv(tmp / "metadata" / "partition.csv", index=False)
     return Path(out)
@@ -217,6 +225,28 @@ def _write_muse(tmp: Path, rid: str, df: pd.DataFrame, targets: list[str]) -> No
         d.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"timestamp": ts, "value": df[f"{t}_pred"].to_numpy()}).to_csv(
             child_path(d, rid, ".csv", kind="recording id"), index=False, float_format="%.6f")
+
+
+def _write_sent(tmp: Path, pr) -> list[str]:
+    """MuSe-Sent ``label_segments/<target>/<Id>.csv`` (``segment_id,class_id``); returns the recordings written."""
+    cls = [s for s in pr.specs if s.kind == "classification"]
+    if not cls or len(cls) != len(pr.specs):
+        raise RunError(f"The MuSe 2021 Sent format needs classification targets only; the predictions have "
+                       f"{[(s.name, s.kind) for s in pr.specs]}.")
+    if any(isinstance(k, str) for k in pr.keys):
+        raise RunError("The MuSe 2021 Sent format needs segment predictions (recording, segment_id).")
+    pred = pr.predicted()
+    df = pd.DataFrame({"recording": [str(k[0]) for k in pr.keys], "segment_id": [int(k[1]) for k in pr.keys]})
+    for s in cls:
+        df[s.name] = [s.classes[int(i)] for i in pred[s.name]]
+    recs = list(dict.fromkeys(df["recording"]))
+    for s in cls:
+        d = child_path(tmp / "label_segments", s.name, kind="target name")
+        d.mkdir(parents=True, exist_ok=True)
+        for rid, g in df.groupby("recording", sort=False):
+            g.sort_values("segment_id")[["segment_id", s.name]].rename(columns={s.name: "class_id"}).to_csv(
+                child_path(d, rid, ".csv", kind="recording id"), index=False)
+    return recs
 
 
 def _write_abaw(tmp: Path, rid: str, df: pd.DataFrame, row: pd.Series, corpus: Corpus | None) -> None:

@@ -117,3 +117,32 @@ def test_cli_import_train_submit_reads_back(layout, tmp_path):
     obs = pd.read_csv(src / "test1-label.csv")
     assert mer_ceiling(truth, obs) == pytest.approx(rec["ceiling"]["test1"])
     assert mer_ceiling(truth, truth.copy())["mer_score"] == pytest.approx(1.0)
+
+
+def test_generated_acoustic_layers_are_complementary_and_leave_the_other_sets_alone(tmp_path):
+    """ssl_low carries the valence best, ssl_high the emotion best (known answers of the generator); utt and frames
+    are the same with and without the layers (their own random generator)."""
+    opts = dict(n_train=400, n_test=(0, 0, 0), frames=(3, 4), utt_dim=16, frame_dim=4, seed=5)
+    rec = generate_mer(tmp_path / "with", **opts)
+    generate_mer(tmp_path / "without", **opts, acoustic_layers=False)
+    assert rec["acoustic_sets"] == ["utt", "ssl_low", "ssl_mid", "ssl_high"]
+    assert not (tmp_path / "without" / "features" / "ssl_low").exists()
+    truth = pd.read_csv(tmp_path / "with" / "ground_truth.csv")
+    for name in truth["name"][:5]:
+        for s in ("utt", "frames"):
+            np.testing.assert_array_equal(np.load(tmp_path / "with" / "features" / s / f"{name}.npy"),
+                                          np.load(tmp_path / "without" / "features" / s / f"{name}.npy"))
+    cls = truth["discrete"].astype("category").cat.codes.to_numpy()
+    half = len(truth) // 2
+
+    def scores(layer):
+        x = np.stack([np.load(tmp_path / "with" / "features" / layer / f"{n}.npy") for n in truth["name"]])
+        xa = np.c_[x, np.ones(len(x))]
+        w = np.linalg.lstsq(xa[:half], truth["valence"][:half], rcond=None)[0]
+        val_err = float(np.mean((xa[half:] @ w - truth["valence"][half:]) ** 2))
+        means = np.stack([x[:half][cls[:half] == k].mean(0) for k in range(cls.max() + 1)])
+        acc = float(np.mean(np.argmin(((x[half:, None] - means[None]) ** 2).sum(-1), 1) == cls[half:]))
+        return val_err, acc
+
+    low, high = scores("ssl_low"), scores("ssl_high")
+    assert low[0] < high[0] and high[1] > low[1], (low, high)

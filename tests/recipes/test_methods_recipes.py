@@ -63,3 +63,8 @@ def test_muse2021_sent(tmp_path):
     multitask = next(s for s in row["sources"] if s["column"].startswith("multitask"))["run"]
     cfg = (Path(multitask) / "config.yaml").read_text()
     assert "sent_multitask" in cfg and "sent2021" in cfg and mt
+    # the MuSe-Sent submission of the multitask run: segment_id,class_id per test recording
+    sub = next(folder.glob("steps/submission-*/submission"))
+    files = sorted(p.stem for p in (sub / "label_segments" / "sentiment").glob("*.csv"))
+    assert files == sorted(corpus.recording_ids(["test"]))
+    assert (sub / "label_segments" / "sentiment" / f"{files[0]}.csv").read_text().startswith("segment_id,class_id")

@@ -3,6 +3,7 @@ that produced it (``affectflow evaluate`` on trained and fused runs, the saved p
 rerun reuses every step, a changed parameter redoes only the steps it reaches, the submission is written."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +42,24 @@ def test_every_table_number_is_the_number_of_its_run(recipe_folder):
     assert any(r.get("ceiling") for r in t6["rows"])
     assert doc["final_line"].startswith("Final (test)") and " CCC " in doc["final_line"] and doc["final_line"] in md
     assert doc["params"]["lr"] == {"value": 0.001, "paper": "4.2: Adam, initial lr 1e-3"}
+
+
+def test_figures_are_drawn_linked_and_hold_the_runs_numbers(recipe_folder):
+    folder, _, _ = recipe_folder
+    doc = json.loads((folder / "recipe.json").read_text())
+    md = (folder / "recipe.md").read_text()
+    figs = {f["id"]: f for f in doc["figures"]}
+    assert set(figs) == {"personalisation_gains", "table6"}
+    for f in figs.values():
+        assert (folder / f["file"]).read_bytes()[:4] == b"\x89PNG" and f"]({f['file']})" in md
+    gains = figs["personalisation_gains"]["data"]
+    assert set(gains) == {"arousal", "valence"}
+    for t, d in gains.items():  # the per-subject numbers are those of the personalisation report
+        rep = json.loads((Path(d["run"]) / "report.json").read_text())["partitions"]["test"]["per_subject"]
+        assert d["subjects"] == {s: [v["before"][t]["ccc"], v["after"][t]["ccc"]] for s, v in rep.items()}
+    (panel,) = figs["table6"]["data"]["panels"]
+    assert panel["groups"] == ["arousal", "valence", "Combined"] and len(panel["series"]) == 3
+    assert list(panel["references"])[0].startswith("Linear yardstick")
 
 
 def test_submission_and_progress(recipe_folder):

@@ -38,6 +38,10 @@ def test_muse2021_stress(corpus, tmp_path):
     sub = next(folder.glob("steps/submission-*/submission"))
     assert len(list((sub / "label_segments" / "valence").glob("*.csv"))) == len(corpus.recording_ids(["test"]))
     assert "Final (test): staged late fusion" in (folder / "recipe.md").read_text()
+    (fig,) = doc["figures"]  # unimodal runs and fusions drawn, the yardstick as reference marks
+    assert (folder / fig["file"]).is_file() and [p["title"] for p in fig["data"]["panels"]] == [
+        t2["title"], t4["title"]]
+    assert len(fig["data"]["panels"][0]["series"]) == 7 and fig["data"]["panels"][1]["references"]
 
 
 def test_abaw5(corpus, tmp_path):
@@ -59,6 +63,11 @@ def test_abaw5(corpus, tmp_path):
     f = next((can / "fold-0").glob("*.txt"))
     assert list(pd.read_csv(f).columns) == ["image_location", "valence", "arousal"]
     assert doc["final"]["label"] == "CAN fold average"
+    (fig,) = doc["figures"]  # Table 1 as bars: a panel per emotion, a series per method, folds on the x axis
+    panels = fig["data"]["panels"]
+    assert [p["groups"] for p in panels] == [["Fold 0", "Fold 1", "Fold 2"]] * 2
+    assert list(panels[0]["series"]) == ["LFAN", "CAN"] and len(panels[0]["references"]) == 1
+    assert panels[0]["series"]["CAN"][0] == float(t1["rows"][1]["cells"][2])
 
 
 def test_a_model_that_cannot_be_built_fails_before_any_step(corpus, tmp_path):

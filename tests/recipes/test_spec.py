@@ -62,6 +62,12 @@ def test_budget_and_set_change_values_and_record_provenance(tmp_path):
     (("epochs: {value: 3, paper: \"Table 9\"}", "epochs: {value: 3}"), "exactly one of `paper:` / `ours:`"),
     (("config: {training: {epochs: $epochs}}", "config: {training: {epoks: 2}}"), "epoks"),
     (("layout: by_features", "layout: by_feet"), "unknown layout 'by_feet'"),
+    (("source: \"@a\"}\n", "source: \"@a\"}\nfigures:\n  - {id: f, kind: pie, table: t}\n"),
+     "unknown kind 'pie'"),
+    (("source: \"@a\"}\n", "source: \"@a\"}\nfigures:\n  - {id: f, kind: table_bars, table: t9}\n"),
+     "draws table 't9', which is not a table"),
+    (("source: \"@a\"}\n", "source: \"@a\"}\nfigures:\n  - {id: f, kind: subject_gains, source: \"@q\"}\n"),
+     "reads @q, which is not a step"),
 ])
 def test_bad_recipes_fail_before_any_work(tmp_path, edit, message):
     old, new = edit

@@ -71,8 +71,10 @@ def cmd_generate_layout(args: argparse.Namespace) -> int:
         from affectflow.synthetic.mer import generate_mer
 
         rec = generate_mer(args.out, **overrides)
-        print(f"Wrote a MER 2023-layout folder to {args.out}: {rec['sets']}; frame-level set 'frames' at "
-              f"{rec['config']['frame_rate_hz']:g} Hz (import with --frame-rate frames={rec['config']['frame_rate_hz']:g}).")
+        hz = rec["config"]["frame_rate_hz"]
+        print(f"Wrote a MER 2023-layout folder to {args.out}: {rec['sets']}; utterance-level acoustic sets "
+              f"{rec['acoustic_sets']}, frame-level set 'frames' at {hz:g} Hz (import with --frame-rate "
+              f"frames={hz:g}).")
         print("Noise-free ceilings (truth vs observed labels): " + json.dumps(rec["ceiling"]))
     return 0
 
@@ -136,7 +138,7 @@ def register(sub: Any) -> None:
 
     s = add("submit", cmd_submit, "Write a run's predictions as challenge submission files.")
     s.add_argument("run", help="run directory")
-    s.add_argument("--format", required=True, choices=["muse2023", "abaw", "mer2023"])
+    s.add_argument("--format", required=True, choices=["muse2023", "muse2021-sent", "abaw", "mer2023"])
     s.add_argument("--out", help="new output folder (default: <run>/submission-<format>-<timestamp>)")
     s.add_argument("--partitions", help="comma-separated partitions (default: the run's test partitions)")
     s.add_argument("--corpus", help="corpus folder (default: the run's corpus)")

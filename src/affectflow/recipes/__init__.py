@@ -39,6 +39,8 @@ A recipe is a YAML file (the packaged ones are ``src/affectflow/recipes/<name>.y
         top: 1
     tables:                                   # rendered into recipe.md / recipe.json (affectflow.recipes.tables)
       - {id: t2, title: "Unimodal", paper: "Table 2", layout: by_features, source: "@unimodal"}
+    figures:                                  # drawn into plots/<id>.png, linked from recipe.md
+      - {id: f, title: "Table 2 as bars", kind: table_bars, table: t2}    # affectflow.recipes.figures
     final: {result: "@best", singles: ["@unimodal"], label: "best unimodal"}   # the final comparison line
 
 ``when: $flag`` skips a step when the parameter is false (optional steps, e.g. an ablation). Everything is checked

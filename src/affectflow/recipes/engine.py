@@ -237,9 +237,10 @@ def _run_recipe(
                                                                      kind=f"recipe step {s.kind}", name=s.id))
         finally:
             ex.close()
+    from affectflow.recipes.figures import build_figures
     from affectflow.recipes.tables import write_report
 
-    write_report(folder, recipe, results, state)
+    write_report(folder, recipe, results, state, figures=build_figures)
     if track_parent:
         from affectflow.tracking import finish_parent
 
@@ -273,6 +274,11 @@ def show_recipe(recipe: Recipe) -> str:
         for t in recipe.tables:
             prov = f"paper: {t['paper']}" if t.get("paper") else f"ours: {t.get('ours', '')}"
             lines.append(f"  {t.get('id', '')}: {t.get('title', '')} [{t['layout']}; {prov}]")
+    if recipe.figures:
+        lines += ["", "Figures (plots/<id>.png):"]
+        for f in recipe.figures:
+            prov = f"paper: {f['paper']}" if f.get("paper") else f"ours: {f.get('ours', '')}"
+            lines.append(f"  {f['id']}: {f.get('title', '')} [{f['kind']}; {prov}]")
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ from affectflow.recipes.refs import (  # noqa: F401  (substitute_*: re-exported)
     param_names, refs, substitute_params, substitute_refs,
 )
 
-TOP_KEYS = {"name", "title", "paper", "description", "params", "budgets", "steps", "tables", "final"}
+TOP_KEYS = {"name", "title", "paper", "description", "params", "budgets", "steps", "tables", "figures", "final"}
 STEP_COMMON = {"id", "kind", "title", "paper", "ours", "when"}
 TABLE_KEYS = {"id", "title", "paper", "ours", "layout", "source", "options"}
 BUDGETS = ("quick", "paper")
@@ -74,6 +74,7 @@ class Recipe:
     budget: str
     source: str
     overrides: list[str] = field(default_factory=list)
+    figures: list[dict[str, Any]] = field(default_factory=list)
 
     def step(self, sid: str) -> Step:
         """The step ``sid``."""
@@ -228,13 +229,22 @@ def load_recipe(name_or_path: str | Path, *, budget: str = "paper", overrides: l
             if r not in seen:
                 raise ConfigError(f"Table {t.get('id')!r} of recipe {where} reads @{r}, which is not a step.")
         tables.append(dict(t))
+    from affectflow.recipes.figures import validate_figure
+
+    figures = []
+    for f in doc.get("figures") or []:
+        validate_figure(f, where, {str(t.get("id")) for t in tables})
+        for r in refs(f.get("source")):
+            if r not in seen:
+                raise ConfigError(f"Figure {f.get('id')!r} of recipe {where} reads @{r}, which is not a step.")
+        figures.append(dict(f))
     final = doc.get("final") or {}
     for r in refs(final):
         if r not in seen:
             raise ConfigError(f"`final:` of recipe {where} reads @{r}, which is not a step.")
     return Recipe(name=name, title=str(doc.get("title", name)), paper=str(doc.get("paper", "")),
                   description=str(doc.get("description", "")), params=params, steps=steps, tables=tables,
-                  final=final, budget=budget, source=where, overrides=list(overrides or []))
+                  final=final, budget=budget, source=where, overrides=list(overrides or []), figures=figures)
 
 
 def load_recipe_file(path: str | Path) -> dict[str, Any]:

@@ -568,6 +568,8 @@ def merged_predictions(runs: list[str], partition: str) -> Any:
     if len(preds) == 1:
         return preds[0]
     first = preds[0]
+    if not first.continuous:
+        return _merged_samples(preds, runs, partition)
     specs, values, labels = list(first.specs), [np.asarray(v) for v in first.values], list(first.labels or [])
     for p in preds[1:]:
         if p.recordings != first.recordings or any(not np.allclose(a, b) for a, b in zip(p.times, first.times)):
@@ -585,12 +587,36 @@ def merged_predictions(runs: list[str], partition: str) -> Any:
                        labels=labels or None)
 
 
+def _merged_samples(preds: list[Any], runs: list[str], partition: str) -> Any:
+    """Segment / clip predictions of runs of different targets joined column-wise (same samples, any order)."""
+    from affectflow.predictions import Predictions
+
+    first = preds[0]
+    keys = [k if isinstance(k, str) else tuple(k) for k in first.keys]
+    specs, outputs, labels = list(first.specs), [np.asarray(first.outputs)], [first.label_matrix()]
+    for p, run in zip(preds[1:], runs[1:]):
+        index = {k if isinstance(k, str) else tuple(k): i for i, k in enumerate(p.keys)}
+        if p.task != first.task or set(index) != set(keys):
+            raise RunError(f"Runs {runs} did not predict the same {first.task}s of {partition!r}; they cannot be "
+                           "joined into one submission.")
+        dup = [s.name for s in p.specs if s.name in {x.name for x in specs}]
+        if dup:
+            raise RunError(f"Runs {runs} predict target(s) {dup} twice; give one run per target.")
+        order = [index[k] for k in keys]
+        specs += list(p.specs)
+        outputs.append(np.asarray(p.outputs)[order])
+        labels.append(p.label_matrix()[order])
+    return Predictions(first.task, specs, list(first.recordings), keys=list(first.keys),
+                       outputs=np.concatenate(outputs, axis=1), labels=np.concatenate(labels, axis=1))
+
+
 @register_step("submit")
 class SubmitStep(StepKind):
-    """Challenge submission files (:func:`affectflow.submit.write_submission`, format ``format``: muse2023 / abaw /
-    mer2023) from the saved predictions of ``source`` on ``partitions`` (default ``[test]``). ``source``: a run,
-    a list of runs of different targets (joined), or a step result with ``runs``; with ``best: n`` and a ``cv``
-    result, fold 0 and the ``n`` other folds with the best devel score (ABAW5) each get a submission."""
+    """Challenge submission files (:func:`affectflow.submit.write_submission`, format ``format``: muse2023 /
+    muse2021-sent / abaw / mer2023) from the saved predictions of ``source`` on ``partitions`` (default
+    ``[test]``). ``source``: a run, a list of runs of different targets (joined), or a step result with ``runs``;
+    with ``best: n`` and a ``cv`` result, fold 0 and the ``n`` other folds with the best devel score (ABAW5) each
+    get a submission."""
 
     keys = ("source", "format", "partitions", "best")
     required = ("source", "format")

@@ -93,7 +93,8 @@ def _cell(run: str | None, role: str, target: str, sources: list, column: str) -
     return v
 
 
-def _targets(runs: list[dict[str, Any]]) -> list[str]:
+def run_targets(runs: list[dict[str, Any]]) -> list[str]:
+    """The targets of run entries, in order of first appearance."""
     out: list[str] = []
     for r in runs:
         ts = r.get("params", {}).get("data.targets")
@@ -195,7 +196,7 @@ def by_features(source: Any, options: dict[str, Any]) -> dict[str, Any]:
     """MuSe 2023 Tables 2 / 3."""
     runs = source["runs"] if isinstance(source, dict) else source
     modality = options.get("modality", {})
-    targets = _targets(runs)
+    targets = run_targets(runs)
     rows: dict[str, dict[str, Any]] = {}
     for r in runs:
         feats = r["params"].get("data.features", [])
@@ -227,7 +228,7 @@ def ablation(source: Any, options: dict[str, Any]) -> dict[str, Any]:
     runs = source["runs"] if isinstance(source, dict) else source
     if not runs:
         return {"columns": [], "rows": [], "note": "step skipped"}
-    targets = _targets(runs)
+    targets = run_targets(runs)
     rows: dict[tuple, dict[str, Any]] = {}
     for r in runs:
         p = r["params"]
@@ -260,7 +261,7 @@ def _target_devel(r: dict[str, Any], target: str) -> float:
     return v if np.isfinite(v) else float(r.get("devel", np.nan))
 
 
-def _best_by_devel(runs: list[dict[str, Any]], target: str) -> dict[str, Any] | None:
+def best_by_devel(runs: list[dict[str, Any]], target: str) -> dict[str, Any] | None:
     """The run with the best devel CCC on ``target`` (per target, as the papers choose per dimension)."""
     cands = [(r, _target_devel(r, target)) for r in runs if target in _target_of(r)]
     cands = [(r, v) for r, v in cands if np.isfinite(v)]
@@ -273,7 +274,7 @@ def ensemble(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     rows_spec = options.get("rows") or list(source)
     source = {k: {"runs": step_runs(v)} for k, v in source.items()}
     allruns = [r for k in rows_spec for r in (source[k] or {}).get("runs", [])]
-    targets = _targets(allruns)
+    targets = run_targets(allruns)
     columns = [(t, "test", t) for t in targets]
     head = ["Method", *targets, "Combined"]
     labels = options.get("labels", {})
@@ -284,7 +285,7 @@ def ensemble(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         sources: list = []
         vals, picked = [], []
         for c, role, t in columns:
-            b = _best_by_devel(runs, t)
+            b = best_by_devel(runs, t)
             vals.append(_cell(b["run"] if b else None, role, t, sources, c))
             picked.append(f"{t}: {b['label']}" if b else "")
             if b and t not in ceiling_runs:
@@ -297,7 +298,7 @@ def ensemble(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         if any(np.isfinite(vals)):
             out_rows.append({"cells": ["Noise-free ceiling (clean labels vs observed)", *[fmt_cell(v) for v in vals],
                                        fmt_cell(_combined(vals))], "sources": [], "ceiling": True})
-    base = {t: (_best_by_devel([r for k in rows_spec for r in (source[k] or {}).get("runs", []) if "base" not in r
+    base = {t: (best_by_devel([r for k in rows_spec for r in (source[k] or {}).get("runs", []) if "base" not in r
                                 and "members" not in r], t) or {}).get("run") for t in targets}
     out_rows.append(_yardstick_row(base, columns, 1))
     out_rows[-1]["cells"].append("")
@@ -335,7 +336,7 @@ def models(source: Any, options: dict[str, Any]) -> dict[str, Any]:
     parts = options.get("partitions", ["devel"])
     rows_in = [{**r.get("columns", {}), **r} for r in step_runs(source) if r.get("run")]
     runs = [{"run": r["run"], "params": {}} for r in rows_in]
-    targets = options.get("targets") or _targets(runs)
+    targets = options.get("targets") or run_targets(runs)
     columns = [(f"{t}" + ("" if len(parts) == 1 else f" {p}"), p, t) for t in targets for p in parts]
     out_rows = []
     for r in rows_in:
@@ -356,7 +357,7 @@ def cv_folds(source: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """ABAW5 Table 1: per target and method, devel CCC per fold (fold 0 = the corpus's split)."""
     k = max(len(v.get("runs", [])) for v in source.values() if v)
     allruns = [r for v in source.values() if v for r in v.get("runs", [])]
-    targets = options.get("targets") or _targets(allruns)
+    targets = options.get("targets") or run_targets(allruns)
     head = ["Emotion", "Method", *[f"Fold {i}" for i in range(k)]]
     out_rows = []
     for t in targets:
@@ -389,10 +390,10 @@ def final_comparison(final: dict[str, Any]) -> dict[str, Any] | None:
         return None
     res_runs = final["result"].get("runs", []) if isinstance(final["result"], dict) else []
     singles = [r for s in final.get("singles", []) if isinstance(s, dict) for r in s.get("runs", [])]
-    targets = _targets(res_runs) if res_runs else []
+    targets = run_targets(res_runs) if res_runs else []
     out: dict[str, Any] = {"targets": {}, "label": final.get("label", "result")}
     for t in targets:
-        rr, sr = _best_by_devel(res_runs, t), _best_by_devel(singles, t)
+        rr, sr = best_by_devel(res_runs, t), best_by_devel(singles, t)
         if rr is None or sr is None:
             continue
         _, test = _parts(rr["run"])
@@ -447,10 +448,15 @@ def build_tables(recipe: Any, results: dict[str, Any], folder: Path | None = Non
     return out
 
 
-def write_report(folder: Path, recipe: Any, results: dict[str, Any], state: dict[str, Any]) -> None:
-    """Write ``recipe.json`` and ``recipe.md`` (tables, provenance of every choice, final comparison)."""
+def write_report(folder: Path, recipe: Any, results: dict[str, Any], state: dict[str, Any], *,
+                 figures: Callable[..., list[dict[str, Any]]] | None = None) -> None:
+    """Write ``recipe.json`` and ``recipe.md`` (tables, figures, provenance of every choice, final comparison).
+
+    ``figures``: ``(recipe, results, tables, folder) -> [figure entries]`` (the engine passes
+    :func:`affectflow.recipes.figures.build_figures`); each entry's ``file`` is linked from ``recipe.md``."""
 
     tables = build_tables(recipe, results, folder)
+    figs = figures(recipe, results, tables, folder) if figures else []
     cmp = final_comparison(substitute_refs(recipe.final, results)) if recipe.final else None
     line = final_line(cmp)
     secs = {sid: s.get("seconds") for sid, s in state["steps"].items()}
@@ -458,7 +464,7 @@ def write_report(folder: Path, recipe: Any, results: dict[str, Any], state: dict
            "budget": recipe.budget, "source": recipe.source, "overrides": recipe.overrides,
            "params": {k: {"value": p.value, p.source: p.note} for k, p in recipe.params.items()},
            "steps": {sid: {k: v for k, v in s.items() if k != "settings"} for sid, s in state["steps"].items()},
-           "tables": tables, "final": cmp, "final_line": line}
+           "tables": tables, "figures": figs, "final": cmp, "final_line": line}
     write_json(folder / "recipe.json", doc)
     lines = [f"# {recipe.title}", "", f"Recipe `{recipe.name}`, budget `{recipe.budget}`. Paper: {recipe.paper}", "",
              "Scores are CCC (pooled over recordings). Devel scores of selected runs are optimistic (used for "
@@ -467,6 +473,11 @@ def write_report(folder: Path, recipe: Any, results: dict[str, Any], state: dict
         lines += [f"## {t['title']}" + (f" ({t['paper']})" if t.get("paper") else ""), "", markdown_table(t), ""]
         if any(r.get("pending") for r in t.get("rows", [])):
             lines += [YARDSTICK_PENDING, ""]
+    if figs:
+        lines += ["## Figures", ""]
+        for f in figs:
+            head = f"{f['title']}" + (f" ({f['paper']})" if f.get("paper") else "")
+            lines += [f"![{head}]({f['file']})" if f.get("file") else f"{head}: {f.get('note', 'not drawn')}", ""]
     lines += ["## Choices", "", "| parameter | value | from |", "|---|---|---|"]
     for k, p in recipe.params.items():
         lines.append(f"| {k} | `{json.dumps(p.value, default=str)}` | {p.source}: {p.note} |")

@@ -6,6 +6,7 @@
     <out>/test1-label.csv, test2-label.csv, test3-label.csv   same columns (test3: MER-SEMI, no valence scored)
     <out>/features/utt/<name>.npy         (C_utt,)   utterance-level, float32
     <out>/features/frames/<name>.npy      (T, C_fr)  frame-level at ``frame_rate_hz`` (T varies per clip)
+    <out>/features/ssl_low|ssl_mid|ssl_high/<name>.npy   (C_utt,)  three layers of an SSL-like acoustic model
     <out>/ground_truth.csv                name,discrete,valence   noise-free truth of every clip
     <out>/generation.json                 configuration, per-set ceilings
 
@@ -16,6 +17,17 @@ Known answers
     probability ``label_flip`` and add Gaussian noise of std ``valence_noise`` to valence (clipped).
     Features: ``utt = P[e] + w_v · v / 5 · d + noise`` (class prototypes ``P``, a valence direction ``d``), and
     ``frames[t] = Q[e] + w_v · v / 5 · d' + frame_noise`` for ``t < T``, so mean-pooling recovers the signal.
+
+Several acoustic sets (``acoustic_layers``, default on)
+    Like the paper's HuBERT layers 18-20 (low, mid, high: front layers closer to the acoustics, back layers to the
+    semantics), ``ssl_low``, ``ssl_mid`` and ``ssl_high`` each carry the emotion and the valence with different
+    strengths and share a per-clip nuisance (speaker / content), so the sets are correlated but complementary:
+    ``layer_j = a_j · R_j[e] + b_j · w_v · v / 5 · d_j + s · M_j u + feature_noise · n_j`` with
+    ``(a_j, b_j)`` = (0.4, 1.6), (0.9, 0.9), (1.6, 0.4), their own class prototypes ``R_j`` and valence directions
+    ``d_j``, a nuisance ``u ~ N(0, I)`` seen through ``M_j`` (``layer_nuisance`` = ``s``) and independent noise
+    ``n_j``. They are drawn from a generator of their own (seeded by ``seed``), so ``utt`` and ``frames`` are the
+    same as without them. Use them as the AFG's primary group (the ``mer2023`` recipe does); with one acoustic set
+    the three AFG structures compute the same function.
     The ceiling of each test set is the MER score ``weighted F1 − 0.25 · MSE`` (and both parts) of the truth
     against the observed labels: what a perfect predictor of the truth scores.
 """
@@ -53,6 +65,8 @@ class MerSynthConfig:
     feature_noise: float = 1.0
     frame_noise: float = 2.0
     valence_weight: float = 1.5
+    acoustic_layers: bool = True
+    layer_nuisance: float = 0.8
     seed: int = 0
 
 
@@ -81,13 +95,17 @@ def generate_mer(out: str | Path, **overrides) -> dict:
     d = rng.normal(0, 1, cfg.utt_dim).astype(np.float32)
     dq = rng.normal(0, 1, cfg.frame_dim).astype(np.float32)
     w = np.asarray(cfg.class_weights, float) / np.sum(cfg.class_weights)
+    layers = _layer_model(cfg) if cfg.acoustic_layers else None
     sets = [("train", "train-label.csv", cfg.n_train)] + [
         (f"test{k + 1}", f"test{k + 1}-label.csv", n) for k, n in enumerate(cfg.n_test) if n > 0
     ]
-    truth_rows, record = [], {"layout": "mer2023", "config": asdict(cfg), "ceiling": {}, "sets": {}}
+    truth_rows, record = [], {"layout": "mer2023", "config": asdict(cfg), "ceiling": {}, "sets": {},
+                              "acoustic_sets": ["utt", *((layers or {}).get("names", []))]}
     with staged_folder(out, what="synthetic MER folder") as tmp:
         (tmp / "features" / "utt").mkdir(parents=True)
         (tmp / "features" / "frames").mkdir(parents=True)
+        for name in (layers or {}).get("names", []):
+            (tmp / "features" / name).mkdir(parents=True)
         k = 0
         for part, fname, n in sets:
             e = rng.choice(len(MER_CLASSES), size=n, p=w)
@@ -98,6 +116,10 @@ def generate_mer(out: str | Path, **overrides) -> dict:
             v_obs = np.clip(v + cfg.valence_noise * rng.standard_normal(n), -5, 5)
             names = [f"sample_{k + i:05d}" for i in range(n)]
             k += n
+            if layers is not None:
+                for name, x in _layer_features(layers, e, v, cfg).items():
+                    for i, nm in enumerate(names):
+                        np.save(tmp / "features" / name / f"{nm}.npy", x[i])
             for i, nm in enumerate(names):
                 utt = P[e[i]] + cfg.valence_weight * v[i] / 5 * d + cfg.feature_noise * rng.standard_normal(cfg.utt_dim)
                 np.save(tmp / "features" / "utt" / f"{nm}.npy", utt.astype(np.float32))
@@ -113,3 +135,28 @@ def generate_mer(out: str | Path, **overrides) -> dict:
         pd.concat(truth_rows, ignore_index=True).to_csv(tmp / "ground_truth.csv", index=False)
         (tmp / "generation.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+LAYER_STRENGTHS = {"ssl_low": (0.4, 1.6), "ssl_mid": (0.9, 0.9), "ssl_high": (1.6, 0.4)}  # (emotion a_j, valence b_j)
+
+
+def _layer_model(cfg: MerSynthConfig) -> dict:
+    """The fixed parts of the SSL-like acoustic layers (module docstring), from their own generator."""
+    rng = np.random.default_rng([cfg.seed, 2023])
+    k, dim = len(MER_CLASSES), cfg.utt_dim
+    return {"names": list(LAYER_STRENGTHS), "rng": rng,
+            "R": {n: rng.normal(0, 1, (k, dim)) for n in LAYER_STRENGTHS},
+            "d": {n: rng.normal(0, 1, dim) for n in LAYER_STRENGTHS},
+            "M": {n: rng.normal(0, 1, (dim, dim)) / np.sqrt(dim) for n in LAYER_STRENGTHS}}
+
+
+def _layer_features(layers: dict, e: np.ndarray, v: np.ndarray, cfg: MerSynthConfig) -> dict[str, np.ndarray]:
+    """``(n, C_utt)`` float32 per layer for clips of true emotion ``e`` and valence ``v``."""
+    rng, n, dim = layers["rng"], len(e), cfg.utt_dim
+    u = rng.standard_normal((n, dim))
+    out = {}
+    for name, (a, b) in LAYER_STRENGTHS.items():
+        x = (a * layers["R"][name][e] + b * cfg.valence_weight * (v / 5)[:, None] * layers["d"][name][None, :]
+             + cfg.layer_nuisance * u @ layers["M"][name].T + cfg.feature_noise * rng.standard_normal((n, dim)))
+        out[name] = x.astype(np.float32)
+    return out
