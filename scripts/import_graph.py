@@ -8,13 +8,15 @@ Reads ``src/affectflow`` with :mod:`ast` (nothing is imported) and prints
 - **upward imports**: an import from a module of a lower layer to a module of a higher layer (:data:`LAYERS`,
   bottom first), module-level and function-level;
 - **function-level imports**: ``import`` / ``from`` statements of affectflow modules inside a function or method
-  (they hide dependencies; they are fine for heavy optional dependencies, which are not affectflow modules).
+  (they hide dependencies; they are fine for heavy optional dependencies, which are not affectflow modules);
+- **private imports**: ``from affectflow.x import _name`` in another module (a ``_name`` is its module's own
+  business; share it under a public name instead).
 
 Usage::
 
     python scripts/import_graph.py [--src src/affectflow] [--verbose] [--json]
 
-``tests/core/test_import_graph.py`` fails when a new circle appears.
+``tests/core/test_import_graph.py`` fails when a circle or a private import appears.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ LAYERS: list[list[str]] = [
     ["config", "metrics", "io", "raters", "plots"],
     ["corpus", "synthetic"],
     ["features", "data", "augment"],
-    ["models", "tasks", "predictions", "training"],
+    ["targets", "scoring", "models", "tasks", "predictions", "training"],
     ["runs", "experiment", "runs_table", "tracking"],
     ["procedures", "inference", "streaming", "export", "submit", "serve", "recipes"],
     ["cli", "demo"],
@@ -102,6 +104,24 @@ def collect(root: Path) -> tuple[set[str], list[tuple[str, str, bool, int]]]:
 
         visit(tree, False, False)
     return modules, edges
+
+
+def private_imports(root: Path) -> list[str]:
+    """``from affectflow.<m> import _name`` statements in a module other than ``<m>`` (``importer -> m._name
+    (line N)``); dunder names are not private."""
+    out = []
+    for f in sorted(root.rglob("*.py")):
+        mod = module_name(root, f)
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = resolve(mod, f.name == "__init__.py", node)
+            if not base.startswith("affectflow") or base == mod:
+                continue
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    out.append(f"{mod} -> {base}.{a.name} (line {node.lineno})")
+    return out
 
 
 def strongly_connected(nodes: set[str], adj: dict[str, set[str]]) -> list[list[str]]:
@@ -183,6 +203,7 @@ def report(root: Path) -> dict:
         "circle_groups": circles,
         "upward": [f"{a} -> {b} ({'function' if fl else 'module'}-level, line {ln})" for a, b, fl, ln in upward],
         "function_level": [f"{a} -> {b} (line {ln})" for a, b, ln in func],
+        "private": private_imports(root),
     }
 
 
@@ -202,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         print("  " + " -> ".join(c))
     print(f"upward imports: {len(r['upward'])}")
     print(f"function-level affectflow imports: {len(r['function_level'])}")
+    print(f"private-name imports across modules: {len(r['private'])}")
+    for u in r["private"]:
+        print("  private: " + u)
     if args.verbose:
         for u in r["upward"]:
             print("  up: " + u)

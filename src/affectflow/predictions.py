@@ -39,16 +39,13 @@ import numpy as np
 import pandas as pd
 
 from affectflow.errors import RunError
+from affectflow.fsutil import atomic_write, check_names, child_path, make_dirs, write_json
+from affectflow.scoring import score, selection_score  # noqa: F401 - re-exported: defined once in scoring
+from affectflow.targets import TargetSpec, specs_from_state, specs_to_state, split_columns
 
 FORMAT_VERSION = 1
 META = "predictions.json"
 ARRAYS = "predictions.npz"
-
-
-def _spec_cls():
-    from affectflow.tasks import TargetSpec
-
-    return TargetSpec
 
 
 @dataclass
@@ -105,8 +102,6 @@ class Predictions:
 
     def predicted(self) -> dict[str, np.ndarray]:
         """Segment / clip: per target, the predicted class index (argmax of its logits) or value, ``(N,)``."""
-        from affectflow.tasks import split_columns
-
         return split_columns(self.outputs, self.specs)
 
     def posteriors(self) -> np.ndarray:
@@ -209,9 +204,6 @@ class Predictions:
     # ------------------------------------------------------------------ files
     def save(self, folder: str | Path) -> Path:
         """Write the prediction files (see the module docstring) into ``folder`` (created if needed)."""
-        from affectflow.fsutil import atomic_write, child_path, make_dirs, write_json
-        from affectflow.tasks import specs_to_state
-
         folder = make_dirs(folder)  # refused when a symlink would take it out of its run folder
         arrays: dict[str, np.ndarray] = {}
         if self.continuous:
@@ -272,8 +264,6 @@ class Predictions:
 
     @classmethod
     def _load_meta(cls, folder: Path) -> "Predictions":
-        from affectflow.tasks import specs_from_state
-
         try:
             meta = json.loads((folder / META).read_text())
             specs = specs_from_state(meta["target_specs"])
@@ -295,8 +285,6 @@ class Predictions:
 def _checked_names(p: Predictions, folder: Path) -> Predictions:
     """Recording ids and target names read from a prediction folder become file names later (submissions,
     prediction CSVs, feature sets): the name rule of :mod:`affectflow.fsutil` applies when they are read."""
-    from affectflow.fsutil import check_names
-
     check_names("recording id", [str(r) for r in p.recordings], where=f"prediction folder {str(folder)!r}",
                 error=RunError)
     check_names("target name", list(p.targets), where=f"prediction folder {str(folder)!r}", error=RunError)
@@ -305,7 +293,6 @@ def _checked_names(p: Predictions, folder: Path) -> Predictions:
 
 def _load_csv_only(folder: Path) -> Predictions:
     """Older folders: per-recording CSVs (continuous) or ``segments.csv`` / ``clips.csv``."""
-    TargetSpec = _spec_cls()
     for task in ("segment", "clip"):
         path = folder / f"{task}s.csv"
         if path.is_file():
@@ -350,18 +337,3 @@ def _load_csv_only(folder: Path) -> Predictions:
     return Predictions("continuous", [TargetSpec(t, "regression") for t in targets], recs, times=times,
                        values=values, labels=labels)
 
-
-def score(preds: Predictions) -> dict[str, Any]:
-    """Metrics per target of ``preds`` against its labels (the task type decides which; see
-    :mod:`affectflow.tasks`)."""
-    from affectflow.tasks import get_task
-
-    return get_task(preds.task).score(preds)
-
-
-def selection_score(preds: Predictions, scores: dict[str, Any] | None = None) -> float:
-    """The one number (higher is better) that selects epochs, seeds and fusion weights for ``preds``."""
-    from affectflow.tasks import get_task
-
-    cls = get_task(preds.task)
-    return cls.selection_score(preds.specs, score(preds) if scores is None else scores)

@@ -43,18 +43,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 import yaml
 
 from affectflow import __version__
+from affectflow.corpus.corpus import Corpus
 from affectflow.errors import CorpusError, RunError
 from affectflow.fsutil import atomic_write, check_write, child_path, make_dirs, write_json
-
-if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from affectflow.corpus.corpus import Corpus
-    from affectflow.predictions import Predictions
+from affectflow.predictions import Predictions
+from affectflow.scoring import score
 
 
 # ---------------------------------------------------------------------------- the layout, spelled once
@@ -311,9 +310,9 @@ class Predictor:
     """
 
     task: str
-    predict: Callable[[list[str]], "Predictions"]
+    predict: Callable[[list[str]], Predictions]
     header: dict[str, Any]
-    evaluate: Callable[[list[str]], tuple["Predictions", dict[str, float] | None]] | None = None
+    evaluate: Callable[[list[str]], tuple[Predictions, dict[str, float] | None]] | None = None
 
 
 def _is_int(v: Any) -> bool:
@@ -423,10 +422,8 @@ class Run:
         d = self.config_dict["data"]
         return [d["devel_partition"], *d["test_partitions"]]
 
-    def open_corpus(self, corpus: "str | os.PathLike | Corpus | None" = None) -> "Corpus":
+    def open_corpus(self, corpus: str | os.PathLike | Corpus | None = None) -> Corpus:
         """``corpus`` (a path or an open corpus), else the run's training corpus with its partition map."""
-        from affectflow.corpus.corpus import Corpus
-
         if isinstance(corpus, Corpus):
             return corpus
         if corpus is not None:
@@ -438,14 +435,14 @@ class Run:
         """Raise :class:`RunError` when the run cannot predict (e.g. a fused run whose members were moved); called
         before any corpus is opened, so that the message names the real problem."""
 
-    def predictor(self, corpus: "Corpus", *, seed: int | None = None, device: str = "auto",
+    def predictor(self, corpus: Corpus, *, seed: int | None = None, device: str = "auto",
                   progress: bool = False) -> Predictor:
         """The run ready to predict recordings of ``corpus`` (its model(s) loaded once)."""
         raise RunError(f"{str(self.path)!r} (a {self.kind} folder) cannot predict new recordings.")
 
-    def predict(self, corpus: "str | os.PathLike | Corpus | None" = None, ids: list[str] | None = None, *,
+    def predict(self, corpus: str | os.PathLike | Corpus | None = None, ids: list[str] | None = None, *,
                 partitions: list[str] | None = None, seed: int | None = None, device: str = "auto",
-                progress: bool = False) -> "Predictions":
+                progress: bool = False) -> Predictions:
         """Predictions of recordings ``ids`` (or of ``partitions``; neither: every recording) of ``corpus``
         (default: the run's training corpus). Recordings without labels are predicted on the run's label grid."""
         self.check_usable()
@@ -458,13 +455,11 @@ class Run:
             ids = c.recording_ids(partitions)
         return self.predictor(c, seed=seed, device=device, progress=progress).predict(ids)
 
-    def evaluate(self, *, partitions: list[str] | None = None, corpus: "str | os.PathLike | Corpus | None" = None,
+    def evaluate(self, *, partitions: list[str] | None = None, corpus: str | os.PathLike | Corpus | None = None,
                  seed: int | None = None, device: str = "auto", progress: bool = False) -> tuple[Path, dict[str, Any]]:
         """Predict and score ``partitions`` (default :meth:`default_partitions`); write a new
         ``evaluations/eval-<time>/`` folder (``metrics.json``, ``results.md``, ``predictions/<partition>/``) and
         return it with the metrics."""
-        from affectflow.predictions import score
-
         self.check_usable()
         c = self.open_corpus(corpus)
         pred = self.predictor(c, seed=seed, device=device, progress=progress)
@@ -485,10 +480,8 @@ class Run:
         write_evaluation(out_dir, metrics)
         return out_dir, metrics
 
-    def saved_predictions(self, partition: str) -> "Predictions":
+    def saved_predictions(self, partition: str) -> Predictions:
         """The predictions the run saved for ``partition`` when it was made (``predictions/<partition>/``)."""
-        from affectflow.predictions import Predictions
-
         folder = self.path / PREDICTIONS_DIR / partition
         if not folder.is_dir():
             have = sorted(p.name for p in self.predictions_dir().glob("*") if p.is_dir())
@@ -573,7 +566,7 @@ class Run:
         atomic_write(Path(run_dir) / RESULTS_MD, lambda p: p.write_text(text + "\n"))
 
     @staticmethod
-    def save_predictions(run_dir: Path, partition: str, preds: "Predictions") -> Path:
+    def save_predictions(run_dir: Path, partition: str, preds: Predictions) -> Path:
         """Save ``preds`` as the run's predictions of ``partition`` (``predictions/<partition>/``)."""
         return preds.save(Path(run_dir) / PREDICTIONS_DIR / partition)
 

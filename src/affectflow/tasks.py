@@ -30,8 +30,8 @@ combined with learnt uncertainty weights (``training.multitask``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,28 +44,27 @@ from affectflow.data.dataset import batch_to, collate
 from affectflow.data.normalize import Normalizer
 from affectflow.data.store import SequenceStore
 from affectflow.errors import ConfigError, CorpusError
-from affectflow.metrics import accuracy, ccc, macro_f1, pearson, rmse, weighted_f1
+from affectflow.metrics import ccc
+from affectflow.predictions import Predictions
 from affectflow.registry import Registry
-
-if TYPE_CHECKING:
-    from affectflow.predictions import Predictions
+from affectflow.scoring import (  # noqa: F401 - score_readout re-exported (it lived here)
+    ClipScoring,
+    ContinuousScoring,
+    ReadoutScoring,
+    Scoring,
+    SegmentScoring,
+    get_scoring,
+    score_readout,
+)
+from affectflow.targets import (  # noqa: F401 - re-exported: the target specs lived here
+    KINDS,
+    TargetSpec,
+    specs_from_state,
+    specs_to_state,
+    split_columns,
+)
 
 TASKS = ("continuous", "segment", "clip")  # the registered task types (TASK_TYPES)
-KINDS = ("regression", "classification")
-
-
-@dataclass
-class TargetSpec:
-    """One target: its name, ``kind`` and, for classification, the class values in index order."""
-
-    name: str
-    kind: str
-    classes: list | None = None
-
-    @property
-    def n_outputs(self) -> int:
-        """Model output columns for this target."""
-        return len(self.classes) if self.kind == "classification" else 1
 
 
 def _table(corpus: Corpus, task: str) -> pd.DataFrame:
@@ -256,37 +255,14 @@ def predict_readout(model: nn.Module, ds: ReadoutDataset, *, batch_size: int = 3
     return np.concatenate(outs) if outs else np.zeros((0, width), np.float32)
 
 
-def split_columns(outputs: np.ndarray, specs: list[TargetSpec]) -> dict[str, np.ndarray]:
-    """Per target: predicted class index (argmax of its logits) or value, shape ``(N,)``."""
-    out, c = {}, 0
-    for s in specs:
-        part = outputs[:, c : c + s.n_outputs]
-        out[s.name] = part.argmax(1) if s.kind == "classification" else part[:, 0]
-        c += s.n_outputs
-    return out
-
-
-def score_readout(task: str, specs: list[TargetSpec], labels: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
-    """Metrics per target of segment / clip outputs ``(N, Σ outputs)`` against labels ``(N, K)``."""
-    preds = split_columns(outputs, specs)
-    scores: dict[str, Any] = {}
-    for k, s in enumerate(specs):
-        ok = np.isfinite(labels[:, k])
-        yt, yp = labels[ok, k], preds[s.name][ok]
-        if s.kind == "classification":
-            labs = list(range(len(s.classes)))
-            scores[s.name] = {"macro_f1": macro_f1(yt.astype(int), yp.astype(int), labs) if len(yt) else float("nan"),
-                              "weighted_f1": weighted_f1(yt.astype(int), yp.astype(int)) if len(yt) else float("nan"),
-                              "accuracy": accuracy(yt, yp) if len(yt) else float("nan"), "n": int(ok.sum())}
-        else:
-            scores[s.name] = {"ccc": ccc(yt, yp), "pearson": pearson(yt, yp), "rmse": rmse(yt, yp),
-                              "mse": float(np.mean((yt - yp) ** 2)) if len(yt) else float("nan"), "n": int(ok.sum())}
-    return scores
-
-
 def selection_score(task: str, specs: list[TargetSpec], scores: dict[str, Any]) -> float:
-    """One number to select epochs and seeds on (higher is better); see :meth:`Task.selection_score`."""
-    return get_task(task).selection_score(specs, scores)
+    """Deprecated: use :func:`affectflow.scoring.selection_score` (on a
+    :class:`~affectflow.predictions.Predictions`) or ``get_scoring(task).selection_score(specs, scores)``; the rule
+    is defined once, in :mod:`affectflow.scoring`."""
+    warnings.warn("affectflow.tasks.selection_score is deprecated; use affectflow.scoring.selection_score(preds) or "
+                  "affectflow.scoring.get_scoring(task).selection_score(specs, scores)", DeprecationWarning,
+                  stacklevel=2)
+    return get_scoring(task).selection_score(specs, scores)
 
 
 class TaskLoss(nn.Module):
@@ -325,25 +301,15 @@ class TaskLoss(nn.Module):
         return torch.stack(list(losses.values())).sum()
 
 
-def specs_to_state(specs: list[TargetSpec]) -> list[dict]:
-    """Plain dicts for checkpoints."""
-    return [asdict(s) for s in specs]
-
-
-def specs_from_state(state: list[dict]) -> list[TargetSpec]:
-    """Inverse of :func:`specs_to_state`."""
-    return [TargetSpec(**d) for d in state]
-
-
 # ---------------------------------------------------------------------------- task types
-class Task:
+class Task(Scoring):
     """One task type: what a sample is, how a model's outputs become :class:`~affectflow.predictions.Predictions`,
     how they are scored and which number selects epochs and seeds.
 
     The one home of everything that differs between task types; :mod:`affectflow.experiment` and the procedures
     only call these methods. Build one with :func:`make_task`; the class methods (:meth:`score`,
     :meth:`selection_score`) need no corpus, so a saved :class:`~affectflow.predictions.Predictions` can be scored
-    on its own (:func:`affectflow.predictions.score`).
+    on its own (:func:`affectflow.scoring.score`).
 
     Parameters
     ----------
@@ -391,16 +357,6 @@ class Task:
         """The model's predictions on every recording (continuous) or sample (segment / clip) of ``store``."""
         raise NotImplementedError
 
-    @classmethod
-    def score(cls, preds: "Predictions") -> dict[str, Any]:
-        """Metrics per target of ``preds`` against its labels."""
-        raise NotImplementedError
-
-    @classmethod
-    def selection_score(cls, specs: list[TargetSpec], scores: dict[str, Any]) -> float:
-        """One number to select epochs and seeds on (higher is better)."""
-        raise NotImplementedError
-
     def ceiling(self, store: SequenceStore) -> dict[str, float] | None:
         """Best score any predictor can expect (known for generated corpora only); ``None`` when unknown."""
         return None
@@ -420,7 +376,7 @@ def make_task(name: str, corpus: Corpus, specs: list[TargetSpec], **kwargs: Any)
 
 
 @TASK_TYPES.register
-class ContinuousTask(Task):
+class ContinuousTask(ContinuousScoring, Task):
     """Windows of recordings; one value per step and target; scored with CCC (pooled over the concatenated
     recordings and per-recording mean), Pearson and RMSE; selection: mean pooled CCC over targets."""
 
@@ -438,26 +394,12 @@ class ContinuousTask(Task):
         return WindowDataset(store, normalizer, window.size, window.hop, require_labels=True)
 
     def predict(self, model, store, normalizer, eval_window, device="cpu"):
-        from affectflow.predictions import Predictions
         from affectflow.training.inference import predict_store
 
         values = predict_store(model, store, normalizer, window=eval_window["size"], hop=eval_window["hop"],
                                device=device)
         return Predictions(self.name, self.specs, [r.id for r in store.records], times=[r.times for r in store.records],
                            values=values, labels=[r.y for r in store.records])
-
-    @classmethod
-    def score(cls, preds):
-        from affectflow.metrics import score_recordings
-
-        labelled = [i for i, y in enumerate(preds.labels) if y is not None]
-        return {t: score_recordings([preds.labels[i][:, k] for i in labelled], [preds.values[i][:, k] for i in labelled])
-                for k, t in enumerate(preds.targets)}
-
-    @classmethod
-    def selection_score(cls, specs, scores):
-        vals = [scores[s.name]["ccc"] for s in specs]
-        return float(np.mean(vals)) if np.all(np.isfinite(vals)) else float("nan")
 
     def ceiling(self, store, clean_set: str = "continuous_clean"):
         """Pooled CCC between noise-free and observed labels per target, if the corpus has ``clean_set``."""
@@ -483,7 +425,7 @@ class ContinuousTask(Task):
         return out
 
 
-class ReadoutTask(Task):
+class ReadoutTask(ReadoutScoring, Task):
     """Segment and clip tasks: one label vector per sample, read out at the sample's last step."""
 
     def __init__(self, corpus, specs, **kwargs) -> None:
@@ -533,7 +475,6 @@ class ReadoutTask(Task):
         return ds
 
     def predict(self, model, store, normalizer, eval_window, device="cpu"):
-        from affectflow.predictions import Predictions
 
         ds = self.readout(store, normalizer)
         outputs = self.unscale(predict_readout(model, ds, device=device))
@@ -553,13 +494,9 @@ class ReadoutTask(Task):
             c += s.n_outputs
         return out
 
-    @classmethod
-    def score(cls, preds):
-        return score_readout(cls.name, preds.specs, preds.label_matrix(), preds.outputs)
-
 
 @TASK_TYPES.register
-class SegmentTask(ReadoutTask):
+class SegmentTask(SegmentScoring, ReadoutTask):
     """One sample per labelled segment; prediction at the segment's last step; classification targets scored with
     macro F1 pooled over all segments (MuSe-Sent), regression targets with CCC; selection: their mean."""
 
@@ -567,32 +504,12 @@ class SegmentTask(ReadoutTask):
     protocol = "one prediction per segment at its last step; F1 pooled over all segments of all recordings"
     selection = "mean over targets of macro F1 (classification) / CCC (regression)"
 
-    @classmethod
-    def selection_score(cls, specs, scores):
-        vals = [scores[s.name]["macro_f1" if s.kind == "classification" else "ccc"] for s in specs]
-        return float(np.mean(vals))
-
 
 @TASK_TYPES.register
-class ClipTask(ReadoutTask):
+class ClipTask(ClipScoring, ReadoutTask):
     """One sample per recording from mean-pooled features; weighted F1 / MSE / CCC; with one classification and one
     regression target also the MER 2023 score ``weighted F1 − 0.25 × MSE`` (``mer_score``)."""
 
     name = "clip"
     protocol = "one prediction per clip from mean-pooled features; weighted F1 and MSE over clips"
     selection = "mean weighted F1 (classification) - 0.25 x mean MSE (regression)"
-
-    @classmethod
-    def score(cls, preds):
-        scores = super().score(preds)
-        cls_ = [s for s in preds.specs if s.kind == "classification"]
-        reg = [s for s in preds.specs if s.kind == "regression"]
-        if len(cls_) == 1 and len(reg) == 1:
-            scores["mer_score"] = {"value": scores[cls_[0].name]["weighted_f1"] - 0.25 * scores[reg[0].name]["mse"]}
-        return scores
-
-    @classmethod
-    def selection_score(cls, specs, scores):
-        f1 = [scores[s.name]["weighted_f1"] for s in specs if s.kind == "classification"]
-        mse = [scores[s.name]["mse"] for s in specs if s.kind == "regression"]
-        return float((np.mean(f1) if f1 else 0.0) - 0.25 * (np.mean(mse) if mse else 0.0))

@@ -1,16 +1,15 @@
-"""The import graph (scripts/import_graph.py): no new import circle between affectflow modules."""
+"""The import graph (scripts/import_graph.py): no import circle between affectflow modules, no private name
+imported across modules."""
 
 import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: Circles still present, each a set of modules; the list may only shrink.
-KNOWN = [{"affectflow.predictions", "affectflow.tasks"}]
-
-
-def _known(group) -> bool:
-    return set(group) in KNOWN
+#: Private-name imports still present (``importer -> module._name``); the list may only shrink.
+KNOWN_PRIVATE = {"affectflow.models.multitask -> affectflow.models.composite._block",
+                 "affectflow.models.multitask -> affectflow.models.composite._build",
+                 "affectflow.models.multitask -> affectflow.models.composite._plain"}
 
 
 def _graph():
@@ -20,10 +19,16 @@ def _graph():
     return mod
 
 
-def test_no_new_import_circle():
+def test_no_import_circle():
     r = _graph().report(ROOT / "src" / "affectflow")
-    new = [sorted(g) for g in r["circle_groups"] if not _known(g)]
-    assert not new, f"new import circle(s) {new}: move the shared piece down a layer (see README, Layout)"
+    assert r["circle_groups"] == [], (f"import circle(s) {r['circles']}: move the shared piece down a layer (see "
+                                      "README, Layout)")
+
+
+def test_no_new_private_import():
+    r = _graph().report(ROOT / "src" / "affectflow")
+    new = [p for p in r["private"] if p.rsplit(" (line", 1)[0] not in KNOWN_PRIVATE]
+    assert not new, f"private names imported across modules {new}: give the shared piece a public name"
 
 
 def test_the_graph_finds_a_circle_and_an_upward_import(tmp_path):
@@ -39,3 +44,8 @@ def test_the_graph_finds_a_circle_and_an_upward_import(tmp_path):
     assert r["circle_groups"] == [["affectflow.cli.other", "affectflow.cli.tool", "affectflow.errors"]]
     assert any("affectflow.errors -> affectflow.cli.tool" in u for u in r["upward"])
     assert r["function_level"] == ["affectflow.errors -> affectflow.cli.tool (line 2)"]
+    assert r["private"] == []
+    (pkg / "cli" / "third.py").write_text("from affectflow.cli.tool import _hidden, __doc__\nfrom .other import _x\n")
+    r = _graph().report(pkg)
+    assert r["private"] == ["affectflow.cli.third -> affectflow.cli.tool._hidden (line 1)",
+                            "affectflow.cli.third -> affectflow.cli.other._x (line 2)"]

@@ -121,3 +121,21 @@ def test_run_predictions_is_the_predict_path_and_layouts_are_checked(tiny_run):
                         values=[v[:, :1] for v in saved.values], labels=saved.labels)
     with pytest.raises(RunError, match="disagree on the targets"):
         saved.check_same_layout(other)
+
+
+def test_scoring_is_defined_once_and_the_tasks_use_it():
+    from affectflow import predictions, scoring, tasks
+
+    assert predictions.score is scoring.score and predictions.selection_score is scoring.selection_score
+    for name in ("continuous", "segment", "clip"):
+        rule = scoring.get_scoring(name)
+        assert get_task(name).selection_score.__func__ is rule.selection_score.__func__
+        assert get_task(name).score.__func__ is rule.score.__func__
+    specs = [tasks.TargetSpec("emo", "classification", ["a", "b"]), tasks.TargetSpec("v", "regression")]
+    scores = {"emo": {"weighted_f1": 0.5, "macro_f1": 0.4}, "v": {"mse": 2.0, "ccc": 0.3}}
+    assert scoring.get_scoring("clip").selection_score(specs, scores) == pytest.approx(0.5 - 0.25 * 2.0)
+    assert scoring.get_scoring("segment").selection_score(specs, scores) == pytest.approx((0.4 + 0.3) / 2)
+    with pytest.warns(DeprecationWarning, match="scoring.selection_score"):
+        assert tasks.selection_score("clip", specs, scores) == pytest.approx(0.0)
+    with pytest.raises(ConfigError, match="Unknown task type 'frame'"):
+        scoring.get_scoring("frame")

@@ -216,7 +216,7 @@ def fuse_runs(
     out:
         New folder (must not exist or be empty); default ``<first run's parent>/fusion-<time>``.
     """
-    from affectflow.predictions import score, selection_score
+    from affectflow.scoring import score, selection_score
 
     if out is not None:
         out_folder(out, what="output folder", create=False)  # checked before any work

@@ -214,7 +214,7 @@ def fit_yardstick(cfg, *, context: int = DEFAULT_CONTEXT, alphas: Sequence[float
         The model, the fitted normaliser, the predictions per partition (train, devel, test partitions) and the
         selection record (per target: the grid with its devel scores and the chosen strength).
     """
-    from affectflow.predictions import score
+    from affectflow.scoring import score
     from affectflow.tasks import make_task, target_specs
 
     cfg.validate()
@@ -290,7 +290,7 @@ def run_yardstick(cfg, *, context: int = DEFAULT_CONTEXT, alphas: Sequence[float
     (pathlib.Path, dict)
         The folder and its metrics (``metrics["best"][partition][target][metric]``, as a run's ``metrics.json``).
     """
-    from affectflow.predictions import score
+    from affectflow.scoring import score
 
     if out is not None:
         out_folder(out, what="output folder", create=False)  # checked before the fit
@@ -396,7 +396,7 @@ def evaluate_yardstick(path: str | Path, *, partitions: list[str] | None = None,
     Writes ``<folder>/evaluations/eval-<time>/`` (``metrics.json``, ``results.md``, ``predictions/<partition>/``).
     """
     from affectflow.experiment import write_evaluation
-    from affectflow.predictions import score
+    from affectflow.scoring import score
 
     path = Path(path)
     cfg = yaml.safe_load((path / "config.yaml").read_text())
