@@ -1,5 +1,6 @@
-"""Plots: a run's learning curves and predictions against labels (PNG files under ``<run>/plots``), and the
-figures of recipes (:func:`plot_subject_gains`, :func:`plot_bar_panels`; written by :mod:`affectflow.recipes.figures`)."""
+"""Plots: a run's learning curves and predictions against labels (PNG files under ``<run>/plots``), the plot of
+one prediction frame (:func:`plot_prediction`), and the figures of recipes (:func:`plot_subject_gains`,
+:func:`plot_bar_panels`; written by :mod:`affectflow.recipes.figures`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from affectflow.fsutil import atomic_write, make_dirs
-from affectflow.layout import PREDICTIONS_DIR
+from affectflow.layout import LABEL_SUFFIX, PREDICTIONS_DIR, split_prediction_columns
 
 
 def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int = 3) -> list[Path]:
@@ -52,19 +53,19 @@ def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int 
         plt.close(fig)
         written.append(out / "learning_curves.png")
 
-    pred_dir = run_dir / "predictions" / partition
+    pred_dir = run_dir / PREDICTIONS_DIR / partition
     files = sorted(pred_dir.glob("*.csv"))[:n_recordings]
     if files:
-        first = pd.read_csv(files[0])
-        targets = [c[: -len("_pred")] for c in first.columns if c.endswith("_pred")]
+        first = pd.read_csv(files[0], nrows=0)
+        targets, pred_col, _ = split_prediction_columns(list(first.columns), repr(str(files[0])))
         fig, axes = plt.subplots(len(files), len(targets), figsize=(5 * len(targets), 2.4 * len(files)), squeeze=False)
         for i, f in enumerate(files):
             df = pd.read_csv(f)
             for j, t in enumerate(targets):
                 ax = axes[i][j]
-                if f"{t}_label" in df:
-                    ax.plot(df["time"], df[f"{t}_label"], color="0.3", lw=1, label="label")
-                ax.plot(df["time"], df[f"{t}_pred"], color="C1", lw=1, label="prediction")
+                if f"{t}{LABEL_SUFFIX}" in df:
+                    ax.plot(df["time"], df[f"{t}{LABEL_SUFFIX}"], color="0.3", lw=1, label="label")
+                ax.plot(df["time"], df[pred_col[t]], color="C1", lw=1, label="prediction")
                 ax.set_title(f"{f.stem}: {t}", fontsize=9)
                 if i == len(files) - 1:
                     ax.set_xlabel("time (s)")
@@ -161,5 +162,28 @@ def plot_bar_panels(panels: list[dict], path: str | Path, *, title: str = "", yl
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     atomic_write(path, lambda p_: fig.savefig(p_, dpi=100, format="png"))
+    plt.close(fig)
+    return path
+
+
+def plot_prediction(df: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Plot the target columns of a prediction frame (``time`` + one column per target, e.g. from
+    :func:`affectflow.inference.media.predict_media` or a stream; ``<target>_label`` columns are drawn with their
+    target) to a PNG, one panel per target; return ``path``."""
+    plt = _pyplot()
+    targets, pred_col, label_col = split_prediction_columns(list(df.columns))
+    fig, axes = plt.subplots(len(targets), 1, figsize=(8, 2.2 * len(targets)), squeeze=False, sharex=True)
+    for ax, t in zip(axes[:, 0], targets):
+        if t in label_col:
+            ax.plot(df["time"], df[label_col[t]], color="0.3", lw=1)
+        ax.plot(df["time"], df[pred_col[t]], color="C1", lw=1.2)
+        ax.set_ylabel(t)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time (s)")
+    if title:
+        axes[0, 0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
     plt.close(fig)
     return path

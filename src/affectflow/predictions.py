@@ -16,16 +16,22 @@ partition and what the procedures (personalisation, fusion, cross-validation) pa
 >>> preds = Predictions.load("runs/gru-egemaps/predictions/devel")       # doctest: +SKIP
 >>> score(preds)["arousal"]["ccc"]                                       # doctest: +SKIP
 
-Folder layout written by :meth:`Predictions.save` (the CSV files are the user-facing format and stay as they were;
-``predictions.json`` + ``predictions.npz`` carry the exact values, the target specs and the raw outputs):
+The prediction file format, one for every command (evaluate, predict, predict --media, stream --out, the
+service's CSV download, and the folders that submit, fuse and late fusion read); written by
+:func:`prediction_frame` / :func:`readout_frame` + :func:`write_prediction_csv` only:
 
-- continuous: ``<recording>.csv`` with ``time``, ``<target>_pred`` and, when labelled, ``<target>_label``;
-- segment / clip: ``segments.csv`` / ``clips.csv`` with ``recording`` (+ ``segment_id``), ``<target>_pred`` and
-  ``<target>_label`` (class values for classification targets);
-- ``predictions.json`` (task, target specs, recording ids, format version) and ``predictions.npz`` (arrays).
+- continuous: ``<recording id>.csv`` with ``time`` (s), then one column per target named as the target (the
+  prediction), then ``<target>_label`` per target **only where the recording has labels**. A prediction column is
+  what a user wants; the ``_label`` suffix marks the extra columns, so an unlabelled file is the labelled one's
+  first columns, and the label columns keep the name they always had;
+- segment / clip: ``segments.csv`` / ``clips.csv`` with ``recording`` (+ ``segment_id``), one column per target
+  (class values for classification targets) and ``<target>_label`` columns only when some sample has a label;
+- :meth:`Predictions.save` adds ``predictions.json`` (task, target specs, recording ids, format version) and
+  ``predictions.npz`` (the exact values and raw outputs).
 
-:meth:`Predictions.load` also reads folders written before ``predictions.json`` existed, from the CSV files alone
-(segment/clip outputs are then one-hot encodings of the predicted classes, as the raw outputs were not saved).
+:meth:`Predictions.load` also reads folders written before ``predictions.json`` existed, from the CSV files alone,
+in this format or in the format of earlier versions (``<target>_pred`` prediction columns; segment/clip outputs are
+then one-hot encodings of the predicted classes, as the raw outputs were not saved).
 """
 
 from __future__ import annotations
@@ -40,12 +46,51 @@ import pandas as pd
 
 from affectflow.errors import RunError
 from affectflow.fsutil import atomic_write, check_names, child_path, make_dirs, write_json
+from affectflow.layout import (  # noqa: F401 - re-exported: the prediction file's column names
+    KEY_COLUMNS,
+    LABEL_SUFFIX,
+    OLD_PRED_SUFFIX,
+    split_prediction_columns,
+)
+from affectflow.plots import plot_prediction
 from affectflow.scoring import score, selection_score  # noqa: F401 - re-exported: defined once in scoring
 from affectflow.targets import TargetSpec, specs_from_state, specs_to_state, split_columns
 
 FORMAT_VERSION = 1
 META = "predictions.json"
 ARRAYS = "predictions.npz"
+def prediction_frame(times: np.ndarray, values: np.ndarray, targets: Sequence[str],
+                     labels: np.ndarray | None = None) -> pd.DataFrame:
+    """One recording's continuous predictions as the prediction CSV's frame: ``time`` (float64 s), one column per
+    target (``values``, ``(T, K)``), and ``<target>_label`` columns when ``labels`` (``(T, K)``, NaN = not
+    annotated) is given."""
+    values = np.asarray(values)
+    df = pd.DataFrame({"time": np.asarray(times, np.float64)})
+    for k, t in enumerate(targets):
+        df[t] = values[:, k]
+    if labels is not None:
+        labels = np.asarray(labels)
+        for k, t in enumerate(targets):
+            df[f"{t}{LABEL_SUFFIX}"] = labels[:, k]
+    return df
+
+
+def prediction_csv_text(frame: pd.DataFrame) -> str:
+    """A prediction frame (:func:`prediction_frame` or :meth:`Predictions.readout_frame`) as CSV text: 6
+    significant digits, empty cells for missing values (what :func:`write_prediction_csv` writes)."""
+    return frame.to_csv(index=False, float_format="%.6g")
+
+
+def write_prediction_csv(path: str | Path, frame: pd.DataFrame, *, plot_title: str | None = None) -> Path:
+    """Write a prediction frame atomically as CSV (:func:`prediction_csv_text`): the one writer of prediction
+    files. With ``plot_title`` (continuous frames), also a PNG of it beside the CSV (same name, ``.png``;
+    :func:`affectflow.plots.plot_prediction`). Returns the CSV's path."""
+    path = Path(path)
+    text = prediction_csv_text(frame)
+    atomic_write(path, lambda f: f.write_text(text, encoding="utf-8"))
+    if plot_title is not None:
+        plot_prediction(frame, path.with_suffix(".png"), title=plot_title)
+    return path
 
 
 @dataclass
@@ -208,20 +253,13 @@ class Predictions:
         arrays: dict[str, np.ndarray] = {}
         if self.continuous:
             for i, rid in enumerate(self.recordings):
-                df = pd.DataFrame({"time": self.times[i]})
-                for k, t in enumerate(self.targets):
-                    df[f"{t}_pred"] = self.values[i][:, k]
-                    if self.labels[i] is not None:
-                        df[f"{t}_label"] = self.labels[i][:, k]
-                atomic_write(child_path(folder, rid, ".csv", kind="recording id"),
-                             lambda f, df=df: df.to_csv(f, index=False, float_format="%.6g"))
+                write_prediction_csv(child_path(folder, rid, ".csv", kind="recording id"), self.frame(i))
                 arrays[f"times/{i}"] = np.asarray(self.times[i])
                 arrays[f"values/{i}"] = np.asarray(self.values[i])
                 if self.labels[i] is not None:
                     arrays[f"labels/{i}"] = np.asarray(self.labels[i])
         else:
-            atomic_write(folder / f"{self.task}s.csv",
-                         lambda p: self._readout_frame().to_csv(p, index=False, float_format="%.6g"))
+            write_prediction_csv(folder / f"{self.task}s.csv", self.readout_frame())
             arrays["outputs"] = np.asarray(self.outputs, np.float32)
             arrays["labels"] = self.label_matrix()
         meta = {"format_version": FORMAT_VERSION, "task": self.task, "target_specs": specs_to_state(self.specs),
@@ -237,19 +275,30 @@ class Predictions:
         write_json(folder / META, meta)
         return folder
 
-    def _readout_frame(self) -> pd.DataFrame:
+    def frame(self, i: int | str = 0) -> pd.DataFrame:
+        """Continuous: recording ``i`` (index or id) as the prediction CSV's frame (:func:`prediction_frame`):
+        ``time``, one column per target, ``<target>_label`` columns when the recording is labelled."""
+        if not self.continuous:
+            raise RunError(f"frame() is for continuous predictions; these are {self.task!r} (use readout_frame()).")
+        i = self.recordings.index(i) if isinstance(i, str) else int(i)
+        return prediction_frame(self.times[i], self.values[i], self.targets, self.labels[i])
+
+    def readout_frame(self) -> pd.DataFrame:
+        """Segment / clip: the samples as the prediction CSV's frame: ``recording`` (+ ``segment_id``), one column
+        per target (class values for classification targets), ``<target>_label`` columns when some sample has a
+        label."""
         keys = self.keys
         df = pd.DataFrame({"recording": self.sample_recordings()})
         if self.task == "segment":
             df["segment_id"] = [k[1] for k in keys]
         preds, labels = self.predicted(), self.label_matrix()
-        for k, s in enumerate(self.specs):
-            if s.kind == "classification":
-                df[f"{s.name}_pred"] = [s.classes[int(i)] for i in preds[s.name]]
-                df[f"{s.name}_label"] = [s.classes[int(v)] if np.isfinite(v) else None for v in labels[:, k]]
-            else:
-                df[f"{s.name}_pred"] = preds[s.name]
-                df[f"{s.name}_label"] = labels[:, k]
+        for s in self.specs:
+            df[s.name] = ([s.classes[int(i)] for i in preds[s.name]] if s.kind == "classification"
+                          else preds[s.name])
+        if np.isfinite(labels).any():
+            for k, s in enumerate(self.specs):
+                df[f"{s.name}{LABEL_SUFFIX}"] = ([s.classes[int(v)] if np.isfinite(v) else None for v in labels[:, k]]
+                                                 if s.kind == "classification" else labels[:, k])
         return df
 
     @classmethod
@@ -291,16 +340,30 @@ def _checked_names(p: Predictions, folder: Path) -> Predictions:
     return p
 
 
+def read_prediction_csv(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]:
+    """One continuous prediction CSV (this format or the earlier ``<target>_pred`` one): ``(targets, times (T,),
+    values (T, K), labels (T, K) or None)``; labels only when every target has a label column."""
+    f = Path(path)
+    df = pd.read_csv(f)
+    if "time" not in df.columns:
+        raise RunError(f"{str(f)!r} is not a continuous prediction file: it has no `time` column.")
+    targets, pred, label = split_prediction_columns(list(df.columns), repr(str(f)))
+    values = df[[pred[t] for t in targets]].to_numpy(np.float32)
+    labels = df[[label[t] for t in targets]].to_numpy(np.float32) if len(label) == len(targets) else None
+    return targets, df["time"].to_numpy(np.float64), values, labels
+
+
 def _load_csv_only(folder: Path) -> Predictions:
-    """Older folders: per-recording CSVs (continuous) or ``segments.csv`` / ``clips.csv``."""
+    """Folders without ``predictions.json`` (earlier versions, or CSV files written by other tools in this format):
+    per-recording CSVs (continuous) or ``segments.csv`` / ``clips.csv``."""
     for task in ("segment", "clip"):
         path = folder / f"{task}s.csv"
         if path.is_file():
             df = pd.read_csv(path, dtype={"recording": str})
-            names = [c[: -len("_pred")] for c in df.columns if c.endswith("_pred")]
+            names, pred_col, label_col = split_prediction_columns(list(df.columns), repr(str(path)))
             specs, outs, labs = [], [], []
             for n in names:
-                col, lab = df[f"{n}_pred"], df.get(f"{n}_label")
+                col, lab = df[pred_col[n]], df.get(label_col.get(n, ""))
                 if pd.api.types.is_float_dtype(col):
                     specs.append(TargetSpec(n, "regression"))
                     outs.append(col.to_numpy(np.float32)[:, None])
@@ -321,19 +384,14 @@ def _load_csv_only(folder: Path) -> Predictions:
         raise RunError(f"Prediction folder {str(folder)!r} has no prediction files (expected {META} or CSV files).")
     recs, times, values, labels, targets = [], [], [], [], None
     for f in files:
-        df = pd.read_csv(f)
-        if "time" not in df.columns:
-            raise RunError(f"{str(f)!r} is not a continuous prediction file: it has no `time` column.")
-        names = [c[: -len("_pred")] for c in df.columns if c.endswith("_pred")]
+        names, t, v, y = read_prediction_csv(f)
         if targets is None:
             targets = names
         elif names != targets:
             raise RunError(f"{str(f)!r} predicts {names}, other files of {str(folder)!r} predict {targets}.")
         recs.append(f.stem)
-        times.append(df["time"].to_numpy(np.float64))
-        values.append(df[[f"{t}_pred" for t in targets]].to_numpy(np.float32))
-        has = all(f"{t}_label" in df.columns for t in targets)
-        labels.append(df[[f"{t}_label" for t in targets]].to_numpy(np.float32) if has else None)
+        times.append(t)
+        values.append(v)
+        labels.append(y)
     return Predictions("continuous", [TargetSpec(t, "regression") for t in targets], recs, times=times,
                        values=values, labels=labels)
-

@@ -416,6 +416,11 @@ class Run:
         """A new ``evaluations/eval-<time>/`` folder."""
         return new_subdir(self.path / EVALUATIONS_DIR, "eval")
 
+    def new_output_dir(self, prefix: str) -> Path:
+        """A new ``<prefix>-<time>/`` folder in the run folder (``predictions``, ``predictions-media``,
+        ``export``...): outputs made later from the run, never overwriting one."""
+        return new_subdir(self.path, prefix)
+
     # ------------------------------------------------------------------ the contract
     def default_partitions(self) -> list[str]:
         """The partitions evaluated by default: the config's devel partition and test partitions."""

@@ -39,6 +39,7 @@ from affectflow.corpus.corpus import Corpus
 from affectflow.corpus.staging import staged_folder
 from affectflow.errors import RunError
 from affectflow.fsutil import child_path
+from affectflow.predictions import prediction_frame
 
 FORMATS = ("muse2023", "muse2021-sent", "abaw", "mer2023")
 ABAW_HEADER = "image_location,valence,arousal"
@@ -203,9 +204,7 @@ def write_submission(preds: dict, fmt: str, out: str | os.PathLike, *, corpus: C
                 rows += [{"Id": rid, "Partition": p} for rid in _write_sent(tmp, pr)]
                 continue
             for i, rid in enumerate(pr.recordings):
-                df = pd.DataFrame({"time": pr.times[i]})
-                for k, t in enumerate(pr.targets):
-                    df[f"{t}_pred"] = np.asarray(pr.values[i])[:, k]
+                df = prediction_frame(pr.times[i], pr.values[i], pr.targets)  # time, one column per target
                 if fmt == "muse2023":
                     _write_muse(tmp, rid, df, pr.targets)
                     rows.append({"Id": rid, "Partition": p})
@@ -223,7 +222,7 @@ def _write_muse(tmp: Path, rid: str, df: pd.DataFrame, targets: list[str]) -> No
     for t in targets:
         d = child_path(tmp / "label_segments", t, kind="target name")
         d.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"timestamp": ts, "value": df[f"{t}_pred"].to_numpy()}).to_csv(
+        pd.DataFrame({"timestamp": ts, "value": df[t].to_numpy()}).to_csv(
             child_path(d, rid, ".csv", kind="recording id"), index=False, float_format="%.6f")
 
 
@@ -260,7 +259,7 @@ def _write_abaw(tmp: Path, rid: str, df: pd.DataFrame, row: pd.Series, corpus: C
         fps = (corpus.label_rate_hz if corpus is not None else None) or (
             1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 1.0)
     n = int(row["frames"]) if "frames" in row.index and pd.notna(row["frames"]) else len(times)
-    frames = abaw_frames(times, df[["valence_pred", "arousal_pred"]].to_numpy(), n, fps)
+    frames = abaw_frames(times, df[["valence", "arousal"]].to_numpy(), n, fps)
     write_abaw_file(child_path(tmp, rid, ".txt", kind="recording id"), rid, frames)
 
 

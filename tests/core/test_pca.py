@@ -68,7 +68,7 @@ def test_evaluate_and_predict_apply_the_stored_pca(pca_run, tiny_corpus, tmp_pat
                                                                        abs=1e-6)
     rid = tiny_corpus.recording_ids(["test"])[0]
     out = predict(pca_run, recordings=[rid], out=tmp_path / "p", progress=False)
-    ref = pd.read_csv(out / f"{rid}.csv")[["arousal_pred", "valence_pred"]].to_numpy()
+    ref = pd.read_csv(out / f"{rid}.csv")[["arousal", "valence"]].to_numpy()
     # streaming: raw frames in, the PCA inside the streamer, equal to offline
     store = SequenceStore(Corpus(tiny_corpus.path), SETS, [], [rid])
     np.testing.assert_allclose(Streamer(pca_run).run_array(store.read(0)), ref, atol=1e-5)

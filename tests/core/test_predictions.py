@@ -39,7 +39,7 @@ def test_continuous_predictions_round_trip_and_score_like_the_run(tiny_run, tmp_
     for a, b in zip(preds.values, again.values):
         np.testing.assert_array_equal(a, b)
     first = pd.read_csv(folder / f"{preds.recordings[0]}.csv")
-    assert list(first.columns) == ["time", "arousal_pred", "arousal_label", "valence_pred", "valence_label"]
+    assert list(first.columns) == ["time", "arousal", "valence", "arousal_label", "valence_label"]
     pd.testing.assert_frame_equal(first, pd.read_csv(tmp_path / "again" / f"{preds.recordings[0]}.csv"))
     # an older folder of CSV files only still loads (values rounded to 6 significant digits)
     old = tmp_path / "old"
@@ -90,13 +90,21 @@ def test_clip_predictions_keep_raw_outputs_and_score_like_the_run(tiny_corpus, t
     assert s["mer_score"]["value"] == pytest.approx(m["best"]["test"]["mer_score"]["value"])
     assert s["discrete"]["weighted_f1"] == pytest.approx(m["best"]["test"]["discrete"]["weighted_f1"])
     df = pd.read_csv(run / "predictions" / "test" / "clips.csv")
-    assert list(df.columns) == ["recording", "discrete_pred", "discrete_label", "valence_pred", "valence_label"]
+    assert list(df.columns) == ["recording", "discrete", "valence", "discrete_label", "valence_label"]
     # an older clips.csv alone: the predicted classes survive (as one-hot outputs), so the F1 is the same
     old = tmp_path / "old"
     shutil.copytree(run / "predictions" / "test", old)
     (old / "predictions.json").unlink()
     legacy = Predictions.load(old)
     assert score(legacy)["discrete"]["weighted_f1"] == pytest.approx(s["discrete"]["weighted_f1"])
+    # ... and one in the format of earlier versions (<target>_pred columns, interleaved with the labels)
+    df.rename(columns={"discrete": "discrete_pred", "valence": "valence_pred"})[
+        ["recording", "discrete_pred", "discrete_label", "valence_pred", "valence_label"]].to_csv(old / "clips.csv",
+                                                                                                 index=False)
+    legacy = Predictions.load(old)
+    assert legacy.targets == ["discrete", "valence"]
+    assert score(legacy)["discrete"]["weighted_f1"] == pytest.approx(s["discrete"]["weighted_f1"])
+    assert score(legacy)["valence"]["mse"] == pytest.approx(s["valence"]["mse"], rel=1e-4)
     sub = preds.subset(preds.recordings[:2])
     assert sub.keys == preds.keys[:2]
 
@@ -139,3 +147,44 @@ def test_scoring_is_defined_once_and_the_tasks_use_it():
         assert tasks.selection_score("clip", specs, scores) == pytest.approx(0.0)
     with pytest.raises(ConfigError, match="Unknown task type 'frame'"):
         scoring.get_scoring("frame")
+
+
+def test_one_prediction_format_and_old_folders_still_read(tmp_path):
+    """Every writer writes time + one column per target (+ <target>_label where labels exist); folders of the
+    earlier <target>_pred format (a fixture written by hand) load to the same values."""
+    from affectflow.predictions import prediction_frame, read_prediction_csv, write_prediction_csv
+    from affectflow.targets import TargetSpec
+
+    t = np.arange(4) / 2.0
+    v = np.array([[0.1, -0.2], [0.3, 0.4], [0.5, 0.6], [0.7, -0.8]], np.float32)
+    y = np.array([[0.0, 0.1], [np.nan, 0.2], [0.3, 0.3], [0.4, np.nan]], np.float32)
+    specs = [TargetSpec("arousal", "regression"), TargetSpec("valence", "regression")]
+    preds = Predictions("continuous", specs, ["S1", "S2"], times=[t, t], values=[v, v * 2], labels=[y, None])
+    folder = preds.save(tmp_path / "new")
+    assert list(pd.read_csv(folder / "S1.csv").columns) == ["time", "arousal", "valence", "arousal_label",
+                                                            "valence_label"]
+    assert list(pd.read_csv(folder / "S2.csv").columns) == ["time", "arousal", "valence"]  # unlabelled: no labels
+    pd.testing.assert_frame_equal(preds.frame("S2"), prediction_frame(t, v * 2, ["arousal", "valence"]))
+    # the earlier format, as older runs wrote it: <target>_pred and <target>_label interleaved, CSV files only
+    old = tmp_path / "old"
+    old.mkdir()
+    pd.DataFrame({"time": t, "arousal_pred": v[:, 0], "arousal_label": y[:, 0], "valence_pred": v[:, 1],
+                  "valence_label": y[:, 1]}).to_csv(old / "S1.csv", index=False)
+    pd.DataFrame({"time": t, "arousal_pred": 2 * v[:, 0], "valence_pred": 2 * v[:, 1]}).to_csv(old / "S2.csv",
+                                                                                            index=False)
+    for loaded in (Predictions.load(old), Predictions.load(folder)):
+        assert loaded.targets == ["arousal", "valence"] and loaded.recordings == ["S1", "S2"]
+        np.testing.assert_allclose(loaded.values[0], v, rtol=1e-6)
+        np.testing.assert_allclose(loaded.labels[0], y, rtol=1e-6)
+        assert loaded.labels[1] is None
+        assert score(loaded)["arousal"]["ccc"] == pytest.approx(score(preds)["arousal"]["ccc"], rel=1e-5)
+    # a CSV-only folder in the new format (e.g. written by predict --media) reads the same
+    (folder / "predictions.json").unlink()
+    np.testing.assert_allclose(Predictions.load(folder).values[1], 2 * v, rtol=1e-6)
+    # a target whose name ends in _label is still a prediction column when no other column is its stem
+    write_prediction_csv(tmp_path / "odd.csv", pd.DataFrame({"time": t, "x_label": v[:, 0]}))
+    names, _, values, labels = read_prediction_csv(tmp_path / "odd.csv")
+    assert names == ["x_label"] and labels is None
+    pd.DataFrame({"value": [1.0]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(RunError, match="no `time` column"):
+        read_prediction_csv(tmp_path / "bad.csv")

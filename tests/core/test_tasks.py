@@ -122,8 +122,8 @@ def test_segment_classifier_learns_and_round_trips(tmp_path):
     assert ev["partitions"]["devel"]["sentiment"]["macro_f1"] == pytest.approx(m["best"]["devel"]["sentiment"]["macro_f1"])
     pred = predict(run, partitions=["test"], out=tmp_path / "p", device="cpu", progress=False)
     df = pd.read_csv(pred / "segments.csv")
-    assert list(df.columns) == ["recording", "segment_id", "sentiment_pred", "sentiment_label"]
-    assert set(df["sentiment_pred"]) <= set(classes) and len(df) == m["best"]["test"]["sentiment"]["n"]
+    assert list(df.columns) == ["recording", "segment_id", "sentiment", "sentiment_label"]
+    assert set(df["sentiment"]) <= set(classes) and len(df) == m["best"]["test"]["sentiment"]["n"]
 
 
 def test_clip_task_trains_with_a_jdev_head_and_learnt_weights(tiny_corpus, tmp_path):

@@ -23,7 +23,7 @@ def test_run_directory_is_complete_and_self_describing(tiny_run):
     assert set(m["summary"]["test"]["arousal"]["ccc"]) == {"mean", "std"}
     assert "optimistic" in m["protocol"]
     pred = pd.read_csv(next((tiny_run / "predictions" / "test").glob("*.csv")))
-    assert list(pred.columns) == ["time", "arousal_pred", "arousal_label", "valence_pred", "valence_label"]
+    assert list(pred.columns) == ["time", "arousal", "valence", "arousal_label", "valence_label"]
     ck = load_checkpoint(tiny_run / "checkpoints" / "seed-1.pt")
     assert ck["model"]["type"] == "gru" and "state_dict" in ck
 
@@ -60,7 +60,7 @@ def test_predict_new_folder_and_refuses_to_overwrite(tiny_run, tiny_corpus, tmp_
     out = predict(tiny_run, recordings=[rid], out=tmp_path / "p", device="cpu", progress=False)
     df = pd.read_csv(out / f"{rid}.csv")
     ref = pd.read_csv(tiny_run / "predictions" / "test" / f"{rid}.csv")
-    np.testing.assert_allclose(df["arousal_pred"], ref["arousal_pred"], atol=1e-5)
+    np.testing.assert_allclose(df["arousal"], ref["arousal"], atol=1e-5)
     with pytest.raises(RunError, match="not empty"):
         predict(tiny_run, recordings=[rid], out=tmp_path / "p", device="cpu", progress=False)
     with pytest.raises(RunError, match="not an affectflow run"):

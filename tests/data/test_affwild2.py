@@ -161,7 +161,7 @@ def test_cli_import_extract_train_submit_abaw(layout, tmp_path, capsys):
         assert len(sub) == rec["names"][n]["frames"]  # one line per video frame
         assert sub["image_location"].iloc[0] == f"{n}/00001.jpg" and sub["frame"].tolist() == list(range(1, len(sub) + 1))
         pred = pd.read_csv(next(run.glob("predictions/test")) / f"{n}.csv")
-        np.testing.assert_allclose(sub["valence"], np.clip(pred["valence_pred"], -1, 1), atol=1e-5)
+        np.testing.assert_allclose(sub["valence"], np.clip(pred["valence"], -1, 1), atol=1e-5)
     # a second submit never overwrites
     assert main(["submit", str(run), "--format", "abaw", "--out", str(tmp_path / "sub"), "-q"]) == 2
     assert "not an empty folder" in " ".join(capsys.readouterr().err.split())

@@ -104,7 +104,7 @@ def test_cli_import_train_submit_reads_back(layout, tmp_path):
     sub = pd.read_csv(tmp_path / "sub" / "test1.csv")
     assert list(sub.columns) == ["name", "discrete", "valence"] and len(sub) == 20
     pred = pd.read_csv(run / "predictions" / "test1" / "clips.csv")
-    assert sub["discrete"].tolist() == pred["discrete_pred"].tolist()
+    assert sub["discrete"].tolist() == pred["discrete"].tolist()
     # round trip: the submission is a valid MER label file for the importer
     back = _copy(src, tmp_path / "back")
     shutil.copy(tmp_path / "sub" / "test1.csv", back / "test1-label.csv")

@@ -32,7 +32,7 @@ def test_muse2023_submission_round_trips_through_the_importer(tiny_run, tmp_path
     pred = pd.read_csv(predict(tiny_run, recordings=[rid], out=tmp_path / "p", progress=False) / f"{rid}.csv")
     np.testing.assert_allclose(back["time"], pred["time"], atol=5e-4)
     for t in ("arousal", "valence"):
-        np.testing.assert_allclose(back[t], pred[f"{t}_pred"], atol=1e-5)
+        np.testing.assert_allclose(back[t], pred[t], atol=1e-5)
 
 
 def test_submit_refuses_formats_that_do_not_fit_the_run(tiny_run, tmp_path):

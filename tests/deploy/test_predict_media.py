@@ -58,7 +58,7 @@ def test_predict_media_matches_predicting_the_same_files_as_a_corpus(media_run, 
     extract(c, {"defaults": {"rate_hz": 2.0}, "features": {"egemaps": {}, "fer": {}}}, workers=1, progress=False)
     out = predict(run, corpus=c.path, recordings=[rec.id], out=tmp_path / "p", progress=False)
     ref = pd.read_csv(out / f"{rec.id}.csv")
-    np.testing.assert_allclose(df["arousal"].to_numpy(), ref["arousal_pred"].to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(df["arousal"].to_numpy(), ref["arousal"].to_numpy(), atol=1e-5)
     info = run_info(run)
     assert info["media_supported"] and info["streamable"] and info["label_rate_hz"] == 2.0
     assert info["feature_sets"]["egemaps"]["extractor"] == "egemaps"
@@ -105,13 +105,13 @@ def test_predict_corpus_without_any_labels_uses_the_runs_label_rate(tiny_run, ti
     rid = Corpus(dst).recording_ids(["test"])[0]
     out = predict(tiny_run, corpus=dst, recordings=[rid], out=tmp_path / "p", progress=False)
     df = pd.read_csv(out / f"{rid}.csv")
-    assert list(df.columns) == ["time", "arousal_pred", "valence_pred"]
+    assert list(df.columns) == ["time", "arousal", "valence"]  # no label columns: no labels
     dur = float(Corpus(dst).recording(rid)["duration"])
     np.testing.assert_allclose(df["time"].to_numpy(), np.arange(int(np.floor(dur * 2.0 + 1e-6))) / 2.0)
     # the same recording in the labelled corpus: same predictions on the same grid
     ref = pd.read_csv(predict(tiny_run, recordings=[rid], out=tmp_path / "q", progress=False) / f"{rid}.csv")
     n = min(len(ref), len(df))
-    np.testing.assert_allclose(df["arousal_pred"][:n], ref["arousal_pred"][:n], atol=1e-5)
+    np.testing.assert_allclose(df["arousal"][:n], ref["arousal"][:n], atol=1e-5)
 
 
 @media

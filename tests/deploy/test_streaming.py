@@ -84,6 +84,6 @@ def test_streaming_a_trained_run_equals_its_offline_predictions(tiny_run, tiny_c
     out = predict(tiny_run, recordings=[rid], out=tmp_path / "p", progress=False)
     import pandas as pd
 
-    ref = pd.read_csv(out / f"{rid}.csv")[["arousal_pred", "valence_pred"]].to_numpy()
+    ref = pd.read_csv(out / f"{rid}.csv")[["arousal", "valence"]].to_numpy()
     store = SequenceStore(Corpus(tiny_corpus.path), ["acoustic", "visual", "physio"], [], [rid])
     np.testing.assert_allclose(Streamer(tiny_run).run_array(store.read(0)), ref, atol=1e-5)

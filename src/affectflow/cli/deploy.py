@@ -140,10 +140,10 @@ def unique_recording_ids(recs: list[tuple[str, dict[str, Path]]]) -> tuple[list[
 
 def predict_media_files(args: argparse.Namespace) -> int:
     """``affectflow predict RUN --media ...``: one CSV and one plot per recording under a new output folder."""
-    from affectflow.fsutil import atomic_write
-    from affectflow.errors import RunError
-    from affectflow.inference.media import plot_prediction, predict_media, required_inputs
-    from affectflow.runs import Run, new_subdir
+    from affectflow.fsutil import child_path
+    from affectflow.inference.media import predict_media, required_inputs
+    from affectflow.predictions import write_prediction_csv
+    from affectflow.runs import Run
 
     if args.recordings or args.partitions or args.corpus:
         raise AffectflowError("Give either media files (--media/--audio/--physio/--transcript/--manifest) or a "
@@ -159,17 +159,16 @@ def predict_media_files(args: argparse.Namespace) -> int:
     if args.out:
         out = out_folder(args.out, what="output folder")
     else:
-        out = new_subdir(run.path, "predictions-media")
+        out = run.new_output_dir("predictions-media")
     print(f"Run {run.path} needs: " + ", ".join(f"{k} ({', '.join(v)})" for k, v in needs.items()))
     for rid, files in safe:
         t0 = time.perf_counter()
         df = predict_media(run, files, seed=args.seed, device=args.device,
                            progress=_Bar(rid, args.quiet), recording_id="media")
-        csv = out / f"{rid}.csv"
-        atomic_write(csv, lambda p, df=df: df.to_csv(p, index=False, float_format="%.6g"))
-        png = plot_prediction(df, out / f"{rid}.png", title=f"{rid} ({run.path.name})")
+        csv = write_prediction_csv(child_path(out, rid, ".csv", kind="recording id"), df,
+                                   plot_title=f"{rid} ({run.path.name})")
         print(f"{rid}: {len(df)} steps ({df['time'].iloc[-1] if len(df) else 0:.1f} s) in "
-              f"{time.perf_counter() - t0:.1f} s -> {csv}, {png}")
+              f"{time.perf_counter() - t0:.1f} s -> {csv}, {csv.with_suffix('.png')}")
     print(f"Predictions for {len(safe)} recording(s) written to {out}")
     return 0
 
@@ -271,8 +270,7 @@ def stream_file(run, path, *, fast: bool = False, chunk_s: float = 0.1, allow_mi
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from affectflow.fsutil import atomic_write
-    from affectflow.inference.media import plot_prediction
+    from affectflow.predictions import write_prediction_csv
 
     if args.out and Path(args.out).exists():
         raise AffectflowError(f"{args.out!r} exists; choose a new file.")
@@ -288,8 +286,6 @@ def cmd_stream(args: argparse.Namespace) -> int:
     dur = df["time"].iloc[-1] if len(df) else 0.0
     print(f"{len(df)} steps ({dur:.1f} s of audio) in {time.perf_counter() - t0:.1f} s")
     if args.out:
-        out = Path(args.out)
-        atomic_write(out, lambda p: df.to_csv(p, index=False, float_format="%.6g"))
-        png = plot_prediction(df, out.with_suffix(".png"), title=f"stream of {Path(args.input).name}")
-        print(f"Written {out} and {png}")
+        out = write_prediction_csv(Path(args.out), df, plot_title=f"stream of {Path(args.input).name}")
+        print(f"Written {out} and {out.with_suffix('.png')}")
     return 0

@@ -35,6 +35,7 @@ import pandas as pd
 
 from affectflow.errors import AffectflowError, RunError
 from affectflow.experiment import feature_set_infos  # noqa: F401 - re-exported (it lived here)
+from affectflow.plots import plot_prediction  # noqa: F401 - re-exported (it lived here)
 from affectflow.runs import Run, load_checkpoint
 
 #: Media kinds ``predict_media`` takes.
@@ -258,7 +259,7 @@ def predict_media(
 
 def _predict_in(run, ckpt, specs, given, wd: Path, seed, device, report, rid: str) -> pd.DataFrame:
     from affectflow.corpus.media import import_media
-    from affectflow.experiment import predict, run_label_rate
+    from affectflow.experiment import run_label_rate
     from affectflow.features.base import EXTRACTORS
     from affectflow.features.pipeline import extract, load_builtin_extractors
 
@@ -299,38 +300,8 @@ def _predict_in(run, ckpt, specs, given, wd: Path, seed, device, report, rid: st
             msgs = "; ".join(f"{r.feature_set} from {r.file or 'no file'}: {r.message}" for r in bad)
             raise MediaInputError(f"Feature extraction from the media failed: {msgs}.")
     report(0.9, "predicting")
-    out = predict(run.path, corpus=wd / "corpus", recordings=[rid], out=wd / "predictions", seed=seed,
-                  device=device, progress=False)
-    df = pd.read_csv(out / f"{rid}.csv")
-    targets = list(ckpt["data"]["targets"])
-    res = pd.DataFrame({"time": df["time"].to_numpy(np.float64)})
-    for t in targets:
-        res[t] = df[f"{t}_pred"].to_numpy(np.float64)
+    preds = run.predict(wd / "corpus", [rid], seed=seed, device=device)
+    preds.save(wd / "predictions")  # kept with the work folder, like the corpus
+    res = preds.frame(0)  # time, one column per target (the recording has no labels)
     report(1.0, "done")
-    return res
-
-
-# ---------------------------------------------------------------------------------------------------- files
-def plot_prediction(df: pd.DataFrame, path: str | os.PathLike, title: str = "") -> Path:
-    """Plot the target columns of a :func:`predict_media` frame over time to a PNG (one panel per target)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    targets = [c for c in df.columns if c != "time"]
-    fig, axes = plt.subplots(len(targets), 1, figsize=(8, 2.2 * len(targets)), squeeze=False, sharex=True)
-    for ax, t in zip(axes[:, 0], targets):
-        ax.plot(df["time"], df[t], color="C1", lw=1.2)
-        ax.set_ylabel(t)
-        ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("time (s)")
-    if title:
-        axes[0, 0].set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    from affectflow.fsutil import atomic_write
-
-    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
-    plt.close(fig)
-    return path
+    return res.astype(np.float64)

@@ -43,7 +43,6 @@ the client can fix; unexpected failures are logged and answered with a 500 witho
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import math
 import shutil
@@ -61,6 +60,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from affectflow.errors import AffectflowError
+from affectflow.predictions import prediction_csv_text
 from affectflow.serve.guard import AccessGuard
 from affectflow.serve.jobs import Job, JobFailure, JobManager, QueueFull
 from affectflow.serve.model import ServedModel, load_served_model
@@ -93,10 +93,8 @@ def result_payload(df: pd.DataFrame, targets: list[str], name: str, label_rate_h
 
 def csv_response(df: pd.DataFrame, targets: list[str], name: str) -> Response:
     """The prediction as CSV (``time,<targets>``; empty cells for missing steps), offered as a download."""
-    buf = io.StringIO()
-    df[["time", *targets]].to_csv(buf, index=False, float_format="%.6g")
     stem = Path(name).stem or "prediction"
-    return Response(buf.getvalue(), media_type="text/csv",
+    return Response(prediction_csv_text(df[["time", *targets]]), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{stem}-prediction.csv"'})
 
 
