@@ -43,6 +43,7 @@ from affectflow.runs import (
     load_epoch_state,
     new_run_dir,
     new_subdir,
+    open_run,
     process_identity,
     save_checkpoint,
     save_epoch_state,
@@ -296,8 +297,66 @@ def warn_unlabelled(stores: dict, partitions: list[str], what: str = "training")
 
 
 def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False, on_epoch=None) -> Path:
-    d, t = cfg.data, cfg.training
-    log.info("run %s: config %s", run_dir, cfg.to_dict())
+    """Fit every seed into ``run_dir`` and save the finished run (:meth:`TrainedRun.fit` + :meth:`TrainedRun.save`)."""
+    result = TrainedRun.fit(cfg, corpus, run_dir, info=info, device=device, progress=progress, resume=resume,
+                            on_epoch=on_epoch)
+    TrainedRun.save(run_dir, result, info=info)
+    return run_dir
+
+
+@dataclasses.dataclass(kw_only=True)
+class TrainingSetup:
+    """What every seed of a training shares (built once by :func:`prepare_training`): the task, one store per
+    partition, the train-partition normaliser, the training samples and the checkpoint's data spec.
+
+    Attributes
+    ----------
+    cfg, corpus, device:
+        The validated config, the open corpus and the torch device.
+    task, specs, model_params:
+        The task object, its target specs and the model parameters with a matching head.
+    eval_parts:
+        The partitions scored for every seed (train, devel, test; in that order, without repeats).
+    stores, train_store, train_ds:
+        Partition → sequence store; the (joined) train partitions' store and training dataset.
+    normalizer, eval_window, data_spec:
+        The fitted normaliser, the evaluation window (dict) and the ``data`` entry of every checkpoint.
+    """
+
+    cfg: ExperimentConfig
+    corpus: Corpus
+    device: torch.device
+    task: Task
+    specs: list[TargetSpec]
+    model_params: dict[str, Any]
+    eval_parts: list[str]
+    stores: dict[str, SequenceStore]
+    train_store: SequenceStore
+    train_ds: Any
+    normalizer: Normalizer
+    eval_window: dict[str, Any]
+    data_spec: dict[str, Any]
+
+    def outputs(self, model: torch.nn.Module, part: str) -> Predictions:
+        """``model``'s predictions on partition ``part``."""
+        return self.task.predict(model, self.stores[part], self.normalizer, self.eval_window, self.device)
+
+    def score_devel(self, model: torch.nn.Module) -> float:
+        """The selection score of ``model`` on the devel partition (higher is better)."""
+        d = self.cfg.data
+        return self.task.selection_score(self.specs, self.task.score(self.outputs(model, d.devel_partition)))
+
+    def scores(self, model: torch.nn.Module) -> dict[str, Any]:
+        """Partition → metrics of ``model`` on every partition of :attr:`eval_parts`."""
+        return {p: self.task.score(self.outputs(model, p)) for p in self.eval_parts}
+
+
+def prepare_training(cfg: ExperimentConfig, corpus: Corpus, *, device: torch.device, progress: bool = False,
+                     info: dict[str, Any] | None = None, run_dir: Path | None = None) -> TrainingSetup:
+    """Build what the seeds share (:class:`TrainingSetup`): target specs, stores, the normaliser fitted on the train
+    partitions only, target scaling, the training samples. Warnings about unlabelled recordings or samples are
+    logged and, with ``info`` and ``run_dir``, recorded in ``run.json``."""
+    d = cfg.data
     specs = target_specs(corpus, d.task, d.targets, d.target_types, d.label_set)
     model_params = configure_model_params(cfg.model.type, cfg.model.params, specs)
     train_parts = d.train_partitions
@@ -310,105 +369,138 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
                      progress=progress)
     stores = {part: task.store(ids) for part, ids in partitions.items()}
     train_store = stores[train_key]
+
+    def record_warnings(msgs: list[str]) -> None:
+        if info is not None and run_dir is not None:
+            info["warnings"] = msgs
+            write_run_info(run_dir, info)
+
     if d.task == "continuous":
-        info["warnings"] = warn_unlabelled(stores, [train_key])
-        write_run_info(run_dir, info)
+        record_warnings(warn_unlabelled(stores, [train_key]))
     others = [s for p, s in stores.items() if p not in train_parts and p != train_key]
     normalizer = Normalizer(mode=d.normalize, pca=check_pca(d.pca, d.features)).fit(train_store, others)
     if d.task != "continuous" and d.scale_targets:
         task.fit_target_scaling(train_store)
     train_ds = task.train_dataset(train_store, normalizer, d.window)
     if d.task != "continuous":
-        info["warnings"] = warn_unlabelled_samples(task, train_store, train_ds, train_key)
-        write_run_info(run_dir, info)
+        record_warnings(warn_unlabelled_samples(task, train_store, train_ds, train_key))
     ew = dataclasses.asdict(d.eval_window)
-
-    def outputs(model, part) -> Predictions:
-        return task.predict(model, stores[part], normalizer, ew, device)
-
-    def score_devel(model):
-        return task.selection_score(specs, task.score(outputs(model, d.devel_partition)))
-
     data_spec = {"task": d.task, "features": d.features, "targets": d.targets, "target_specs": specs_to_state(specs),
                  "label_set": d.label_set, "eval_window": ew, "input_dims": train_store.dims,
                  "model_input_dims": normalizer.output_dims(train_store.dims),
                  "target_scaling": {k: list(v) for k, v in task.target_scaling.items()},
                  "label_rate_hz": training_label_rate(corpus, d.label_set, train_store),
                  "feature_sets": {n: dataclasses.asdict(corpus.feature_set(n)) for n in d.features}}
-    per_seed: dict[str, Any] = {}
-    selection: dict[str, float] = {}
-    models: dict[int, torch.nn.Module] = {}
-    throughput, frames_per_s = [], []
-    for seed in t.seeds:
-        final = run_dir / CHECKPOINTS_DIR / f"seed-{seed}.pt"
-        if resume and final.is_file():  # finished before the interruption: kept as it is
-            ck = load_checkpoint(final)
-            model = build_model(ck["model"])
-            model.load_state_dict(ck["state_dict"])
-            model.to(device)
-            selection[str(seed)] = float(ck["devel_score"])
-            throughput.append(float(ck.get("windows_per_s", float("nan"))))
-            frames_per_s.append(float(ck.get("frames_per_s", float("nan"))))
-            per_seed[str(seed)] = {p: task.score(outputs(model, p)) for p in eval_parts}
-            models[seed] = model
-            log.info("seed %d: finished before the interruption; kept (best epoch %d, devel score %.4f)", seed,
-                     ck["best_epoch"], ck["devel_score"])
-            continue
-        seed_everything(seed)
-        model = MODELS.build(cfg.model.type, model_params, input_dims=normalizer.output_dims(train_store.dims),
-                             targets=d.targets)
-        check_outputs(model, specs)
-        compute_loss, loss_module = None, None
-        subtasks = hasattr(model, "forward_subtasks")  # e.g. sent_multitask: every subtask is trained
-        if d.task != "continuous" or t.multitask or subtasks:
-            loss_module = TaskLoss(specs, t.loss, t.multitask, subtasks=len(model.heads) if subtasks else 1).to(device)
-            model.add_module("_task_loss", loss_module)  # its learnt weights are optimised with the model
+    return TrainingSetup(cfg=cfg, corpus=corpus, device=device, task=task, specs=specs, model_params=model_params,
+                         eval_parts=eval_parts, stores=stores, train_store=train_store, train_ds=train_ds,
+                         normalizer=normalizer, eval_window=ew, data_spec=data_spec)
 
-            def compute_loss(m, b, loss_module=loss_module, subtasks=subtasks):
-                fwd = m.forward_subtasks if subtasks else m
-                return loss_module(fwd(b["x"], b["mask"], b["feature_mask"]), b["y"], b["y_mask"])
 
-        state_path = epoch_state_path(run_dir, seed)
-        resume_state = load_epoch_state(state_path) if resume and state_path.is_file() else None
+@dataclasses.dataclass(kw_only=True)
+class SeedResult:
+    """One trained (or, on resume, kept) seed: its model with the best epoch's weights, its devel selection score,
+    its scores on every partition and its training throughput."""
 
-        def on_epoch_end(state, state_path=state_path):
-            save_epoch_state(state_path, state)  # atomic; inside the run folder
-            info["heartbeat_unix"] = time.time()
-            write_run_info(run_dir, info)
-            if on_epoch is not None:
-                on_epoch(seed, dict(state["history"][-1]))
+    model: torch.nn.Module
+    selection: float
+    scores: dict[str, Any]
+    windows_per_s: float
+    frames_per_s: float
 
-        res = fit_seed(model, train_ds, score_devel, t, seed, device=device, progress=progress,
-                       compute_loss=compute_loss, resume_state=resume_state, on_epoch_end=on_epoch_end)
-        if loss_module is not None:
-            if t.multitask:
-                loss_module.inner.log_weights(log, prefix=f"seed {seed}: ")
-            del model._modules["_task_loss"]
-        throughput.append(res.windows_per_s)
-        selection[str(seed)] = res.best_score
-        hist = pd.DataFrame(res.history)
-        (run_dir / HISTORY_DIR).mkdir(exist_ok=True)
-        hist.to_csv(run_dir / HISTORY_DIR / f"seed-{seed}.csv", index=False)
-        extra = {"seed": seed, "best_epoch": res.best_epoch, "devel_score": res.best_score,
-                 "windows_per_s": res.windows_per_s, "frames_per_s": res.frames_per_s}
-        frames_per_s.append(res.frames_per_s)
-        if loss_module is not None and t.multitask:
-            extra["multitask_weights"] = loss_module.inner.weights()
-        # the checkpoint is written last: its presence marks the seed as finished (for --resume)
-        save_checkpoint(final, model=model, normalizer_state=normalizer.state_dict(), data_spec=data_spec, extra=extra)
-        state_path.unlink(missing_ok=True)
-        per_seed[str(seed)] = {p: task.score(outputs(model, p)) for p in eval_parts}
-        models[seed] = model
-        log.info("seed %d: best epoch %d, devel score %.4f", seed, res.best_epoch, res.best_score)
 
-    best_seed = max(t.seeds, key=lambda s: selection[str(s)] if np.isfinite(selection[str(s)]) else -np.inf)
+def fit_one_seed(setup: TrainingSetup, seed: int, run_dir: Path, info: dict[str, Any], *, progress: bool = False,
+                 resume: bool = False, on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> SeedResult:
+    """Train ``seed`` with early stopping on devel, writing its epoch states (``resume/seed-<s>.pt``), history and,
+    last, its checkpoint (whose presence marks the seed as finished); with ``resume``, continue from its epoch
+    state, or keep it as it is when its checkpoint exists."""
+    cfg, device = setup.cfg, setup.device
+    d, t = cfg.data, cfg.training
+    final = run_dir / CHECKPOINTS_DIR / f"seed-{seed}.pt"
+    if resume and final.is_file():  # finished before the interruption: kept as it is
+        ck = load_checkpoint(final)
+        model = build_model(ck["model"])
+        model.load_state_dict(ck["state_dict"])
+        model.to(device)
+        kept = SeedResult(model=model, selection=float(ck["devel_score"]), scores=setup.scores(model),
+                          windows_per_s=float(ck.get("windows_per_s", float("nan"))),
+                          frames_per_s=float(ck.get("frames_per_s", float("nan"))))
+        log.info("seed %d: finished before the interruption; kept (best epoch %d, devel score %.4f)", seed,
+                 ck["best_epoch"], ck["devel_score"])
+        return kept
+    seed_everything(seed)
+    model = MODELS.build(cfg.model.type, setup.model_params,
+                         input_dims=setup.normalizer.output_dims(setup.train_store.dims), targets=d.targets)
+    check_outputs(model, setup.specs)
+    compute_loss, loss_module = None, None
+    subtasks = hasattr(model, "forward_subtasks")  # e.g. sent_multitask: every subtask is trained
+    if d.task != "continuous" or t.multitask or subtasks:
+        loss_module = TaskLoss(setup.specs, t.loss, t.multitask, subtasks=len(model.heads) if subtasks else 1).to(device)
+        model.add_module("_task_loss", loss_module)  # its learnt weights are optimised with the model
+
+        def compute_loss(m, b, loss_module=loss_module, subtasks=subtasks):
+            fwd = m.forward_subtasks if subtasks else m
+            return loss_module(fwd(b["x"], b["mask"], b["feature_mask"]), b["y"], b["y_mask"])
+
+    state_path = epoch_state_path(run_dir, seed)
+    resume_state = load_epoch_state(state_path) if resume and state_path.is_file() else None
+
+    def on_epoch_end(state, state_path=state_path):
+        save_epoch_state(state_path, state)  # atomic; inside the run folder
+        info["heartbeat_unix"] = time.time()
+        write_run_info(run_dir, info)
+        if on_epoch is not None:
+            on_epoch(seed, dict(state["history"][-1]))
+
+    res = fit_seed(model, setup.train_ds, setup.score_devel, t, seed, device=device, progress=progress,
+                   compute_loss=compute_loss, resume_state=resume_state, on_epoch_end=on_epoch_end)
+    if loss_module is not None:
+        if t.multitask:
+            loss_module.inner.log_weights(log, prefix=f"seed {seed}: ")
+        del model._modules["_task_loss"]
+    hist = pd.DataFrame(res.history)
+    (run_dir / HISTORY_DIR).mkdir(exist_ok=True)
+    hist.to_csv(run_dir / HISTORY_DIR / f"seed-{seed}.csv", index=False)
+    extra = {"seed": seed, "best_epoch": res.best_epoch, "devel_score": res.best_score,
+             "windows_per_s": res.windows_per_s, "frames_per_s": res.frames_per_s}
+    if loss_module is not None and t.multitask:
+        extra["multitask_weights"] = loss_module.inner.weights()
+    # the checkpoint is written last: its presence marks the seed as finished (for --resume)
+    save_checkpoint(final, model=model, normalizer_state=setup.normalizer.state_dict(), data_spec=setup.data_spec,
+                    extra=extra)
+    state_path.unlink(missing_ok=True)
+    out = SeedResult(model=model, selection=res.best_score, scores=setup.scores(model),
+                     windows_per_s=res.windows_per_s, frames_per_s=res.frames_per_s)
+    log.info("seed %d: best epoch %d, devel score %.4f", seed, res.best_epoch, res.best_score)
+    return out
+
+
+@dataclasses.dataclass(kw_only=True)
+class TrainingResult:
+    """What :meth:`TrainedRun.fit` returns and :meth:`TrainedRun.save` writes: the run's ``metrics.json`` content,
+    the selected seed's predictions per partition, the target names and whether to draw plots."""
+
+    metrics: dict[str, Any]
+    predictions: dict[str, Predictions]
+    targets: list[str]
+    plots: bool = True
+
+
+def training_metrics(setup: TrainingSetup, seeds: dict[int, SeedResult]) -> dict[str, Any]:
+    """The run's ``metrics.json`` content from every seed's result: the selected seed (best devel selection score),
+    its scores, per-seed scores, mean ± std over seeds, the noise-free ceiling (generated corpora) and throughput."""
+    d = setup.cfg.data
+    selection = {str(s): r.selection for s, r in seeds.items()}
+    per_seed = {str(s): r.scores for s, r in seeds.items()}
+    throughput = [r.windows_per_s for r in seeds.values()]
+    frames_per_s = [r.frames_per_s for r in seeds.values()]
+    best_seed = max(seeds, key=lambda s: selection[str(s)] if np.isfinite(selection[str(s)]) else -np.inf)
     summary = summarise_seeds(per_seed)
-    ceiling = {p: task.ceiling(stores[p]) for p in eval_parts}
-    metrics = {
+    ceiling = {p: setup.task.ceiling(setup.stores[p]) for p in setup.eval_parts}
+    return {
         "task": d.task,
         "protocol": "z-norm on train; early stopping and seed selection on "
-        f"{d.devel_partition!r} (devel scores are optimistic); " + task.protocol,
-        "selection": {"partition": d.devel_partition, "score": task.selection, "per_seed": selection,
+        f"{d.devel_partition!r} (devel scores are optimistic); " + setup.task.protocol,
+        "selection": {"partition": d.devel_partition, "score": setup.task.selection, "per_seed": selection,
                       "best_seed": best_seed},
         "best": per_seed[str(best_seed)],
         "per_seed": per_seed,
@@ -417,10 +509,6 @@ def _train_in(cfg, corpus, run_dir, info, device, progress, resume: bool = False
         "train_samples_per_s": float(np.nanmean(throughput)),
         "train_frames_per_s": float(np.nanmean(frames_per_s)) if np.isfinite(frames_per_s).any() else float("nan"),
     }
-    best_model = models[best_seed]
-    save_training(run_dir, metrics, {p: outputs(best_model, p) for p in eval_parts}, d.targets, info,
-                  plots=d.task == "continuous" and cfg.output.plots)
-    return run_dir
 
 
 def save_training(run_dir: Path, metrics: dict[str, Any], predictions: dict[str, Predictions], targets: list[str],
@@ -497,7 +585,8 @@ def results_table(metrics: dict[str, Any], targets: list[str]) -> str:
 
 # ---------------------------------------------------------------------------- evaluate / predict
 def load_model(run: Run | str | Path, seed: int | None = None) -> tuple[torch.nn.Module, Normalizer, dict[str, Any]]:
-    """Rebuild the model of ``run`` (best seed by default), its normaliser and the checkpoint's data spec.
+    """Rebuild the model of ``run`` (best seed by default), its normaliser and the checkpoint's data spec: the
+    parts of :meth:`TrainedRun.model` (kept for callers of earlier versions).
 
     Raises
     ------
@@ -505,16 +594,68 @@ def load_model(run: Run | str | Path, seed: int | None = None) -> tuple[torch.nn
         ``run`` is not a trained run (a fused, personalised or yardstick folder has no single model checkpoint), or
         it has no checkpoint of ``seed``.
     """
-    run = run if isinstance(run, Run) else Run(run)
-    if not isinstance(run, TrainedRun):
-        raise RunError(f"{str(run.path)!r} is a {run.kind} folder, not a trained run: it has no single model "
-                       "checkpoint. Export, streaming and serving need a run made by `affectflow train`; "
-                       "`evaluate`, `predict`, `submit` and `fuse` take any run folder.")
-    ckpt = load_checkpoint(run.checkpoint_path(seed))
-    model = build_model(ckpt["model"])
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    return model, Normalizer.from_state_dict(ckpt["normalizer"]), ckpt
+    m = open_run(run).model(seed)
+    return m.module, m.normalizer, m.checkpoint
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainedModel:
+    """One seed of a trained run, loaded (what :meth:`TrainedRun.model` returns): everything export, streaming,
+    serving and prediction from media need, so none of them reads a run file.
+
+    Attributes
+    ----------
+    run:
+        The run it belongs to.
+    module:
+        The model (``nn.Module``, eval mode, on the CPU); callers that move or change it should copy it first.
+    normalizer:
+        The train-partition normaliser (z-scores, PCA) of its inputs.
+    checkpoint:
+        The checkpoint payload (``model`` config, ``data`` spec, ``seed``, ...; loaded with ``weights_only=True``).
+    """
+
+    run: "TrainedRun"
+    module: torch.nn.Module
+    normalizer: Normalizer
+    checkpoint: dict[str, Any]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The checkpoint's data spec (``task``, ``features``, ``targets``, ``input_dims``, ``eval_window``...)."""
+        return self.checkpoint["data"]
+
+    @property
+    def seed(self) -> int:
+        """The seed this model was trained with."""
+        return int(self.checkpoint.get("seed", -1))
+
+    @property
+    def task(self) -> str:
+        """The task type (``continuous``, ``segment``, ``clip``)."""
+        return str(self.data.get("task", "continuous"))
+
+    @property
+    def features(self) -> list[str]:
+        """The feature sets, in model input order."""
+        return list(self.data["features"])
+
+    @property
+    def targets(self) -> list[str]:
+        """The targets, in output order."""
+        return list(self.data["targets"])
+
+    def feature_sets(self) -> dict[str, dict[str, Any]]:
+        """Feature set name → its ``feature_set.json`` content (:func:`feature_set_infos`)."""
+        return feature_set_infos(self.run, ckpt=self.checkpoint)
+
+    def label_rate_hz(self) -> float:
+        """The label rate (Hz) the run was trained at (:func:`run_label_rate`)."""
+        return run_label_rate(self.run, self.checkpoint)
+
+    def task_on(self, corpus: Corpus, *, progress: bool = False, grid_rate_hz: float | None = None) -> Task:
+        """The run's task object on ``corpus`` (:func:`run_task`)."""
+        return run_task(self.run, self.checkpoint, corpus, progress=progress, grid_rate_hz=grid_rate_hz)
 
 
 def feature_set_infos(run: Run | str | Path, *, seed: int | None = None,
@@ -672,20 +813,65 @@ def run_predictions(
 
 
 class TrainedRun(Run):
-    """A run made by :func:`train`: one checkpoint per seed, the selected seed's model predicts."""
+    """A run made by :func:`train`: one checkpoint per seed, the selected seed's model predicts.
+
+    The contract (:class:`~affectflow.runs.Run`) plus: :meth:`fit` (train every seed of a config into a run folder)
+    and :meth:`save` (write the finished run's metrics, predictions, table and plots) -- :func:`train` is the two
+    -- and :meth:`checkpoint` / :meth:`model` (one seed's checkpoint / loaded :class:`TrainedModel`).
+    """
 
     kind = "trained"
+
+    def checkpoint(self, seed: int | None = None) -> dict[str, Any]:
+        return load_checkpoint(self.checkpoint_path(seed))
+
+    def model(self, seed: int | None = None) -> TrainedModel:
+        ckpt = self.checkpoint(seed)
+        module = build_model(ckpt["model"])
+        module.load_state_dict(ckpt["state_dict"])
+        module.eval()
+        return TrainedModel(run=self, module=module, normalizer=Normalizer.from_state_dict(ckpt["normalizer"]),
+                            checkpoint=ckpt)
+
+    checkpoint.__doc__ = Run.checkpoint.__doc__
+    model.__doc__ = Run.model.__doc__
+
+    @classmethod
+    def fit(cls, cfg: ExperimentConfig, corpus: Corpus, run_dir: Path, *, info: dict[str, Any],
+            device: torch.device, progress: bool = False, resume: bool = False,
+            on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> TrainingResult:
+        """Train every seed of ``cfg`` on ``corpus`` into the run folder ``run_dir`` (made by :func:`train`, with
+        ``run.json`` = ``info`` and ``config.yaml``): :func:`prepare_training` once, :func:`fit_one_seed` per seed
+        (checkpoints, histories and epoch states are written as the seeds finish, so an interrupted run resumes),
+        then select the seed with the best devel score. Returns what :meth:`save` writes."""
+        log.info("run %s: config %s", run_dir, cfg.to_dict())
+        setup = prepare_training(cfg, corpus, device=device, progress=progress, info=info, run_dir=run_dir)
+        seeds = {seed: fit_one_seed(setup, seed, run_dir, info, progress=progress, resume=resume, on_epoch=on_epoch)
+                 for seed in cfg.training.seeds}
+        metrics = training_metrics(setup, seeds)
+        best = seeds[metrics["selection"]["best_seed"]].model
+        return TrainingResult(metrics=metrics, predictions={p: setup.outputs(best, p) for p in setup.eval_parts},
+                              targets=list(cfg.data.targets),
+                              plots=cfg.data.task == "continuous" and cfg.output.plots)
+
+    @staticmethod
+    def save(run_dir: Path, result: TrainingResult, *, info: dict[str, Any]) -> "TrainedRun":
+        """Write a fitted run (:meth:`fit`) into ``run_dir``: ``metrics.json``, ``predictions/<partition>/``,
+        ``results.md``, the plots, and ``run.json`` (``info``) marked finished; return the run."""
+        save_training(run_dir, result.metrics, result.predictions, result.targets, info, plots=result.plots)
+        return TrainedRun(run_dir)
 
     def predictor(self, corpus: Corpus, *, seed: int | None = None, device: str = "auto",
                   progress: bool = False) -> Predictor:
         """The selected seed's (or ``seed``'s) model, normaliser and task on ``corpus``; unlabelled recordings are
         predicted on the run's label grid (:func:`run_label_rate`)."""
-        model, normalizer, ckpt = load_model(self, seed)
+        m = self.model(seed)
+        model, normalizer, ckpt = m.module, m.normalizer, m.checkpoint
         dev = resolve_device(device)
         model.to(dev)
-        ew = ckpt["data"]["eval_window"]
-        grid = run_task(self, ckpt, corpus, progress=progress, grid_rate_hz=run_label_rate(self, ckpt))
-        plain = run_task(self, ckpt, corpus, progress=progress)
+        ew = m.data["eval_window"]
+        grid = m.task_on(corpus, progress=progress, grid_rate_hz=m.label_rate_hz())
+        plain = m.task_on(corpus, progress=progress)
 
         def evaluate(ids: list[str]) -> tuple[Predictions, dict[str, float] | None]:
             store = plain.store(ids)

@@ -445,6 +445,30 @@ class Run:
         """The run ready to predict recordings of ``corpus`` (its model(s) loaded once)."""
         raise RunError(f"{str(self.path)!r} (a {self.kind} folder) cannot predict new recordings.")
 
+    def _not_one_model(self) -> RunError:
+        return RunError(f"{str(self.path)!r} is a {self.kind} folder, not a trained run: it has no single model "
+                        "checkpoint. Export, streaming and serving need a run made by `affectflow train`; "
+                        "`evaluate`, `predict`, `submit` and `fuse` take any run folder.")
+
+    def checkpoint(self, seed: int | None = None) -> dict[str, Any]:
+        """The checkpoint payload of ``seed`` (default: the selected seed), loaded with ``weights_only=True`` (a
+        trained run only: other kinds raise :class:`RunError`)."""
+        raise self._not_one_model()
+
+    def model(self, seed: int | None = None) -> Any:
+        """The trained model of ``seed`` (default: the selected seed) with its normaliser and data facts, as an
+        :class:`affectflow.experiment.TrainedModel` (a trained run only: other kinds raise :class:`RunError`).
+        Export, streaming, serving and prediction from media get their model here."""
+        raise self._not_one_model()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Run":
+        """Open the run folder at ``path`` as the :class:`Run` of its kind (the same as ``Run(path)``)."""
+        run = Run(path)
+        if not isinstance(run, cls):
+            raise RunError(f"{str(path)!r} is a {run.kind} folder, not a {cls.kind} run.")
+        return run
+
     def predict(self, corpus: str | os.PathLike | Corpus | None = None, ids: list[str] | None = None, *,
                 partitions: list[str] | None = None, seed: int | None = None, device: str = "auto",
                 progress: bool = False) -> Predictions:

@@ -52,7 +52,7 @@ from torch import nn
 
 from affectflow.errors import AffectflowError
 from affectflow.fsutil import out_folder
-from affectflow.runs import Run
+from affectflow.runs import Run, open_run
 
 FORMATS = ("onnx",)
 OPSET = 17
@@ -307,16 +307,16 @@ def export_model_onnx(model: nn.Module, dims: dict[str, int], path: str | os.Pat
 
 
 # ---------------------------------------------------------------------------------------------------- runs
-def export_info(run: Run, ckpt: dict[str, Any], model: nn.Module, normalizer) -> dict[str, Any]:
-    """The sidecar JSON content (see the module docstring)."""
-    from affectflow.experiment import run_label_rate
-    from affectflow.experiment import feature_set_infos
+def export_info(trained: Any) -> dict[str, Any]:
+    """The sidecar JSON content (see the module docstring) of a loaded model
+    (:class:`affectflow.experiment.TrainedModel`, from :meth:`affectflow.runs.Run.model`)."""
     from affectflow.streaming.streamer import streaming_problem
 
+    run, ckpt, model, normalizer = trained.run, trained.checkpoint, trained.module, trained.normalizer
     data = ckpt["data"]
     sets = list(data["features"])
     try:
-        infos = feature_set_infos(run, ckpt=ckpt)
+        infos = trained.feature_sets()
     except AffectflowError:
         infos = {n: {"columns": [f"{n}_{j}" for j in range(data["input_dims"][n])]} for n in sets}
     fs = {}
@@ -355,7 +355,7 @@ def export_info(run: Run, ckpt: dict[str, Any], model: nn.Module, normalizer) ->
         "targets": list(data["targets"]),
         "target_specs": data.get("target_specs"),
         "outputs": outputs,
-        "label_rate_hz": run_label_rate(run, ckpt),
+        "label_rate_hz": trained.label_rate_hz(),
         "causal": bool(getattr(model, "causal", False)),
         "streamable": why is None,
         "opset": OPSET,
@@ -375,20 +375,19 @@ def export_run(run: Run | str | os.PathLike, out_dir: str | os.PathLike | None =
         Unknown format, or a model the exporter cannot convert.
     """
     from affectflow.fsutil import write_json
-    from affectflow.experiment import load_model
-    from affectflow.runs import new_subdir
 
     if format not in FORMATS:
         raise ExportError(f"Unknown export format {format!r}; supported: {list(FORMATS)}.")
-    run = run if isinstance(run, Run) else Run(run)
-    model, normalizer, ckpt = load_model(run, seed)
+    run = open_run(run)
+    trained = run.model(seed)
+    model, normalizer, ckpt = trained.module, trained.normalizer, trained.checkpoint
     if out_dir is None:
-        out = new_subdir(run.path, "export")
+        out = run.new_output_dir("export")
     else:
         out = out_folder(out_dir, what="output folder", error=ExportError)
     dims = {n: int(d) for n, d in ckpt["data"]["input_dims"].items()}
     dims = {n: dims[n] for n in ckpt["data"]["features"]}
     graph = PCAInputs(model, normalizer.pca_).eval() if normalizer.pca_ else model
     export_model_onnx(graph, dims, out / "model.onnx")
-    write_json(out / "model.json", export_info(run, ckpt, model, normalizer))
+    write_json(out / "model.json", export_info(trained))
     return out

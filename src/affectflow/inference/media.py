@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 
 from affectflow.errors import AffectflowError, RunError
-from affectflow.experiment import feature_set_infos  # noqa: F401 - re-exported (it lived here)
+from affectflow.experiment import TrainedModel, feature_set_infos  # noqa: F401 - feature_set_infos re-exported (it lived here)
 from affectflow.plots import plot_prediction  # noqa: F401 - re-exported (it lived here)
-from affectflow.runs import Run, load_checkpoint
+from affectflow.runs import Run, open_run
 
 #: Media kinds ``predict_media`` takes.
 KINDS = ("video", "audio", "physio", "transcript")
@@ -54,16 +54,14 @@ class UnsupportedRunError(AffectflowError, ValueError):
 
 # ---------------------------------------------------------------------------------------------------- run facts
 def _run(run: Run | str | os.PathLike) -> Run:
-    return run if isinstance(run, Run) else Run(run)
+    return open_run(run)
 
 
-def _checkpoint(run: Run, seed: int | None) -> dict[str, Any]:
-    return load_checkpoint(run.checkpoint_path(seed))
-
-
-def _extractor_specs(run: Run, ckpt: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any], str | None]]:
-    """Feature set → (extractor name, params, config hash); raises UnsupportedRunError for non-extracted sets."""
-    infos = feature_set_infos(run, ckpt=ckpt)
+def _extractor_specs(trained: TrainedModel) -> dict[str, tuple[str, dict[str, Any], str | None]]:
+    """Feature set → (extractor name, params, config hash) of a loaded model (:meth:`Run.model`); raises
+    UnsupportedRunError for non-extracted sets."""
+    run, ckpt = trained.run, trained.checkpoint
+    infos = trained.feature_sets()
     out, bad = {}, {}
     for name, info in infos.items():
         p = info.get("params") or {}
@@ -100,8 +98,7 @@ def required_inputs(run: Run | str | os.PathLike, *, seed: int | None = None) ->
     from affectflow.features.base import EXTRACTORS
     from affectflow.features.pipeline import load_builtin_extractors
 
-    run = _run(run)
-    specs = _extractor_specs(run, _checkpoint(run, seed))
+    specs = _extractor_specs(_run(run).model(seed))
     load_builtin_extractors()
     out: dict[str, list[str]] = {}
     for name, (ex, _, _) in specs.items():
@@ -121,13 +118,10 @@ def run_info(run: Run | str | os.PathLike, *, seed: int | None = None) -> dict[s
         ``why_not_streamable``, ``inputs`` (:func:`required_inputs`, or ``None``), ``media_supported`` and
         ``why_not_media``.
     """
-    from affectflow.experiment import run_label_rate
-    from affectflow.models import build_model
-
     run = _run(run)
-    ckpt = _checkpoint(run, seed)
-    infos = feature_set_infos(run, ckpt=ckpt)
-    model = build_model(ckpt["model"])
+    trained = run.model(seed)
+    ckpt, model = trained.checkpoint, trained.module
+    infos = trained.feature_sets()
     causal = bool(getattr(model, "causal", False))
     try:
         inputs, why_media = required_inputs(run, seed=seed), None
@@ -148,7 +142,7 @@ def run_info(run: Run | str | os.PathLike, *, seed: int | None = None) -> dict[s
         "seed": int(ckpt.get("seed", -1)),
         "task": ckpt["data"].get("task", "continuous"),
         "targets": list(ckpt["data"]["targets"]),
-        "label_rate_hz": run_label_rate(run, ckpt),
+        "label_rate_hz": trained.label_rate_hz(),
         "feature_sets": fs,
         "causal": causal,
         "streamable": why_stream is None,
@@ -243,28 +237,27 @@ def predict_media(
             progress(float(min(max(f, 0.0), 1.0)), msg)
 
     run = _run(run)
-    ckpt = _checkpoint(run, seed)
-    specs = _extractor_specs(run, ckpt)
+    trained = run.model(seed)
+    specs = _extractor_specs(trained)
     needs = required_inputs(run, seed=seed)
     given = _check_inputs(inputs, needs)
     report(0.0, "checking media")
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="affectflow-predict-") as tmp:
-            return _predict_in(run, ckpt, specs, given, Path(tmp), seed, device, report, recording_id)
+            return _predict_in(run, trained, specs, given, Path(tmp), seed, device, report, recording_id)
     wd = Path(workdir)
     if wd.exists() and any(wd.iterdir()):
         raise MediaInputError(f"Work folder {str(wd)!r} exists and is not empty; give a new or empty one.")
-    return _predict_in(run, ckpt, specs, given, wd, seed, device, report, recording_id)
+    return _predict_in(run, trained, specs, given, wd, seed, device, report, recording_id)
 
 
-def _predict_in(run, ckpt, specs, given, wd: Path, seed, device, report, rid: str) -> pd.DataFrame:
+def _predict_in(run, trained, specs, given, wd: Path, seed, device, report, rid: str) -> pd.DataFrame:
     from affectflow.corpus.media import import_media
-    from affectflow.experiment import run_label_rate
     from affectflow.features.base import EXTRACTORS
     from affectflow.features.pipeline import extract, load_builtin_extractors
 
     wd.mkdir(parents=True, exist_ok=True)
-    rate = run_label_rate(run, ckpt)
+    rate = trained.label_rate_hz()
     manifest = wd / "manifest.csv"
     row = {"id": rid, "partition": "predict", **{k: str(p.resolve()) for k, p in given.items()}}
     pd.DataFrame([row]).to_csv(manifest, index=False)

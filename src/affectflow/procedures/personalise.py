@@ -21,7 +21,7 @@ Output: a new folder ``<run>/personalisation/pers-<time>/`` with
   per subject: status, chosen seed, best epoch, own-devel score per seed and epoch, test scores before/after) and
   ``results.md`` (the same as tables);
 - ``checkpoints/<subject>.pt`` per personalised subject (state dict + model config + normaliser + data spec, loadable
-  with ``weights_only=True`` like every run checkpoint: ``affectflow.experiment.load_model``-compatible payload);
+  with ``weights_only=True`` like every run checkpoint: ``Run.model``-compatible payload);
 - ``predictions/<partition>/`` (personalised, a :class:`~affectflow.predictions.Predictions` folder: subjects without
   their own model are predicted by the base model) and ``base_predictions/<partition>/`` (the base model);
 - ``run.json`` (``kind: personalisation``), ``config.yaml`` (the base run's) and ``metrics.json`` (``best``: the
@@ -58,7 +58,16 @@ from affectflow.procedures.finetune import (
     finetune_vectorised,
     supports_vectorised,
 )
-from affectflow.runs import Predictor, Run, environment_info, new_subdir, save_checkpoint, write_run_info
+from affectflow.runs import (
+    CHECKPOINTS_DIR,
+    Predictor,
+    Run,
+    environment_info,
+    load_checkpoint,
+    new_subdir,
+    save_checkpoint,
+    write_run_info,
+)
 from affectflow.tasks import ContinuousTask
 from affectflow.training.seeds import resolve_device
 
@@ -164,8 +173,6 @@ def personalise(
         under the base run's MLflow run, with every subject × seed own-devel curve as metrics
         ``<subject>/seed<s>/devel`` (step = epoch).
     """
-    from affectflow.experiment import load_model, run_task
-
     run = Run(run_path)
     if implementation not in IMPLEMENTATIONS:
         raise ConfigError(f"`implementation` must be one of {list(IMPLEMENTATIONS)}, got {implementation!r}.")
@@ -185,7 +192,8 @@ def personalise(
         raise ConfigError(f"`shrink` must be in (0, 1], got {shrink!r}.")
     cfg = run.config_dict
     d, t = cfg["data"], cfg["training"]
-    model, normalizer, ckpt = load_model(run)
+    trained = run.model()
+    model, normalizer, ckpt = trained.module, trained.normalizer, trained.checkpoint
     if ckpt["data"].get("task", "continuous") != "continuous":
         raise RunError(f"Personalisation fine-tunes continuous runs; run {str(run.path)!r} is a "
                        f"{ckpt['data'].get('task')!r} run.")
@@ -193,7 +201,7 @@ def personalise(
         raise RunError("Personalisation fine-tunes with the run's plain loss; runs trained with learnt multitask "
                        "weights (`training.multitask`) are not supported.")
     c = _open_run_corpus(run, corpus)
-    task = run_task(run, ckpt, c, progress=progress)
+    task = trained.task_on(c, progress=progress)
     assert isinstance(task, ContinuousTask)
     train_parts, devel_part, test_parts = list(d["train_partitions"]), d["devel_partition"], list(d["test_partitions"])
     own_train = _recordings_by_subject(c, train_parts)
@@ -281,7 +289,7 @@ def personalise(
         payload = dict(ckpt)
         for seed, r in ([(best_seed, res)] if combine == "select" else list(per_seed.items())):
             name = f"{subj}.pt" if combine == "select" else f"{subj}-seed{seed}.pt"
-            save_checkpoint(out / "checkpoints" / name, model=_with_state(model, r.state_dict),
+            save_checkpoint(out / CHECKPOINTS_DIR / name, model=_with_state(model, r.state_dict),
                             normalizer_state=ckpt["normalizer"], data_spec=ckpt["data"],
                             extra={"seed": seed, "subject": subj, "best_epoch": r.best_epoch,
                                    "devel_score": r.best_score, "base_run": str(run.path),
@@ -420,20 +428,18 @@ class PersonalisedRun(Run):
                   progress: bool = False) -> Predictor:
         """The base run's model plus the per-subject weights on ``corpus`` (``seed`` is not used: every subject's
         seed was chosen when it was personalised)."""
-        from affectflow.experiment import load_model, run_label_rate, run_task
-        from affectflow.runs import load_checkpoint
-
         base_path = self.info.get("base_run")
         if not base_path or not (Path(base_path) / "run.json").is_file():
             raise RunError(f"The base run {base_path!r} of the personalisation folder {str(self.path)!r} does not "
                            "exist any more; a personalised folder predicts with it.")
         base = Run(base_path)
-        model, normalizer, ckpt = load_model(base)
+        trained = base.model()
+        model, normalizer, ckpt = trained.module, trained.normalizer, trained.checkpoint
         dev = resolve_device(device)
         model.to(dev)
-        task = run_task(base, ckpt, corpus, progress=progress, grid_rate_hz=run_label_rate(base, ckpt))
+        task = trained.task_on(corpus, progress=progress, grid_rate_hz=trained.label_rate_hz())
         found = []  # (subject, seed, state): one per subject, or one per subject and seed (combine="average")
-        for f in sorted((self.path / "checkpoints").glob("*.pt")):
+        for f in sorted((self.path / CHECKPOINTS_DIR).glob("*.pt")):
             ck = load_checkpoint(f)
             found.append((str(ck.get("subject", f.stem)), int(ck.get("seed", 0)), ck["state_dict"]))
         states: dict[str, list[dict[str, torch.Tensor]]] = {}

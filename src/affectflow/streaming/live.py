@@ -56,10 +56,8 @@ def _audio_sets(run: Run, streamer: Streamer) -> tuple[dict[str, Any], dict[str,
     """Set → extractor instance for the sets computable from live audio, and set → reason for the others."""
     from affectflow.features.base import EXTRACTORS
     from affectflow.features.pipeline import load_builtin_extractors
-    from affectflow.experiment import feature_set_infos
-
     load_builtin_extractors()
-    infos = feature_set_infos(run, ckpt=streamer.ckpt)
+    infos = streamer.trained.feature_sets()
     live, other = {}, {}
     for name in streamer.feature_sets:
         p = infos[name].get("params") or {}
@@ -88,9 +86,7 @@ def _sets_made_by(run: Run, streamer: Streamer, names: Iterable[str], base: type
     """Set → extractor instance, rebuilt with the run's stored parameters, for the sets among ``names`` whose
     extractor is an instance of ``base``."""
     from affectflow.features.base import EXTRACTORS
-    from affectflow.experiment import feature_set_infos
-
-    infos = feature_set_infos(run, ckpt=streamer.ckpt)
+    infos = streamer.trained.feature_sets()
     out = {}
     for name in names:
         p = infos[name].get("params") or {}
@@ -372,9 +368,7 @@ class LivePredictor:
         self.frame_sets = [n for n in rest if n not in self._physio_ex]
         self._why_not_audio = other
         self._rates = {}
-        from affectflow.experiment import feature_set_infos
-
-        infos = feature_set_infos(run, ckpt=self.streamer.ckpt)
+        infos = self.streamer.trained.feature_sets()
         for n in self.streamer.feature_sets:
             self._rates[n] = infos[n].get("rate_hz")
         self.reset()

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from affectflow.errors import AffectflowError
-from affectflow.runs import Run
+from affectflow.runs import Run, open_run
 
 
 class StreamingError(AffectflowError, ValueError):
@@ -153,14 +153,14 @@ class Streamer:
     """
 
     def __init__(self, run: Run | str | os.PathLike, *, seed: int | None = None, device: str = "cpu") -> None:
-        from affectflow.experiment import feature_set_infos, load_model, run_label_rate
-
-        run = run if isinstance(run, Run) else Run(run)
-        model, normalizer, ckpt = load_model(run, seed)
+        run = open_run(run)
+        trained = run.model(seed)
+        model, normalizer, ckpt = trained.module, trained.normalizer, trained.checkpoint
         problem = streaming_problem(model, ckpt)
         if problem:
             raise StreamingError(f"Run {run.path} cannot be streamed: {problem}.")
         self.run = run
+        self.trained = trained  # the contract's loaded model (checkpoint facts, feature sets, label rate)
         self.ckpt = ckpt
         self.device = torch.device(device)
         self._pristine = model.to(self.device).eval()  # never patched: clones copy this one
@@ -169,13 +169,13 @@ class Streamer:
         self.feature_sets: list[str] = list(ckpt["data"]["features"])
         dims = ckpt["data"]["input_dims"]
         try:
-            infos = feature_set_infos(run, ckpt=ckpt)
+            infos = trained.feature_sets()
             self.columns = {n: list(infos[n]["columns"]) for n in self.feature_sets}
         except AffectflowError:
             self.columns = {n: [f"{n}_{j}" for j in range(dims[n])] for n in self.feature_sets}
         self.dims = {n: int(dims[n]) for n in self.feature_sets}
         self.targets: list[str] = list(ckpt["data"]["targets"])
-        self.label_rate_hz = run_label_rate(run, ckpt)
+        self.label_rate_hz = trained.label_rate_hz()
         self.strategy, self.window = _strategy(self.model)
         self._rnn = _RNNState(self.model) if self.strategy == "state" else None
         self._gru_fast = self.strategy == "state" and type(self.model).__name__ == "EarlyFusionGRU"
