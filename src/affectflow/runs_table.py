@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from affectflow.errors import ConfigError, RunError
+from affectflow.layout import CHECKPOINTS_DIR, CONFIG_YAML, HISTORY_DIR, PREDICTIONS_DIR, RUN_JSON
 
 MAIN_METRICS = {"continuous": ["ccc"], "segment": ["macro_f1", "ccc"], "clip": ["weighted_f1", "mse", "value"]}
 #: Metrics where lower is better (sorting puts the lowest first).
@@ -43,9 +44,9 @@ def find_run_folders(root: str | os.PathLike) -> list[Path]:
         raise RunError(f"{str(root)!r} is not a folder; give the folder that holds the run directories (e.g. runs).")
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in ("checkpoints", "predictions",
-                                                                                          "history", "resume", "plots"))
-        if "run.json" in filenames:
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in (
+            CHECKPOINTS_DIR, PREDICTIONS_DIR, HISTORY_DIR, "resume", "plots"))
+        if RUN_JSON in filenames:
             out.append(Path(dirpath))
     return sorted(out)
 
@@ -90,7 +91,7 @@ def run_row(path: Path, root: Path) -> dict[str, Any]:
     row["wall_s"] = round(end - start, 1) if start is not None and end is not None else None
     row["created"] = info.get("created")
     try:
-        metrics = run.metrics() if (path / "metrics.json").is_file() else {}
+        metrics = run.metrics() if run.metrics_path.is_file() else {}
     except (OSError, ValueError):
         metrics = {}
     best = metrics.get("best") or {}
@@ -124,7 +125,8 @@ def runs_frame(root: str | os.PathLike) -> pd.DataFrame:
 def _config_value(root: Path, run: str, key: str) -> Any:
     import yaml
 
-    cur: Any = yaml.safe_load((root / run / "config.yaml").read_text()) if (root / run / "config.yaml").is_file() else {}
+    f = root / run / CONFIG_YAML
+    cur: Any = yaml.safe_load(f.read_text()) if f.is_file() else {}
     for part in key.split("."):
         cur = cur.get(part) if isinstance(cur, dict) else None
     return cur

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from affectflow.errors import ConfigError
+from affectflow.layout import CONFIG_YAML, METRICS_JSON, RESULTS_MD
 
 EXPERIMENT = "affectflow"
 MARKER = "mlflow.json"
@@ -170,7 +171,7 @@ def _metrics_of(folder: Path) -> list:
                 if col in h and math.isfinite(float(row[col])):
                     out.append(Metric(f"seed{seed}/{col}", float(row[col]), now, int(row["epoch"])))
     try:
-        m = json.loads((folder / "metrics.json").read_text())
+        m = json.loads((folder / METRICS_JSON).read_text())
     except (OSError, ValueError):
         m = {}
     for part, targets in (m.get("best") or {}).items():
@@ -185,7 +186,7 @@ def _metrics_of(folder: Path) -> list:
 
 
 def _artifacts(client: Any, run_id: str, folder: Path) -> None:
-    for name in ("results.md", "config.yaml", "metrics.json", "report.json"):
+    for name in (RESULTS_MD, CONFIG_YAML, METRICS_JSON, "report.json"):
         if (folder / name).is_file():
             client.log_artifact(run_id, str(folder / name))
     if (folder / "plots").is_dir() and any((folder / "plots").iterdir()):

@@ -38,7 +38,7 @@ from affectflow.errors import RunError
 from affectflow.fsutil import atomic_write, out_folder, write_json
 from affectflow.procedures.folds import cv_folds
 from affectflow.procedures.sweep import MAIN_METRICS, SweepSpec, load_cells, run_sweep
-from affectflow.runs import METRICS_JSON, new_run_dir
+from affectflow.runs import Run, new_run_dir
 from affectflow.tracking import finish_parent, log_run, safely, start_parent
 
 
@@ -145,7 +145,7 @@ def summarise_cv(cv_dir: Path, info: dict[str, Any], cfg: ExperimentConfig) -> d
     from affectflow.procedures.fuse import fuse_runs
 
     d = cfg.data
-    metrics = [json.loads((Path(fi["run"]) / METRICS_JSON).read_text()) for fi in info["folds"]]
+    metrics = [Run(fi["run"]).metrics() for fi in info["folds"]]
     task = metrics[0].get("task", "continuous")
     per_fold: dict[str, Any] = {}
     for part in [d.devel_partition, *d.test_partitions]:

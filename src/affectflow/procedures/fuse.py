@@ -50,7 +50,8 @@ import numpy as np
 
 from affectflow.errors import ConfigError, RunError
 from affectflow.fsutil import out_folder, write_json
-from affectflow.runs import Predictor, Run, environment_info, new_run_dir, write_run_info
+from affectflow.layout import is_run_folder
+from affectflow.runs import Predictor, Run, environment_info, new_run_dir, run_kind, write_run_info
 
 FUSION_KIND = "fusion"
 
@@ -171,9 +172,7 @@ def choose_weights(preds: Sequence[Any], *, method: str = "weighted", step: floa
 # ---------------------------------------------------------------------------- runs
 def is_fusion_run(path: str | Path) -> bool:
     """Whether ``path`` is a fused run folder (``Run(path)`` is then a :class:`FusedRun`)."""
-    from affectflow.runs import run_kind
-
-    return (Path(path) / "run.json").is_file() and run_kind(path) == FUSION_KIND
+    return is_run_folder(path) and run_kind(path) == FUSION_KIND
 
 
 def run_partition_predictions(run: str | Path | Run, partition: str) -> Any:
@@ -325,7 +324,7 @@ class FusedRun(Run):
             raise RunError(f"{str(self.path)!r} is marked as a fused run but has no fusion.json; it is damaged.")
         doc = json.loads(f.read_text())
         for m in doc["members"]:
-            if not (Path(m) / "run.json").is_file():
+            if not is_run_folder(m):
                 raise RunError(
                     f"Member run {m!r} of the fused run {str(self.path)!r} does not exist any more (moved or deleted). "
                     "A fused run predicts with its members; fuse again from the members' new location."

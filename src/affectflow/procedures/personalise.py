@@ -58,6 +58,7 @@ from affectflow.procedures.finetune import (
     finetune_vectorised,
     supports_vectorised,
 )
+from affectflow.layout import is_run_folder
 from affectflow.runs import (
     CHECKPOINTS_DIR,
     Predictor,
@@ -429,7 +430,7 @@ class PersonalisedRun(Run):
         """The base run's model plus the per-subject weights on ``corpus`` (``seed`` is not used: every subject's
         seed was chosen when it was personalised)."""
         base_path = self.info.get("base_run")
-        if not base_path or not (Path(base_path) / "run.json").is_file():
+        if not base_path or not is_run_folder(base_path):
             raise RunError(f"The base run {base_path!r} of the personalisation folder {str(self.path)!r} does not "
                            "exist any more; a personalised folder predicts with it.")
         base = Run(base_path)

@@ -61,7 +61,8 @@ from affectflow.corpus.corpus import Corpus
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.fsutil import atomic_write, check_name, out_folder, write_json
 from affectflow.procedures.executor import execution_settings, get_executor
-from affectflow.runs import METRICS_JSON, RUN_JSON, new_run_dir
+from affectflow.layout import is_run_folder
+from affectflow.runs import METRICS_JSON, RUN_JSON, Run, new_run_dir
 from affectflow.tracking import finish_parent, log_run, safely, start_parent
 
 # main metric per task for the table (first one present in a target's metrics)
@@ -196,14 +197,13 @@ def run_cell(job: dict[str, Any]) -> dict[str, Any]:
     an undisturbed run), an empty one is trained.
     """
     from affectflow.experiment import resume_training, train
-    from affectflow.runs import Run
 
     try:
         cfg = config_from_dict(job["config"]).validate()
         run_dir = Path(job["run_dir"])
-        if (run_dir / "run.json").is_file():
+        if is_run_folder(run_dir):
             status = Run(run_dir).status
-            if status == "finished" and (run_dir / "metrics.json").is_file():
+            if status == "finished" and (run_dir / METRICS_JSON).is_file():
                 return {"status": "finished", "run_dir": str(run_dir), "error": None}
             if status != "running":
                 run_dir = resume_training(run_dir, progress=False)
@@ -330,7 +330,7 @@ def run_sweep(
             ex.close()
     if parent:
         for c in cells:  # cells finished by an earlier, interrupted sweep process (logged once: mlflow.json)
-            if c.run_dir and (Path(c.run_dir) / "run.json").is_file():
+            if c.run_dir and is_run_folder(c.run_dir):
                 safely(lambda c=c: log_run(c.run_dir, uri, parent=parent, name=c.id))
         safely(lambda: finish_parent(parent, sweep_dir, uri, ok=all(c.status == "finished" for c in cells)))
     return sweep_dir
@@ -353,7 +353,7 @@ def _discard_half_run(sweep_dir: Path, cell: Cell) -> None:
     runs = sweep_dir / "runs"
     if not p.exists() or p.is_symlink() or p.parent.resolve() != runs.resolve() or not is_inside(runs, p):
         return
-    info_file = p / "run.json"
+    info_file = p / RUN_JSON
     try:
         info = json.loads(info_file.read_text()) if info_file.is_file() else {"status": "interrupted"}
     except (OSError, ValueError):
@@ -388,7 +388,7 @@ def results_frame(sweep_dir: str | Path) -> pd.DataFrame:
         row["seeds"] = len(c.config["training"]["seeds"])
         row["run"] = c.run_dir
         if c.status == "finished" and c.run_dir and (Path(c.run_dir) / METRICS_JSON).is_file():
-            m = json.loads((Path(c.run_dir) / METRICS_JSON).read_text())
+            m = Run(c.run_dir).metrics()
             task = m.get("task", "continuous")
             d = c.config["data"]
             for part in [d["devel_partition"], *d["test_partitions"]]:

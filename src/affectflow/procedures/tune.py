@@ -64,6 +64,8 @@ from affectflow.config import (
 from affectflow.fsutil import atomic_write, check_name, make_dirs, out_folder, write_json
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.procedures.executor import execution_settings, get_executor
+from affectflow.layout import is_run_folder
+from affectflow.runs import Run
 
 SPACE_KEYS = {"name", "base", "config", "space", "sampler", "pruning"}
 NOT_IDENTITY = ("execution", "tracking")
@@ -343,7 +345,7 @@ def tune_worker(job: dict[str, Any]) -> dict[str, Any]:
             train(cfg, progress=False, run_dir=run_dir, on_epoch=on_epoch)
         except TrainingStopped as e:
             raise optuna.TrialPruned(str(e)) from None
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = Run(run_dir).metrics()
         per_seed = [v for v in metrics["selection"]["per_seed"].values() if np.isfinite(v)]
         if not per_seed:
             raise RunError(f"Trial {trial.number}: no seed reached a finite devel score.")
@@ -446,7 +448,7 @@ def track_tune(tune_dir: Path, uri: str) -> None:
         return
     for t in load_study(tune_dir).get_trials(deepcopy=False):
         run = t.user_attrs.get("run_dir")
-        if run and (Path(run) / "run.json").is_file():
+        if run and is_run_folder(run):
             extra = [Metric("tune/value", float(t.value), 0, 0)] if t.value is not None else []
             safely(lambda run=run, t=t, extra=extra: log_run(run, uri, parent=parent, name=f"trial {t.number}",
                                                              extra_metrics=extra))
@@ -495,7 +497,7 @@ def write_results(tune_dir: str | Path) -> tuple[str, pd.DataFrame]:
     if complete:
         best = study.best_trial
         run = Path(best.user_attrs["run_dir"])
-        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        cfg = copy.deepcopy(Run(run).config_dict)
         cfg["output"]["name"] = None
         cfg["training"]["num_threads"] = None
         atomic_write(tune_dir / "best.yaml", lambda p: p.write_text(

@@ -43,7 +43,6 @@ like a trained run::
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -52,13 +51,13 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import yaml
 
-from affectflow.corpus.corpus import Corpus, atomic_write, write_json
+from affectflow.corpus.corpus import Corpus
 from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.errors import ConfigError, RunError
 from affectflow.fsutil import out_folder
-from affectflow.runs import Predictor, Run, environment_info, new_run_dir, new_subdir, write_run_info
+from affectflow.layout import is_run_folder
+from affectflow.runs import CHECKPOINTS_DIR, Predictor, Run, environment_info, new_run_dir, run_kind, write_run_info
 
 YARDSTICK_KIND = "yardstick"
 #: Ridge strengths α tried (strongest first, so ties go to the stronger regularisation).
@@ -303,24 +302,24 @@ def run_yardstick(cfg, *, context: int = DEFAULT_CONTEXT, alphas: Sequence[float
         out_dir = out_folder(out, what="output folder")
     best = {p: score(pr) for p, pr in preds.items()}
     for p, pr in preds.items():
-        pr.save(out_dir / "predictions" / p)
-    (out_dir / "checkpoints").mkdir(exist_ok=True)
+        Run.save_predictions(out_dir, p, pr)
+    (out_dir / CHECKPOINTS_DIR).mkdir(exist_ok=True)
     payload = {"format": "affectflow-linear", "context": int(context), "task": d.task, "features": list(d.features),
                "targets": list(d.targets), "target_specs": [{"name": s.name, "kind": s.kind, "classes": s.classes}
                                                             for s in model.specs],
                "label_set": d.label_set, "label_rate_hz": model.label_rate_hz, "model": model.state_dict(), "normalizer": normalizer.state_dict()}
-    tmp = out_dir / "checkpoints" / f".{CHECKPOINT}.tmp"
+    tmp = out_dir / CHECKPOINTS_DIR / f".{CHECKPOINT}.tmp"
     torch.save(payload, tmp)
-    tmp.replace(out_dir / "checkpoints" / CHECKPOINT)
+    tmp.replace(out_dir / CHECKPOINTS_DIR / CHECKPOINT)
     cfg_dict = cfg.to_dict()
     cfg_dict["model"] = {"type": YARDSTICK_KIND, "context": int(context)}
     cfg_dict["output"]["name"] = out_dir.name
-    atomic_write(out_dir / "config.yaml", lambda f: f.write_text(yaml.safe_dump(cfg_dict, sort_keys=False)))
+    Run.write_config(out_dir, cfg_dict)
     metrics = {"task": d.task, "kind": YARDSTICK_KIND, "best": best,
                "protocol": protocol_text(d.task, context, d.devel_partition),
                "selection": {"partition": d.devel_partition, "per_target": selection}}
-    write_json(out_dir / "metrics.json", metrics)
-    atomic_write(out_dir / "results.md", lambda f: f.write_text(results_markdown(metrics) + "\n"))
+    Run.write_metrics(out_dir, metrics)
+    Run.write_results(out_dir, results_markdown(metrics))
     write_run_info(out_dir, {**environment_info(), "kind": YARDSTICK_KIND, "status": "finished",
                              "corpus": str(Path(d.corpus).resolve()), "best_seed": None,
                              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
@@ -352,18 +351,14 @@ def results_markdown(metrics: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- a yardstick folder as a run
 def is_yardstick_run(path: str | Path) -> bool:
     """Whether ``path`` is a yardstick folder."""
-    f = Path(path) / "run.json"
-    try:
-        return f.is_file() and json.loads(f.read_text()).get("kind") == YARDSTICK_KIND
-    except ValueError:
-        return False
+    return is_run_folder(path) and run_kind(path) == YARDSTICK_KIND
 
 
 def load_yardstick(path: str | Path) -> tuple[LinearModel, Normalizer, dict[str, Any]]:
     """The model, normaliser and checkpoint of a yardstick folder (loaded with ``weights_only=True``)."""
     from affectflow.tasks import specs_from_state
 
-    p = Path(path) / "checkpoints" / CHECKPOINT
+    p = Path(path) / CHECKPOINTS_DIR / CHECKPOINT
     try:
         ck = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is a damaged folder for the user
@@ -380,7 +375,7 @@ def yardstick_predictions(path: str | Path, corpus: Corpus, ids: list[str], *, p
     from affectflow.tasks import make_task, specs_from_state
 
     model, normalizer, ck = load_yardstick(path)
-    cfg = yaml.safe_load((Path(path) / "config.yaml").read_text())
+    cfg = Run(path).config_dict
     rate = ck.get("label_rate_hz")
     task = make_task(ck["task"], corpus, specs_from_state(ck["target_specs"]), features=ck["features"],
                      label_set=ck["label_set"], cache_dir=cfg["data"].get("cache_dir"), progress=progress,
@@ -391,26 +386,12 @@ def yardstick_predictions(path: str | Path, corpus: Corpus, ids: list[str], *, p
 
 def evaluate_yardstick(path: str | Path, *, partitions: list[str] | None = None,
                        corpus: str | Path | None = None, progress: bool = False) -> tuple[Path, dict[str, Any]]:
-    """:func:`affectflow.experiment.evaluate` for a yardstick folder: reload the linear model, predict, score.
+    """:func:`affectflow.experiment.evaluate` for a yardstick folder (its :class:`YardstickRun`'s
+    :meth:`~affectflow.runs.Run.evaluate`): reload the linear model, predict, score.
 
     Writes ``<folder>/evaluations/eval-<time>/`` (``metrics.json``, ``results.md``, ``predictions/<partition>/``).
     """
-    from affectflow.experiment import write_evaluation
-    from affectflow.scoring import score
-
-    path = Path(path)
-    cfg = yaml.safe_load((path / "config.yaml").read_text())
-    c = Corpus(corpus) if corpus is not None else Corpus(cfg["data"]["corpus"], partitions=cfg["data"].get("partitions"))
-    parts = partitions or [cfg["data"]["devel_partition"], *cfg["data"]["test_partitions"]]
-    out_dir = new_subdir(path / "evaluations", "eval")
-    metrics: dict[str, Any] = {"run": str(path), "kind": YARDSTICK_KIND, "corpus": str(c.path),
-                               "task": cfg["data"]["task"], "partitions": {}}
-    for part in parts:
-        preds = yardstick_predictions(path, c, c.recording_ids([part]), progress=progress)
-        metrics["partitions"][part] = score(preds)
-        preds.save(out_dir / "predictions" / part)
-    write_evaluation(out_dir, metrics)
-    return out_dir, metrics
+    return Run.load(path).evaluate(partitions=partitions, corpus=corpus, progress=progress)
 
 
 class YardstickRun(Run):
