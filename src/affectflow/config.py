@@ -36,7 +36,7 @@ from affectflow.training.schedules import SCHEDULES, UnfreezingConfig
 from affectflow.fsutil import SAFE_NAME, check_name, check_names
 
 
-@dataclass
+@dataclass(kw_only=True)
 class WindowConfig:
     """Window size and hop in label steps; ``size: null`` means whole recordings."""
 
@@ -44,7 +44,7 @@ class WindowConfig:
     hop: int | None = 100
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DataConfig:
     """Which data to train on and how to present it."""
 
@@ -66,7 +66,7 @@ class DataConfig:
     cache_dir: str | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelConfig:
     """``type`` names a registered model; ``params`` are its hyperparameters (written flat in YAML)."""
 
@@ -74,7 +74,7 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainingConfig:
     """Optimisation, early stopping and seeds."""
 
@@ -99,7 +99,7 @@ class TrainingConfig:
     amp: bool | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class OutputConfig:
     """Where runs go. A run directory is ``<runs_dir>/<name>-<timestamp>`` and is never overwritten."""
 
@@ -108,7 +108,7 @@ class OutputConfig:
     plots: bool = True
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ExecutionConfig:
     """Where the parallel jobs of a procedure run (command-line ``--backend/--address/--workers/--threads`` win).
 
@@ -129,14 +129,14 @@ class ExecutionConfig:
     max_retries: int = 3
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrackingConfig:
     """Optional experiment tracking: ``mlflow`` is a tracking URI (e.g. ``sqlite:///runs/mlflow.db``); null = off."""
 
     mlflow: str | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ExperimentConfig:
     """A whole training experiment."""
 

@@ -19,6 +19,7 @@ import hashlib
 import inspect
 import json
 from abc import ABC, abstractmethod
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -72,7 +73,9 @@ class Extractor(ABC):
 
     Subclasses set ``name``, ``modality`` and ``inputs`` (which :class:`MediaRecording` fields they need), take
     their configuration as keyword-only constructor arguments stored unchanged on ``self``, and implement
-    :meth:`columns` and :meth:`extract`.
+    :meth:`columns` and :meth:`extract`. Preferably a subclass is a keyword-only dataclass
+    (``@dataclass(kw_only=True, eq=False)``, checks in ``__post_init__``): its fields are then its parameters,
+    defaults and :meth:`params` at once (the physio, text and face extractors are).
     """
 
     name: ClassVar[str]
@@ -81,6 +84,8 @@ class Extractor(ABC):
 
     def params(self) -> dict[str, Any]:
         """Constructor arguments and their current values (JSON-serialisable)."""
+        if dataclasses.is_dataclass(self):
+            return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
         sig = inspect.signature(type(self).__init__)
         return {k: _plain(getattr(self, k)) for k in sig.parameters if k != "self"}
 

@@ -397,6 +397,7 @@ def extract_face_features(rec: MediaRecording, extractors: Sequence[FaceExtracto
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class FaceLandmarks(FaceExtractor):
     """MediaPipe FaceLandmarker: 52 blendshape scores (proxies for facial action units), optionally 478 landmarks.
 
@@ -419,13 +420,12 @@ class FaceLandmarks(FaceExtractor):
     name = "face_landmarks"
     needs_blendshapes = True
 
-    def __init__(
-        self, *, rate_hz: float | None = 2.0, min_confidence: float = 0.5, landmarks: bool = False
-    ) -> None:
-        _check_common(rate_hz, min_confidence)
-        self.rate_hz = rate_hz
-        self.min_confidence = min_confidence
-        self.landmarks = landmarks
+    rate_hz: float | None = 2.0
+    min_confidence: float = 0.5
+    landmarks: bool = False
+
+    def __post_init__(self) -> None:
+        _check_common(self.rate_hz, self.min_confidence)
 
     def columns(self) -> list[str]:
         """Blendshape names, then ``lm{i:03d}_{x,y,z}`` if ``landmarks``."""
@@ -475,6 +475,7 @@ def head_pose_from_matrix(matrix: np.ndarray) -> np.ndarray:
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class HeadPose(FaceExtractor):
     """Head orientation and position from MediaPipe's facial transformation matrix.
 
@@ -494,10 +495,11 @@ class HeadPose(FaceExtractor):
     name = "head_pose"
     needs_matrix = True
 
-    def __init__(self, *, rate_hz: float | None = 2.0, min_confidence: float = 0.5) -> None:
-        _check_common(rate_hz, min_confidence)
-        self.rate_hz = rate_hz
-        self.min_confidence = min_confidence
+    rate_hz: float | None = 2.0
+    min_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_common(self.rate_hz, self.min_confidence)
 
     def columns(self) -> list[str]:
         """``yaw, pitch, roll, tx, ty, tz``."""
@@ -531,6 +533,7 @@ def crop_gray(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class FerExpression(FaceExtractor):
     """Probabilities of the 7 FER2013 expressions from fer's quantized mini-Xception (TFLite, via ai-edge-litert).
 
@@ -554,15 +557,14 @@ class FerExpression(FaceExtractor):
 
     name = "fer"
 
-    def __init__(
-        self, *, rate_hz: float | None = 2.0, min_confidence: float = 0.5, crop_margin: float = 0.1
-    ) -> None:
-        _check_common(rate_hz, min_confidence)
-        if not 0 <= crop_margin <= 1:
-            raise ConfigError(f"crop_margin must be in [0, 1], got {crop_margin!r}.")
-        self.rate_hz = rate_hz
-        self.min_confidence = min_confidence
-        self.crop_margin = crop_margin
+    rate_hz: float | None = 2.0
+    min_confidence: float = 0.5
+    crop_margin: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check_common(self.rate_hz, self.min_confidence)
+        if not 0 <= self.crop_margin <= 1:
+            raise ConfigError(f"crop_margin must be in [0, 1], got {self.crop_margin!r}.")
 
     def columns(self) -> list[str]:
         """:data:`FER_LABELS`."""
@@ -610,6 +612,7 @@ class FerExpression(FaceExtractor):
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class FaceEmbedding(FaceExtractor):
     """128-d dlib face descriptor (ResNet trained for face verification; identity, not expression).
 
@@ -637,21 +640,15 @@ class FaceEmbedding(FaceExtractor):
 
     name = "face_embedding"
 
-    def __init__(
-        self,
-        *,
-        rate_hz: float | None = 2.0,
-        min_confidence: float = 0.5,
-        normalize: bool = True,
-        shape_predictor: str = "68",
-    ) -> None:
-        _check_common(rate_hz, min_confidence)
-        if shape_predictor not in ("68", "5"):
-            raise ConfigError(f"shape_predictor must be '68' or '5', got {shape_predictor!r}.")
-        self.rate_hz = rate_hz
-        self.min_confidence = min_confidence
-        self.normalize = normalize
-        self.shape_predictor = shape_predictor
+    rate_hz: float | None = 2.0
+    min_confidence: float = 0.5
+    normalize: bool = True
+    shape_predictor: str = "68"
+
+    def __post_init__(self) -> None:
+        _check_common(self.rate_hz, self.min_confidence)
+        if self.shape_predictor not in ("68", "5"):
+            raise ConfigError(f"shape_predictor must be '68' or '5', got {self.shape_predictor!r}.")
 
     def columns(self) -> list[str]:
         """``emb000 .. emb127``."""

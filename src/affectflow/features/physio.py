@@ -54,6 +54,7 @@ import math
 from abc import abstractmethod
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -449,6 +450,7 @@ class PhysioExtractor(Extractor):
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class HRVExtractor(PhysioExtractor):
     """18 HRV time-domain features (NeuroKit2 ``hrv_time``) on sliding windows of the ECG.
 
@@ -476,27 +478,17 @@ class HRVExtractor(PhysioExtractor):
 
     name = "hrv"
 
-    def __init__(
-        self,
-        *,
-        rate_hz: float = 2.0,
-        win_dur: float = 4.0,
-        edge: str = "shift",
-        ecg_channel: str = "ECG",
-        ecg_method: str = "neurokit",
-        sampling_rate: float | None = None,
-        time_column: str | None = None,
-        block_dur: float = 120.0,
-    ) -> None:
-        self._check(rate_hz=rate_hz, win_dur=win_dur, edge=edge, block_dur=block_dur)
-        self.rate_hz = rate_hz
-        self.win_dur = win_dur
-        self.edge = edge
-        self.ecg_channel = ecg_channel
-        self.ecg_method = ecg_method
-        self.sampling_rate = sampling_rate
-        self.time_column = time_column
-        self.block_dur = block_dur
+    rate_hz: float = 2.0
+    win_dur: float = 4.0
+    edge: str = "shift"
+    ecg_channel: str = "ECG"
+    ecg_method: str = "neurokit"
+    sampling_rate: float | None = None
+    time_column: str | None = None
+    block_dur: float = 120.0
+
+    def __post_init__(self) -> None:
+        self._check(rate_hz=self.rate_hz, win_dur=self.win_dur, edge=self.edge, block_dur=self.block_dur)
 
     def columns(self) -> list[str]:
         return list(HRV_COLUMNS)
@@ -514,6 +506,7 @@ class HRVExtractor(PhysioExtractor):
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class PhysioRatesExtractor(PhysioExtractor):
     """Heart rate, respiration rate, EDA tonic and phasic components (NeuroKit2), averaged per frame.
 
@@ -536,27 +529,17 @@ class PhysioRatesExtractor(PhysioExtractor):
 
     name = "physio_rates"
 
-    def __init__(
-        self,
-        *,
-        rate_hz: float = 2.0,
-        ecg_channel: str = "ECG",
-        rsp_channel: str = "RSP",
-        eda_channel: str = "EDA",
-        ecg_method: str = "neurokit",
-        sampling_rate: float | None = None,
-        time_column: str | None = None,
-        block_dur: float = 120.0,
-    ) -> None:
-        self._check(rate_hz=rate_hz, block_dur=block_dur)
-        self.rate_hz = rate_hz
-        self.ecg_channel = ecg_channel
-        self.rsp_channel = rsp_channel
-        self.eda_channel = eda_channel
-        self.ecg_method = ecg_method
-        self.sampling_rate = sampling_rate
-        self.time_column = time_column
-        self.block_dur = block_dur
+    rate_hz: float = 2.0
+    ecg_channel: str = "ECG"
+    rsp_channel: str = "RSP"
+    eda_channel: str = "EDA"
+    ecg_method: str = "neurokit"
+    sampling_rate: float | None = None
+    time_column: str | None = None
+    block_dur: float = 120.0
+
+    def __post_init__(self) -> None:
+        self._check(rate_hz=self.rate_hz, block_dur=self.block_dur)
 
     def columns(self) -> list[str]:
         return list(RATE_COLUMNS)
@@ -631,6 +614,7 @@ class PhysioRatesExtractor(PhysioExtractor):
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class PhysioRawExtractor(PhysioExtractor):
     """Raw signals Savitzky-Golay smoothed and sampled at the frame rate (MuSe's 2 Hz ECG/RESP/BPM features).
 
@@ -654,29 +638,21 @@ class PhysioRawExtractor(PhysioExtractor):
 
     name = "physio_raw"
 
-    def __init__(
-        self,
-        *,
-        rate_hz: float = 2.0,
-        channels: Sequence[str] = ("ECG", "RSP", "EDA", "BPM"),
-        sg_window: float | None = None,
-        sg_polyorder: int = 2,
-        sampling_rate: float | None = None,
-        time_column: str | None = None,
-        block_dur: float = 120.0,
-    ) -> None:
-        self._check(rate_hz=rate_hz, sg_window=sg_window, sg_polyorder=sg_polyorder, block_dur=block_dur)
-        if isinstance(channels, str) or not channels or len(set(channels)) != len(channels):
+    rate_hz: float = 2.0
+    channels: Sequence[str] = ("ECG", "RSP", "EDA", "BPM")
+    sg_window: float | None = None
+    sg_polyorder: int = 2
+    sampling_rate: float | None = None
+    time_column: str | None = None
+    block_dur: float = 120.0
+
+    def __post_init__(self) -> None:
+        self._check(rate_hz=self.rate_hz, sg_window=self.sg_window, sg_polyorder=self.sg_polyorder,
+                    block_dur=self.block_dur)
+        if isinstance(self.channels, str) or not self.channels or len(set(self.channels)) != len(self.channels):
             raise ConfigError(
-                f"Extractor 'physio_raw': channels must be a non-empty list of distinct names, got {channels!r}."
+                f"Extractor 'physio_raw': channels must be a non-empty list of distinct names, got {self.channels!r}."
             )
-        self.rate_hz = rate_hz
-        self.channels = channels
-        self.sg_window = sg_window
-        self.sg_polyorder = sg_polyorder
-        self.sampling_rate = sampling_rate
-        self.time_column = time_column
-        self.block_dur = block_dur
 
     def columns(self) -> list[str]:
         return [str(c) for c in self.channels]
@@ -701,6 +677,7 @@ class PhysioRawExtractor(PhysioExtractor):
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class PhysExtractor(PhysioExtractor):
     """MuSe 2023 "Phys": 18 HRV features + Savitzky-Golay smoothed ECG, RSP and BPM (21 columns).
 
@@ -722,44 +699,29 @@ class PhysExtractor(PhysioExtractor):
 
     name = "phys"
 
-    def __init__(
-        self,
-        *,
-        rate_hz: float = 2.0,
-        win_dur: float = 4.0,
-        edge: str = "shift",
-        ecg_channel: str = "ECG",
-        rsp_channel: str = "RSP",
-        bpm_channel: str = "BPM",
-        bpm_from_ecg: bool = True,
-        ecg_method: str = "neurokit",
-        sg_window: float | None = None,
-        sg_polyorder: int = 2,
-        sampling_rate: float | None = None,
-        time_column: str | None = None,
-        block_dur: float = 120.0,
-    ) -> None:
+    rate_hz: float = 2.0
+    win_dur: float = 4.0
+    edge: str = "shift"
+    ecg_channel: str = "ECG"
+    rsp_channel: str = "RSP"
+    bpm_channel: str = "BPM"
+    bpm_from_ecg: bool = True
+    ecg_method: str = "neurokit"
+    sg_window: float | None = None
+    sg_polyorder: int = 2
+    sampling_rate: float | None = None
+    time_column: str | None = None
+    block_dur: float = 120.0
+
+    def __post_init__(self) -> None:
         self._check(
-            rate_hz=rate_hz,
-            win_dur=win_dur,
-            edge=edge,
-            sg_window=sg_window,
-            sg_polyorder=sg_polyorder,
-            block_dur=block_dur,
+            rate_hz=self.rate_hz,
+            win_dur=self.win_dur,
+            edge=self.edge,
+            sg_window=self.sg_window,
+            sg_polyorder=self.sg_polyorder,
+            block_dur=self.block_dur,
         )
-        self.rate_hz = rate_hz
-        self.win_dur = win_dur
-        self.edge = edge
-        self.ecg_channel = ecg_channel
-        self.rsp_channel = rsp_channel
-        self.bpm_channel = bpm_channel
-        self.bpm_from_ecg = bpm_from_ecg
-        self.ecg_method = ecg_method
-        self.sg_window = sg_window
-        self.sg_polyorder = sg_polyorder
-        self.sampling_rate = sampling_rate
-        self.time_column = time_column
-        self.block_dur = block_dur
 
     def columns(self) -> list[str]:
         return list(HRV_COLUMNS) + list(PHYS_RAW_COLUMNS)

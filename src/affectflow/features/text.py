@@ -47,6 +47,7 @@ import importlib.util
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -662,6 +663,7 @@ class _TextExtractor(Extractor):
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class WordVAD(_TextExtractor):
     """Warriner et al. (2013) valence/arousal/dominance norms of the words overlapping each frame.
 
@@ -690,20 +692,11 @@ class WordVAD(_TextExtractor):
 
     name: ClassVar[str] = "word_vad"
 
-    def __init__(
-        self,
-        *,
-        rate_hz: float = 2.0,
-        lemmatize: bool = True,
-        asr: bool = False,
-        asr_model_dir: str | None = None,
-        time_unit: str = "auto",
-    ):
-        self.rate_hz = rate_hz
-        self.lemmatize = lemmatize
-        self.asr = asr
-        self.asr_model_dir = asr_model_dir
-        self.time_unit = time_unit
+    rate_hz: float = 2.0
+    lemmatize: bool = True
+    asr: bool = False
+    asr_model_dir: str | None = None
+    time_unit: str = "auto"
 
     def columns(self) -> list[str]:
         """``["vad_valence", "vad_arousal", "vad_dominance", "vad_coverage"]``."""
@@ -745,6 +738,7 @@ class WordVAD(_TextExtractor):
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class SentenceEmbedding(_TextExtractor):
     """MiniLM embedding of the utterance covering each frame, repeated over all frames the utterance spans.
 
@@ -774,24 +768,13 @@ class SentenceEmbedding(_TextExtractor):
 
     name: ClassVar[str] = "sentence_embedding"
 
-    def __init__(
-        self,
-        *,
-        rate_hz: float = 2.0,
-        model_dir: str | None = None,
-        device: str = "cpu",
-        batch_size: int = 64,
-        asr: bool = False,
-        asr_model_dir: str | None = None,
-        time_unit: str = "auto",
-    ):
-        self.rate_hz = rate_hz
-        self.model_dir = model_dir
-        self.device = device
-        self.batch_size = batch_size
-        self.asr = asr
-        self.asr_model_dir = asr_model_dir
-        self.time_unit = time_unit
+    rate_hz: float = 2.0
+    model_dir: str | None = None
+    device: str = "cpu"
+    batch_size: int = 64
+    asr: bool = False
+    asr_model_dir: str | None = None
+    time_unit: str = "auto"
 
     def columns(self) -> list[str]:
         """``sent_000`` .. ``sent_{d-1}`` with ``d`` the model's hidden size (384 for MiniLM)."""
@@ -827,6 +810,7 @@ class SentenceEmbedding(_TextExtractor):
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class WordEmbedding(_TextExtractor):
     """MiniLM contextual word embeddings spread over the frames each word spans (mean over overlapping words).
 
@@ -856,26 +840,14 @@ class WordEmbedding(_TextExtractor):
 
     name: ClassVar[str] = "word_embedding"
 
-    def __init__(
-        self,
-        *,
-        rate_hz: float = 2.0,
-        model_dir: str | None = None,
-        layers: tuple[int, ...] = (-4, -3, -2, -1),
-        device: str = "cpu",
-        batch_size: int = 32,
-        asr: bool = False,
-        asr_model_dir: str | None = None,
-        time_unit: str = "auto",
-    ):
-        self.rate_hz = rate_hz
-        self.model_dir = model_dir
-        self.layers = layers
-        self.device = device
-        self.batch_size = batch_size
-        self.asr = asr
-        self.asr_model_dir = asr_model_dir
-        self.time_unit = time_unit
+    rate_hz: float = 2.0
+    model_dir: str | None = None
+    layers: tuple[int, ...] = (-4, -3, -2, -1)
+    device: str = "cpu"
+    batch_size: int = 32
+    asr: bool = False
+    asr_model_dir: str | None = None
+    time_unit: str = "auto"
 
     def columns(self) -> list[str]:
         """``word_000`` .. ``word_{d-1}`` with ``d`` the model's hidden size (384 for MiniLM)."""

@@ -65,7 +65,7 @@ def _ray():
     return ray
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TaskResources:
     """What one task asks the Ray scheduler for.
 

@@ -73,7 +73,7 @@ MAIN_METRICS = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SweepSpec:
     """A parsed sweep: its name, the base config (YAML shape, defaults included) and the grid."""
 
@@ -88,7 +88,7 @@ class SweepSpec:
         return [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Cell:
     """One cell of a sweep."""
 

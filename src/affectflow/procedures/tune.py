@@ -118,7 +118,7 @@ def _fmt(v: Any) -> str:
     return yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TuneSpec:
     """A parsed space file."""
 

@@ -21,7 +21,7 @@ MEDIA_EXTENSIONS = frozenset(
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ServeSettings:
     """Limits of one service instance; every field can be set from ``affectflow serve --set key=value``.
 

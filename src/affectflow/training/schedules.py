@@ -46,7 +46,7 @@ from affectflow.errors import ConfigError
 SCHEDULES = ("progressive_unfreezing",)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class UnfreezingConfig:
     """Progressive unfreezing (see the module docstring); defaults are the ABAW5 paper's."""
 

@@ -1,0 +1,70 @@
+"""Extractors as keyword-only dataclasses: parameters, defaults and params() are declared once, and the stored
+parameters and config hashes are those of the earlier hand-written constructors, so features extracted before the
+change are reused, not extracted again."""
+
+import dataclasses
+
+import pytest
+
+from affectflow.errors import ConfigError
+from affectflow.features.base import EXTRACTORS
+from affectflow.features.pipeline import extract, load_builtin_extractors, read_record
+
+from .test_pipeline import corpus, media_dir  # noqa: F401 - fixtures
+
+load_builtin_extractors()
+
+#: name → [(constructor arguments, config hash written by the constructors before this change)]; params() of the
+#: defaults were recorded too and are checked below by their hash (json of name + params).
+BEFORE = {
+    "hrv": [({}, "96b293a57ef8f718"), ({"rate_hz": 4.0, "edge": "truncate"}, "0fc70985e47dd6a1")],
+    "physio_rates": [({}, "00b7c4cd5c74d4c0"), ({"eda_channel": "GSR"}, "8ee26dc2d0360d74")],
+    "physio_raw": [({}, "f1bec49594c4ac3e"), ({"channels": ["ECG"], "sg_window": 1.0}, "3f389618c2f57bb7"),
+                   ({"channels": ["ECG"]}, "ad8612dc76b5d109")],
+    "phys": [({}, "367be741d673b8af"), ({"bpm_from_ecg": False, "win_dur": 6.0}, "19ac6688cd844a17")],
+    "word_vad": [({}, "248b30115ccecfe4"), ({"lemmatize": False}, "2c438c708cf2d903")],
+    "sentence_embedding": [({}, "0f0cb23e303db804"), ({"batch_size": 8}, "32aad4f6a8af955e")],
+    "word_embedding": [({}, "71a69bd1dc48377f"), ({"layers": [-1]}, "59117e72957f561b")],
+    "face_landmarks": [({}, "5af9ca5db7ed0ba2"), ({"landmarks": True}, "4bff981e114bfc2a")],
+    "head_pose": [({}, "0f3031a6eab309a0"), ({"rate_hz": None}, "fc2d6754ec9f9100")],
+    "fer": [({}, "678b89c37749d783")],
+    "face_embedding": [({}, "e548f5bd0b4ea13a")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_dataclass_extractors_keep_their_params_and_hashes(name):
+    cls = EXTRACTORS.get(name)
+    assert dataclasses.is_dataclass(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    assert all(f.kw_only for f in fields)
+    for kwargs, old_hash in BEFORE[name]:
+        ex = EXTRACTORS.build(name, kwargs)
+        assert list(ex.params()) == [f.name for f in fields]  # params() is the declared fields, in order
+        assert ex.config_hash() == old_hash, (name, kwargs, ex.params())
+    with pytest.raises(TypeError):
+        cls(2.0)  # keyword-only
+
+
+def test_dataclass_extractors_still_validate():
+    with pytest.raises(ConfigError, match="non-empty list of distinct names"):
+        EXTRACTORS.build("physio_raw", {"channels": []})
+    with pytest.raises(ConfigError, match="edge must be one of"):
+        EXTRACTORS.build("hrv", {"edge": "wrap"})
+    with pytest.raises(ConfigError, match="crop_margin"):
+        EXTRACTORS.build("fer", {"crop_margin": 2.0})
+    with pytest.raises(ConfigError, match="unknown|Unknown|not a parameter|valid"):
+        EXTRACTORS.build("hrv", {"rate": 2.0})
+
+
+def test_features_extracted_with_the_earlier_constructors_are_reused(corpus):  # noqa: F811 - fixture
+    params = {"channels": ["ECG"]}
+    first = extract(corpus, {"raw": EXTRACTORS.build("physio_raw", params)}, progress=False)
+    done = {r.recording for r in first.results if r.status == "done"}
+    assert done == {"rec0", "rec1"}
+    # the stored record carries the hash the earlier constructor gave these parameters ...
+    assert {read_record(corpus, "raw", r)["config_hash"] for r in done} == {"ad8612dc76b5d109"}
+    # ... so a corpus extracted before the change is current: nothing is extracted again
+    again = extract(corpus, {"raw": EXTRACTORS.build("physio_raw", params)}, progress=False)
+    assert {r.recording: r.status for r in again.results if r.recording in done} == {"rec0": "skipped",
+                                                                                        "rec1": "skipped"}
