@@ -31,8 +31,8 @@ from pathlib import Path
 #: (a top-level module or package of ``affectflow``) decides a module's layer.
 LAYERS: list[list[str]] = [
     ["__init__", "errors", "fsutil", "layout", "registry", "procutil", "configs"],
-    ["config", "metrics", "io", "raters", "plots"],
-    ["corpus", "synthetic"],
+    ["config", "metrics", "io", "plots"],
+    ["corpus", "synthetic", "raters"],
     ["features", "data", "augment"],
     ["targets", "scoring", "models", "tasks", "predictions", "training"],
     ["runs", "experiment", "runs_table", "tracking"],

@@ -32,8 +32,34 @@ from typing import Any
 import yaml
 
 from affectflow.errors import ConfigError
-from affectflow.training.schedules import SCHEDULES, UnfreezingConfig
 from affectflow.fsutil import SAFE_NAME, check_name, check_names
+
+
+SCHEDULES = ("progressive_unfreezing",)
+
+
+@dataclass(kw_only=True)
+class UnfreezingConfig:
+    """Progressive unfreezing (:mod:`affectflow.training.schedules`); defaults are the ABAW5 paper's."""
+
+    groups: list[str] = field(default_factory=lambda: ["backbone.stage4", "backbone.stage3", "backbone.stage2"])
+    lr: float = 1e-5
+    min_lr: float = 1e-8
+    warmup_epochs: int = 5
+    patience: int = 5
+    factor: float = 0.1
+    reload_best: bool = True
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` on out-of-range values."""
+        if not self.lr > 0 or not 0 <= self.min_lr < self.lr:
+            raise ConfigError(f"`training.unfreezing`: need lr > 0 and 0 <= min_lr < lr, got lr={self.lr}, "
+                              f"min_lr={self.min_lr}.")
+        if self.warmup_epochs < 0 or self.patience < 1 or not 0 < self.factor < 1:
+            raise ConfigError("`training.unfreezing`: need warmup_epochs >= 0, patience >= 1 and factor in (0, 1); got "
+                              f"{self.warmup_epochs}, {self.patience}, {self.factor}.")
+        if len(set(self.groups)) != len(self.groups):
+            raise ConfigError(f"`training.unfreezing.groups` lists a group twice: {self.groups}.")
 
 
 @dataclass(kw_only=True)

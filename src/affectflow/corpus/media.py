@@ -84,8 +84,8 @@ import numpy as np
 import pandas as pd
 
 from affectflow.corpus.corpus import Corpus, check_recordings_table
+from affectflow.corpus.recording import MediaRecording
 from affectflow.errors import CorpusError, ImportFormatError
-from affectflow.features.base import MediaRecording
 from affectflow.fsutil import atomic_write, check_name, check_names, staged_folder
 
 MEDIA_COLUMNS = ["id", "audio", "video", "physio", "transcript"]

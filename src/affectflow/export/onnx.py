@@ -307,11 +307,22 @@ def export_model_onnx(model: nn.Module, dims: dict[str, int], path: str | os.Pat
 
 
 # ---------------------------------------------------------------------------------------------------- runs
-def export_info(trained: Any) -> dict[str, Any]:
+def export_info(trained: Any, *old_args: Any) -> dict[str, Any]:
     """The sidecar JSON content (see the module docstring) of a loaded model
-    (:class:`affectflow.experiment.TrainedModel`, from :meth:`affectflow.runs.Run.model`)."""
+    (:class:`affectflow.experiment.TrainedModel`, from :meth:`affectflow.runs.Run.model`).
+
+    The earlier form ``export_info(run, ckpt, model, normalizer)`` still works for one release (deprecated)."""
     from affectflow.streaming.streamer import streaming_problem
 
+    if old_args:
+        import warnings
+
+        from affectflow.experiment import TrainedModel
+
+        warnings.warn("export_info(run, ckpt, model, normalizer) is deprecated; pass the TrainedModel of "
+                      "Run(path).model(seed)", DeprecationWarning, stacklevel=2)
+        ckpt, model, normalizer = old_args
+        trained = TrainedModel(run=open_run(trained), module=model, normalizer=normalizer, checkpoint=ckpt)
     run, ckpt, model, normalizer = trained.run, trained.checkpoint, trained.module, trained.normalizer
     data = ckpt["data"]
     sets = list(data["features"])
