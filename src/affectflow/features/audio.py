@@ -374,6 +374,7 @@ def _to_opensmile(seg: np.ndarray) -> np.ndarray:
 
 # =========================================================================================== egemaps
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class EGeMAPSFunctionals(_AudioExtractor):
     """eGeMAPSv02 functionals (88) on sliding windows, in one native openSMILE pass per block.
 
@@ -409,14 +410,15 @@ class EGeMAPSFunctionals(_AudioExtractor):
     _context_s: ClassVar[float] = 2.0  # audio read around each block (see "Streaming" in the class docstring)
     _columns: ClassVar[list[str] | None] = None
 
-    def __init__(self, *, rate_hz: float = 2.0, win_dur: float = 1.0):
-        self.rate_hz = rate_hz
-        self.win_dur = win_dur
+    rate_hz: float = 2.0
+    win_dur: float = 1.0
+
+    def __post_init__(self) -> None:
         self._check_rate()
         self._positive("win_dur")
-        if win_dur < 0.1:
+        if self.win_dur < 0.1:
             raise ConfigError(
-                f"Extractor 'egemaps': `win_dur` must be at least 0.1 s (10 LLD frames), got {win_dur}."
+                f"Extractor 'egemaps': `win_dur` must be at least 0.1 s (10 LLD frames), got {self.win_dur}."
             )
         self._smile = None
         self._tmp: Path | None = None
@@ -494,6 +496,7 @@ class EGeMAPSFunctionals(_AudioExtractor):
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class EGeMAPSLLD(_AudioExtractor):
     """The 25 eGeMAPSv02 low-level descriptors averaged to the output rate.
 
@@ -525,10 +528,11 @@ class EGeMAPSLLD(_AudioExtractor):
     _context_s: ClassVar[float] = 2.0  # as for egemaps
     _columns: ClassVar[list[str] | None] = None
 
-    def __init__(self, *, rate_hz: float = 2.0, win_dur: float | None = None, voiced_only: bool = True):
-        self.rate_hz = rate_hz
-        self.win_dur = win_dur
-        self.voiced_only = voiced_only
+    rate_hz: float = 2.0
+    win_dur: float | None = None
+    voiced_only: bool = True
+
+    def __post_init__(self) -> None:
         self._check_rate()
         self._positive("win_dur", allow_none=True)
         self._smile = None
@@ -749,6 +753,7 @@ class LogMelPatches(LogMel):
 
 # =========================================================================================== ssl
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class SSLEmbeddings(_AudioExtractor):
     """Hidden states of a self-supervised speech model (wav2vec2, HuBERT, WavLM, data2vec-audio), pooled.
 
@@ -796,53 +801,43 @@ class SSLEmbeddings(_AudioExtractor):
 
     name = "ssl"
 
-    def __init__(
-        self,
-        *,
-        model_dir: str | None = None,
-        rate_hz: float = 2.0,
-        layers: str | list[int] = "last",
-        layer_pooling: str = "mean",
-        win_dur: float | None = None,
-        chunk_s: float = 20.0,
-        context_s: float = 1.0,
-        device: str = "auto",
-    ):
-        self.model_dir = model_dir
-        self.rate_hz = rate_hz
-        self.layers = layers
-        self.layer_pooling = layer_pooling
-        self.win_dur = win_dur
-        self.chunk_s = chunk_s
-        self.context_s = context_s
-        self.device = device
+    model_dir: str | None = None
+    rate_hz: float = 2.0
+    layers: str | list[int] = "last"
+    layer_pooling: str = "mean"
+    win_dur: float | None = None
+    chunk_s: float = 20.0
+    context_s: float = 1.0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
         self._check_rate()
-        if model_dir is None or str(model_dir) == "":
+        if self.model_dir is None or str(self.model_dir) == "":
             raise ConfigError(
                 "Extractor 'ssl' needs `model_dir`: a local folder holding a wav2vec2/HuBERT/WavLM model "
                 "written with save_pretrained (config.json and weights). Nothing is downloaded."
             )
         if not (
-            layers == "last"
+            self.layers == "last"
             or (
-                isinstance(layers, (list, tuple))
-                and layers
-                and all(isinstance(i, int) and not isinstance(i, bool) for i in layers)
+                isinstance(self.layers, (list, tuple))
+                and self.layers
+                and all(isinstance(i, int) and not isinstance(i, bool) for i in self.layers)
             )
         ):
             raise ConfigError(
-                f"Extractor 'ssl': `layers` must be 'last' or a non-empty list of ints, got {layers!r}."
+                f"Extractor 'ssl': `layers` must be 'last' or a non-empty list of ints, got {self.layers!r}."
             )
-        if layer_pooling not in ("mean", "concat"):
+        if self.layer_pooling not in ("mean", "concat"):
             raise ConfigError(
-                f"Extractor 'ssl': `layer_pooling` must be 'mean' or 'concat', got {layer_pooling!r}."
+                f"Extractor 'ssl': `layer_pooling` must be 'mean' or 'concat', got {self.layer_pooling!r}."
             )
-        if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
-            raise ConfigError(f"Extractor 'ssl': `device` must be 'auto', 'cpu' or 'cuda', got {device!r}.")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ConfigError(f"Extractor 'ssl': `device` must be 'auto', 'cpu' or 'cuda', got {self.device!r}.")
         self._positive("win_dur", allow_none=True)
         self._positive("chunk_s")
-        if not (isinstance(context_s, (int, float)) and context_s >= 0):
-            raise ConfigError(f"Extractor 'ssl': `context_s` must be >= 0, got {context_s!r}.")
+        if not (isinstance(self.context_s, (int, float)) and self.context_s >= 0):
+            raise ConfigError(f"Extractor 'ssl': `context_s` must be >= 0, got {self.context_s!r}.")
         self._model: Any = None
         self._fe: Any = None
         self._torch_device: Any = None
@@ -986,6 +981,7 @@ class SSLEmbeddings(_AudioExtractor):
 
 # =========================================================================================== vad
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class SileroVAD(_AudioExtractor):
     """Voice activity from Silero VAD (the TorchScript model in the ``silero-vad`` wheel, loaded locally).
 
@@ -1021,25 +1017,17 @@ class SileroVAD(_AudioExtractor):
     name = "vad"
     _WIN = 512
 
-    def __init__(
-        self,
-        *,
-        rate_hz: float = 2.0,
-        threshold: float = 0.5,
-        min_speech_s: float = 0.25,
-        min_silence_s: float = 0.1,
-        speech_pad_s: float = 0.03,
-        win_dur: float | None = None,
-    ):
-        self.rate_hz = rate_hz
-        self.threshold = threshold
-        self.min_speech_s = min_speech_s
-        self.min_silence_s = min_silence_s
-        self.speech_pad_s = speech_pad_s
-        self.win_dur = win_dur
+    rate_hz: float = 2.0
+    threshold: float = 0.5
+    min_speech_s: float = 0.25
+    min_silence_s: float = 0.1
+    speech_pad_s: float = 0.03
+    win_dur: float | None = None
+
+    def __post_init__(self) -> None:
         self._check_rate()
-        if not (isinstance(threshold, (int, float)) and 0 < threshold < 1):
-            raise ConfigError(f"Extractor 'vad': `threshold` must be in (0, 1), got {threshold!r}.")
+        if not (isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1):
+            raise ConfigError(f"Extractor 'vad': `threshold` must be in (0, 1), got {self.threshold!r}.")
         for key in ("min_speech_s", "min_silence_s", "speech_pad_s"):
             v = getattr(self, key)
             if not (isinstance(v, (int, float)) and v >= 0):
