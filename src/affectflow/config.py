@@ -123,6 +123,7 @@ class TrainingConfig:
     schedule: str | None = None
     unfreezing: UnfreezingConfig = field(default_factory=UnfreezingConfig)
     amp: bool | None = None
+    augment: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)

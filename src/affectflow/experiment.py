@@ -27,6 +27,7 @@ import torch
 
 from affectflow.config import ExperimentConfig, config_from_dict
 from affectflow.corpus.corpus import Corpus
+from affectflow.augment.batch import BatchAugmenter, check_batch_augment
 from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.data.store import SequenceStore
 from affectflow.errors import AffectflowError, AffectflowWarning, ConfigError, CorpusError, RunError
@@ -253,6 +254,9 @@ def check_buildable(cfg: ExperimentConfig, corpus: Corpus) -> None:
         The label set or a target is not in the corpus.
     """
     d = cfg.data
+    if check_batch_augment(cfg.training.augment, d.features) and d.task != "continuous":
+        raise ConfigError(f"`training.augment` (per-batch augmentation) works on windows of the continuous task; "
+                          f"data.task is {d.task!r}: augment the training media once with `affectflow augment`.")
     if d.task == "continuous":  # training needs the label set (prediction does not)
         dims = corpus.label_set(d.label_set).dims
         bad = [t for t in d.targets if t not in dims]
@@ -451,8 +455,11 @@ def fit_one_seed(setup: TrainingSetup, seed: int, run_dir: Path, info: dict[str,
         if on_epoch is not None:
             on_epoch(seed, dict(state["history"][-1]))
 
+    augment_spec = check_batch_augment(t.augment, d.features)  # training.augment: per-batch, seeded by the batch
+    augmenter = BatchAugmenter(augment_spec, setup.train_store, setup.normalizer, seed) if augment_spec else None
     res = fit_seed(model, setup.train_ds, setup.score_devel, t, seed, device=device, progress=progress,
-                   compute_loss=compute_loss, resume_state=resume_state, on_epoch_end=on_epoch_end)
+                   compute_loss=compute_loss, resume_state=resume_state, on_epoch_end=on_epoch_end,
+                   augment=augmenter)
     if loss_module is not None:
         if t.multitask:
             loss_module.inner.log_weights(log, prefix=f"seed {seed}: ")

@@ -101,30 +101,33 @@ def apply_uint8(img: np.ndarray, params: dict[str, Any]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------- batches (torch)
-def _uniform(n: int, lo: float, hi: float, like: torch.Tensor) -> torch.Tensor:
-    return (torch.rand(n) * (hi - lo) + lo).to(like.device, like.dtype)
+def _uniform(n: int, lo: float, hi: float, like: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    return (torch.rand(n, generator=gen) * (hi - lo) + lo).to(like.device, like.dtype)
 
 
-def augment_batch(img: torch.Tensor, transforms: list[str] = TRANSFORMS, p: float = 0.5) -> torch.Tensor:
+def augment_batch(img: torch.Tensor, transforms: list[str] = TRANSFORMS, p: float = 0.5, *,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Transform each image of ``(N, C, H, W)`` (values in [0, 1]) with probability ``p`` per transform.
 
-    Parameters are drawn from the global torch RNG (CPU), so training stays seeded and resumable.
+    Parameters are drawn from ``generator`` (a CPU ``torch.Generator``; ``None``: the global torch RNG), so training
+    stays seeded and resumable.
     """
+    gen = generator
     n, c, h, w = img.shape
     if n == 0:
         return img
     s = min(h, w)
     x = img
     for name in transforms:
-        on = (torch.rand(n) < p).to(x.device)
+        on = (torch.rand(n, generator=gen) < p).to(x.device)
         if name == "brightness":
-            f = _uniform(n, 1 - BRIGHTNESS, 1 + BRIGHTNESS, x)
+            f = _uniform(n, 1 - BRIGHTNESS, 1 + BRIGHTNESS, x, gen)
             y = (x * f.view(n, 1, 1, 1)).clamp(0, 1)
         elif name == "solarize":
-            th = _uniform(n, *SOLARIZE, x).view(n, 1, 1, 1)
+            th = _uniform(n, *SOLARIZE, x, gen).view(n, 1, 1, 1)
             y = torch.where(x > th, 1 - x, x)
         elif name == "blur":
-            sig = _uniform(n, *BLUR_SIGMA, x) * s
+            sig = _uniform(n, *BLUR_SIGMA, x, gen) * s
             r = max(1, int(math.ceil(3 * BLUR_SIGMA[1] * s)))
             t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
             k = torch.exp(-0.5 * (t.view(1, -1) / sig.clamp(min=0.1).view(-1, 1)) ** 2)
@@ -136,16 +139,16 @@ def augment_batch(img: torch.Tensor, transforms: list[str] = TRANSFORMS, p: floa
                          groups=n * c)
             y = z.reshape(n, c, h, w)
         elif name == "rotate":
-            a = _uniform(n, -ROTATE_DEG, ROTATE_DEG, x) * (math.pi / 180.0)
+            a = _uniform(n, -ROTATE_DEG, ROTATE_DEG, x, gen) * (math.pi / 180.0)
             theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
             theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), -torch.sin(a) * h / w
             theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a) * w / h, torch.cos(a)
             grid = F.affine_grid(theta, list(x.shape), align_corners=False)
             y = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         elif name == "cutout":
-            side = (_uniform(n, *CUTOUT, x) * s).round().clamp(min=1)
-            y0 = (torch.rand(n).to(x.device, x.dtype) * (h - side)).floor()
-            x0 = (torch.rand(n).to(x.device, x.dtype) * (w - side)).floor()
+            side = (_uniform(n, *CUTOUT, x, gen) * s).round().clamp(min=1)
+            y0 = (torch.rand(n, generator=gen).to(x.device, x.dtype) * (h - side)).floor()
+            x0 = (torch.rand(n, generator=gen).to(x.device, x.dtype) * (w - side)).floor()
             rows = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
             cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
             box = ((rows >= y0.view(n, 1, 1)) & (rows < (y0 + side).view(n, 1, 1))

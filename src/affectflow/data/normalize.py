@@ -193,6 +193,14 @@ class Normalizer:
         """Columns per set after this normaliser (the PCA's ``k`` for sets with a fitted PCA, else ``D``)."""
         return {n: (int(self.pca_[n][1].shape[0]) if n in self.pca_ else int(d)) for n, d in dims.items()}
 
+    def stats(self, name: str, subject: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` ``(D,)`` that :meth:`transform` uses for set ``name`` (and ``subject``); ``(0, 1)`` in
+        mode ``none``."""
+        if self.mode == "none":
+            d = len(self.stats_[name][0]) if name in self.stats_ else 0
+            return np.zeros(d, np.float32), np.ones(d, np.float32)
+        return self._stats(name, subject)
+
     def _stats(self, name: str, subject: str | None) -> tuple[np.ndarray, np.ndarray]:
         if self.mode == "subject" and subject in self.subject_stats_ and name in self.subject_stats_[subject]:
             return self.subject_stats_[subject][name]

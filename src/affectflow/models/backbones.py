@@ -51,7 +51,11 @@ backbones (two backbones' ``backbone.stage4`` unfreeze together, as in ABAW5 whe
 are fine-tuned at once); :func:`model_param_groups` collects them. A frozen group is frozen whole: its BatchNorm
 layers stay in eval mode while its parameters do not train (their running mean and variance are neither used from
 the batch nor updated), and follow the model's mode again from the first epoch after their group is unfrozen
-(:meth:`BackboneEncoder.train`). A frozen backbone (``groups: []``) is thus a fixed function of its input.
+(:meth:`BackboneEncoder.train`). A frozen backbone (``groups: []``) is thus a fixed function of its input. This
+is what fine-tuning a *pretrained* backbone needs; for a randomly initialised one the running statistics of a frozen
+group stay at their initial values (mean 0, variance 1), and the switch to batch statistics when the group is
+unfrozen changes the function abruptly. ``freeze_norm: false`` keeps the earlier behaviour (BatchNorm layers follow
+the model's mode whether their group is frozen or not).
 
 On-the-fly augmentation (``augment``): in training mode the images of a batch are transformed by
 :func:`affectflow.augment.image.augment_batch` (the same transforms as ``affectflow augment``, drawn from the
@@ -297,6 +301,9 @@ class BackboneEncoder(Encoder):
         or ``null``.
     chunk:
         Images per backbone call (memory bound; results do not depend on it).
+    freeze_norm:
+        Keep the BatchNorm layers of frozen groups in eval mode (default; see the module docstring). ``false``:
+        they follow the model's mode (batch statistics in training) even while their weights are frozen.
     """
 
     name = "backbone"
@@ -314,6 +321,7 @@ class BackboneEncoder(Encoder):
         pixel_norm: list[float] | None = (0.5, 0.5),
         augment: dict[str, Any] | None = None,
         chunk: int = 512,
+        freeze_norm: bool = True,
     ) -> None:
         super().__init__()
         shape = list(input_shape)
@@ -337,6 +345,9 @@ class BackboneEncoder(Encoder):
         self.n_pix = n_pix
         self.extra = input_dim - n_pix
         self.chunk = chunk
+        if not isinstance(freeze_norm, bool):
+            raise ConfigError(f"Backbone `freeze_norm` must be true or false, got {freeze_norm!r}.")
+        self.freeze_norm = freeze_norm
         self.pixel_norm = None if pixel_norm is None else (float(pixel_norm[0]), float(pixel_norm[1]))
         self.augment = dict(augment) if augment else None
         if self.augment:
@@ -394,7 +405,7 @@ class BackboneEncoder(Encoder):
         running statistics frozen with their weights); they follow ``mode`` again once their group is unfrozen
         (the trainer calls ``train()`` at the start of every epoch, so the switch happens at the next epoch)."""
         super().train(mode)
-        if mode:
+        if mode and self.freeze_norm:
             for m in self.frozen_norm_layers():
                 m.eval()
         return self

@@ -136,6 +136,7 @@ def fit_seed(
     compute_loss: Callable[[torch.nn.Module, dict], torch.Tensor] | None = None,
     resume_state: dict | None = None,
     on_epoch_end: Callable[[dict], None] | None = None,
+    augment: Callable[[dict, int, int], dict] | None = None,
 ) -> FitResult:
     """Train ``model`` in place and restore its best weights.
 
@@ -166,6 +167,10 @@ def fit_seed(
         its epoch (model, optimiser, scheduler, early stopping and RNG states restored).
     on_epoch_end:
         Called with the :func:`epoch_state` after every epoch (e.g. to write an epoch checkpoint).
+    augment:
+        ``(batch, epoch, batch number) -> batch``, applied to every collated training batch before it moves to
+        the device (``training.augment``: :class:`affectflow.augment.batch.BatchAugmenter`, whose draws depend only
+        on the seed, epoch and batch number, so a resumed run sees the same batches).
     """
     if len(train_ds) == 0:
         from affectflow.errors import CorpusError
@@ -233,6 +238,8 @@ def fit_seed(
                 schedule.batch_lr(nb, n_batches)
             if lr_start is None:
                 lr_start = opt.param_groups[0]["lr"]
+            if augment is not None:
+                batch = augment(batch, epoch, nb)
             b = batch_to(batch, device)
             if amp:
                 with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
