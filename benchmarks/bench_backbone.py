@@ -1,22 +1,32 @@
-"""Backbone training on raw face crops: frames/s and peak memory on this machine.
+"""Backbone training from generated video: extraction and training memory (peak RSS) and speed (frames/s).
 
-A corpus of ``--hours`` of 30 fps video as ``face_crops`` (``--size`` x ``--size`` RGB, stored like the extractor
-stores them and cached as uint8 by the aligned store) is written once under ``--workdir`` (synthetic images whose
-brightness and zoom follow the labels; the extraction itself is not timed). Then, in a fresh subprocess (so that
-peak RSS belongs to training alone), the ABAW5-style model (backbone over each frame + TCN) trains for one epoch
-with progressive unfreezing; printed: training frames/s (real time steps per second of the training loop, from
-history.csv), peak RSS, and the size of the uint8 cache next to what float32 would take.
+``--hours`` of face video are generated with the project's media generator (:func:`affectflow.synthetic.media.
+generate_media_corpus`: ``--hours * 3600 / --rec-s`` subjects with one ``--rec-s`` second recording each, 30 fps,
+``--video-size`` pixels, labels at 30 Hz so that every label step is one frame; no audio, physiology or
+transcript), once per ``--workdir``. Then, each in a fresh subprocess so that its peak RSS is its own:
+
+``extract``
+    ``affectflow extract`` of ``face_crops`` (``--size`` x ``--size`` RGB at every frame) with one worker: decoding,
+    cropping and writing the feature files. Printed: frames/s and peak RSS.
+``train``
+    The ABAW5-style model (small ResNet over each frame + causal TCN, progressive unfreezing, windows of 300
+    frames, batch 12, evaluation in windows of 300 every 200) for one epoch of at most ``--batches`` batches over the
+    training windows of the whole corpus: building the aligned uint8 cache, the normaliser, the batches, devel
+    scoring of one recording. Printed: training frames/s (real time steps per second of the training loop) and peak
+    RSS; the per-partition scoring that ``train`` does after the last epoch (the whole training partition) is
+    skipped, as it is inference, not training.
 
 Usage::
 
-    python benchmarks/bench_backbone.py                        # 0.25 h of 48x48 crops, small ResNet
-    python benchmarks/bench_backbone.py --hours 1 --size 48     # an hour of video
-    python benchmarks/bench_backbone.py --device cuda           # on a GPU (bfloat16 autocast)
+    python benchmarks/bench_backbone.py                                 # 0.25 h of 48x48 crops
+    python benchmarks/bench_backbone.py --hours 2 --batches 20           # two hours of video
+    python benchmarks/bench_backbone.py --device cuda                    # on a GPU (bfloat16 autocast)
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import subprocess
@@ -24,104 +34,113 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
-
-def make_corpus(path: Path, hours: float, size: int, fps: float = 30.0, rec_s: float = 300.0) -> None:
-    """Write ``hours`` of ``face_crops`` frames (recordings of ``rec_s`` seconds) with labels, in bounded memory."""
-    import pandas as pd
-
-    from affectflow.corpus import Corpus, FeatureSetInfo, LabelSetInfo
-    from affectflow.features import EXTRACTORS
+def make_media(path: Path, hours: float, rec_s: float, video_size: int) -> float:
+    """Generate the corpus (if missing); return the seconds it took."""
+    from affectflow.synthetic.media import generate_media_corpus
 
     if (path / "corpus.json").is_file():
-        return
-    ex = EXTRACTORS.build("face_crops", {"size": size})
-    cols = ex.columns()
-    n_rec = max(3, int(round(hours * 3600 / rec_s)))
-    rec_s = hours * 3600 / n_rec
-    steps = int(rec_s * fps)
-    c = Corpus.create(path, name="bench-backbone", label_rate_hz=fps)
-    c.write_feature_set_info(FeatureSetInfo("face_crops", "video", cols, fps,
-                                            {"extractor": "face_crops", "params": ex.params(), "storage": "uint8"}))
-    c.write_label_set_info(LabelSetInfo("continuous", ["arousal", "valence"], fps))
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 256, (3, size, size)).astype(np.float32)
-    rows = []
-    for r in range(n_rec):
-        rid = f"r{r:03d}"
-        t = np.arange(steps) / fps
-        a = np.tanh(np.cumsum(rng.standard_normal(steps)) / 60)
-        v = np.tanh(np.cumsum(rng.standard_normal(steps)) / 60)
-        block = []
-        for s in range(0, steps, 2000):
-            k = slice(s, min(s + 2000, steps))
-            img = base[None] * (1 + 0.3 * v[k, None, None, None]) + 40 * a[k, None, None, None]
-            img += rng.normal(0, 10, img.shape)
-            block.append((np.clip(np.rint(img), 0, 255).reshape(len(t[k]), -1) / 255.0).astype(np.float32))
-        frame = pd.DataFrame(np.concatenate(block), columns=cols)
-        frame.insert(0, "time", t)
-        c.write_features("face_crops", rid, frame)
-        del frame, block
-        c.write_labels(rid, pd.DataFrame({"time": t, "arousal": a, "valence": v}))
-        part = "devel" if r == 1 else "test" if r == 2 else "train"
-        rows.append({"id": rid, "subject": rid, "partition": part, "duration": rec_s})
-    c.set_recordings(pd.DataFrame(rows))
+        return 0.0
+    t0 = time.perf_counter()
+    n = max(3, int(round(hours * 3600 / rec_s)))
+    frac = 1.0 / n  # one devel and one test recording
+    generate_media_corpus(path, n_subjects=n, duration_s=hours * 3600 / n, seed=0, video_fps=30,
+                          video_size=video_size, label_rate_hz=30.0, audio=False, physio=False, transcript=False,
+                          partitions=(1.0 - 2 * frac, frac, frac))
+    return time.perf_counter() - t0
 
 
-def train_once(corpus: Path, runs: Path, size: int, device: str, threads: int) -> dict:
+def child_extract(corpus: Path, size: int) -> dict:
+    from affectflow.features.pipeline import extract
+
+    t0 = time.perf_counter()
+    extract(corpus, {"face_crops": {"size": size, "rate_hz": None}}, progress=False, workers=1)
+    return {"seconds": time.perf_counter() - t0}
+
+
+class _Done(Exception):
+    pass
+
+
+def child_train(corpus: Path, runs: Path, size: int, device: str, threads: int, batches: int) -> dict:
     import torch
 
+    import affectflow.experiment as E
     from affectflow.config import load_config
-    from affectflow.experiment import train
 
     torch.set_num_threads(threads)
+    result: dict = {}
+    real = E.fit_seed
+
+    def fit_limited(*args, **kwargs):
+        res = real(*args, **kwargs, max_batches=batches)
+        result["frames_per_s"] = res.frames_per_s
+        result["history"] = res.history
+        raise _Done()  # skip the scoring of every partition after training
+
+    E.fit_seed = fit_limited
     cfg = load_config(None, [
         f"data.corpus={corpus}", f"output.runs_dir={runs}", "data.features=[face_crops]",
-        "data.window.size=300", "data.window.hop=200", "training.batch_size=12", "training.epochs=1",
-        "training.seeds=[1]", f"training.device={device}", f"training.num_threads={threads}", "output.plots=false",
-        "training.schedule=progressive_unfreezing", "training.unfreezing.lr=1e-3",
+        "data.window.size=300", "data.window.hop=200", "data.eval_window={size: 300, hop: 200}",
+        "training.batch_size=12", "training.epochs=1", "training.seeds=[1]", f"training.device={device}",
+        f"training.num_threads={threads}", "output.plots=false", "training.schedule=progressive_unfreezing",
+        "training.unfreezing.lr=1e-3",
         "model={type: composite, fusion: {type: early, d_model: null}, encoder: {type: stack, stages: ["
         f"{{type: backbone, input_shape: [3, {size}, {size}], widths: [16, 32, 64, 128]}}, "
         "{type: tcn, channels: [64, 64], causal: true}]}}"])
     t0 = time.perf_counter()
-    run = train(cfg, progress=False)
-    wall = time.perf_counter() - t0
-    import pandas as pd
+    try:
+        E.train(cfg, progress=False)
+    except _Done:
+        pass
+    h = result["history"][0]
+    return {"frames_per_s": float(result["frames_per_s"]), "epoch_s": float(h["seconds"]),
+            "wall_s": time.perf_counter() - t0}
 
-    h = pd.read_csv(run / "history" / "seed-1.csv")
-    return {"frames_per_s": float(h["frames_per_s"].iloc[0]), "epoch_s": float(h["seconds"].iloc[0]),
-            "wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+def _child(args, phase: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", phase, *sys.argv[1:]], capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--hours", type=float, default=0.25)
-    ap.add_argument("--size", type=int, default=48)
+    ap.add_argument("--rec-s", type=float, default=300.0, help="seconds per recording")
+    ap.add_argument("--size", type=int, default=48, help="crop side")
+    ap.add_argument("--video-size", type=int, default=64, help="side of the generated video frames")
+    ap.add_argument("--batches", type=int, default=20, help="training batches measured")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workdir", default="bench_backbone_work")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["extract", "train"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.workdir)
-    corpus = work / f"corpus-{args.hours:g}h-{args.size}"
+    corpus = work / f"media-{args.hours:g}h-{int(args.rec_s)}s-v{args.video_size}"
     if args.child:
-        print(json.dumps(train_once(corpus, work / "runs", args.size, args.device, args.threads)))
+        if args.child == "extract":
+            res = child_extract(corpus, args.size)
+        else:
+            res = child_train(corpus, work / "runs", args.size, args.device, args.threads, args.batches)
+        res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print(json.dumps(res))
         return
-    t0 = time.perf_counter()
-    make_corpus(corpus, args.hours, args.size)
-    print(f"corpus: {args.hours:g} h of {args.size}x{args.size} RGB crops at 30 fps ({time.perf_counter() - t0:.0f} s "
-          "to write)")
-    out = subprocess.run([sys.executable, __file__, "--child", *sys.argv[1:]], capture_output=True, text=True)
-    if out.returncode:
-        sys.exit(out.stderr[-3000:])
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    gen_s = make_media(corpus, args.hours, args.rec_s, args.video_size)
+    frames = int(round(args.hours * 3600 * 30))
+    print(f"corpus: {args.hours:g} h of {args.video_size}x{args.video_size} video at 30 fps in {args.rec_s:g} s "
+          f"recordings (~{frames} frames; generated in {gen_s:.0f} s)")
+    ex = _child(args, "extract")
+    feat = sum(f.stat().st_size for f in (corpus / "features" / "face_crops").glob("*.parquet"))
+    print(f"extract face_crops {args.size}x{args.size} (1 worker): {frames / ex['seconds']:.0f} frames/s, "
+          f"peak RSS {ex['peak_rss_mb']:.0f} MB, feature files {feat / 2**20:.0f} MB")
+    tr = _child(args, "train")
     cache = sum(f.stat().st_size for f in (corpus / "cache").rglob("*.npy"))
-    frames = int(args.hours * 3600 * 30)
-    print(f"training ({args.device}, {args.threads} thread(s)): {res['frames_per_s']:.0f} frames/s, one epoch "
-          f"{res['epoch_s']:.1f} s (with devel scoring and startup {res['wall_s']:.1f} s), peak RSS "
-          f"{res['peak_rss_mb']:.0f} MB")
-    print(f"uint8 aligned cache: {cache / 2**20:.0f} MB for ~{frames} frames (float32 would be "
+    print(f"train ({args.device}, {args.threads} thread(s), {args.batches} batches of 12 x 300 frames): "
+          f"{tr['frames_per_s']:.0f} frames/s, peak RSS {tr['peak_rss_mb']:.0f} MB (wall {tr['wall_s']:.0f} s with "
+          f"the cache, normaliser and devel scoring)")
+    print(f"uint8 aligned cache: {cache / 2**20:.0f} MB (float32 would be "
           f"{frames * 3 * args.size ** 2 * 4 / 2**20:.0f} MB)")
 
 

@@ -463,6 +463,43 @@ class Corpus:
         out = pd.concat([out, pd.DataFrame(values, columns=cols)], axis=1)
         _write_parquet(self.feature_file(name, rid), out, root=self.path)
 
+    def write_feature_blocks(self, name: str, rid: str, blocks: Iterable[pd.DataFrame]) -> int:
+        """Store the frames of ``name`` for ``rid`` from consecutive blocks, one Parquet row group each, so a long
+        recording is written with one block in memory; the same file and values as :meth:`write_features` of the
+        concatenated blocks (``time`` float64, feature columns float32). Returns the number of frames.
+
+        Each block has a ``time`` column and exactly the declared columns; times increase strictly across blocks.
+        Written to a temporary file and renamed into place (nothing is left on error).
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        info = self.feature_set(name)
+        schema = pa.schema([(TIME, pa.float64())] + [(c, pa.float32()) for c in info.columns])
+        count = {"n": 0}
+
+        def write(path: Path) -> None:
+            last = -np.inf
+            with pq.ParquetWriter(path, schema) as w:
+                for frame in blocks:
+                    cols = [c for c in frame.columns if c != TIME]
+                    if TIME not in frame.columns or cols != info.columns:
+                        raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r} have other columns "
+                                          "than the feature set declares: "
+                                          + describe_column_difference(cols, info.columns))
+                    t = frame[TIME].to_numpy(dtype=np.float64)
+                    if len(t) and (t[0] <= last or (len(t) > 1 and not np.all(np.diff(t) > 0))):
+                        raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r}: times must be "
+                                          "strictly increasing.")
+                    if not len(t):
+                        continue
+                    last = t[-1]
+                    w.write_table(pa.Table.from_pandas(frame[[TIME, *cols]], schema=schema, preserve_index=False))
+                    count["n"] += len(t)
+
+        atomic_write(self.feature_file(name, rid), write, root=self.path)
+        return count["n"]
+
     def read_features(self, name: str, rid: str) -> pd.DataFrame:
         """Frames of feature set ``name`` for recording ``rid``: ``time`` then the feature columns (float32)."""
         f = self.feature_file(name, rid)

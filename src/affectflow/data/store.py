@@ -29,6 +29,8 @@ from affectflow.errors import CorpusError
 from affectflow.fsutil import atomic_write
 
 ALIGN_VERSION = 2
+#: Frames per block when a raw pixel set is aligned into the uint8 cache.
+ALIGN_BLOCK = 2048
 
 
 @dataclass
@@ -184,6 +186,9 @@ class SequenceStore:
         return RecordingIndex(rid, str(row["subject"]), str(row["partition"]), times, y, arrays)
 
     def _align_one(self, name: str, rid: str, src: Path, grid: np.ndarray, dst: Path) -> None:
+        if name in self.uint8_sets:
+            self._align_uint8_blocks(name, rid, src, grid, dst)
+            return
         frames = self.corpus.read_features(name, rid)
         info = self.infos[name]
         values = frames[info.columns].to_numpy(np.float32)
@@ -200,6 +205,58 @@ class SequenceStore:
         def write(p: Path) -> None:
             with open(p, "wb") as f:  # a file object: np.save would append ".npy" to a path
                 np.save(f, aligned, allow_pickle=False)
+
+        atomic_write(dst, write)
+
+    def _align_uint8_blocks(self, name: str, rid: str, src: Path, grid: np.ndarray, dst: Path,
+                            block: int = ALIGN_BLOCK) -> None:
+        """:meth:`_align_one` for a raw pixel set in bounded memory: the frames are read ``block`` rows at a time
+        (Parquet record batches), each finished stretch of the grid is aligned by :func:`align_to_grid` with the
+        whole grid's step and the set's frame period (so every value equals the one-pass alignment) and written as
+        uint8 into the memory-mapped cache file; at most one block plus the frames near a stretch's edge are in
+        memory, never the recording."""
+        import pyarrow.parquet as pq
+
+        from affectflow.data.align import grid_step
+
+        info = self.infos[name]
+        try:
+            pf = pq.ParquetFile(src)
+            times = pf.read(columns=[TIME]).column(0).to_numpy().astype(np.float64)
+        except Exception as e:  # noqa: BLE001 - an unreadable file is a corpus error with its reason
+            raise CorpusError(f"Frames of feature set {name!r}, recording {rid!r}: cannot read {src} "
+                              f"({type(e).__name__}: {e}).") from None
+        h = grid_step(grid, default=grid_step(times))
+        p = (1.0 / info.rate_hz) if info.rate_hz else grid_step(times, default=h)
+        margin = h / 2 + p + 1e-6
+        for old in dst.parent.glob(f"{rid}.*.npy"):
+            old.unlink(missing_ok=True)
+
+        def write(path: Path) -> None:
+            out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(grid), info.dim + 1))
+            buf_t = np.empty(0, np.float64)
+            buf_v = np.empty((0, info.dim), np.float32)
+            done, pos = 0, 0
+
+            def finish(upto: int) -> None:
+                nonlocal done
+                if upto > done:
+                    out[done:upto] = _to_uint8(align_to_grid(buf_t, buf_v, grid[done:upto], frame_period=p,
+                                                             grid_period=h))
+                    done = upto
+
+            for batch in pf.iter_batches(batch_size=block, columns=info.columns):
+                v = np.column_stack([c.to_numpy(zero_copy_only=False) for c in batch.columns]).astype(np.float32)
+                t = times[pos: pos + len(v)]
+                pos += len(v)
+                buf_t, buf_v = np.concatenate([buf_t, t]), np.concatenate([buf_v, v])
+                # grid steps whose frames (and nearest frames) all lie before the last frame read are final
+                finish(int(np.searchsorted(grid, buf_t[-1] - margin, side="right")))
+                keep = buf_t >= (grid[done] - margin if done < len(grid) else np.inf)
+                buf_t, buf_v = buf_t[keep], buf_v[keep]
+            finish(len(grid))
+            out.flush()
+            del out
 
         atomic_write(dst, write)
 

@@ -135,28 +135,48 @@ class FaceCrops(Extractor):
         return (small.transpose(2, 0, 1).reshape(-1).astype(np.float32)) / np.float32(255.0)
 
     def extract(self, rec: MediaRecording) -> pd.DataFrame:
-        """Frames of ``rec.video`` (``time`` + :meth:`columns`), NaN rows where an image-folder frame is missing."""
+        """Frames of ``rec.video`` (``time`` + :meth:`columns`), NaN rows where an image-folder frame is missing.
+
+        The whole recording in one frame; :meth:`extract_blocks` gives the same rows in bounded memory."""
+        blocks = list(self.extract_blocks(rec))
+        if not blocks:
+            return pd.DataFrame(columns=["time", *self.columns()], dtype=np.float32)
+        return pd.concat(blocks, ignore_index=True) if len(blocks) > 1 else blocks[0]
+
+    def extract_blocks(self, rec: MediaRecording, block: int = 1024):
+        """The rows of :meth:`extract`, ``block`` frames at a time (DataFrames with ``time`` + :meth:`columns`):
+        the extraction pipeline writes them one by one (:meth:`affectflow.corpus.corpus.Corpus.write_feature_blocks`),
+        so a recording of any length is decoded and cropped with one block in memory."""
         from affectflow.io.video import iter_video_frames
 
         if rec.video is None:
             raise ExtractionError(f"Recording {rec.id!r} has no video (file or image folder).")
         import cv2
 
-        ncol = len(self.columns())
-        times, rows, missing = [], [], []
+        cols = self.columns()
+        buf = np.zeros((block, len(cols)), np.uint8)  # 1 byte per value while decoding
+        times, missing = [], []
+
+        def flush() -> pd.DataFrame:
+            n = len(times)
+            data = buf[:n].astype(np.float32) / np.float32(255.0)
+            data[np.asarray(missing, bool)] = np.nan
+            df = pd.DataFrame(data, columns=cols)
+            df.insert(0, "time", np.asarray(times, np.float64))
+            times.clear()
+            missing.clear()
+            return df
+
         for fr in iter_video_frames(rec.video, self.rate_hz, fps=rec.video_fps, duration=rec.duration):
+            i = len(times)
             times.append(fr.time)
             missing.append(fr.image is None)
             if fr.image is None:
-                rows.append(np.zeros(ncol, np.uint8))
-            else:  # kept as uint8 until the end: 1 byte per value while decoding
+                buf[i] = 0
+            else:
                 small = cv2.resize(np.ascontiguousarray(fr.image), (self.size, self.size), interpolation=cv2.INTER_AREA)
-                rows.append(small.transpose(2, 0, 1).reshape(-1))
-        data = np.empty((len(rows), ncol), np.float32)
-        for i, r in enumerate(rows):
-            np.divide(r, np.float32(255.0), out=data[i], dtype=np.float32)
-        del rows
-        data[np.asarray(missing, bool)] = np.nan
-        df = pd.DataFrame(data, columns=self.columns())
-        df.insert(0, "time", np.asarray(times, np.float64))
-        return df
+                buf[i] = small.transpose(2, 0, 1).reshape(-1)
+            if len(times) == block:
+                yield flush()
+        if times:
+            yield flush()

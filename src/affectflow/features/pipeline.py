@@ -542,6 +542,68 @@ def _input_files(ex: Extractor, rec: MediaRecording) -> str:
     return ", ".join(dict.fromkeys(files))
 
 
+def _write_blocks(corpus: Corpus, feature_set: str, ex: Extractor, rec: MediaRecording) -> tuple[int, list[str]]:
+    """Validate and store the blocks of ``ex.extract_blocks(rec)`` one at a time (the checks of
+    :func:`validate_frame`, over the whole recording); returns the frame count and the warnings."""
+    columns = list(ex.columns())
+    seen = {"finite": False, "nonzero": False, "inf": 0, "empty_rows": 0, "first": None, "last": None}
+
+    def checked():
+        for block in ex.extract_blocks(rec):
+            if not isinstance(block, pd.DataFrame) or not len(block):
+                if isinstance(block, pd.DataFrame):
+                    continue
+                raise InvalidOutput(f"the extractor returned {type(block).__name__}, not a pandas DataFrame")
+            if TIME not in block.columns:
+                raise InvalidOutput(f"the output has no {TIME!r} column (columns: {list(block.columns)[:6]}...)")
+            t = pd.to_numeric(block[TIME], errors="coerce").to_numpy(dtype=np.float64)
+            if not np.all(np.isfinite(t)):
+                raise InvalidOutput(f"{int((~np.isfinite(t)).sum())} frame times are NaN or infinite")
+            if (seen["last"] is not None and t[0] <= seen["last"]) or (len(t) > 1 and not np.all(np.diff(t) > 0)):
+                raise InvalidOutput("frame times are not strictly increasing")
+            seen["first"] = t[0] if seen["first"] is None else seen["first"]
+            seen["last"] = t[-1]
+            try:
+                values = block[[c for c in block.columns if c != TIME]].to_numpy(dtype=np.float32)
+            except (TypeError, ValueError) as e:
+                raise InvalidOutput(f"non-numeric feature values: {e}") from e
+            inf = np.isinf(values)
+            if inf.any():
+                seen["inf"] += int(inf.sum())
+                block = block.copy()
+                block.iloc[:, 1:] = np.where(inf, np.nan, values)
+                values = np.where(inf, np.nan, values)
+            nan = np.isnan(values)
+            seen["finite"] |= bool((~nan).any())
+            seen["nonzero"] |= bool(np.any(values[~nan] != 0))
+            seen["empty_rows"] += int(nan.all(axis=1).sum())
+            yield block
+
+    try:
+        n = corpus.write_feature_blocks(feature_set, rec.id, checked())
+    except CorpusError as e:
+        raise InvalidOutput(str(e)) from e
+    if n == 0:
+        raise InvalidOutput("empty output (0 frames)")
+    if not seen["finite"]:
+        raise InvalidOutput(f"every value is NaN ({n} frames x {len(columns)} columns): no usable feature")
+    warnings = []
+    if seen["inf"]:
+        warnings.append(f"{seen['inf']} infinite values replaced by NaN")
+    if not seen["nonzero"]:
+        warnings.append("every non-missing value is 0")
+    if seen["empty_rows"] / n > 0.5:
+        warnings.append(f"{100 * seen['empty_rows'] / n:.0f}% of the frames are missing (all NaN)")
+    rate_hz, duration = getattr(ex, "rate_hz", None), rec.duration
+    if duration and rate_hz:
+        step = 1.0 / rate_hz
+        if seen["last"] < duration - max(2 * step, 2.0) or seen["first"] > max(2 * step, 2.0):
+            warnings.append(f"frames cover {seen['first']:.2f}-{seen['last']:.2f} s of a {duration:.2f} s recording")
+        if seen["last"] > duration + max(2 * step, 2.0):
+            warnings.append(f"frames run to {seen['last']:.2f} s, past the recording's end ({duration:.2f} s)")
+    return n, warnings
+
+
 def _run_job(
     corpus_path: str, feature_set: str, ex: Extractor, rec: MediaRecording, config_hash: str
 ) -> JobResult:
@@ -559,13 +621,16 @@ def _run_job(
     try:
         _remove_temporaries(corpus, feature_set, rec.id)
         signature = input_signature(ex, rec)  # taken before reading: a file replaced meanwhile is redone next time
-        frame = ex.extract(rec)
-        frame, res.warnings = validate_frame(
-            frame, list(ex.columns()), duration=rec.duration, rate_hz=getattr(ex, "rate_hz", None)
-        )
-        corpus.write_features(feature_set, rec.id, frame)
+        if callable(getattr(ex, "extract_blocks", None)):  # long raw-pixel recordings: one block in memory
+            res.n_frames, res.warnings = _write_blocks(corpus, feature_set, ex, rec)
+        else:
+            frame = ex.extract(rec)
+            frame, res.warnings = validate_frame(
+                frame, list(ex.columns()), duration=rec.duration, rate_hz=getattr(ex, "rate_hz", None)
+            )
+            corpus.write_features(feature_set, rec.id, frame)
+            res.n_frames = len(frame)
         res.seconds = time.perf_counter() - t0
-        res.n_frames = len(frame)
         write_json(
             record_path(corpus, feature_set, rec.id),
             {
