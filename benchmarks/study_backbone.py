@@ -154,7 +154,7 @@ def make_degraded_corpus(path: Path, test_snr: float) -> None:
 
     c = generate_media_corpus(path, n_subjects=12, duration_s=40.0, seed=0, physio=False, transcript=False,
                               video_size=32, video_fps=10)
-    rec = c.recordings()
+    rec = c.recordings
     test = rec[rec["partition"] == "test"]["id"].tolist()
     rng = np.random.default_rng(7)
     audio = {rid: sf.read(path / "media" / f"{rid}.wav", dtype="float32") for rid in test}
