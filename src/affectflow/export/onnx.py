@@ -21,13 +21,22 @@ The ONNX graph
     (:class:`PCAInputs`): ``x.<set>`` is still the ``D``-wide normalised input; ``model.json`` ``normalizer.pca``
     lists the sets and their component counts.
 
-How RNNs export
-    PyTorch runs RNNs on packed sequences (``pack_padded_sequence``), which ONNX exporters do not handle faithfully
-    for variable lengths. During export every GRU/LSTM is swapped for an equivalent module on padded tensors: the
-    forward direction runs over the padded batch (trailing padding cannot change earlier steps), the backward
-    direction runs over each sequence reversed **within its own length** (a gather by ``len - 1 - t``), and padded
-    output steps are zeroed as ``pad_packed_sequence`` does. The weights are the same tensors, so the outputs at
-    real steps are equal (the parity test checks ≤ 1e-5 for every exportable architecture, with padded batches).
+How the modules export
+    The model is exported as it is: no module is swapped and nothing is patched. Two exporters (``dynamo``):
+
+    TorchScript-based (default, ``dynamo=False``)
+        RNNs run on packed sequences as in training; the exporter turns ``pack_padded_sequence`` + GRU/LSTM into
+        the ONNX ``GRU``/``LSTM`` operators with ``sequence_lens``, which run each row over its own length (also
+        backwards). Attention layers are :class:`affectflow.models.attention.MultiheadAttention`, whose forward
+        uses shape-generic operators while an ONNX export runs (PyTorch's own folds the batch and head axes into
+        constants).
+    ``torch.export``-based (``dynamo=True``)
+        Packing cannot be traced (data-dependent shapes): :func:`affectflow.models.rnn.run_rnn` then runs each
+        layer and direction of the module's own parameters over the padded batch, the backward direction over each
+        row reversed within its length. Slower to export (seconds to minutes per model on two cores).
+
+    Either way, onnxruntime equals PyTorch at real steps of padded batches of other sizes than the traced one
+    (the parity tests check ≤ 1e-5 for every registered architecture).
 
 The JSON (``model.json``)
     ``format``, ``run``, ``seed``, ``model`` (type + hyperparameters), ``inputs``/``output`` (names, dtypes, axes),
@@ -40,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import os
 import warnings
 from pathlib import Path
@@ -62,156 +70,24 @@ class ExportError(AffectflowError, ValueError):
     """A run cannot be exported in the requested format (the message says why)."""
 
 
-# ---------------------------------------------------------------------------------------------------- RNNs
-class _Padded:
-    """Stand-in for a PackedSequence during export: the padded batch-first tensor and the lengths."""
-
-    def __init__(self, data: torch.Tensor, lengths: torch.Tensor) -> None:
-        self.data, self.lengths = data, lengths
-
-
-def _pack(x, lengths, batch_first=True, enforce_sorted=True):  # noqa: ANN001 - torch's signature
-    if not batch_first:
-        raise ExportError("export supports batch-first RNN inputs only")
-    return _Padded(x, torch.as_tensor(lengths).to(x.device))
-
-
-def _pad(p, batch_first=True, padding_value=0.0, total_length=None):  # noqa: ANN001 - torch's signature
-    return p.data, p.lengths
-
-
-def _step_mask(lengths: torch.Tensor, t: int, like: torch.Tensor) -> torch.Tensor:
-    steps = torch.arange(t, device=like.device).unsqueeze(0)
-    return steps < lengths.to(like.device).unsqueeze(1)
-
-
-class _PaddedRNN(nn.Module):
-    """A GRU/LSTM on padded batches, equal at real steps to the packed original (see the module docstring)."""
-
-    def __init__(self, rnn: nn.RNNBase) -> None:
-        super().__init__()
-        if not rnn.batch_first:
-            raise ExportError("export supports batch-first RNNs only")
-        self.bidirectional = rnn.bidirectional
-        self.num_layers = rnn.num_layers
-        self.layers = nn.ModuleList()
-        cls = type(rnn)
-        for layer in range(rnn.num_layers):
-            dirs = nn.ModuleList()
-            for suffix in ["", "_reverse"] if rnn.bidirectional else [""]:
-                in_size = rnn.input_size if layer == 0 else rnn.hidden_size * (2 if rnn.bidirectional else 1)
-                kw = {"proj_size": rnn.proj_size} if isinstance(rnn, nn.LSTM) and rnn.proj_size else {}
-                one = cls(in_size, rnn.hidden_size, num_layers=1, batch_first=True, bias=rnn.bias, **kw)
-                for name in [n for n, _ in one.named_parameters()]:
-                    src = getattr(rnn, f"{name}".replace("_l0", f"_l{layer}") + suffix)
-                    setattr(one, name, nn.Parameter(src.detach().clone()))
-                dirs.append(one)
-            self.layers.append(dirs)
-
-    def forward(self, input, hx=None):  # noqa: ANN001 - nn.RNNBase.forward signature
-        if not isinstance(input, _Padded):
-            raise ExportError("export: an RNN was called without a packed sequence")
-        x, lengths = input.data, input.lengths
-        b, t = x.shape[0], x.shape[1]
-        valid = _step_mask(lengths, t, x)  # (B, T)
-        steps = torch.arange(t, device=x.device).unsqueeze(0).expand(b, t)
-        rev = torch.where(valid, lengths.to(x.device).unsqueeze(1) - 1 - steps, steps)  # an involution
-        h = x
-        for dirs in self.layers:
-            fwd, _ = dirs[0](h)
-            if self.bidirectional:
-                idx = rev.unsqueeze(-1).expand(b, t, h.shape[-1])
-                back, _ = dirs[1](torch.gather(h, 1, idx))
-                back = torch.gather(back, 1, rev.unsqueeze(-1).expand(b, t, back.shape[-1]))
-                h = torch.cat([fwd, back], dim=-1)
-            else:
-                h = fwd
-        h = h * valid.unsqueeze(-1).to(h.dtype)
-        return _Padded(h, lengths), None
-
-
-class _ExportMHA(nn.MultiheadAttention):
-    """``nn.MultiheadAttention`` with the same weights, written with shape-generic operators.
-
-    PyTorch's attention folds the batch and head axes with sizes the ONNX tracer records as constants, so an
-    exported graph fails for another sequence length; this formulation (per-head split by reshape with ``-1``)
-    computes the same softmax attention (masks: bool True = not allowed, float = added; ``is_causal`` without a
-    mask = upper-triangular mask) and traces with dynamic batch and time axes. Dropout is off (eval).
-    """
-
-    @classmethod
-    def from_module(cls, m: nn.MultiheadAttention) -> "_ExportMHA":
-        new = cls.__new__(cls)
-        new.__dict__.update(m.__dict__)
-        return new
-
-    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,  # noqa: ANN001
-                average_attn_weights=True, is_causal=False):
-        if not self.batch_first:
-            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
-        e, h = self.embed_dim, self.num_heads
-        if self._qkv_same_embed_dim:
-            w_q, w_k, w_v = self.in_proj_weight.chunk(3)
-        else:
-            w_q, w_k, w_v = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
-        b_q = b_k = b_v = None
-        if self.in_proj_bias is not None:
-            b_q, b_k, b_v = self.in_proj_bias.chunk(3)
-        q = nn.functional.linear(query, w_q, b_q)
-        k = nn.functional.linear(key, w_k, b_k)
-        v = nn.functional.linear(value, w_v, b_v)
-        hd = e // h
-
-        def split(t):
-            return t.reshape(t.shape[0], -1, h, hd).transpose(1, 2)  # (B, H, L, hd)
-
-        q, k, v = split(q), split(k), split(v)
-        scores = torch.matmul(q, k.transpose(-2, -1)) / float(hd) ** 0.5  # (B, H, T, S)
-        if attn_mask is None and is_causal:
-            t = scores.shape[-1]
-            attn_mask = torch.triu(torch.ones(t, t, dtype=torch.bool, device=scores.device), diagonal=1)
-        if attn_mask is not None:
-            am = attn_mask if attn_mask.dim() == 2 else attn_mask.reshape(scores.shape[0], h, *attn_mask.shape[-2:])
-            scores = scores.masked_fill(am, float("-inf")) if am.dtype == torch.bool else scores + am
-        if key_padding_mask is not None:
-            kpm = key_padding_mask[:, None, None, :]
-            scores = scores.masked_fill(kpm, float("-inf")) if kpm.dtype == torch.bool else scores + kpm
-        att = torch.softmax(scores, dim=-1)
-        out = torch.matmul(att, v).transpose(1, 2)
-        out = out.reshape(out.shape[0], out.shape[1], e)
-        out = self.out_proj(out)
-        if not self.batch_first:
-            out = out.transpose(0, 1)
-        return out, None
-
-
+# ---------------------------------------------------------------------------------------------------- export
 @contextlib.contextmanager
 def export_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """A copy of ``model`` whose RNNs run on padded tensors (see the module docstring), for tracing/export."""
-    import affectflow.models.encoders as enc
-    import affectflow.models.gru as gru_mod
+    """An ``eval()`` copy of ``model`` for tracing, with PyTorch's fused attention kernels off until the block ends.
 
+    The modules are the model's own (no substitutes): RNNs and attention export through
+    :func:`affectflow.models.rnn.run_rnn` and :class:`affectflow.models.attention.MultiheadAttention`. The fused
+    kernels (``_native_multi_head_attention``, ``_transformer_encoder_layer_fwd``) have no ONNX form; with the
+    fast path off, attention runs the composite path, which computes the same values. The global switch is
+    restored when the block ends, also on errors.
+    """
     m = copy.deepcopy(model).eval()
-    for parent in list(m.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.RNNBase):
-                setattr(parent, name, _PaddedRNN(child))
-            elif type(child) is nn.MultiheadAttention:
-                setattr(parent, name, _ExportMHA.from_module(child))
-    saved = [(mod, n, getattr(mod, n)) for mod in (enc, gru_mod) for n in ("pack_padded_sequence",
-                                                                          "pad_packed_sequence") if hasattr(mod, n)]
     fastpath = torch.backends.mha.get_fastpath_enabled()
     try:
-        for mod, n, _ in saved:
-            setattr(mod, n, _pack if n == "pack_padded_sequence" else _pad)
-        # the fused attention kernels (_native_multi_head_attention, _transformer_encoder_layer_fwd) have no ONNX
-        # form; the composite path computes the same values with exportable operators
         torch.backends.mha.set_fastpath_enabled(False)
         yield m
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
-        for mod, n, v in saved:
-            setattr(mod, n, v)
 
 
 class PCAInputs(nn.Module):
@@ -287,9 +163,10 @@ def export_model_onnx(model: nn.Module, dims: dict[str, int], path: str | os.Pat
                 warnings.simplefilter("ignore")
                 if dynamo:
                     bt = {0: torch.export.Dim("batch", min=1), 1: torch.export.Dim("time", min=2)}
+                    # _Flat.forward(mask, *args): the shapes of the positional inputs, then of the var-args
                     torch.onnx.export(flat, args, str(tmp), input_names=names, output_names=["y"],
-                                      dynamic_shapes=[bt] * len(args), opset_version=max(opset, 18), dynamo=True,
-                                      external_data=False, verbose=False)
+                                      dynamic_shapes=(bt, tuple([bt] * (len(args) - 1))),
+                                      opset_version=max(opset, 18), dynamo=True, external_data=False, verbose=False)
                 else:
                     torch.onnx.export(flat, args, str(tmp), input_names=names, output_names=["y"],
                                       dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True)

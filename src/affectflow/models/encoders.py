@@ -8,10 +8,11 @@ hyperparameters::
     enc.output_dim            # H = 64
     enc.causal                # True: the output at step t depends on steps <= t only
 
-Padded steps never leak into real ones: RNNs run on packed sequences, padded steps are set to zero before every
+Padded steps never leak into real ones: RNNs run on packed sequences (:func:`~affectflow.models.rnn.run_rnn`), padded steps are set to zero before every
 convolution (so a padded step looks exactly like the convolution's own zero padding), attention uses a key padding
 mask, and pooling (squeeze-excitation) and batch statistics are taken over real steps only. Outputs at padded
-steps are unspecified.
+steps are unspecified. Attention layers are :class:`affectflow.models.attention.MultiheadAttention` (PyTorch's, with
+an ONNX-exportable forward), so every encoder exports as it is (:mod:`affectflow.export.onnx`).
 
 =====================  ==========================================================================================
 name                   architecture
@@ -47,9 +48,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from affectflow.errors import ConfigError
+from affectflow.models.attention import MultiheadAttention
+from affectflow.models.rnn import run_rnn
 from affectflow.registry import MODEL_PARAM_RULES, Registry
 
 ENCODERS: Registry[nn.Module] = Registry("encoder", data_args=("input_dim",), param_rules=MODEL_PARAM_RULES)
@@ -82,15 +84,6 @@ def last_valid(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``x`` ``(B, T, C)`` at each row's last real step: ``(B, 1, C)``."""
     idx = (mask.sum(1).clamp(min=1) - 1).long()
     return x[torch.arange(x.shape[0], device=x.device), idx].unsqueeze(1)
-
-
-def run_rnn(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Run a batch-first RNN on the packed real steps; padded steps of the output are zero."""
-    lengths = mask.sum(1).clamp(min=1).cpu()
-    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-    out, _ = rnn(packed)
-    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-    return out
 
 
 def key_padding_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -304,7 +297,7 @@ class SelfAttentionEncoder(Encoder):
         self.proj = nn.Linear(self.input_dim, d) if d_attn is not None else None
         self.layers = nn.ModuleList(
             [
-                nn.MultiheadAttention(d, num_heads, dropout=dropout, batch_first=True)
+                MultiheadAttention(d, num_heads, dropout=dropout, batch_first=True)
                 for _ in range(num_layers)
             ]
         )
@@ -746,6 +739,7 @@ class TransformerEncoder(Encoder):
             activation="relu",
             batch_first=True,
         )
+        MultiheadAttention.adopt(layer.self_attn)  # exportable with dynamic axes; same module otherwise
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.positional = positional
         self._causal = causal

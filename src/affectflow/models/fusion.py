@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from affectflow.errors import ConfigError
-from affectflow.models.encoders import run_rnn
+from affectflow.models.rnn import run_rnn
 from affectflow.registry import MODEL_PARAM_RULES, Registry
 
 FUSIONS: Registry[nn.Module] = Registry("fusion", data_args=("input_dims",), param_rules=MODEL_PARAM_RULES)

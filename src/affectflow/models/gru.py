@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from affectflow.errors import ConfigError
 from affectflow.models.base import MODELS, SequenceModel
+from affectflow.models.rnn import run_rnn
 
 
 def _build_head(head: Any, input_dim: int, targets: list[str], *, d_fc: int, dropout: float,
@@ -152,11 +152,7 @@ class EarlyFusionGRU(SequenceModel):
 
     def forward(self, x, mask, feature_mask=None):
         h = self.drop(self.fusion(self.fuse(x, feature_mask)))
-        lengths = mask.sum(1).clamp(min=1).cpu()
-        t = h.shape[1]
-        packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.gru(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=t)
+        out = run_rnn(self.gru, h, mask)
         if self.head is not None:
             return self.head(out, mask)
         z = self.drop(torch.relu(self.fc(out)))
