@@ -53,16 +53,17 @@ Every model returns ``(B, T, K_out)`` (``K_out = Σ output_sizes``; ``len(target
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from affectflow.errors import ConfigError
 from affectflow.models.base import MODELS, SequenceModel
-from affectflow.models.encoders import ENCODERS
+from affectflow.models.encoders import ENCODERS, WAYS
 from affectflow.models.fusion import FUSIONS
 from affectflow.models.heads import HEADS
+from affectflow.models.presets import Preset, preset_class
 from affectflow.registry import Registry
 
 
@@ -321,38 +322,11 @@ class CompositeModel(SequenceModel):
         return out if self.head is None else self.head(out, mask)
 
 
-# ---------------------------------------------------------------------------- named architectures
-class _Named(CompositeModel):
-    """Base of the named architectures: flat hyperparameters (the config) mapped onto fixed blocks."""
+# ---------------------------------------------------------------------------- named architectures (presets)
+#: The output-head hyperparameters shared by the early-fusion presets.
+HEAD_PARAMS: dict[str, Any] = {"d_fc": None, "tanh_output": False, "mask_inputs": True, "head": None}
 
-    def _init(self, input_dims, targets, hparams: dict[str, Any], **blocks: Any) -> None:
-        hp = {k: hparams[k] for k in MODELS.param_names(self.name)}  # the constructor's arguments only
-        SequenceModel.__init__(self, input_dims, targets, **_plain(hp))
-        self._assemble(**{"encoders": None, "groups": None, **blocks})
-
-
-def _regression(d_fc: int | None, tanh_output: bool, dropout: float, head: dict | None) -> dict[str, Any]:
-    if head is not None:
-        return head
-    return {"type": "regression", "hidden": d_fc, "tanh": tanh_output, "dropout": dropout}
-
-
-def _early(d_model: int | None, dropout: float = 0.0) -> dict[str, Any]:
-    return {"type": "early", "d_model": d_model, "dropout": dropout}
-
-
-@MODELS.register("lstm")
-class LSTMModel(_Named):
-    """Early fusion + LSTM + regression head (the "LSTM" baseline of the MuSe 2021 stress paper).
-
-    Parameters
-    ----------
-    d_model:
-        Width of the early-fusion linear layer (Eq. 1); ``None`` = plain concatenation.
-    hidden_size, num_layers, bidirectional:
-        LSTM.
-    dropout:
-        Dropout between LSTM layers and in the head.
+_HEAD_DOC = """
     d_fc:
         Hidden layer of the head (``None`` = one linear layer).
     tanh_output:
@@ -361,45 +335,58 @@ class LSTMModel(_Named):
         Append feature-set step masks to the inputs.
     head:
         Replace the regression head by this head config (e.g. ``{type: classification, n_classes: 5}``).
-    """
-
-    name = "lstm"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        d_model: int | None = None,
-        hidden_size: int = 128,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.1,
-        d_fc: int | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        self._init(
-            input_dims,
-            targets,
-            locals(),
-            fusion=_early(d_model),
-            mask_inputs=mask_inputs,
-            encoder={
-                "type": "lstm",
-                "hidden_size": hidden_size,
-                "num_layers": num_layers,
-                "bidirectional": bidirectional,
-                "dropout": dropout,
-            },
-            head=_regression(d_fc, tanh_output, dropout, head),
-        )
+"""
 
 
-@MODELS.register("sa_lstm")
-class SALSTMModel(_Named):
-    """Early fusion + self-attention + LSTM + linear output: "Self-Attn+LSTM" of the MuSe 2021 stress paper (4.1).
+def _regression(hp: dict[str, Any], dropout: float | None = None) -> dict[str, Any]:
+    """The head block: ``hp["head"]`` if given, else a regression head from ``d_fc``/``tanh_output``."""
+    if hp["head"] is not None:
+        return hp["head"]
+    return {"type": "regression", "hidden": hp.get("d_fc"), "tanh": hp["tanh_output"],
+            "dropout": hp["dropout"] if dropout is None else dropout}
+
+
+def _named(preset: Preset, class_name: str) -> type:
+    """Register ``preset`` (``blocks(hp)`` → :class:`CompositeModel` keyword arguments) as a model."""
+
+    def build(self: CompositeModel, input_dims: dict[str, int], targets: list[str], hp: dict[str, Any]) -> None:
+        SequenceModel.__init__(self, input_dims, targets, **_plain(hp))
+        self._assemble(**{"encoders": None, "groups": None, **preset.blocks(hp)})
+
+    return MODELS.register(preset_class(CompositeModel, preset, ("input_dims", "targets"), build, class_name))
+
+
+def early_preset(name: str, encoder: str, doc: str, *, defaults: dict[str, Any] | None = None,
+                 fusion_width: bool = False) -> Preset:
+    """Early fusion (concatenation) + the ``encoder`` + a regression head, with the encoder's hyperparameters
+    (defaults from the encoder, overridden by ``defaults``) followed by :data:`HEAD_PARAMS`; ``fusion_width`` adds
+    ``d_model`` first, the width of a linear fusion layer (``None`` = plain concatenation)."""
+    enc = {**ENCODERS.defaults(encoder), **(defaults or {})}
+    params = {**({"d_model": None} if fusion_width else {}), **enc, **HEAD_PARAMS}
+
+    def blocks(hp: dict[str, Any]) -> dict[str, Any]:
+        return {"fusion": {"type": "early", "d_model": hp["d_model"] if fusion_width else None, "dropout": 0.0},
+                "mask_inputs": hp["mask_inputs"],
+                "encoder": {"type": encoder, **_plain({k: hp[k] for k in enc})},
+                "head": _regression(hp)}
+
+    return Preset(name=name, params=params, blocks=blocks, doc=doc + _HEAD_DOC)
+
+
+LSTMModel = _named(early_preset("lstm", "lstm", fusion_width=True, defaults={"dropout": 0.1}, doc="""\
+Early fusion + LSTM + regression head (the "LSTM" baseline of the MuSe 2021 stress paper).
+
+    Parameters
+    ----------
+    d_model:
+        Width of the early-fusion linear layer (Eq. 1); ``None`` = plain concatenation.
+    hidden_size, num_layers, bidirectional:
+        LSTM.
+    dropout:
+        Dropout between LSTM layers and in the head."""), "LSTMModel")
+
+SALSTMModel = _named(early_preset("sa_lstm", "sa_lstm", defaults={"d_attn": 64}, doc="""\
+Early fusion + self-attention + LSTM + linear output: "Self-Attn+LSTM" of the MuSe 2021 stress paper (4.1).
 
     One stream over the concatenated feature sets (the paper runs one such model per modality; see
     ``late_fusion_bilstm`` for the full system). ``d_attn: null`` reproduces the paper's attention at the input
@@ -415,55 +402,10 @@ class SALSTMModel(_Named):
     dropout:
         Attention and inter-layer dropout (the paper does not state it).
     causal:
-        Causal attention (no look-ahead; needs ``bidirectional: false``).
-    d_fc, tanh_output, mask_inputs, head:
-        As for ``lstm``.
-    """
+        Causal attention (no look-ahead; needs ``bidirectional: false``)."""), "SALSTMModel")
 
-    name = "sa_lstm"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        num_heads: int = 4,
-        attn_layers: int = 1,
-        d_attn: int | None = 64,
-        hidden_size: int = 128,
-        lstm_layers: int = 2,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        causal: bool = False,
-        d_fc: int | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        self._init(
-            input_dims,
-            targets,
-            locals(),
-            fusion=_early(None),
-            mask_inputs=mask_inputs,
-            encoder={
-                "type": "sa_lstm",
-                "num_heads": num_heads,
-                "attn_layers": attn_layers,
-                "d_attn": d_attn,
-                "hidden_size": hidden_size,
-                "lstm_layers": lstm_layers,
-                "bidirectional": bidirectional,
-                "dropout": dropout,
-                "causal": causal,
-            },
-            head=_regression(d_fc, tanh_output, dropout, head),
-        )
-
-
-@MODELS.register("gcnn_lstm")
-class GCNNLSTMModel(_Named):
-    """Early fusion + gated CNN + LSTM + linear output: "GCNN+LSTM" of the MuSe 2021 stress paper (4.2, Eq. 15-18).
+GCNNLSTMModel = _named(early_preset("gcnn_lstm", "gcnn_lstm", doc="""\
+Early fusion + gated CNN + LSTM + linear output: "GCNN+LSTM" of the MuSe 2021 stress paper (4.2, Eq. 15-18).
 
     Parameters
     ----------
@@ -474,390 +416,77 @@ class GCNNLSTMModel(_Named):
     dropout:
         Dropout after the convolutions and in the head.
     causal:
-        Left-only convolution padding (needs ``bidirectional: false``).
-    d_fc, tanh_output, mask_inputs, head:
-        As for ``lstm``.
-    """
+        Left-only convolution padding (needs ``bidirectional: false``)."""), "GCNNLSTMModel")
 
-    name = "gcnn_lstm"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        channels: int = 64,
-        kernel_size: int = 3,
-        conv_layers: int = 1,
-        hidden_size: int = 128,
-        lstm_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        causal: bool = False,
-        d_fc: int | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        self._init(
-            input_dims,
-            targets,
-            locals(),
-            fusion=_early(None),
-            mask_inputs=mask_inputs,
-            encoder={
-                "type": "gcnn_lstm",
-                "channels": channels,
-                "kernel_size": kernel_size,
-                "conv_layers": conv_layers,
-                "hidden_size": hidden_size,
-                "lstm_layers": lstm_layers,
-                "bidirectional": bidirectional,
-                "dropout": dropout,
-                "causal": causal,
-            },
-            head=_regression(d_fc, tanh_output, dropout, head),
-        )
-
-
-@MODELS.register("transformer")
-class TransformerModel(_Named):
-    """Early fusion + Transformer encoder + regression head.
+TransformerModel = _named(early_preset("transformer", "transformer", doc="""\
+Early fusion + Transformer encoder + regression head.
 
     Parameters
     ----------
     d_model, num_heads, num_layers, dim_feedforward, dropout, causal, positional:
-        Transformer encoder (:class:`~affectflow.models.encoders.TransformerEncoder`).
-    d_fc, tanh_output, mask_inputs, head:
-        As for ``lstm``.
-    """
+        Transformer encoder (:class:`~affectflow.models.encoders.TransformerEncoder`)."""), "TransformerModel")
 
-    name = "transformer"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        d_model: int = 64,
-        num_heads: int = 4,
-        num_layers: int = 2,
-        dim_feedforward: int = 128,
-        dropout: float = 0.1,
-        causal: bool = False,
-        positional: bool = True,
-        d_fc: int | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        self._init(
-            input_dims,
-            targets,
-            locals(),
-            fusion=_early(None),
-            mask_inputs=mask_inputs,
-            encoder={
-                "type": "transformer",
-                "d_model": d_model,
-                "num_heads": num_heads,
-                "num_layers": num_layers,
-                "dim_feedforward": dim_feedforward,
-                "dropout": dropout,
-                "causal": causal,
-                "positional": positional,
-            },
-            head=_regression(d_fc, tanh_output, dropout, head),
-        )
-
-
-@MODELS.register("tcn")
-class TCNModel(_Named):
-    """Early fusion + TCN + regression head (the ABAW5 temporal branch on the fused features).
+TCNModel = _named(early_preset("tcn", "tcn", doc="""\
+Early fusion + TCN + regression head (the ABAW5 temporal branch on the fused features).
 
     Parameters
     ----------
     channels, kernel_size, dropout, causal, weight_norm:
-        TCN (:class:`~affectflow.models.encoders.TCNEncoder`).
-    d_fc, tanh_output, mask_inputs, head:
-        As for ``lstm``.
-    """
+        TCN (:class:`~affectflow.models.encoders.TCNEncoder`)."""), "TCNModel")
 
-    name = "tcn"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        channels: list[int] = (64, 64, 64, 64),
-        kernel_size: int = 5,
-        dropout: float = 0.1,
-        causal: bool = True,
-        weight_norm: bool = True,
-        d_fc: int | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        self._init(
-            input_dims,
-            targets,
-            locals(),
-            fusion=_early(None),
-            mask_inputs=mask_inputs,
-            encoder={
-                "type": "tcn",
-                "channels": list(channels),
-                "kernel_size": kernel_size,
-                "dropout": dropout,
-                "causal": causal,
-                "weight_norm": weight_norm,
-            },
-            head=_regression(d_fc, tanh_output, dropout, head),
-        )
-
-
-@MODELS.register("mbconv")
-class MBConvModel(_Named):
-    """Early fusion + 1-D EfficientNet-style MBConv stack + regression head.
+MBConvModel = _named(early_preset("mbconv", "mbconv", doc="""\
+Early fusion + 1-D EfficientNet-style MBConv stack + regression head.
 
     Parameters
     ----------
     channels, expand_ratio, kernel_size, se_ratio, dropout, causal:
-        MBConv stack (:class:`~affectflow.models.encoders.MBConvEncoder`).
-    d_fc, tanh_output, mask_inputs, head:
-        As for ``lstm``.
-    """
+        MBConv stack (:class:`~affectflow.models.encoders.MBConvEncoder`)."""), "MBConvModel")
 
-    name = "mbconv"
+_WAY_MODEL_DOC = """\
+Way{n} of the MuSe 2021 Sent paper: early fusion + {what} + regression head.
 
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        channels: list[int] = (64, 64, 64),
-        expand_ratio: int = 4,
-        kernel_size: int = 3,
-        se_ratio: float = 0.25,
-        dropout: float = 0.1,
-        causal: bool = False,
-        d_fc: int | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        self._init(
-            input_dims,
-            targets,
-            locals(),
-            fusion=_early(None),
-            mask_inputs=mask_inputs,
-            encoder={
-                "type": "mbconv",
-                "channels": list(channels),
-                "expand_ratio": expand_ratio,
-                "kernel_size": kernel_size,
-                "se_ratio": se_ratio,
-                "dropout": dropout,
-                "causal": causal,
-            },
-            head=_regression(d_fc, tanh_output, dropout, head),
-        )
+    Early fusion is plain concatenation (the Sent paper's early fusion strategy). The paper's task is 5-class
+    classification per segment: use ``head: {{type: classification, n_classes: 5}}``; the default head is a
+    regression head so that the model also serves continuous targets.
 
+    Parameters
+    ----------
+    {params}:
+        The ``way{n}`` encoder's (:mod:`affectflow.models.encoders`, paper values as defaults); ``dropout`` also in
+        the head."""
 
-def _way_init(self, n: int, input_dims, targets, hp: dict[str, Any]) -> None:
-    enc = {
-        k: v
-        for k, v in hp.items()
-        if k
-        not in ("self", "input_dims", "targets", "__class__", "mask_inputs", "head", "d_fc", "tanh_output")
-    }
-    self._init(
-        input_dims,
-        targets,
-        hp,
-        fusion=_early(None),
-        mask_inputs=hp["mask_inputs"],
-        encoder={"type": f"way{n}", **_plain(enc)},
-        head=_regression(hp["d_fc"], hp["tanh_output"], hp["dropout"], hp["head"]),
-    )
+Way1Model, Way2Model, Way3Model, Way4Model, Way5Model, Way6Model = (
+    _named(early_preset(f"way{n}", f"way{n}", doc=_WAY_MODEL_DOC.format(
+        n=n, what=WAYS[n][1], params=", ".join(ENCODERS.param_names(f"way{n}")))), f"Way{n}Model")
+    for n in WAYS)
 
-
-_WAY_PARAMS_DOC = """
-
-    Early fusion is plain concatenation (the Sent paper's early fusion strategy). Encoder hyperparameters are those
-    of the ``way{n}`` encoder in :mod:`affectflow.models.encoders` (paper values as defaults). The paper's task is
-    5-class classification per segment: use ``head: {{type: classification, n_classes: 5}}``; the default head is a
-    regression head so that the model also serves continuous targets. ``d_fc``, ``tanh_output``, ``mask_inputs``
-    and ``head`` are as for ``lstm``.
+_LATE_DOC = """
+    groups:
+        Modality → feature sets.
+    tanh_output:
+        Squash the unimodal and final predictions.
+    mask_inputs:
+        Append feature-set step masks.
+    head:
+        Head config used for the unimodal predictions and after the fusion (default: linear regression).
 """
 
 
-@MODELS.register("way1")
-class Way1Model(_Named):
-    """Way1 of the MuSe 2021 Sent paper: Transformer."""
+def _late(fusion: Callable[[dict[str, Any]], dict[str, Any]], encoder: dict[str, Any]) -> Callable:
+    def blocks(hp: dict[str, Any]) -> dict[str, Any]:
+        return {"fusion": fusion(hp), "encoder": hp["encoder"] or encoder, "encoders": hp["encoders"],
+                "groups": hp["groups"], "mask_inputs": hp["mask_inputs"], "head": _regression(hp, 0.0)}
 
-    name = "way1"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        d_model: int = 64,
-        num_heads: int = 4,
-        dim_feedforward: int = 128,
-        transformer_layers: int = 6,
-        dropout: float = 0.1,
-        causal: bool = False,
-        d_fc: int | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        _way_init(self, 1, input_dims, targets, locals())
+    return blocks
 
 
-@MODELS.register("way2")
-class Way2Model(_Named):
-    """Way2 of the MuSe 2021 Sent paper: Self-Attention + Bi-LSTM."""
-
-    name = "way2"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        d_model: int = 64,
-        num_heads: int = 4,
-        lstm_hidden: int = 64,
-        lstm_layers: int = 1,
-        dropout: float = 0.1,
-        d_fc: int | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        _way_init(self, 2, input_dims, targets, locals())
-
-
-@MODELS.register("way3")
-class Way3Model(_Named):
-    """Way3 of the MuSe 2021 Sent paper: Transformer + Bi-LSTM."""
-
-    name = "way3"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        d_model: int = 64,
-        num_heads: int = 4,
-        dim_feedforward: int = 128,
-        transformer_layers: int = 6,
-        lstm_hidden: int = 64,
-        lstm_layers: int = 1,
-        dropout: float = 0.1,
-        d_fc: int | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        _way_init(self, 3, input_dims, targets, locals())
-
-
-@MODELS.register("way4")
-class Way4Model(_Named):
-    """Way4 of the MuSe 2021 Sent paper: EfficientNet (1-D MBConv stack) + Bi-LSTM."""
-
-    name = "way4"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        mbconv_channels: list[int] = (64, 64, 64),
-        expand_ratio: int = 4,
-        kernel_size: int = 3,
-        lstm_hidden: int = 64,
-        lstm_layers: int = 1,
-        dropout: float = 0.1,
-        d_fc: int | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        _way_init(self, 4, input_dims, targets, locals())
-
-
-@MODELS.register("way5")
-class Way5Model(_Named):
-    """Way5 of the MuSe 2021 Sent paper: Self-Attention → EfficientNet → Bi-LSTM."""
-
-    name = "way5"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        d_model: int = 64,
-        num_heads: int = 4,
-        mbconv_channels: list[int] = (64, 64, 64),
-        expand_ratio: int = 4,
-        kernel_size: int = 3,
-        lstm_hidden: int = 64,
-        lstm_layers: int = 1,
-        dropout: float = 0.1,
-        d_fc: int | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        _way_init(self, 5, input_dims, targets, locals())
-
-
-@MODELS.register("way6")
-class Way6Model(_Named):
-    """Way6 of the MuSe 2021 Sent paper: Transformer → EfficientNet → Bi-LSTM."""
-
-    name = "way6"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        d_model: int = 64,
-        num_heads: int = 4,
-        dim_feedforward: int = 128,
-        transformer_layers: int = 6,
-        mbconv_channels: list[int] = (64, 64, 64),
-        expand_ratio: int = 4,
-        kernel_size: int = 3,
-        lstm_hidden: int = 64,
-        lstm_layers: int = 1,
-        dropout: float = 0.1,
-        d_fc: int | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        _way_init(self, 6, input_dims, targets, locals())
-
-
-for _n, _cls in enumerate((Way1Model, Way2Model, Way3Model, Way4Model, Way5Model, Way6Model), start=1):
-    _cls.__doc__ = (_cls.__doc__ or "") + _WAY_PARAMS_DOC.format(n=_n)
-
-
-@MODELS.register("late_fusion_bilstm")
-class LateFusionBiLSTMModel(_Named):
-    """Per-modality encoders, unimodal predictions, BiLSTM late fusion (MuSe 2021 stress paper, Fig. 1-2).
+LateFusionBiLSTMModel = _named(Preset(
+    name="late_fusion_bilstm",
+    params={"encoder": None, "encoders": None, "groups": None, "hidden_size": 32, "bidirectional": True,
+            "tanh_output": False, "mask_inputs": True, "head": None},
+    blocks=_late(lambda hp: {"type": "late_bilstm", "hidden_size": hp["hidden_size"],
+                             "bidirectional": hp["bidirectional"]}, {"type": "sa_lstm", "d_attn": 64}),
+    doc="""Per-modality encoders, unimodal predictions, BiLSTM late fusion (MuSe 2021 stress paper, Fig. 1-2).
 
     Stress sub-challenge (4.1): self-attention + LSTM for the audio and the visual features, an LSTM for the
     concatenated bio-signals (``groups: {bio: [ecg, resp, bpm]}``, Eq. 9-11); each gives a prediction (Eq. 7, 8, 11)
@@ -872,106 +501,54 @@ class LateFusionBiLSTMModel(_Named):
         Default encoder per modality (default ``{type: sa_lstm, d_attn: 64}``).
     encoders:
         Modality → encoder config or list of configs (extra branches).
-    groups:
-        Modality → feature sets.
     hidden_size:
         Fusion LSTM cells per direction (paper: 32).
     bidirectional:
-        Bidirectional fusion LSTM (paper) or causal.
-    tanh_output:
-        Squash the unimodal and final predictions.
-    mask_inputs:
-        Append feature-set step masks.
-    head:
-        Head config used for the unimodal predictions and after the fusion LSTM (default: linear regression).
-    """
+        Bidirectional fusion LSTM (paper) or causal.""" + _LATE_DOC), "LateFusionBiLSTMModel")
 
-    name = "late_fusion_bilstm"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        encoder: dict[str, Any] | None = None,
-        encoders: dict[str, Any] | None = None,
-        groups: dict[str, list[str]] | None = None,
-        hidden_size: int = 32,
-        bidirectional: bool = True,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        self._init(
-            input_dims,
-            targets,
-            locals(),
-            fusion={"type": "late_bilstm", "hidden_size": hidden_size, "bidirectional": bidirectional},
-            encoder=encoder or {"type": "sa_lstm", "d_attn": 64},
-            encoders=encoders,
-            groups=groups,
-            mask_inputs=mask_inputs,
-            head=_regression(None, tanh_output, 0.0, head),
-        )
-
-
-@MODELS.register("late_average")
-class LateAverageModel(_Named):
-    """Per-modality encoders and unimodal predictions, combined by a learnt or fixed weighted average.
+LateAverageModel = _named(Preset(
+    name="late_average",
+    params={"encoder": None, "encoders": None, "groups": None, "weights": None, "learnable": True,
+            "tanh_output": False, "mask_inputs": True, "head": None},
+    blocks=_late(lambda hp: {"type": "late_average", "weights": hp["weights"], "learnable": hp["learnable"]},
+                 {"type": "lstm"}),
+    doc="""Per-modality encoders and unimodal predictions, combined by a learnt or fixed weighted average.
 
     Parameters
     ----------
-    encoder, encoders, groups:
+    encoder, encoders:
         As for ``late_fusion_bilstm`` (default encoder: ``{type: lstm}``).
     weights:
         Modality (or branch) → initial/fixed weight; ``None`` = equal.
     learnable:
-        Learn the weights (softmax-normalised).
-    tanh_output, mask_inputs, head:
-        As for ``late_fusion_bilstm``.
-    """
-
-    name = "late_average"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        encoder: dict[str, Any] | None = None,
-        encoders: dict[str, Any] | None = None,
-        groups: dict[str, list[str]] | None = None,
-        weights: dict[str, float] | None = None,
-        learnable: bool = True,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        self._init(
-            input_dims,
-            targets,
-            locals(),
-            fusion={"type": "late_average", "weights": weights, "learnable": learnable},
-            encoder=encoder or {"type": "lstm"},
-            encoders=encoders,
-            groups=groups,
-            mask_inputs=mask_inputs,
-            head=_regression(None, tanh_output, 0.0, head),
-        )
+        Learn the weights (softmax-normalised).""" + _LATE_DOC), "LateAverageModel")
 
 
-def _tcn_per_modality(channels, kernel_size, dropout, causal) -> tuple[dict, dict | None]:
-    base = {"type": "tcn", "kernel_size": kernel_size, "dropout": dropout, "causal": causal}
-    if isinstance(channels, dict):
-        default = channels.get("default", [64, 64, 64, 64])
-        per = {g: {**base, "channels": list(c)} for g, c in channels.items() if g != "default"}
-        return {**base, "channels": list(default)}, per or None
-    return {**base, "channels": list(channels)}, None
+def _tcn_blocks(fusion: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable:
+    """Blocks of the ABAW5 models: one TCN per modality (``channels`` a list, or modality → list with a
+    ``default``), the ``fusion``, a regression head."""
+
+    def blocks(hp: dict[str, Any]) -> dict[str, Any]:
+        base = {"type": "tcn", "kernel_size": hp["kernel_size"], "dropout": hp["dropout"], "causal": hp["causal"]}
+        channels, per = hp["channels"], None
+        if isinstance(channels, dict):
+            per = {g: {**base, "channels": list(c)} for g, c in channels.items() if g != "default"} or None
+            channels = channels.get("default", [64, 64, 64, 64])
+        return {"fusion": fusion(hp), "encoder": {**base, "channels": list(channels)}, "encoders": per,
+                "groups": hp["groups"], "mask_inputs": hp["mask_inputs"], "head": _regression(hp, 0.0)}
+
+    return blocks
 
 
-@MODELS.register("leader_follower_tcn")
-class LeaderFollowerTCNModel(_Named):
-    """ABAW5 LFAN: one TCN per modality, leader-follower attention, linear regressor.
+_TCN_PARAMS = {"channels": (32, 32, 32, 32), "kernel_size": 5, "dropout": 0.1, "causal": True}
+_TAIL_PARAMS = {"groups": None, "tanh_output": False, "mask_inputs": True, "head": None}
+
+LeaderFollowerTCNModel = _named(Preset(
+    name="leader_follower_tcn",
+    params={"leader": None, **_TCN_PARAMS, "d_modal": 32, "num_heads": 2, **_TAIL_PARAMS},
+    blocks=_tcn_blocks(lambda hp: {"type": "leader_follower", "leader": hp["leader"], "d_modal": hp["d_modal"],
+                                   "num_heads": hp["num_heads"], "dropout": hp["dropout"]}),
+    doc="""ABAW5 LFAN: one TCN per modality, leader-follower attention, linear regressor.
 
     Parameters
     ----------
@@ -983,98 +560,35 @@ class LeaderFollowerTCNModel(_Named):
     kernel_size, dropout, causal:
         TCN (the authors' code: 5, 0.1, causal).
     d_modal, num_heads:
-        Attention (the authors' code: 32, 2).
-    groups, tanh_output, mask_inputs, head:
-        As for ``late_fusion_bilstm``.
-    """
+        Attention (the authors' code: 32, 2).""" + _LATE_DOC), "LeaderFollowerTCNModel")
 
-    name = "leader_follower_tcn"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        leader: str | None = None,
-        channels: list[int] | dict[str, list[int]] = (32, 32, 32, 32),
-        kernel_size: int = 5,
-        dropout: float = 0.1,
-        causal: bool = True,
-        d_modal: int = 32,
-        num_heads: int = 2,
-        groups: dict[str, list[str]] | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        enc, per = _tcn_per_modality(channels, kernel_size, dropout, causal)
-        self._init(
-            input_dims,
-            targets,
-            locals(),
-            fusion={
-                "type": "leader_follower",
-                "leader": leader,
-                "d_modal": d_modal,
-                "num_heads": num_heads,
-                "dropout": dropout,
-            },
-            encoder=enc,
-            encoders=per,
-            groups=groups,
-            mask_inputs=mask_inputs,
-            head=_regression(None, tanh_output, 0.0, head),
-        )
-
-
-@MODELS.register("channel_attention_tcn")
-class ChannelAttentionTCNModel(_Named):
-    """ABAW5 CAN: one TCN per modality, End2You channel attention (any number of modalities), linear regressor.
+ChannelAttentionTCNModel = _named(Preset(
+    name="channel_attention_tcn",
+    params={**_TCN_PARAMS, "d_model": 256, **_TAIL_PARAMS},
+    blocks=_tcn_blocks(lambda hp: {"type": "channel_attention", "d_model": hp["d_model"]}),
+    doc="""ABAW5 CAN: one TCN per modality, End2You channel attention (any number of modalities), linear regressor.
 
     Parameters
     ----------
     channels, kernel_size, dropout, causal:
         As for ``leader_follower_tcn``.
     d_model:
-        Channels per modality in the attention (paper silent; 256 is End2You's default).
-    groups, tanh_output, mask_inputs, head:
-        As for ``late_fusion_bilstm``.
-    """
+        Channels per modality in the attention (paper silent; 256 is End2You's default).""" + _LATE_DOC),
+    "ChannelAttentionTCNModel")
 
-    name = "channel_attention_tcn"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        channels: list[int] | dict[str, list[int]] = (32, 32, 32, 32),
-        kernel_size: int = 5,
-        dropout: float = 0.1,
-        causal: bool = True,
-        d_model: int = 256,
-        groups: dict[str, list[str]] | None = None,
-        tanh_output: bool = False,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-    ) -> None:
-        enc, per = _tcn_per_modality(channels, kernel_size, dropout, causal)
-        self._init(
-            input_dims,
-            targets,
-            locals(),
-            fusion={"type": "channel_attention", "d_model": d_model},
-            encoder=enc,
-            encoders=per,
-            groups=groups,
-            mask_inputs=mask_inputs,
-            head=_regression(None, tanh_output, 0.0, head),
-        )
-
-
-@MODELS.register("afg_jdev")
-class AFGJDEVModel(_Named):
-    """MER 2023 system: AFG feature fusion (three structures) + joint decoding of emotion and valence (JDEV).
+AFGJDEVModel = _named(Preset(
+    name="afg_jdev",
+    params={"structure": "parallel", "d_model": 256, "primary": None, "encoder": None, "n_classes": 6,
+            "emotion": None, "valence": None, "pool": "none", "dropout": 0.0, "mask_inputs": True, "head": None,
+            "scaled_scores": True},
+    blocks=lambda hp: {
+        "fusion": {"type": "afg", "d_model": hp["d_model"], "structure": hp["structure"], "primary": hp["primary"],
+                   "dropout": hp["dropout"], "scaled_scores": hp["scaled_scores"]},
+        "encoder": hp["encoder"] or {"type": "identity"},
+        "mask_inputs": hp["mask_inputs"],
+        "head": hp["head"] or {"type": "jdev", "n_classes": hp["n_classes"], "emotion": hp["emotion"],
+                               "valence": hp["valence"], "pool": hp["pool"]}},
+    doc="""MER 2023 system: AFG feature fusion (three structures) + joint decoding of emotion and valence (JDEV).
 
     Targets: exactly two, the emotion class and valence (``emotion``/``valence`` say which; default first/second).
     Output columns: ``n_classes`` emotion logits and one valence value, in target order. MER 2023 works on clips:
@@ -1104,42 +618,4 @@ class AFGJDEVModel(_Named):
         ``pool`` (the data layer fills one in from the targets' classes).
     scaled_scores:
         AFG attention scores divided by ``√D`` (:class:`~affectflow.models.fusion.AFGUnit`; default true).
-    """
-
-    name = "afg_jdev"
-
-    def __init__(
-        self,
-        input_dims: dict[str, int],
-        targets: list[str],
-        *,
-        structure: str = "parallel",
-        d_model: int = 256,
-        primary: list[str] | None = None,
-        encoder: dict[str, Any] | None = None,
-        n_classes: int = 6,
-        emotion: str | None = None,
-        valence: str | None = None,
-        pool: str = "none",
-        dropout: float = 0.0,
-        mask_inputs: bool = True,
-        head: dict[str, Any] | None = None,
-        scaled_scores: bool = True,
-    ) -> None:
-        jdev = {"type": "jdev", "n_classes": n_classes, "emotion": emotion, "valence": valence, "pool": pool}
-        self._init(
-            input_dims,
-            targets,
-            locals(),
-            fusion={
-                "type": "afg",
-                "d_model": d_model,
-                "structure": structure,
-                "primary": primary,
-                "dropout": dropout,
-                "scaled_scores": scaled_scores,
-            },
-            encoder=encoder or {"type": "identity"},
-            mask_inputs=mask_inputs,
-            head=head or jdev,
-        )
+    """), "AFGJDEVModel")

@@ -44,13 +44,14 @@ where streaming needs it.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from affectflow.errors import ConfigError
 from affectflow.models.attention import MultiheadAttention
+from affectflow.models.presets import Preset, preset_class
 from affectflow.models.rnn import run_rnn
 from affectflow.registry import MODEL_PARAM_RULES, Registry
 
@@ -813,12 +814,44 @@ class StackEncoder(_StackBase):
         self._set_stages(input_dim, parsed)
 
 
-@ENCODERS.register
-class SelfAttentionLSTMEncoder(_StackBase):
-    """Self-attention followed by an LSTM: the MuSe 2021 stress paper's "Self-Attn+LSTM" (4.1, Eq. 1-6).
+# ---------------------------------------------------------------------------- named stacks (presets)
+def _needs_unidirectional(name: str) -> Callable[[dict[str, Any]], None]:
+    def check(hp: dict[str, Any]) -> None:
+        if hp["causal"] and hp["bidirectional"]:
+            raise ConfigError(f"{name}: `causal` needs `bidirectional: false` (a backward LSTM looks ahead).")
+
+    return check
+
+
+def _stack_preset(preset: Preset, class_name: str) -> type:
+    """Register ``preset`` (``blocks(hp)`` → ``{"stages": [(type, params), ...]}``) as a stack encoder."""
+
+    def build(self: _StackBase, input_dim: int, hp: dict[str, Any]) -> None:
+        _StackBase.__init__(self)
+        self._set_stages(input_dim, preset.blocks(hp)["stages"])
+
+    return ENCODERS.register(preset_class(_StackBase, preset, ("input_dim",), build, class_name))
+
+
+def _lstm_stage(hp: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return ("lstm", {"hidden_size": hp["hidden_size"], "num_layers": hp["lstm_layers"],
+                     "bidirectional": hp["bidirectional"], "dropout": hp["dropout"]})
+
+
+SelfAttentionLSTMEncoder = _stack_preset(Preset(
+    name="sa_lstm",
+    params={"num_heads": 4, "attn_layers": 1, "d_attn": None, "hidden_size": 128, "lstm_layers": 2,
+            "bidirectional": False, "dropout": 0.0, "causal": False},
+    blocks=lambda hp: {"stages": [
+        ("self_attention", {"num_heads": hp["num_heads"], "num_layers": hp["attn_layers"], "d_attn": hp["d_attn"],
+                            "dropout": hp["dropout"], "causal": hp["causal"]}),
+        _lstm_stage(hp)]},
+    check=_needs_unidirectional("sa_lstm"),
+    doc="""Self-attention followed by an LSTM: the MuSe 2021 stress paper's "Self-Attn+LSTM" (4.1, Eq. 1-6).
 
     ``C = ATT(X)`` at the input width (Eq. 1-3), then ``H = LSTM(C)`` (Eq. 4-6). Paper setting: heads 4 or 8,
-    attention layers 1, 2 or 4, a unidirectional LSTM of 2 or 4 layers with hidden size 64, 128 or 256.
+    attention layers 1, 2 or 4, a unidirectional LSTM of 2 or 4 layers with hidden size 64, 128 or 256. A preset of
+    ``stack``: ``[self_attention, lstm]``.
 
     Parameters
     ----------
@@ -832,59 +865,21 @@ class SelfAttentionLSTMEncoder(_StackBase):
         Attention-weight dropout and dropout between LSTM layers.
     causal:
         Causal attention mask (requires ``bidirectional=False`` for a causal encoder).
-    """
+    """), "SelfAttentionLSTMEncoder")
 
-    name = "sa_lstm"
+GatedConvLSTMEncoder = _stack_preset(Preset(
+    name="gcnn_lstm",
+    params={"channels": 64, "kernel_size": 3, "conv_layers": 1, "hidden_size": 128, "lstm_layers": 1,
+            "bidirectional": False, "dropout": 0.0, "causal": False},
+    blocks=lambda hp: {"stages": [
+        ("gated_conv", {"channels": hp["channels"], "kernel_size": hp["kernel_size"], "num_layers": hp["conv_layers"],
+                        "dropout": hp["dropout"], "causal": hp["causal"]}),
+        _lstm_stage(hp)]},
+    check=_needs_unidirectional("gcnn_lstm"),
+    doc="""Gated convolutions followed by an LSTM: the MuSe 2021 stress paper's "GCNN+LSTM" (4.2, Eq. 15-18).
 
-    def __init__(
-        self,
-        input_dim: int,
-        *,
-        num_heads: int = 4,
-        attn_layers: int = 1,
-        d_attn: int | None = None,
-        hidden_size: int = 128,
-        lstm_layers: int = 2,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        causal: bool = False,
-    ) -> None:
-        super().__init__()
-        if causal and bidirectional:
-            raise ConfigError(
-                f"{self.name}: `causal` needs `bidirectional: false` (a backward LSTM looks ahead)."
-            )
-        self._set_stages(
-            input_dim,
-            [
-                (
-                    "self_attention",
-                    {
-                        "num_heads": num_heads,
-                        "num_layers": attn_layers,
-                        "d_attn": d_attn,
-                        "dropout": dropout,
-                        "causal": causal,
-                    },
-                ),
-                (
-                    "lstm",
-                    {
-                        "hidden_size": hidden_size,
-                        "num_layers": lstm_layers,
-                        "bidirectional": bidirectional,
-                        "dropout": dropout,
-                    },
-                ),
-            ],
-        )
-
-
-@ENCODERS.register
-class GatedConvLSTMEncoder(_StackBase):
-    """Gated convolutions followed by an LSTM: the MuSe 2021 stress paper's "GCNN+LSTM" (4.2, Eq. 15-18).
-
-    Paper setting: 64 or 128 convolution channels, a unidirectional LSTM with hidden size 128, 256 or 1024.
+    Paper setting: 64 or 128 convolution channels, a unidirectional LSTM with hidden size 128, 256 or 1024. A
+    preset of ``stack``: ``[gated_conv, lstm]``.
 
     Parameters
     ----------
@@ -898,52 +893,7 @@ class GatedConvLSTMEncoder(_StackBase):
         Dropout after the gated blocks and between LSTM layers.
     causal:
         Left-only convolution padding (requires ``bidirectional=False`` for a causal encoder).
-    """
-
-    name = "gcnn_lstm"
-
-    def __init__(
-        self,
-        input_dim: int,
-        *,
-        channels: int = 64,
-        kernel_size: int = 3,
-        conv_layers: int = 1,
-        hidden_size: int = 128,
-        lstm_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        causal: bool = False,
-    ) -> None:
-        super().__init__()
-        if causal and bidirectional:
-            raise ConfigError(
-                f"{self.name}: `causal` needs `bidirectional: false` (a backward LSTM looks ahead)."
-            )
-        self._set_stages(
-            input_dim,
-            [
-                (
-                    "gated_conv",
-                    {
-                        "channels": channels,
-                        "kernel_size": kernel_size,
-                        "num_layers": conv_layers,
-                        "dropout": dropout,
-                        "causal": causal,
-                    },
-                ),
-                (
-                    "lstm",
-                    {
-                        "hidden_size": hidden_size,
-                        "num_layers": lstm_layers,
-                        "bidirectional": bidirectional,
-                        "dropout": dropout,
-                    },
-                ),
-            ],
-        )
+    """), "GatedConvLSTMEncoder")
 
 
 # ---------------------------------------------------------------------------- the six hybrids of the Sent paper
@@ -956,210 +906,48 @@ _WAY_DOC = """
     expansion 4 and kernel 3 are our choice.
 """
 
+#: The stages of the Sent paper's hybrids (section III.D.1): stage type → its hyperparameters (with defaults) and
+#: how they map onto the stage's encoder.
+_WAY_STAGES: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]]] = {
+    "sa": ({"d_model": 64, "num_heads": 4},
+           lambda hp: ("self_attention", {"num_heads": hp["num_heads"], "num_layers": 1, "d_attn": hp["d_model"],
+                                          "dropout": hp["dropout"]})),
+    "transformer": ({"d_model": 64, "num_heads": 4, "dim_feedforward": 128, "transformer_layers": 6},
+                    lambda hp: ("transformer", {"d_model": hp["d_model"], "num_heads": hp["num_heads"],
+                                                "num_layers": hp["transformer_layers"],
+                                                "dim_feedforward": hp["dim_feedforward"], "dropout": hp["dropout"],
+                                                "causal": hp.get("causal", False)})),
+    "mbconv": ({"mbconv_channels": (64, 64, 64), "expand_ratio": 4, "kernel_size": 3},
+               lambda hp: ("mbconv", {"channels": list(hp["mbconv_channels"]), "expand_ratio": hp["expand_ratio"],
+                                      "kernel_size": hp["kernel_size"], "dropout": hp["dropout"]})),
+    "bilstm": ({"lstm_hidden": 64, "lstm_layers": 1},
+               lambda hp: ("lstm", {"hidden_size": hp["lstm_hidden"], "num_layers": hp["lstm_layers"],
+                                    "bidirectional": True, "dropout": hp["dropout"]})),
+}
 
-def _transformer_stage(d_model, num_heads, dim_feedforward, transformer_layers, dropout, causal=False):
-    return (
-        "transformer",
-        {
-            "d_model": d_model,
-            "num_heads": num_heads,
-            "num_layers": transformer_layers,
-            "dim_feedforward": dim_feedforward,
-            "dropout": dropout,
-            "causal": causal,
-        },
-    )
-
-
-def _sa_stage(d_model, num_heads, dropout):
-    return (
-        "self_attention",
-        {"num_heads": num_heads, "num_layers": 1, "d_attn": d_model, "dropout": dropout},
-    )
-
-
-def _mbconv_stage(mbconv_channels, expand_ratio, kernel_size, dropout):
-    return (
-        "mbconv",
-        {
-            "channels": list(mbconv_channels),
-            "expand_ratio": expand_ratio,
-            "kernel_size": kernel_size,
-            "dropout": dropout,
-        },
-    )
+#: Way n → (its stages, one line of description).
+WAYS: dict[int, tuple[tuple[str, ...], str]] = {
+    1: (("transformer",), "a Transformer encoder (``H = d_model``)"),
+    2: (("sa", "bilstm"), "Self-Attention (width ``d_model``) + Bi-LSTM (``H = 2 · lstm_hidden``)"),
+    3: (("transformer", "bilstm"), "Transformer + Bi-LSTM (``H = 2 · lstm_hidden``)"),
+    4: (("mbconv", "bilstm"), "1-D EfficientNet (MBConv stack) + Bi-LSTM (``H = 2 · lstm_hidden``)"),
+    5: (("sa", "mbconv", "bilstm"), "Self-Attention → 1-D EfficientNet → Bi-LSTM (``H = 2 · lstm_hidden``)"),
+    6: (("transformer", "mbconv", "bilstm"), "Transformer → 1-D EfficientNet → Bi-LSTM (``H = 2 · lstm_hidden``)"),
+}
 
 
-def _bilstm_stage(lstm_hidden, lstm_layers, dropout):
-    return (
-        "lstm",
-        {"hidden_size": lstm_hidden, "num_layers": lstm_layers, "bidirectional": True, "dropout": dropout},
-    )
+def _way_preset(n: int) -> Preset:
+    stages, what = WAYS[n]
+    params: dict[str, Any] = {}
+    for st in stages:
+        params.update(_WAY_STAGES[st][0])
+    params["dropout"] = 0.1
+    if stages == ("transformer",):
+        params["causal"] = False  # Way1 alone may be causal (no Bi-LSTM after it)
+    return Preset(name=f"way{n}", params=params,
+                  blocks=lambda hp: {"stages": [_WAY_STAGES[st][1](hp) for st in stages]},
+                  doc=f"Way{n} of the Sent paper: {what}." + _WAY_DOC)
 
 
-@ENCODERS.register
-class Way1Encoder(_StackBase):
-    """Way1 of the Sent paper: a Transformer encoder (``H = d_model``)."""
-
-    name = "way1"
-
-    def __init__(
-        self,
-        input_dim: int,
-        *,
-        d_model: int = 64,
-        num_heads: int = 4,
-        dim_feedforward: int = 128,
-        transformer_layers: int = 6,
-        dropout: float = 0.1,
-        causal: bool = False,
-    ) -> None:
-        super().__init__()
-        self._set_stages(
-            input_dim,
-            [_transformer_stage(d_model, num_heads, dim_feedforward, transformer_layers, dropout, causal)],
-        )
-
-
-@ENCODERS.register
-class Way2Encoder(_StackBase):
-    """Way2 of the Sent paper: Self-Attention (width ``d_model``) + Bi-LSTM (``H = 2 · lstm_hidden``)."""
-
-    name = "way2"
-
-    def __init__(
-        self,
-        input_dim: int,
-        *,
-        d_model: int = 64,
-        num_heads: int = 4,
-        lstm_hidden: int = 64,
-        lstm_layers: int = 1,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
-        self._set_stages(
-            input_dim,
-            [_sa_stage(d_model, num_heads, dropout), _bilstm_stage(lstm_hidden, lstm_layers, dropout)],
-        )
-
-
-@ENCODERS.register
-class Way3Encoder(_StackBase):
-    """Way3 of the Sent paper: Transformer + Bi-LSTM (``H = 2 · lstm_hidden``)."""
-
-    name = "way3"
-
-    def __init__(
-        self,
-        input_dim: int,
-        *,
-        d_model: int = 64,
-        num_heads: int = 4,
-        dim_feedforward: int = 128,
-        transformer_layers: int = 6,
-        lstm_hidden: int = 64,
-        lstm_layers: int = 1,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
-        self._set_stages(
-            input_dim,
-            [
-                _transformer_stage(d_model, num_heads, dim_feedforward, transformer_layers, dropout),
-                _bilstm_stage(lstm_hidden, lstm_layers, dropout),
-            ],
-        )
-
-
-@ENCODERS.register
-class Way4Encoder(_StackBase):
-    """Way4 of the Sent paper: 1-D EfficientNet (MBConv stack) + Bi-LSTM (``H = 2 · lstm_hidden``)."""
-
-    name = "way4"
-
-    def __init__(
-        self,
-        input_dim: int,
-        *,
-        mbconv_channels: list[int] = (64, 64, 64),
-        expand_ratio: int = 4,
-        kernel_size: int = 3,
-        lstm_hidden: int = 64,
-        lstm_layers: int = 1,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
-        self._set_stages(
-            input_dim,
-            [
-                _mbconv_stage(mbconv_channels, expand_ratio, kernel_size, dropout),
-                _bilstm_stage(lstm_hidden, lstm_layers, dropout),
-            ],
-        )
-
-
-@ENCODERS.register
-class Way5Encoder(_StackBase):
-    """Way5 of the Sent paper: Self-Attention → 1-D EfficientNet → Bi-LSTM (``H = 2 · lstm_hidden``)."""
-
-    name = "way5"
-
-    def __init__(
-        self,
-        input_dim: int,
-        *,
-        d_model: int = 64,
-        num_heads: int = 4,
-        mbconv_channels: list[int] = (64, 64, 64),
-        expand_ratio: int = 4,
-        kernel_size: int = 3,
-        lstm_hidden: int = 64,
-        lstm_layers: int = 1,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
-        self._set_stages(
-            input_dim,
-            [
-                _sa_stage(d_model, num_heads, dropout),
-                _mbconv_stage(mbconv_channels, expand_ratio, kernel_size, dropout),
-                _bilstm_stage(lstm_hidden, lstm_layers, dropout),
-            ],
-        )
-
-
-@ENCODERS.register
-class Way6Encoder(_StackBase):
-    """Way6 of the Sent paper: Transformer → 1-D EfficientNet → Bi-LSTM (``H = 2 · lstm_hidden``)."""
-
-    name = "way6"
-
-    def __init__(
-        self,
-        input_dim: int,
-        *,
-        d_model: int = 64,
-        num_heads: int = 4,
-        dim_feedforward: int = 128,
-        transformer_layers: int = 6,
-        mbconv_channels: list[int] = (64, 64, 64),
-        expand_ratio: int = 4,
-        kernel_size: int = 3,
-        lstm_hidden: int = 64,
-        lstm_layers: int = 1,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
-        self._set_stages(
-            input_dim,
-            [
-                _transformer_stage(d_model, num_heads, dim_feedforward, transformer_layers, dropout),
-                _mbconv_stage(mbconv_channels, expand_ratio, kernel_size, dropout),
-                _bilstm_stage(lstm_hidden, lstm_layers, dropout),
-            ],
-        )
-
-
-for _cls in (Way1Encoder, Way2Encoder, Way3Encoder, Way4Encoder, Way5Encoder, Way6Encoder):
-    _cls.__doc__ = (_cls.__doc__ or "") + _WAY_DOC
+Way1Encoder, Way2Encoder, Way3Encoder, Way4Encoder, Way5Encoder, Way6Encoder = (
+    _stack_preset(_way_preset(n), f"Way{n}Encoder") for n in WAYS)

@@ -47,6 +47,7 @@ import torch
 from torch.nn import functional as F
 
 from affectflow.data.dataset import collate
+from affectflow.models.rnn import reverse_steps, reversed_steps_index, step_lengths
 from affectflow.training.losses import get_loss, masked_ccc
 from affectflow.training.seeds import seed_everything
 
@@ -262,15 +263,12 @@ class StackedGRU:
         h = F.dropout(h, p_drop, training=p_drop > 0)
         t = h.shape[2]
         if self.dirs == 2:  # per-window reversal within its length (what packing does for the reverse direction)
-            lengths = mask.sum(-1).clamp(min=1)  # (M, B)
-            ar = torch.arange(t, device=h.device)
-            rev = torch.where(ar < lengths.unsqueeze(-1), lengths.unsqueeze(-1) - 1 - ar, ar)  # (M, B, T)
+            rev = reversed_steps_index(step_lengths(mask), t)  # (M, B, T)
         for layer in range(self.layers):
             outs = [self._direction(h, P, f"_l{layer}")]
             if self.dirs == 2:
-                idx = rev.unsqueeze(-1).expand(-1, -1, -1, h.shape[-1])
-                back = self._direction(torch.gather(h, 2, idx), P, f"_l{layer}_reverse")
-                outs.append(torch.gather(back, 2, rev.unsqueeze(-1).expand(-1, -1, -1, back.shape[-1])))
+                back = self._direction(reverse_steps(h, rev), P, f"_l{layer}_reverse")
+                outs.append(reverse_steps(back, rev))
             h = torch.cat(outs, -1)
             rnn_drop = float(self.hp.get("rnn_dropout", 0.0)) if training else 0.0
             if layer < self.layers - 1 and rnn_drop > 0:
