@@ -56,6 +56,23 @@ def test_onnx_parity_with_pytorch(name, extra, tmp_path):
         assert _parity(model, DIMS, path, batch=batch, steps=steps) <= 1e-5
 
 
+@pytest.mark.slow
+def test_torch_export_based_exporter_on_a_bidirectional_gru(tmp_path):
+    # packing cannot be traced by torch.export: run_rnn takes the padded path (backward direction reversed per row)
+    model = _build("gru", {"bidirectional": True})
+    path = export_model_onnx(model, DIMS, tmp_path / "m.onnx", dynamo=True)
+    assert _parity(model, DIMS, path, batch=3, steps=17) <= 1e-5
+
+
+def test_a_fixed_time_axis_is_refused(tmp_path, monkeypatch):
+    import affectflow.export.onnx as onnx_export
+
+    monkeypatch.setattr(onnx_export, "_fixed_axes", lambda path: ["x.visual"])
+    with pytest.raises(ExportError, match="fixed the batch or time axis of x.visual"):
+        export_model_onnx(_build("tcn", {}), DIMS, tmp_path / "m.onnx")
+    assert not list(tmp_path.iterdir())
+
+
 def test_every_registered_architecture_is_covered():
     # afg_jdev needs class targets: exported with its default JDEV head below
     assert set(MODELS.names()) - set(SMALL_SETTINGS) == {"afg_jdev"}

@@ -140,14 +140,27 @@ def example_inputs(dims: dict[str, int], *, batch: int = 2, steps: int = 7, seed
     return (mask, *xs, *fms)
 
 
+def _fixed_axes(path: Path) -> list[str]:
+    """Inputs of the ONNX graph at ``path`` whose batch or time axis is a fixed number instead of a name."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [i.name for i in graph.input
+            if any(d.HasField("dim_value") for d in list(i.type.tensor_type.shape.dim)[:2])]
+
+
 def export_model_onnx(model: nn.Module, dims: dict[str, int], path: str | os.PathLike, *,
                       opset: int = OPSET, dynamo: bool = False) -> Path:
     """Write ``model`` (the registry's dict interface) as ONNX with dynamic ``batch`` and ``time`` axes.
 
+    ``dynamo`` chooses the exporter (see the module docstring): TorchScript-based (default) or ``torch.export``-based
+    (opset ``max(opset, 18)``).
+
     Raises
     ------
     ExportError
-        The exporter cannot convert the model (the message has the exporter's first line).
+        The exporter cannot convert the model (the message has the exporter's first line), or the graph it wrote
+        has a fixed batch or time axis (the message names the inputs).
     """
     sets = list(dims)
     names = input_names(sets)
@@ -179,6 +192,15 @@ def export_model_onnx(model: nn.Module, dims: dict[str, int], path: str | os.Pat
                 f"Model {getattr(model, 'name', type(model).__name__)!r} cannot be exported to ONNX: "
                 f"{type(e).__name__}: {first}"
             ) from e
+    fixed = _fixed_axes(tmp)
+    if fixed:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(
+            f"Model {getattr(model, 'name', type(model).__name__)!r}: the "
+            f"{'torch.export-based' if dynamo else 'TorchScript-based'} exporter fixed the batch or time axis of "
+            f"{', '.join(fixed)} (the graph would refuse other lengths); export it with the other exporter "
+            f"(dynamo={not dynamo})."
+        )
     os.replace(tmp, path)
     return path
 
