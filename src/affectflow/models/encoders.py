@@ -52,7 +52,7 @@ from torch import nn
 from affectflow.errors import ConfigError
 from affectflow.models.attention import MultiheadAttention
 from affectflow.models.presets import Preset, preset_class
-from affectflow.models.rnn import run_rnn
+from affectflow.models.rnn import batch_first_rnn, run_rnn
 from affectflow.registry import MODEL_PARAM_RULES, Registry
 
 ENCODERS: Registry[nn.Module] = Registry("encoder", data_args=("input_dim",), param_rules=MODEL_PARAM_RULES)
@@ -162,6 +162,22 @@ class IdentityEncoder(Encoder):
 
 # ---------------------------------------------------------------------------- RNNs
 class _RNNEncoder(Encoder):
+    """A GRU/LSTM (``cell``) over the real steps (:func:`~affectflow.models.rnn.run_rnn`).
+
+    Parameters
+    ----------
+    input_dim:
+        Input width ``D``.
+    hidden_size:
+        Hidden width per direction; ``H = hidden_size · (2 if bidirectional else 1)``.
+    num_layers:
+        Stacked layers.
+    bidirectional:
+        Also run backwards, ``h_t = [→h_t; ←h_t]`` (not causal).
+    dropout:
+        Dropout between layers (``num_layers > 1`` only).
+    """
+
     cell: type[nn.RNNBase]
 
     def __init__(
@@ -177,14 +193,8 @@ class _RNNEncoder(Encoder):
         _check_positive(self.name, hidden_size=hidden_size, num_layers=num_layers)
         _check_dropout(self.name, dropout)
         self.input_dim = int(input_dim)
-        self.rnn = self.cell(
-            input_dim,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
+        self.rnn = batch_first_rnn(self.cell, input_dim, hidden_size, num_layers=num_layers,
+                                   bidirectional=bidirectional, dropout=dropout)
         self.output_dim = hidden_size * (2 if bidirectional else 1)
 
     @property
@@ -197,21 +207,7 @@ class _RNNEncoder(Encoder):
 
 @ENCODERS.register
 class GRUEncoder(_RNNEncoder):
-    """GRU over packed sequences.
-
-    Parameters
-    ----------
-    input_dim:
-        Input width ``D``.
-    hidden_size:
-        Hidden width per direction; ``H = hidden_size · (2 if bidirectional else 1)``.
-    num_layers:
-        Stacked layers.
-    bidirectional:
-        Also run backwards (not causal).
-    dropout:
-        Dropout between layers (``num_layers > 1`` only).
-    """
+    """GRU over packed sequences (parameters: see :class:`_RNNEncoder`)."""
 
     name = "gru"
     cell = nn.GRU
@@ -219,21 +215,8 @@ class GRUEncoder(_RNNEncoder):
 
 @ENCODERS.register
 class LSTMEncoder(_RNNEncoder):
-    """LSTM over packed sequences (Eq. 4-5 of the MuSe 2021 stress paper; Eq. 5-8 of the Sent paper when bidirectional).
-
-    Parameters
-    ----------
-    input_dim:
-        Input width ``D``.
-    hidden_size:
-        Hidden width per direction; ``H = hidden_size · (2 if bidirectional else 1)``.
-    num_layers:
-        Stacked layers.
-    bidirectional:
-        Also run backwards, ``h_t = [→h_t; ←h_t]`` (not causal).
-    dropout:
-        Dropout between layers (``num_layers > 1`` only).
-    """
+    """LSTM over packed sequences (Eq. 4-5 of the MuSe 2021 stress paper; Eq. 5-8 of the Sent paper when bidirectional;
+    parameters: see :class:`_RNNEncoder`)."""
 
     name = "lstm"
     cell = nn.LSTM

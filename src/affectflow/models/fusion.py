@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from affectflow.errors import ConfigError
-from affectflow.models.rnn import run_rnn
+from affectflow.models.rnn import batch_first_rnn, run_rnn
 from affectflow.registry import MODEL_PARAM_RULES, Registry
 
 FUSIONS: Registry[nn.Module] = Registry("fusion", data_args=("input_dims",), param_rules=MODEL_PARAM_RULES)
@@ -425,14 +425,8 @@ class LateBiLSTMFusion(Fusion):
     ) -> None:
         super().__init__()
         self._set_inputs(input_dims)
-        self.rnn = nn.LSTM(
-            sum(self.input_dims.values()),
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
+        self.rnn = batch_first_rnn(nn.LSTM, sum(self.input_dims.values()), hidden_size, num_layers=num_layers,
+                                   bidirectional=bidirectional, dropout=dropout)
         self.output_dim = hidden_size * (2 if bidirectional else 1)
 
     @property

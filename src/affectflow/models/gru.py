@@ -28,7 +28,7 @@ from torch import nn
 
 from affectflow.errors import ConfigError
 from affectflow.models.base import MODELS, SequenceModel
-from affectflow.models.rnn import run_rnn
+from affectflow.models.rnn import batch_first_rnn, run_rnn
 
 
 def _build_head(head: Any, input_dim: int, targets: list[str], *, d_fc: int, dropout: float,
@@ -116,14 +116,8 @@ class EarlyFusionGRU(SequenceModel):
         n_in = sum(input_dims.values()) + (len(self.sets) if mask_inputs else 0)
         self.fusion = nn.Linear(n_in, d_model)
         self.drop = nn.Dropout(dropout)
-        self.gru = nn.GRU(
-            d_model,
-            d_model,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=rnn_dropout if num_layers > 1 else 0.0,
-        )
+        self.gru = batch_first_rnn(nn.GRU, d_model, d_model, num_layers=num_layers, bidirectional=bidirectional,
+                                   dropout=rnn_dropout)
         d_h = d_model * (2 if bidirectional else 1)
         self.tanh_output = tanh_output
         self.head = None

@@ -36,6 +36,14 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from affectflow.errors import ConfigError
 
 
+def batch_first_rnn(cell: type[nn.RNNBase], input_size: int, hidden_size: int, *, num_layers: int = 1,
+                    bidirectional: bool = False, dropout: float = 0.0) -> nn.RNNBase:
+    """A batch-first ``cell`` (``nn.GRU``, ``nn.LSTM``, ``nn.RNN``) whose inter-layer ``dropout`` applies only with
+    ``num_layers > 1`` (PyTorch warns otherwise); output width ``hidden_size · (2 if bidirectional else 1)``."""
+    return cell(input_size, hidden_size, num_layers=num_layers, batch_first=True, bidirectional=bidirectional,
+                dropout=dropout if num_layers > 1 else 0.0)
+
+
 def step_lengths(mask: torch.Tensor) -> torch.Tensor:
     """Real steps per row of a ``(..., T)`` step mask, at least 1 (an empty row runs over its first step)."""
     return mask.sum(-1).clamp(min=1)
