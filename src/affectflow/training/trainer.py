@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
 from affectflow.config import TrainingConfig
+from affectflow.data.batches import prepare_batches
 from affectflow.data.dataset import WindowDataset, batch_to, collate
 from affectflow.training.losses import get_loss
 from affectflow.training.seeds import seed_everything
@@ -192,7 +193,10 @@ def fit_seed(
 
     schedule = make_schedule(getattr(cfg, "schedule", None), getattr(cfg, "unfreezing", None), model, opt)
     amp = device.type == "cuda" and getattr(cfg, "amp", None) is not False
-    loader = DataLoader(
+    # batches as contiguous tensors prepared once (same batches, order and random draws as the DataLoader);
+    # worker processes asked for, or a training set too large for memory, read windows per batch instead
+    prepared = prepare_batches(train_ds) if cfg.num_workers == 0 else None
+    loader = None if prepared is not None else DataLoader(
         train_ds,
         batch_size=cfg.batch_size,
         sampler=RandomSampler(train_ds, generator=gen),
@@ -200,6 +204,7 @@ def fit_seed(
         num_workers=cfg.num_workers,
         persistent_workers=cfg.num_workers > 0,
     )
+    batches_per_epoch = prepared.num_batches(cfg.batch_size) if prepared is not None else len(loader)
     best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
     history: list[dict] = []
     windows, frames, train_time = 0, 0, 0.0
@@ -229,9 +234,10 @@ def fit_seed(
         t0 = time.perf_counter()
         losses = []
         row_start = schedule.start_epoch() if schedule is not None else {}
-        n_batches = len(loader) if max_batches is None else min(len(loader), max_batches)
+        n_batches = batches_per_epoch if max_batches is None else min(batches_per_epoch, max_batches)
         lr_start, ep_frames = None, 0
-        for nb, batch in enumerate(loader):
+        epoch_batches = prepared.epoch(cfg.batch_size, gen) if prepared is not None else loader
+        for nb, batch in enumerate(epoch_batches):
             if max_batches is not None and nb >= max_batches:
                 break
             if schedule is not None:
@@ -251,9 +257,10 @@ def fit_seed(
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            losses.append(float(loss.detach()))
+            losses.append(loss.detach())  # read once per epoch: no host synchronisation per batch
             windows += batch["mask"].shape[0]
-            ep_frames += int(batch["mask"].sum())
+            ep_frames += int(batch["mask"].sum())  # the batch on the host
+        losses = torch.stack(losses).float().tolist() if losses else []
         lr_end = opt.param_groups[0]["lr"]
         epoch_time = time.perf_counter() - t0
         train_time += epoch_time
