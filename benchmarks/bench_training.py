@@ -1,6 +1,31 @@
-"""Training throughput and peak memory of the default configuration.
+"""Training throughput against the machine's own limit, and peak memory of the default configuration.
 
-Two measurements, each in a fresh subprocess so that peak RSS (``ru_maxrss``) belongs to that measurement alone:
+Three measurements, each in a fresh subprocess so that peak RSS (``ru_maxrss``) belongs to that measurement alone:
+
+0. ``limit`` (the machine's own limit): the measured fp32 GEMM rate (``torch.mm``, median of ``--reps``) at the sizes
+   the models use (the GRU's per-step ``B x H x 3H``, its input projection ``B*T x H x 3H``, the wide fusion layer)
+   and at 2048^3, and bf16 where the CPU has native bf16 (AVX512-BF16 / AMX; otherwise the bf16 rate is printed
+   but marked emulated). Then, for the MuSe 2023 GRU configurations (4-layer GRU-256, windows 50/25, batch 256; an
+   eGeMAPS-like 88-dim set and a 768-dim "wide" set), a TCN and an attention model (the registered ``tcn`` and
+   ``transformer``, same windows and batch), on a MuSe 2023-sized corpus (``generate_corpus(layout=
+   "personalisation")``, 69 subjects x ~300 s at 2 Hz, as MuSe 2023 c2; ``--subjects`` to change):
+
+   * **FLOP per epoch, counted**: ``torch.utils.flop_counter.FlopCounterMode`` over one real forward + backward
+     of the model on the first real training batch, scaled by ``windows / batch``, plus one counted forward
+     over the devel partition (the early-stopping evaluation). On the CPU ``aten::gru`` decomposes into
+     ``mm``/``addmm`` calls, which the counter sees, so RNN FLOPs are counted, not guessed; the analytic GRU
+     count is printed next to it as a check: forward ``sum_l 2 * B * T * 3H * (D_l + H)`` (``D_l`` = layer
+     input width), backward twice that, less the input gradient of the first layer.
+   * **epoch time**: a real ``affectflow train`` run (:func:`affectflow.experiment.train`: training loop, devel
+     evaluation, epoch-state checkpoint, run.json heartbeat) of ``--reps + 1`` epochs; the wall time between
+     consecutive epoch callbacks (the first epoch is a warm-up and not counted).
+   * **bare module time**: between those epochs (interleaved, so both see the same machine load), forward +
+     backward of the bare module on the same windows (as many full batches as the epoch has, already in
+     memory, no optimiser, no evaluation): ``nn.GRU`` alone for the GRU configurations (as in issue 17), the
+     whole registered model for all (``model`` column).
+   * achieved FLOP/s = counted FLOP per epoch / median epoch time, its share of the measured GEMM rate, and the
+     ratio median epoch time / median bare time. The load average is printed with every row: seven other
+     developers share this machine's two cores, so only interleaved ratios are meaningful.
 
 1. ``default``: a synthetic corpus of about 6 hours at 2 Hz (72 subjects x 300 s); the default config
    (GRU d_model 256, windows 200/100, batch 32, features acoustic+visual+physio) trained for a fixed number of
@@ -11,7 +36,9 @@ Two measurements, each in a fresh subprocess so that peak RSS (``ru_maxrss``) be
 
 Usage::
 
-    python benchmarks/bench_training.py                   # both (the large corpus needs ~25 GB of disk, ~10 min)
+    python benchmarks/bench_training.py --only limit --reps 3               # the table against the machine's limit
+    python benchmarks/bench_training.py --only limit --models gru,tcn --threads 1
+    python benchmarks/bench_training.py                   # all three (the large corpus needs ~25 GB of disk, ~10 min)
     python benchmarks/bench_training.py --only default --epochs 3
     python benchmarks/bench_training.py --only large --frames 600000   # a smaller "large" corpus
 """
@@ -20,7 +47,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
+import tempfile
 import subprocess
 import sys
 import time
@@ -151,15 +181,237 @@ def run_large(workdir: Path, frames: int, dims: int, batches: int, device: str) 
     }
 
 
+# ---------------------------------------------------------------------------------------------- the machine's limit
+#: name -> (model type, feature sets, --set overrides): the configurations of the ``limit`` table
+LIMIT_MODELS = {
+    "gru": ("gru", ["acoustic"], ["model.num_layers=4", "model.d_model=256"]),
+    "gru-wide": ("gru", ["wide"], ["model.num_layers=4", "model.d_model=256"]),
+    "tcn": ("tcn", ["acoustic"], []),
+    "attention": ("transformer", ["acoustic"], []),
+}
+
+
+def bf16_native() -> bool:
+    """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX); without it torch emulates bf16."""
+    import torch
+
+    cap = torch.backends.cpu.get_cpu_capability()
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    return "avx512_bf16" in flags or "amx_bf16" in flags or cap.startswith("AMX")
+
+
+def gemm_rate(m: int, k: int, n: int, dtype, reps: int) -> float:
+    """Median GFLOP/s of ``torch.mm`` of an ``(m, k)`` by a ``(k, n)`` matrix (2mkn FLOP per product)."""
+    import torch
+
+    a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+    inner = max(1, int(2e9 // (2 * m * k * n)))  # ~2 GFLOP per timing
+    torch.mm(a, b)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            torch.mm(a, b)
+        times.append((time.perf_counter() - t0) / inner)
+    return 2 * m * k * n / statistics.median(times) / 1e9
+
+
+def gru_flops(layers: int, d_in: int, hidden: int, batch: int, steps: int) -> dict:
+    """Analytic GRU FLOP (matrix products only): forward ``sum_l 2 B T 3H (D_l + H)``; backward twice that, less
+    the first layer's input gradient ``2 B T 3H D_0`` (the input needs no gradient)."""
+    fwd = sum(2 * batch * steps * 3 * hidden * ((d_in if l == 0 else hidden) + hidden) for l in range(layers))
+    return {"forward": fwd, "forward_backward": 3 * fwd - 2 * batch * steps * 3 * hidden * d_in}
+
+
+def make_muse_corpus(path: Path, subjects: int) -> None:
+    """The MuSe 2023-sized corpus: personalisation layout, ``subjects`` x ~300 s at 2 Hz, the generator's sets plus a
+    768-dim ``wide`` set (a wav2vec2-like width)."""
+    from affectflow.synthetic.corpus import DEFAULT_SPECS, FeatureSpec, generate_corpus
+
+    if (path / "corpus.json").is_file():
+        return
+    specs = [*DEFAULT_SPECS, FeatureSpec("wide", "audio", 768, 2.0, arousal=0.8, valence=0.6, kind="nonlinear",
+                                         noise=1.5)]
+    generate_corpus(path, n_subjects=subjects, duration_s=300.0, seed=0, layout="personalisation", features=specs,
+                    progress=False)
+
+
+def _limit_config(corpus: Path, runs: Path, which: str, epochs: int, threads: int, device: str):
+    from affectflow.config import load_config
+
+    mtype, feats, extra = LIMIT_MODELS[which]
+    return load_config(None, [f"data.corpus={corpus}", f"data.features=[{','.join(feats)}]", f"model.type={mtype}",
+                              "data.window.size=50", "data.window.hop=25", "training.batch_size=256",
+                              f"training.epochs={epochs}", f"training.patience={epochs + 1}", "training.seeds=[1]",
+                              f"training.device={device}", f"output.runs_dir={runs}", "output.plots=false",
+                              *([f"training.num_threads={threads}"] if threads else []), *extra])
+
+
+def run_limit_model(corpus: Path, which: str, reps: int, threads: int, device: str) -> dict:
+    """One row of the ``limit`` table (see the module docstring)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from affectflow.corpus import Corpus
+    from affectflow.data import Normalizer
+    from affectflow.data.batches import PreparedBatches
+    from affectflow.experiment import train
+    from affectflow.models import MODELS
+    from affectflow.tasks import make_task, target_specs
+    from affectflow.training.losses import get_loss
+
+    runs = Path(tempfile.mkdtemp(prefix="bench-limit-"))
+    cfg = _limit_config(corpus, runs, which, reps + 1, threads, device)
+    d = cfg.data
+    c = Corpus(corpus)
+    specs = target_specs(c, d.task, d.targets, d.target_types, d.label_set)
+    task = make_task(d.task, c, specs, features=d.features, label_set=d.label_set)
+    train_store = task.store(c.recording_ids(d.train_partitions))
+    devel_store = task.store(c.recording_ids([d.devel_partition]))
+    norm = Normalizer(mode=d.normalize).fit(train_store)
+    ds = task.train_dataset(train_store, norm, d.window)
+    bs = cfg.training.batch_size
+    n_batches = -(-len(ds) // bs)
+    prep = PreparedBatches(ds)
+    # the epoch's windows in batches of the epoch's sizes (full batches, then the rest)
+    full = [prep.batch(torch.arange(i * bs, min((i + 1) * bs, len(ds)))) for i in range(n_batches)]
+    loss_fn = get_loss(cfg.training.loss)
+    dims = norm.output_dims(train_store.dims)
+
+    def build():
+        return MODELS.build(cfg.model.type, cfg.model.params, input_dims=dims, targets=d.targets)
+
+    def model_fwd_bwd(model, batch):
+        loss = loss_fn(model(batch["x"], batch["mask"], batch["feature_mask"]), batch["y"], batch["y_mask"])
+        loss.backward()
+
+    # FLOP per epoch, counted
+    model = build().train()
+    with FlopCounterMode(display=False) as fc:
+        model_fwd_bwd(model, full[0])
+    train_flop = fc.get_total_flops() * len(ds) / len(full[0]["mask"])
+    with FlopCounterMode(display=False) as fc:
+        task.predict(model, devel_store, norm, {"size": None, "hop": None})
+    devel_flop = fc.get_total_flops()
+    row = {"model": which, "type": cfg.model.type, "features": "+".join(d.features), "input_dim": sum(dims.values()),
+           "train_windows": len(ds), "batches_per_epoch": n_batches, "flop_per_epoch_G": (train_flop + devel_flop) / 1e9,
+           "train_flop_G": train_flop / 1e9, "devel_flop_G": devel_flop / 1e9}
+    is_gru = cfg.model.type == "gru"
+    p = cfg.model.params
+    if is_gru:
+        h, layers = int(p.get("d_model", 256)), int(p.get("num_layers", 1))
+        gru = torch.nn.GRU(h, h, num_layers=layers, batch_first=True)
+        gx = [torch.randn(len(b["mask"]), d.window.size, h) for b in full]
+        row["gru_analytic_flop_G"] = gru_flops(layers, h, h, len(ds), d.window.size)["forward_backward"] / 1e9
+
+    bare_model, bare_core, marks = [], [], []
+    bare = build().train()
+
+    def measure_bare():
+        t0 = time.perf_counter()
+        for b in full:
+            bare.zero_grad(set_to_none=True)
+            model_fwd_bwd(bare, b)
+        bare_model.append(time.perf_counter() - t0)
+        if is_gru:
+            t0 = time.perf_counter()
+            for x in gx:
+                gru.zero_grad(set_to_none=True)
+                out, _ = gru(x)
+                out.sum().backward()
+            bare_core.append(time.perf_counter() - t0)
+
+    epochs, loads = [], []
+
+    def on_epoch(seed, hist_row):
+        now = time.perf_counter()
+        if marks:
+            epochs.append(now - marks[-1])
+            loads.append(os.getloadavg()[0])
+        measure_bare()
+        marks.append(time.perf_counter())
+
+    run_dir = train(cfg, progress=False, on_epoch=on_epoch)
+    import pandas as pd
+    import shutil
+
+    hist = pd.read_csv(Path(run_dir) / "history" / "seed-1.csv")
+    shutil.rmtree(runs, ignore_errors=True)
+    ep = statistics.median(epochs)
+    row.update({
+        "epoch_s": ep, "epoch_s_all": [round(v, 2) for v in epochs],
+        "train_devel_s": float(hist["seconds"].iloc[1:].median()),
+        "bare_model_s": statistics.median(bare_model), "epoch_over_bare_model": ep / statistics.median(bare_model),
+        "achieved_GFLOP_s": (train_flop + devel_flop) / ep / 1e9, "load_avg": round(statistics.median(loads), 1),
+        "threads": torch.get_num_threads(),
+    })
+    if bare_core:
+        row.update({"bare_nn_gru_s": statistics.median(bare_core),
+                    "epoch_over_bare_nn_gru": ep / statistics.median(bare_core)})
+    return row
+
+
+def run_limit(workdir: Path, models: list[str], reps: int, subjects: int, threads: int, device: str) -> dict:
+    """The machine's GEMM rates and one row per configuration (printed as a table by :func:`print_limit`)."""
+    import torch
+
+    corpus = workdir / f"muse2023-{subjects}"
+    make_muse_corpus(corpus, subjects)
+    if threads:
+        torch.set_num_threads(threads)
+    sizes = {"gru_step 256x256x768": (256, 256, 768), "gru_input 12800x256x768": (12800, 256, 768),
+             "wide_fusion 12800x769x256": (12800, 769, 256), "large 2048^3": (2048, 2048, 2048)}
+    gemm = {name: gemm_rate(*mkn, torch.float32, reps) for name, mkn in sizes.items()}
+    gemm_bf16 = {name: gemm_rate(*mkn, torch.bfloat16, max(1, reps // 2)) for name, mkn in sizes.items()
+                 if name.startswith(("gru_step", "large"))}
+    rows = [run_limit_model(corpus, m, reps, threads, device) for m in models]
+    ref = gemm["gru_input 12800x256x768"]
+    for r in rows:
+        r["share_of_gemm"] = r["achieved_GFLOP_s"] / ref
+        r["share_of_large_gemm"] = r["achieved_GFLOP_s"] / gemm["large 2048^3"]
+    return {"benchmark": "limit", "corpus": str(corpus), "subjects": subjects, "cpu_capability":
+            torch.backends.cpu.get_cpu_capability(), "bf16_native": bf16_native(), "threads": torch.get_num_threads(),
+            "gemm_fp32_GFLOP_s": gemm, "gemm_bf16_GFLOP_s": gemm_bf16, "rows": rows,
+            "load_avg_end": os.getloadavg()}
+
+
+def print_limit(res: dict) -> None:
+    """The ``limit`` result as plain-text tables."""
+    print(f"\n== limit: machine rate (torch.mm, {res['threads']} threads, CPU {res['cpu_capability']}, "
+          f"native bf16: {res['bf16_native']}) ==")
+    for name, v in res["gemm_fp32_GFLOP_s"].items():
+        bf = res["gemm_bf16_GFLOP_s"].get(name)
+        print(f"  {name:<28} fp32 {v:7.1f} GFLOP/s" + (f"   bf16 {bf:7.1f} GFLOP/s" if bf else ""))
+    print(f"\n== limit: epochs of `affectflow train` against the bare module (corpus {res['corpus']}, "
+          f"{res['subjects']} subjects; windows 50/25, batch 256; medians) ==")
+    head = (f"  {'config':<10} {'in':>4} {'win':>5} {'GFLOP/ep':>9} {'epoch s':>8} {'bare model s':>12} "
+            f"{'ep/bare':>7} {'nn.GRU s':>8} {'ep/GRU':>6} {'GFLOP/s':>8} {'share':>6} {'load':>5}")
+    print(head)
+    for r in res["rows"]:
+        print(f"  {r['model']:<10} {r['input_dim']:>4} {r['train_windows']:>5} {r['flop_per_epoch_G']:>9.1f} "
+              f"{r['epoch_s']:>8.2f} {r['bare_model_s']:>12.2f} {r['epoch_over_bare_model']:>7.2f} "
+              f"{r.get('bare_nn_gru_s', float('nan')):>8.2f} {r.get('epoch_over_bare_nn_gru', float('nan')):>6.2f} "
+              f"{r['achieved_GFLOP_s']:>8.1f} {r['share_of_gemm']:>6.1%} {r['load_avg']:>5}")
+    print("  (GFLOP/ep: counted train forward+backward + devel forward; share: of the fp32 GEMM rate at "
+          "12800x256x768; ep/bare: epoch / bare forward+backward on the same windows)")
+    for r in res["rows"]:
+        if "gru_analytic_flop_G" in r:
+            print(f"  {r['model']}: counted train {r['train_flop_G']:.1f} GFLOP vs analytic GRU-only "
+                  f"{r['gru_analytic_flop_G']:.1f} GFLOP; devel forward {r['devel_flop_G']:.1f} GFLOP")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["default", "large"])
+    ap.add_argument("--only", choices=["limit", "default", "large"])
     ap.add_argument("--workdir", default=".bench", help="where benchmark corpora are written (reused)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--frames", type=int, default=3_000_000)
     ap.add_argument("--dims", type=int, default=1000)
     ap.add_argument("--batches", type=int, default=30)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--models", default=",".join(LIMIT_MODELS), help="limit: configurations, comma-separated")
+    ap.add_argument("--reps", type=int, default=3, help="limit: timed epochs (and bare runs) per configuration")
+    ap.add_argument("--subjects", type=int, default=69, help="limit: subjects of the MuSe 2023-sized corpus")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -169,23 +421,32 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.child == "limit":
+        print(json.dumps(run_limit(workdir, args.models.split(","), args.reps, args.subjects, args.threads,
+                                   args.device)))
+        return
     if args.child == "default":
         print(json.dumps(run_default(workdir, args.epochs, args.device)))
         return
     if args.child == "large":
         print(json.dumps(run_large(workdir, args.frames, args.dims, args.batches, args.device)))
         return
-    for which in ["default", "large"]:
+    for which in ["limit", "default", "large"]:
         if args.only and which != args.only:
             continue
         cmd = [sys.executable, __file__, "--child", which, "--workdir", str(workdir), "--epochs", str(args.epochs),
                "--frames", str(args.frames), "--dims", str(args.dims), "--batches", str(args.batches),
-               "--device", args.device, "--threads", str(args.threads)]
+               "--device", args.device, "--threads", str(args.threads), "--models", args.models,
+               "--reps", str(args.reps), "--subjects", str(args.subjects)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         for line in out.stdout.splitlines():
             if not line.startswith("{"):
                 print(line)
         res = json.loads(out.stdout.strip().splitlines()[-1])
+        if which == "limit":
+            print_limit(res)
+            (workdir / "limit.json").write_text(json.dumps(res, indent=1))
+            continue
         print(f"\n== {which} ==")
         for k, v in res.items():
             print(f"  {k:>24}: {v}")
