@@ -18,7 +18,8 @@ Kinds (:data:`FIGURE_KINDS`; a kind is a function ``(spec, results, tables) -> (
     ``table``: the id of one of the recipe's tables (or a list of ids): the table drawn as grouped bars
     (:func:`affectflow.plots.plot_bar_panels`). Options: ``values`` (the numeric columns to draw; default every
     column whose cells are numbers), ``label`` (the columns naming a series; default the other columns), ``panel``
-    (a column whose value splits the rows into panels). Linear-yardstick rows are drawn as dashed reference marks.
+    (a column whose value splits the rows into panels), ``ylabel`` (default CCC). Linear-yardstick rows are drawn
+    as dashed reference marks.
 
 Every figure's numbers go to ``recipe.json`` (``figures[].data``) next to its file, read from the same runs as the
 tables.
@@ -127,7 +128,9 @@ def table_bars(spec: dict[str, Any], source: Any, tables: dict[str, Any]):
                 dest[name] = vals
             title = t.get("title", tid) + (f": {key}" if key is not None else "")
             panels.append({"title": title, "groups": values, "series": series, "references": refs})
-    return (lambda path: plot_bar_panels(panels, path, title=spec.get("title", ""))), {"panels": panels}
+    draw = lambda path: plot_bar_panels(panels, path, title=spec.get("title", ""),  # noqa: E731
+                                        ylabel=str(opts.get("ylabel", "CCC")))
+    return draw, {"panels": panels}
 
 
 def build_figures(recipe: Any, results: dict[str, Any], tables: list[dict[str, Any]], folder: Path) -> list[dict]:
