@@ -1,4 +1,4 @@
-"""CLI verbs for challenge data: ``import-affwild2``, ``import-mer``, ``generate-layout``, ``submit``,
+"""CLI verbs for challenge data: ``import-affwild2``, ``import-mer``, ``generate-layout``, ``upgrade``, ``submit``,
 ``fuse-raters`` (each a thin wrapper over the Python API)."""
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def cmd_import_mer(args: argparse.Namespace) -> int:
 
     feats = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else None
     _, report = import_mer(args.root, args.out, frame_rates=_rates(args.frame_rate), features=feats,
-                           devel_fraction=args.devel_fraction, seed=args.seed, name=args.name, progress=not args.quiet)
+                           devel_fraction=args.devel_fraction, seed=args.seed, name=args.name, progress=not args.quiet,
+                           storage=args.storage)
     print(report.summary())
     print(f"Report: {Path(args.out) / 'reports' / 'import.json'}")
     return 0
@@ -76,6 +77,15 @@ def cmd_generate_layout(args: argparse.Namespace) -> int:
               f"{rec['acoustic_sets']}, frame-level set 'frames' at {hz:g} Hz (import with --frame-rate "
               f"frames={hz:g}).")
         print("Noise-free ceilings (truth vs observed labels): " + json.dumps(rec["ceiling"]))
+    return 0
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from affectflow.corpus.upgrade import describe_upgrade, upgrade_corpus
+
+    sets = [f.strip() for f in args.feature_sets.split(",") if f.strip()] if args.feature_sets else None
+    result = upgrade_corpus(args.corpus, feature_sets=sets, dry_run=args.dry_run, progress=not args.quiet)
+    print(describe_upgrade(result))
     return 0
 
 
@@ -127,6 +137,9 @@ def register(sub: Any) -> None:
                    "devel-label.csv (default 0.2)")
     m.add_argument("--seed", type=int, default=0, help="seed of the devel split (default 0)")
     m.add_argument("--name", help="corpus name")
+    m.add_argument("--storage", choices=["packed", "files"], default="packed",
+                   help="packed: one memory-mapped array per feature set (default); files: one Parquet file per "
+                   "clip and set (the layout before packed sets)")
 
     g = add("generate-layout", cmd_generate_layout,
             "Write a synthetic dataset in a challenge layout (affwild2 or mer) with known answers.")
@@ -135,6 +148,14 @@ def register(sub: Any) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("-s", "--set", action="append", metavar="KEY=VALUE",
                    help="generator option, e.g. n_videos=20 or n_train=400 (see affectflow.synthetic.affwild2 / mer)")
+
+    u = add("upgrade", cmd_upgrade,
+            "Convert an older clip corpus to the packed feature store (one array per feature set instead of one "
+            "Parquet file per clip); atomic per set and resumable. Corpora of long recordings are left as they are.")
+    u.add_argument("corpus", help="corpus folder")
+    u.add_argument("--dry-run", action="store_true", help="only report what would be done")
+    u.add_argument("--feature-sets", help="comma-separated sets to pack in any corpus (default: every set of a clip "
+                   "corpus, none elsewhere)")
 
     s = add("submit", cmd_submit, "Write a run's predictions as challenge submission files.")
     s.add_argument("run", help="run directory")

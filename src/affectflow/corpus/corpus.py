@@ -7,12 +7,25 @@ Layout (all times in **seconds** from the start of the recording, ``float64``)::
       recordings.csv                      id, subject, partition, duration   (duration in s; partition: train/devel/test/...)
       features/<set>/feature_set.json     {"name", "modality", "rate_hz" (or null), "columns", "params", ...}
       features/<set>/<recording>.parquet  column "time" then one float32 column per feature; NaN = missing value
+      features/<set>/packed.json, values.*.f32, times.*.f64, index.*.parquet
+                                          a *packed* set instead: all recordings in one memory-mapped array
+                                          (affectflow.corpus.packed)
       labels/<label set>/label_set.json   {"name", "dims", "rate_hz"}
       labels/<label set>/<recording>.parquet  column "time" then one float column per dimension; NaN = not annotated
       labels/segments.parquet             recording, segment_id, start, end, <class columns ...>   (optional)
       labels/clips.csv                    recording, <class or value columns ...>                   (optional)
       reports/                            import and generation reports (JSON)
       cache/                              derived data (aligned arrays); safe to delete
+
+**Which sets are packed** (decided per feature set when it is written, recorded by the set's ``packed.json`` and
+listed in corpus.json ``packed_feature_sets``; corpus.json ``version`` is 2 once a corpus has one): the importers of
+clip corpora (``import-mer``) and :meth:`Corpus.pack_feature_set` (``affectflow upgrade``) write whole sets at once
+with :meth:`Corpus.write_packed_features`; everything that writes one recording at a time (``import-muse``,
+``import-affwild2``, ``import-media``, ``extract``, the synthetic generators) writes per-recording Parquet files, as
+long recordings need. Every reading and writing method works on both layouts with the same results;
+:meth:`Corpus.write_features` into a packed set rewrites the whole set (correct, but O(set size) per call: write
+many recordings with :meth:`Corpus.write_packed_features`). ``labels/clips.csv`` already holds a clip corpus's
+labels in one table.
 
 A feature set has either a fixed ``rate_hz`` or explicit timestamps (``rate_hz: null``); its frames need not lie on
 the label grid: :mod:`affectflow.data.align` brings them there. The continuous label set used for training is
@@ -37,6 +50,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from affectflow.corpus.packed import PACKED_META, PackedFeatures, PackedWriter, is_packed
 from affectflow.errors import CorpusError
 from affectflow.fsutil import (  # noqa: F401 - re-exported: these helpers lived here before affectflow.fsutil
     SAFE_NAME,
@@ -53,7 +67,8 @@ from affectflow.fsutil import (  # noqa: F401 - re-exported: these helpers lived
 )
 
 FORMAT_NAME = "affectflow-corpus"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest corpus format this affectflow reads
+CREATE_VERSION = 1  # what Corpus.create writes; packing a feature set raises a corpus to version 2
 TIME = "time"
 RECORDING_COLUMNS = ["id", "subject", "partition", "duration"]
 _SAFE_NAME = SAFE_NAME  # deprecated alias: use affectflow.fsutil.SAFE_NAME
@@ -285,6 +300,8 @@ class Corpus:
                 f"version {FORMAT_VERSION}. Upgrade affectflow."
             )
         self._recordings: pd.DataFrame | None = None
+        self._rows: tuple[pd.DataFrame, dict[str, int]] | None = None  # (recordings table, id -> row) of recording()
+        self._packed: dict[str, tuple[tuple[int, int, int], PackedFeatures]] = {}
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -308,7 +325,7 @@ class Corpus:
         out_folder(p, what="corpus folder", error=CorpusError)  # a file, or a non-empty folder, is refused
         meta = {
             "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
+            "version": CREATE_VERSION,
             "name": name,
             "label_rate_hz": label_rate_hz,
             "description": description,
@@ -376,11 +393,17 @@ class Corpus:
 
     def recording(self, rid: str) -> pd.Series:
         """The recordings-table row of ``rid``."""
+        i = self._row_of(rid)
+        if i is None:
+            raise CorpusError(f"Recording {rid!r} is not in corpus {str(self.path)!r} ({len(self.recordings)} recordings).")
+        return self.recordings.iloc[i]
+
+    def _row_of(self, rid: str) -> int | None:
+        """Row of ``rid`` in :attr:`recordings` (a dict built once per table: O(1) per look-up), or ``None``."""
         rec = self.recordings
-        row = rec.loc[rec["id"] == rid]
-        if row.empty:
-            raise CorpusError(f"Recording {rid!r} is not in corpus {str(self.path)!r} ({len(rec)} recordings).")
-        return row.iloc[0]
+        if self._rows is None or self._rows[0] is not rec:
+            self._rows = (rec, {r: i for i, r in enumerate(rec["id"].tolist())})
+        return self._rows[1].get(rid)
 
     # ------------------------------------------------------------------ feature sets
     @property
@@ -414,42 +437,64 @@ class Corpus:
         write_json(self.path / "features" / info.name / "feature_set.json", asdict(info), root=self.path)
 
     def feature_file(self, name: str, rid: str) -> Path:
-        """Path of the Parquet file of feature set ``name`` for recording ``rid`` (may not exist)."""
+        """Path of the Parquet file of feature set ``name`` for recording ``rid`` in the per-recording layout (may
+        not exist; a packed set has no such files: use :meth:`has_features` / :meth:`read_features`)."""
         return child_path(self.path / "features" / check_name("feature set name", name), rid, ".parquet",
                           kind="recording id")
 
+    def feature_layout(self, name: str) -> str:
+        """How feature set ``name`` is stored: ``"packed"`` (one array for all recordings, :mod:`affectflow.corpus.packed`)
+        or ``"files"`` (one Parquet file per recording)."""
+        return "packed" if is_packed(self.path / "features" / check_name("feature set name", name)) else "files"
+
+    def packed_features(self, name: str) -> PackedFeatures | None:
+        """The reader of packed set ``name`` (``None`` for a per-recording set); re-opened when the set is rewritten."""
+        folder = self.path / "features" / check_name("feature set name", name)
+        try:
+            st = (folder / PACKED_META).stat()
+        except FileNotFoundError:
+            return None
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        hit = self._packed.get(name)
+        if hit is None or hit[0] != key:
+            hit = (key, PackedFeatures(folder))
+            self._packed[name] = hit
+        return hit[1]
+
     def has_features(self, name: str, rid: str) -> bool:
         """Whether recording ``rid`` has frames of feature set ``name``."""
+        packed = self.packed_features(name)
+        if packed is not None:
+            return check_name("recording id", rid) in packed
         return self.feature_file(name, rid).is_file()
 
-    def write_features(self, name: str, rid: str, frame: pd.DataFrame) -> None:
-        """Store the frames of feature set ``name`` for recording ``rid``.
+    def feature_recordings(self, name: str) -> list[str]:
+        """Ids of the recordings with frames of feature set ``name`` (storage order for a packed set, else sorted)."""
+        packed = self.packed_features(name)
+        if packed is not None:
+            return list(packed.ids)
+        return self.file_recordings(name)
 
-        ``frame`` has a ``time`` column (seconds, strictly increasing) and exactly the declared feature columns.
-        Values are stored as float32; NaN marks a missing value.
-        """
-        info = self.feature_set(name)
-        if TIME not in frame.columns:
-            raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r} have no {TIME!r} column.")
-        cols = [c for c in frame.columns if c != TIME]
-        if cols != info.columns:
-            raise CorpusError(
-                f"Frames for feature set {name!r}, recording {rid!r} have other columns than the feature set declares: "
-                + describe_column_difference(cols, info.columns)
-            )
-        t = frame[TIME].to_numpy(dtype=np.float64)
+    def _check_frames(self, name: str, rid: str, info: FeatureSetInfo, times: np.ndarray, raw: Any,
+                      cols: list[str]) -> np.ndarray:
+        """``raw`` ``(T, D)`` as float32 after the checks of :meth:`write_features` (values beyond float32 → NaN)."""
+        t = times
         if len(t) > 1 and not np.all(np.diff(t) > 0):
             raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r}: times must be strictly increasing.")
-        out = pd.DataFrame({TIME: t})
-        raw = frame[cols]
-        cplx = [c for c in cols if np.iscomplexobj(raw[c].to_numpy())]
+        if isinstance(raw, pd.DataFrame):
+            cplx = [c for c in cols if np.iscomplexobj(raw[c].to_numpy())]
+        else:
+            cplx = cols if np.iscomplexobj(raw) else []
         if cplx:
             raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r}: columns {cplx[:10]} hold complex "
                               "values; features must be real (storing them would drop the imaginary parts).")
         try:
-            v64 = raw.to_numpy(dtype=np.float64)
+            v64 = raw.to_numpy(dtype=np.float64) if isinstance(raw, pd.DataFrame) else np.asarray(raw, np.float64)
         except (TypeError, ValueError) as e:
             raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r} hold non-numeric values ({e}).") from e
+        if v64.ndim != 2 or v64.shape != (len(t), info.dim):
+            raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r}: values of shape {v64.shape} for "
+                              f"{len(t)} times and {info.dim} declared columns.")
         values = v64.astype(np.float32)
         over = int((np.isfinite(v64) & ~np.isfinite(values)).sum())
         if over:
@@ -459,8 +504,35 @@ class Corpus:
 
             values[np.isfinite(v64) & ~np.isfinite(values)] = np.nan
             warnings.warn(f"Feature set {name!r}, recording {rid!r}: {over} value(s) beyond the float32 range are "
-                          "stored as missing (NaN).", AffectflowWarning, stacklevel=2)
-        out = pd.concat([out, pd.DataFrame(values, columns=cols)], axis=1)
+                          "stored as missing (NaN).", AffectflowWarning, stacklevel=3)
+        return values
+
+    def _frame_arrays(self, name: str, rid: str, info: FeatureSetInfo, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        if TIME not in frame.columns:
+            raise CorpusError(f"Frames for feature set {name!r}, recording {rid!r} have no {TIME!r} column.")
+        cols = [c for c in frame.columns if c != TIME]
+        if cols != info.columns:
+            raise CorpusError(
+                f"Frames for feature set {name!r}, recording {rid!r} have other columns than the feature set declares: "
+                + describe_column_difference(cols, info.columns)
+            )
+        t = frame[TIME].to_numpy(dtype=np.float64)
+        return t, self._check_frames(name, rid, info, t, frame[cols], cols)
+
+    def write_features(self, name: str, rid: str, frame: pd.DataFrame) -> None:
+        """Store the frames of feature set ``name`` for recording ``rid``.
+
+        ``frame`` has a ``time`` column (seconds, strictly increasing) and exactly the declared feature columns.
+        Values are stored as float32; NaN marks a missing value. In a packed set this rewrites the whole set
+        (atomically; not for concurrent writers): write many recordings with :meth:`write_packed_features`.
+        """
+        info = self.feature_set(name)
+        t, values = self._frame_arrays(name, rid, info, frame)
+        if self.packed_features(name) is not None:
+            check_name("recording id", rid)
+            self._rewrite_packed(name, info, {rid: (t, values)})
+            return
+        out = pd.concat([pd.DataFrame({TIME: t}), pd.DataFrame(values, columns=info.columns)], axis=1)
         _write_parquet(self.feature_file(name, rid), out, root=self.path)
 
     def write_feature_blocks(self, name: str, rid: str, blocks: Iterable[pd.DataFrame]) -> int:
@@ -475,6 +547,10 @@ class Corpus:
         import pyarrow.parquet as pq
 
         info = self.feature_set(name)
+        if self.packed_features(name) is not None:  # a packed set: one rewrite with the concatenated blocks
+            frame = pd.concat(list(blocks), ignore_index=True)
+            self.write_features(name, rid, frame)
+            return len(frame)
         schema = pa.schema([(TIME, pa.float64())] + [(c, pa.float32()) for c in info.columns])
         count = {"n": 0}
 
@@ -500,8 +576,108 @@ class Corpus:
         atomic_write(self.feature_file(name, rid), write, root=self.path)
         return count["n"]
 
+    def write_packed_features(self, name: str, frames: Iterable[tuple[str, Any]], *, progress: Any = None) -> int:
+        """Store feature set ``name`` packed (:mod:`affectflow.corpus.packed`): the set then holds exactly ``frames``.
+
+        Parameters
+        ----------
+        name:
+            A declared feature set (:meth:`write_feature_set_info`).
+        frames:
+            ``(rid, frame)`` pairs, ``frame`` a DataFrame as for :meth:`write_features` or a tuple
+            ``(times (T,) s, values (T, D))`` in the declared column order; the same checks apply. Consumed once,
+            streamed to disk (memory holds one recording at a time).
+        progress:
+            Called with each recording id after it is written (e.g. a progress bar's ``update``), or ``None``.
+
+        Returns
+        -------
+        int
+            Number of recordings written. The set's per-recording Parquet files, if any (the older layout), are
+            deleted after the commit; corpus.json records the set in ``packed_feature_sets``.
+        """
+        info = self.feature_set(name)
+        folder = self.path / "features" / name
+        stale = set(self.file_recordings(name)) if self.packed_features(name) is None else set()
+        written: list[str] = []
+        with PackedWriter(folder, info.dim, root=self.path) as w:
+            for rid, frame in frames:
+                check_name("recording id", rid)
+                if isinstance(frame, pd.DataFrame):
+                    t, values = self._frame_arrays(name, rid, info, frame)
+                else:
+                    t = np.asarray(frame[0], dtype=np.float64)
+                    values = self._check_frames(name, rid, info, t, frame[1], info.columns)
+                w.add(rid, t, values)
+                written.append(rid)
+                if progress is not None:
+                    progress(rid)
+        for rid in stale:
+            self.feature_file(name, rid).unlink(missing_ok=True)
+        sets = sorted(set(self.meta.get("packed_feature_sets") or []) | {name})
+        if self.meta.get("packed_feature_sets") != sets or self.meta.get("version", 1) < 2:
+            self.update_meta(version=max(2, int(self.meta.get("version", 1))), packed_feature_sets=sets)
+        return len(written)
+
+    def _rewrite_packed(self, name: str, info: FeatureSetInfo, replace: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        packed = self.packed_features(name)
+
+        def frames():
+            for rid in packed.ids:
+                yield rid, (replace.pop(rid) if rid in replace else packed.frames(rid))
+            yield from list(replace.items())
+
+        self.write_packed_features(name, frames())
+
+    def pack_feature_set(self, name: str, *, progress: Any = None) -> dict[str, Any]:
+        """Convert per-recording set ``name`` to the packed layout (``affectflow upgrade``); return what was done.
+
+        Every ``<rid>.parquet`` is read, all are written as one packed set (committed atomically), then the
+        Parquet files are deleted. Resumable: after an interruption before the commit the files are still the set;
+        after it, the packed set is, and a second call only deletes the left-over files. ``progress`` as in
+        :meth:`write_packed_features`. Arrays read back identical (times float64, values float32).
+        """
+        info = self.feature_set(name)
+        leftover = self.file_recordings(name)
+        if self.packed_features(name) is not None:
+            for rid in leftover:
+                self.feature_file(name, rid).unlink(missing_ok=True)
+            return {"set": name, "status": "already packed", "recordings": len(self.packed_features(name)),
+                    "left-over files removed": len(leftover)}
+        frames = ((rid, self.read_features(name, rid)) for rid in leftover)
+        n = self.write_packed_features(name, frames, progress=progress)
+        return {"set": name, "status": "packed", "recordings": n, "columns": info.dim}
+
+    def file_recordings(self, name: str) -> list[str]:
+        """Ids of the per-recording Parquet files of set ``name`` (sorted; in a packed set: left-overs of an older
+        layout, which readers ignore)."""
+        folder = self.path / "features" / check_name("feature set name", name)
+        if not folder.is_dir():
+            return []
+        index = (self.packed_features(name).files["index"].name if self.packed_features(name) else None)
+        ids = sorted(f.name[: -len(".parquet")] for f in folder.iterdir() if f.name.endswith(".parquet")
+                     and not f.name.startswith(".") and f.name != index and f.is_file())
+        return check_names("recording id", ids, where=f"features/{name}")
+
+    def remove_features(self, name: str, rid: str) -> None:
+        """Delete the frames of ``rid`` in feature set ``name`` (nothing if it has none)."""
+        if self.packed_features(name) is not None:
+            if self.has_features(name, rid):
+                packed = self.packed_features(name)
+                self.write_packed_features(name, ((r, packed.frames(r)) for r in packed.ids if r != rid))
+            return
+        self.feature_file(name, rid).unlink(missing_ok=True)
+
     def read_features(self, name: str, rid: str) -> pd.DataFrame:
         """Frames of feature set ``name`` for recording ``rid``: ``time`` then the feature columns (float32)."""
+        packed = self.packed_features(name)
+        if packed is not None:
+            if rid not in packed:
+                raise CorpusError(f"Recording {rid!r} has no frames of feature set {name!r} (not in its packed index).")
+            t, v = packed.frames(rid)
+            out = pd.DataFrame(v, columns=self.feature_set(name).columns)
+            out.insert(0, TIME, t)
+            return out
         f = self.feature_file(name, rid)
         if not f.is_file():
             self.feature_set(name)
@@ -603,9 +779,10 @@ class Corpus:
         use their label times."""
         rec = self.recordings
         if "label_rate_hz" in rec.columns:
-            v = rec.loc[rec["id"] == rid, "label_rate_hz"]
-            if len(v) and pd.notna(v.iloc[0]) and float(v.iloc[0]) > 0:
-                return float(v.iloc[0])
+            i = self._row_of(rid)
+            v = rec["label_rate_hz"].iloc[i] if i is not None else None
+            if v is not None and pd.notna(v) and float(v) > 0:
+                return float(v)
         return self.label_rate_hz if fallback else None
 
     def cache_dir(self) -> Path:

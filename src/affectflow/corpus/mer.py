@@ -14,6 +14,10 @@ What the importer does
       columns may be absent or empty: blind test sets are imported unlabelled). Train with
       ``--set data.task=clip --set data.targets=[discrete,valence] --set data.test_partitions=[test1,test2,test3]``.
     - Labels go to ``labels/clips.csv`` (``recording, discrete, valence``): the clip task's targets.
+    - Every feature set is stored **packed** (one array per set, :mod:`affectflow.corpus.packed`); ``storage="files"``
+      writes the older one-Parquet-file-per-clip layout instead (kept for comparison: ``benchmarks/bench_store.py``).
+    - Progress: one bar per phase (reading each set, writing each set), or one line per phase when stderr is not a
+      terminal (:mod:`affectflow.progress`).
     - An utterance-level set becomes one frame at ``t = 0`` (``rate_hz: null``); a frame-level set ``T`` frames at
       ``t = i / rate`` (``frame_rates[set]``, required). The corpus label grid is ``label_rate_hz`` = the
       frame-level rate (1 Hz when all sets are utterance-level); each clip lasts ``max T / rate`` (one step for
@@ -34,13 +38,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo
 from affectflow.corpus.importreport import ChallengeImportReport
 from affectflow.corpus.staging import check_new_folder, staged_folder
 from affectflow.errors import CorpusError, ImportFormatError
 from affectflow.fsutil import check_name
+from affectflow.progress import phase, progress_bar
 
 MER_CLASSES = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
 LABEL_FILES = {"train": "train-label.csv", "devel": "devel-label.csv", "test1": "test1-label.csv",
@@ -134,6 +138,7 @@ def import_mer(
     seed: int = 0,
     name: str | None = None,
     progress: bool = True,
+    storage: str = "packed",
 ) -> tuple[Corpus, ChallengeImportReport]:
     """Import a MER 2023 folder into a new corpus at ``out`` (see the module docstring).
 
@@ -151,12 +156,19 @@ def import_mer(
         The stratified devel split carved from train when there is no ``devel-label.csv``.
     name:
         Corpus name (default: the folder's name).
+    progress:
+        Show progress (see :mod:`affectflow.progress`).
+    storage:
+        ``"packed"`` (default: one array per feature set) or ``"files"`` (one Parquet file per clip and set, the
+        layout before packed sets).
 
     Returns
     -------
     (Corpus, ChallengeImportReport)
     """
     root = Path(root)
+    if storage not in ("packed", "files"):
+        raise ImportFormatError(f"storage must be 'packed' or 'files', got {storage!r}.")
     frame_rates = dict(frame_rates or {})
     if not root.is_dir():
         raise ImportFormatError(f"MER folder {str(root)!r} does not exist.")
@@ -224,7 +236,7 @@ def import_mer(
     shapes: dict[str, tuple[int, int]] = {}  # set -> (ndim, C)
     for fs in features:
         arrays[fs] = {}
-        for f in tqdm(sorted((froot / fs).iterdir()), desc=f"features {fs}", disable=not progress, leave=False):
+        for f in progress_bar(sorted((froot / fs).iterdir()), desc=f"reading {fs}", unit="files", disable=not progress):
             if f.name.startswith("."):
                 continue
             if f.suffix != ".npy" or not f.is_file():
@@ -303,18 +315,30 @@ def import_mer(
             cols = [f"{fs}_{k:04d}" for k in range(c)]
             corpus.write_feature_set_info(FeatureSetInfo(fs, _modality(fs), cols, fr, params={
                 "source": "mer2023", "level": "frame" if ndim == 2 else "utterance"}))
-            for n, a in arrays[fs].items():
-                a2 = a[None, :] if ndim == 1 else a
-                t = np.arange(len(a2)) / fr if fr else np.zeros(1)
-                frame = pd.DataFrame(a2, columns=cols)
-                frame.insert(0, TIME, t)
-                corpus.write_features(fs, n, frame)
+
+            def frames(fs=fs, ndim=ndim, fr=fr):
+                for n, a in arrays[fs].items():
+                    a2 = a[None, :] if ndim == 1 else a
+                    yield n, (np.arange(len(a2)) / fr if fr else np.zeros(1)), a2
+
+            with progress_bar(desc=f"writing {fs}", total=len(arrays[fs]), unit="clips", disable=not progress) as bar:
+                if storage == "packed":
+                    corpus.write_packed_features(fs, ((n, (t, a2)) for n, t, a2 in frames()),
+                                                 progress=lambda _rid: bar.update(1))
+                else:
+                    for n, t, a2 in frames():
+                        frame = pd.DataFrame(a2, columns=cols)
+                        frame.insert(0, TIME, t)
+                        corpus.write_features(fs, n, frame)
+                        bar.update(1)
             report.counts[f"clips with {fs}"] = len(arrays[fs])
-        clips = pd.DataFrame({"recording": labels["name"], "discrete": labels["discrete"], "valence": labels["valence"]})
-        corpus.write_clips(clips)
-        corpus.set_recordings(pd.DataFrame(rows))
-        if media:
-            write_media_table(corpus, pd.DataFrame(media))
+        with phase("writing labels and recordings", disable=not progress):
+            clips = pd.DataFrame({"recording": labels["name"], "discrete": labels["discrete"],
+                                  "valence": labels["valence"]})
+            corpus.write_clips(clips)
+            corpus.set_recordings(pd.DataFrame(rows))
+            if media:
+                write_media_table(corpus, pd.DataFrame(media))
         for r in rows:
             report.recordings[r["partition"]] = report.recordings.get(r["partition"], 0) + 1
         corpus.write_report("import", report.to_dict())

@@ -5,6 +5,11 @@
 keyed by the source file's size and modification time, and read **by byte offset** for each window, so a corpus
 far larger than memory trains with bounded memory (only the windows of the current batch are in RAM).
 
+A **packed** feature set (:mod:`affectflow.corpus.packed`: the clip corpora of ``import-mer``) is aligned into one
+cache array per set and store instead, ``cache/aligned/<set>/packed.<key>.npy`` of shape ``(Σ T, D)`` (the
+store's recordings one after another; the key covers the set's generation and every recording's id and grid), so a
+100 000-clip corpus makes one cache file per set, not 100 000; each recording reads its rows from its offset.
+
 Raw pixel sets (a feature set whose info says ``storage: uint8``, e.g. ``face_crops``: values ``v / 255``) are
 cached as uint8 ``(T, D + 1)`` arrays, the last column 1 where the step has a frame and 0 where it is missing
 (NaN), and read back as float32 ``v / 255`` (exact): 4x less disk and read traffic than float32, which is what lets
@@ -48,6 +53,9 @@ class RecordingIndex:
     arrays:
         Feature set → path of the aligned ``(T, D)`` float32 ``.npy`` (NaN = missing), or ``None`` if the recording
         has no frames of that set (all steps missing).
+    offsets:
+        Feature set → row of the recording's first step in ``arrays[set]`` when that file holds many recordings (a
+        packed set's cache); absent = the file is the recording's own (row 0).
     """
 
     id: str
@@ -56,6 +64,7 @@ class RecordingIndex:
     times: np.ndarray
     y: np.ndarray | None
     arrays: dict[str, Path | None] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)
 
     @property
     def length(self) -> int:
@@ -143,13 +152,19 @@ class SequenceStore:
         self.cache_dir = Path(cache_dir) if cache_dir else corpus.cache_dir() / "aligned"
         self.records: list[RecordingIndex] = []
         self._offsets: dict[Path, tuple[int, tuple[int, ...]]] = {}
+        self._has_label_set: bool | None = None
+        self.packed_sets = [name for name in self.feature_sets if corpus.packed_features(name) is not None]
         it = tqdm(recordings, desc="aligning", unit="rec", disable=not progress, leave=False)
         for rid in it:
             self.records.append(self._index(rid))
+        for name in self.packed_sets:
+            self._align_packed(name, progress)
 
     # ------------------------------------------------------------------ building
     def _grid_and_labels(self, rid: str) -> tuple[np.ndarray, np.ndarray | None]:
-        labels = self.corpus.read_labels(rid, self.label_set) if self.label_set in self.corpus.label_sets else None
+        if self._has_label_set is None:  # looked up once per store (a folder scan), not once per recording
+            self._has_label_set = self.label_set in self.corpus.label_sets
+        labels = self.corpus.read_labels(rid, self.label_set) if self._has_label_set else None
         if labels is not None and len(labels):
             times = labels[TIME].to_numpy(np.float64)
             y = labels[self.targets].to_numpy(np.float32) if self.targets else None
@@ -171,6 +186,9 @@ class SequenceStore:
         grid_key = hashlib.sha256(np.ascontiguousarray(times).tobytes()).hexdigest()[:12]
         arrays: dict[str, Path | None] = {}
         for name in self.feature_sets:
+            if name in self.packed_sets:
+                arrays[name] = None  # set by _align_packed once every recording's grid is known
+                continue
             src = self.corpus.feature_file(name, rid)
             if not src.is_file():
                 arrays[name] = None
@@ -184,6 +202,40 @@ class SequenceStore:
                 self._align_one(name, rid, src, times, dst)
             arrays[name] = dst
         return RecordingIndex(rid, str(row["subject"]), str(row["partition"]), times, y, arrays)
+
+    def _align_packed(self, name: str, progress: bool) -> None:
+        """Align packed set ``name`` for every recording of the store into one cache array (see the module docstring)."""
+        packed = self.corpus.packed_features(name)
+        info = self.infos[name]
+        u8 = name in self.uint8_sets
+        members = [rec for rec in self.records if rec.id in packed]
+        h = hashlib.sha256(f"{ALIGN_VERSION}|packed|{packed.generation}|{'u8' if u8 else 'f32'}".encode())
+        for rec in members:
+            h.update(rec.id.encode() + b"\0")
+            h.update(np.ascontiguousarray(rec.times, dtype=np.float64).tobytes())
+        dst = self.cache_dir / name / f"packed.{h.hexdigest()[:16]}.npy"
+        offsets = np.concatenate([[0], np.cumsum([rec.length for rec in members], dtype=np.int64)])
+        width = info.dim + 1 if u8 else info.dim
+        if not dst.is_file():
+            def write(p: Path) -> None:
+                dtype = np.uint8 if u8 else np.float32
+                if offsets[-1] == 0:
+                    with open(p, "wb") as f:
+                        np.save(f, np.zeros((0, width), dtype), allow_pickle=False)
+                    return
+                out = np.lib.format.open_memmap(p, mode="w+", dtype=dtype, shape=(int(offsets[-1]), width))
+                bar = tqdm(members, desc=f"aligning {name}", unit="rec", disable=not progress, leave=False)
+                for rec, off in zip(bar, offsets):
+                    t, v = packed.frames(rec.id)
+                    aligned = align_to_grid(t, v, rec.times, frame_period=(1.0 / info.rate_hz) if info.rate_hz else None)
+                    out[off:off + rec.length] = _to_uint8(aligned) if u8 else aligned
+                out.flush()
+                del out
+
+            atomic_write(dst, write)
+        for rec, off in zip(members, offsets):
+            rec.arrays[name] = dst
+            rec.offsets[name] = int(off)
 
     def _align_one(self, name: str, rid: str, src: Path, grid: np.ndarray, dst: Path) -> None:
         if name in self.uint8_sets:
@@ -280,11 +332,15 @@ class SequenceStore:
             if path not in self._offsets:
                 self._offsets[path] = _npy_data_offset(path, np.uint8 if u8 else np.float32)
             offset, shape = self._offsets[path]
-            if shape != (rec.length, width):
+            row0 = rec.offsets.get(name)
+            if row0 is None and shape != (rec.length, width):
                 raise CorpusError(
                     f"Cached array {path} has shape {shape}, expected {(rec.length, width)}; delete cache/.")
+            if row0 is not None and (len(shape) != 2 or shape[1] != width or row0 + rec.length > shape[0]):
+                raise CorpusError(f"Cached array {path} has shape {shape}, too small for recording {rec.id!r} "
+                                  f"(rows {row0}..{row0 + rec.length}, width {width}); delete cache/.")
             with open(path, "rb") as f:
-                f.seek(offset + start * width * item)
+                f.seek(offset + ((row0 or 0) + start) * width * item)
                 buf = f.read(n * width * item)
             if u8:
                 q = np.frombuffer(buf, dtype=np.uint8).reshape(n, width)
