@@ -59,6 +59,12 @@ def cmd_generate_layout(args: argparse.Namespace) -> int:
         val = yaml.safe_load(v)
         overrides[k.strip()] = tuple(val) if isinstance(val, list) else val
     overrides["seed"] = args.seed
+    if args.clips is not None:
+        if args.layout != "mer":
+            raise ConfigError("--clips applies to the mer layout (use --set n_videos=N for affwild2).")
+        from affectflow.synthetic.mer import clip_split
+
+        overrides["n_train"], overrides["n_test"] = clip_split(args.clips)
     if args.layout == "affwild2":
         from affectflow.synthetic.affwild2 import generate_affwild2
 
@@ -71,7 +77,7 @@ def cmd_generate_layout(args: argparse.Namespace) -> int:
     else:
         from affectflow.synthetic.mer import generate_mer
 
-        rec = generate_mer(args.out, **overrides)
+        rec = generate_mer(args.out, progress=not args.quiet, **overrides)
         hz = rec["config"]["frame_rate_hz"]
         print(f"Wrote a MER 2023-layout folder to {args.out}: {rec['sets']}; utterance-level acoustic sets "
               f"{rec['acoustic_sets']}, frame-level set 'frames' at {hz:g} Hz (import with --frame-rate "
@@ -146,6 +152,8 @@ def register(sub: Any) -> None:
     g.add_argument("layout", choices=["affwild2", "mer"])
     g.add_argument("out", help="new folder")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--clips", type=argtypes.int_at_least(15), metavar="N",
+                   help="mer: N clips in all, 80%% train and the rest in test1/test2/test3 (overrides n_train/n_test)")
     g.add_argument("-s", "--set", action="append", metavar="KEY=VALUE",
                    help="generator option, e.g. n_videos=20 or n_train=400 (see affectflow.synthetic.affwild2 / mer)")
 

@@ -132,6 +132,7 @@ def run_import_media(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         labels=args.labels,
         recording_map=args.recording_map,
+        progress=not args.quiet,
     )
     print(report.format())
     return 0 if report.ok else 1

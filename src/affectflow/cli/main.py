@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import textwrap
 
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate, predict.",
     )
     p.add_argument("--version", action="version", version=f"affectflow {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr, with the start-up "
+                   "lines of native libraries (MediaPipe, TensorFlow Lite) that extract and predict otherwise drop")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for target in COMMAND_MODULES:
         module, _, func = target.partition(":")
@@ -72,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        # native libraries' start-up lines (MediaPipe, TensorFlow Lite, absl) are shown too (affectflow.nativelogs)
+        os.environ["AFFECTFLOW_NATIVE_LOGS"] = "1"
     try:
         return int(args.func(args) or 0)
     except AffectflowError as e:

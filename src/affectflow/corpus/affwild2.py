@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from affectflow.progress import progress_bar
 
 from affectflow.corpus.corpus import TIME, Corpus, LabelSetInfo
 from affectflow.corpus.importreport import ChallengeImportReport
@@ -267,7 +267,7 @@ def import_affwild2(
     info: dict[str, dict] = {}
     from affectflow.io.video import video_info
 
-    for video in tqdm(sorted({video_of(n) for n in part_of}), desc="videos", disable=not progress, leave=False):
+    for video in progress_bar(sorted({video_of(n) for n in part_of}), desc="videos", disable=not progress):
         found = vids.get(video, [])
         if len(found) > 1:
             report.errors.append(f"video {video!r} found more than once: {[str(p) for p in found]}")
@@ -296,7 +296,7 @@ def import_affwild2(
 
     # ---- labels
     labels: dict[str, np.ndarray] = {}
-    for n, f in tqdm(sorted(ann_file.items()), desc="annotations", disable=not progress, leave=False):
+    for n, f in progress_bar(sorted(ann_file.items()), desc="annotations", disable=not progress):
         v = parse_annotation(f, report)
         if v is not None:
             labels[n] = v

@@ -561,6 +561,7 @@ def import_media(
     duration_tolerance_s: float = 1.0,
     labels: str | os.PathLike | None = None,
     recording_map: str | os.PathLike | None = None,
+    progress: bool = False,
 ) -> MediaImportReport:
     """Create or extend a corpus with raw recordings (see the module docstring for the manifest and scan rules).
 
@@ -595,6 +596,8 @@ def import_media(
         values replace the folder scan's assumptions (every recording in ``partition``, subject = id) or the
         manifest's. Ids of the map that name no recording are reported. Without a map, a folder scan says in the
         report that it made those assumptions.
+    progress:
+        Progress of the probing phase (a bar on a terminal, one line on a pipe: :mod:`affectflow.progress`).
 
     Returns
     -------
@@ -681,7 +684,9 @@ def import_media(
             f"Label folder {str(labels_dir)!r} does not exist; expected per-dimension CSVs <dim>/<id>.csv (MuSe layout)."
         )
     seen: set[str] = set()
-    for row in rows:
+    from affectflow.progress import progress_bar
+
+    for row in progress_bar(rows, desc="probing media", unit="recordings", disable=not progress):
         rid = row["id"]
         try:
             check_name("recording id", rid)

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from affectflow.progress import progress_bar
 
 from affectflow.corpus.corpus import (
     TIME,
@@ -284,7 +284,7 @@ def import_muse(
     kinds: dict[str, set[str]] = defaultdict(set)  # dim -> {"segment", "continuous"}
     for dim in labels:
         stats = {"files": 0, "rows": 0, "nan": 0, "duplicates": 0, "non_finite": 0}
-        for rid in tqdm(ids, desc=f"labels {dim}", disable=not progress, leave=False):
+        for rid in progress_bar(ids, desc=f"labels {dim}", disable=not progress):
             f = label_root / dim / f"{rid}.csv"
             if not f.is_file():
                 report.missing_files.append(str(f))
@@ -336,7 +336,7 @@ def import_muse(
     for fs in features:
         stats = {"files": 0, "dim": 0, "frames": 0, "nan_rows": 0, "duplicates": 0, "non_finite": 0,
                  "label_steps_unmatched": 0, "frames_unmatched": 0, "steps": []}
-        for rid in tqdm(ids, desc=f"features {fs}", disable=not progress, leave=False):
+        for rid in progress_bar(ids, desc=f"features {fs}", disable=not progress):
             f = feat_root / fs / f"{rid}.csv"
             if not f.is_file():
                 report.missing_files.append(str(f))

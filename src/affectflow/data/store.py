@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from affectflow.progress import progress_bar
 
 from affectflow.corpus.corpus import TIME, Corpus
 from affectflow.data.align import align_to_grid, regular_grid
@@ -154,7 +154,7 @@ class SequenceStore:
         self._offsets: dict[Path, tuple[int, tuple[int, ...]]] = {}
         self._has_label_set: bool | None = None
         self.packed_sets = [name for name in self.feature_sets if corpus.packed_features(name) is not None]
-        it = tqdm(recordings, desc="aligning", unit="rec", disable=not progress, leave=False)
+        it = progress_bar(recordings, desc="aligning", unit="rec", disable=not progress)
         for rid in it:
             self.records.append(self._index(rid))
         for name in self.packed_sets:
@@ -224,7 +224,7 @@ class SequenceStore:
                         np.save(f, np.zeros((0, width), dtype), allow_pickle=False)
                     return
                 out = np.lib.format.open_memmap(p, mode="w+", dtype=dtype, shape=(int(offsets[-1]), width))
-                bar = tqdm(members, desc=f"aligning {name}", unit="rec", disable=not progress, leave=False)
+                bar = progress_bar(members, desc=f"aligning {name}", unit="rec", disable=not progress)
                 for rec, off in zip(bar, offsets):
                     t, v = packed.frames(rec.id)
                     aligned = align_to_grid(t, v, rec.times, frame_period=(1.0 / info.rate_hz) if info.rate_hz else None)

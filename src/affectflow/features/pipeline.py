@@ -844,11 +844,11 @@ def extract(
     order = {r.id: i for i, r in enumerate(recs)}
     jobs.sort(key=lambda j: order[j.rec.id])
 
-    from tqdm.auto import tqdm
+    from affectflow.progress import progress_bar
 
-    bar = tqdm(
-        total=len(jobs), desc="extract", unit="job", disable=not progress or not jobs, dynamic_ncols=True
-    )
+    # a bar on a terminal; on a pipe or file one line when done (affectflow.progress)
+    bar = progress_bar(total=len(jobs), desc="extract", unit="jobs", disable=not progress or not jobs,
+                       dynamic_ncols=True, leave=True)
     n_failed = 0
 
     def finish(res: JobResult) -> None:
@@ -859,24 +859,28 @@ def extract(
         if n_failed:
             bar.set_postfix(failed=n_failed, refresh=False)
 
-    try:
-        if backend not in (None, "local", "serial") and jobs:
-            _run_executor(corpus, extractors, jobs, backend, workers, dict(executor_options or {}), finish)
-        elif workers == 1 or len(jobs) <= 1 or backend == "serial":
-            for job in jobs:
-                finish(
-                    _run_job(
-                        str(corpus.path),
-                        job.feature_set,
-                        extractors[job.feature_set],
-                        job.rec,
-                        job.config_hash,
+    from affectflow.nativelogs import native_log_filter
+
+    # MediaPipe / TensorFlow Lite / absl start-up lines are dropped unless AFFECTFLOW_NATIVE_LOGS=1 (`affectflow -v`)
+    with native_log_filter():
+        try:
+            if backend not in (None, "local", "serial") and jobs:
+                _run_executor(corpus, extractors, jobs, backend, workers, dict(executor_options or {}), finish)
+            elif workers == 1 or len(jobs) <= 1 or backend == "serial":
+                for job in jobs:
+                    finish(
+                        _run_job(
+                            str(corpus.path),
+                            job.feature_set,
+                            extractors[job.feature_set],
+                            job.rec,
+                            job.config_hash,
+                        )
                     )
-                )
-        else:
-            _run_pool(corpus, extractors, jobs, workers, mp_context, finish)
-    finally:
-        bar.close()
+            else:
+                _run_pool(corpus, extractors, jobs, workers, mp_context, finish)
+        finally:
+            bar.close()
 
     key = {(n, r.id): (i, j) for i, n in enumerate(extractors) for j, r in enumerate(recs)}
     results.sort(key=lambda r: key.get((r.feature_set, r.recording), (0, 0)))

@@ -150,7 +150,7 @@ def generate_affwild2(out: str | Path, *, progress: bool = False, **overrides) -
         written to ``generation.json``.
     """
     from PIL import Image
-    from tqdm.auto import tqdm
+    from affectflow.progress import progress_bar
 
     bad = sorted(set(overrides) - set(AffWild2SynthConfig.__dataclass_fields__))
     if bad:
@@ -169,7 +169,7 @@ def generate_affwild2(out: str | Path, *, progress: bool = False, **overrides) -
         part_of[int(order[-1])] = "test"
     names: dict[str, dict] = {}
     with staged_folder(out, what="synthetic Aff-Wild2 folder") as tmp:
-        for k in tqdm(range(cfg.n_videos), desc="videos", disable=not progress, leave=False):
+        for k in progress_bar(range(cfg.n_videos), desc="videos", disable=not progress):
             vrng = np.random.default_rng([cfg.seed, k])
             fps = float(cfg.fps_choices[k % len(cfg.fps_choices)])
             duration = max(4.0, cfg.duration_s + float(vrng.uniform(-1, 1)) * cfg.duration_jitter_s)

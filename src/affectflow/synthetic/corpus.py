@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter1d
-from tqdm.auto import tqdm
+from affectflow.progress import progress_bar
 
 from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, LabelSetInfo
 from affectflow.synthetic.latent import simulate_latent_affect
@@ -178,7 +178,7 @@ def generate_corpus(path: str | Path, config: SyntheticConfig | None = None, *, 
         part_of[s] = "train" if rank < n_train else ("devel" if rank < n_train + n_devel else "test")
 
     rows, segments, clips = [], [], []
-    for s in tqdm(range(n), desc="generating", unit="rec", disable=not progress, leave=False):
+    for s in progress_bar(range(n), desc="generating", unit="rec", disable=not progress):
         srng = np.random.default_rng([cfg.seed, s])
         subject = f"S{s:03d}"
         rid = f"{subject}_rec"

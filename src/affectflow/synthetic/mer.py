@@ -44,6 +44,7 @@ import pandas as pd
 from affectflow.corpus.mer import MER_CLASSES
 from affectflow.corpus.staging import staged_folder
 from affectflow.errors import ConfigError
+from affectflow.progress import progress_bar
 
 VALENCE_MEANS = {"neutral": 0.0, "angry": -3.0, "happy": 3.0, "sad": -3.0, "worried": -2.0, "surprise": 1.0}
 
@@ -70,6 +71,16 @@ class MerSynthConfig:
     seed: int = 0
 
 
+def clip_split(n: int) -> tuple[int, tuple[int, int, int]]:
+    """``(n_train, (n_test1, n_test2, n_test3))`` for ``n`` clips in all: ``round(0.8 n)`` train (at least 12), the
+    rest in three test sets as equal as possible (``generate-layout mer --clips N``)."""
+    if n < 15:
+        raise ConfigError(f"--clips must be at least 15 (12 train clips and one per test set), got {n}.")
+    n_train = max(12, int(round(0.8 * n)))
+    rest = n - n_train
+    return n_train, (rest // 3 + (rest % 3 > 0), rest // 3 + (rest % 3 > 1), rest // 3)
+
+
 def mer_ceiling(truth: pd.DataFrame, observed: pd.DataFrame) -> dict[str, float]:
     """MER 2023 scores of the truth against observed labels (rows matched by ``name``)."""
     from affectflow.metrics import weighted_f1
@@ -81,8 +92,9 @@ def mer_ceiling(truth: pd.DataFrame, observed: pd.DataFrame) -> dict[str, float]
     return {"weighted_f1": float(f1), "mse": mse, "mer_score": float(f1 - 0.25 * mse)}
 
 
-def generate_mer(out: str | Path, **overrides) -> dict:
-    """Write a synthetic MER 2023-layout dataset to the new folder ``out``; return the generation record."""
+def generate_mer(out: str | Path, *, progress: bool = False, **overrides) -> dict:
+    """Write a synthetic MER 2023-layout dataset to the new folder ``out``; return the generation record
+    (``progress``: one bar, or one line on a pipe, per partition: :mod:`affectflow.progress`)."""
     bad = sorted(set(overrides) - set(MerSynthConfig.__dataclass_fields__))
     if bad:
         raise ConfigError(f"Unknown generator options {bad}; valid: {sorted(MerSynthConfig.__dataclass_fields__)}.")
@@ -120,7 +132,7 @@ def generate_mer(out: str | Path, **overrides) -> dict:
                 for name, x in _layer_features(layers, e, v, cfg).items():
                     for i, nm in enumerate(names):
                         np.save(tmp / "features" / name / f"{nm}.npy", x[i])
-            for i, nm in enumerate(names):
+            for i, nm in enumerate(progress_bar(names, desc=f"writing {part}", unit="clips", disable=not progress)):
                 utt = P[e[i]] + cfg.valence_weight * v[i] / 5 * d + cfg.feature_noise * rng.standard_normal(cfg.utt_dim)
                 np.save(tmp / "features" / "utt" / f"{nm}.npy", utt.astype(np.float32))
                 T = int(rng.integers(cfg.frames[0], cfg.frames[1] + 1))
