@@ -374,7 +374,7 @@ def import_affwild2(
                                                  "at each video's own rate (recordings.csv label_rate_hz)"))
         if clean:
             corpus.write_label_set_info(LabelSetInfo("continuous_clean", DIMS, None, f"reference labels from {reference_labels}"))
-        for r in rows:
+        for r in progress_bar(rows, desc="writing labels", unit="recordings", disable=not progress):
             n, fps = r["id"], r["fps"]
             for lset, table in (("continuous", labels), ("continuous_clean", clean)):
                 if n in table:

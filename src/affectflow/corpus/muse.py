@@ -439,13 +439,14 @@ def import_muse(
             steps_fs = report.feature_sets[fs]["steps"]
             rate = round(1.0 / float(np.median(steps_fs)), 6) if steps_fs else None
             corpus.write_feature_set_info(FeatureSetInfo(fs, guess_modality(fs), columns_of[fs], rate, params={"source": "muse"}))
-            for rid, fr in frames[fs].items():
+            for rid, fr in progress_bar(frames[fs].items(), desc=f"writing {fs}", unit="recordings",
+                                        disable=not progress):
                 corpus.write_features(fs, rid, fr)
         for fs in features:
             report.feature_sets.get(fs, {}).pop("steps", None)
         if cont_dims and cont:
             corpus.write_label_set_info(LabelSetInfo("continuous", cont_dims, label_rate, "MuSe continuous labels"))
-            for rid, dims in cont.items():
+            for rid, dims in progress_bar(cont.items(), desc="writing labels", unit="recordings", disable=not progress):
                 joined = None
                 for dim in cont_dims:
                     if dim in dims:
