@@ -181,3 +181,23 @@ def test_cli_import_and_upgrade_print_one_line_per_phase(corpora, tmp_path, caps
     assert "frames: packed, 56 recordings" in out.out and "[affectflow] packing utt: 56 recordings" in out.err
     assert Corpus(tmp_path / "c").feature_layout("frames") == "packed"
     assert main(["upgrade", str(tmp_path / "nope")]) == 2
+
+
+def test_extract_refuses_to_write_into_a_packed_set(corpora, tmp_path):
+    from affectflow.errors import ConfigError
+    from affectflow.features.pipeline import extract
+
+    import shutil
+
+    import soundfile as sf
+
+    from affectflow.corpus.media import write_media_table
+
+    root, _, _ = corpora
+    shutil.copytree(root / "packed", tmp_path / "c")
+    c = Corpus(tmp_path / "c")
+    rid = c.recording_ids()[0]
+    sf.write(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    write_media_table(c, pd.DataFrame([{"id": rid, "audio": tmp_path / "a.wav"}]))
+    with pytest.raises(ConfigError, match=r"\['utt'\].*are packed"):
+        extract(c, {"features": {"utt": {"type": "egemaps"}}}, progress=False, report=False)

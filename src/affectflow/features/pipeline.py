@@ -773,6 +773,11 @@ def extract(
     results: list[JobResult] = []
     jobs: list[_Job] = []
     sets: dict[str, dict[str, Any]] = {}
+    packed = [name for name in extractors if name in corpus.feature_sets and corpus.feature_layout(name) == "packed"]
+    if packed:
+        raise ConfigError(
+            f"Feature set(s) {packed} of corpus {str(corpus.path)!r} are packed (imported clip sets, one array per "
+            "set): extraction writes one file per recording and cannot add to them. Extract into a new set name.")
     for name, ex in extractors.items():
         h = ex.config_hash()
         meta = {"extractor": ex.name, "config_hash": h, "params": ex.params(), "stale_outputs": []}
