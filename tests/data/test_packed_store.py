@@ -201,3 +201,20 @@ def test_extract_refuses_to_write_into_a_packed_set(corpora, tmp_path):
     write_media_table(c, pd.DataFrame([{"id": rid, "audio": tmp_path / "a.wav"}]))
     with pytest.raises(ConfigError, match=r"\['utt'\].*are packed"):
         extract(c, {"features": {"utt": {"type": "egemaps"}}}, progress=False, report=False)
+
+
+def test_align_many_equals_align_to_grid_per_recording():
+    from affectflow.data.align import align_many, align_to_grid
+
+    rng = np.random.default_rng(3)
+    cases = [(np.arange(7) / 5.0, np.arange(7) / 5.0, 0.2),           # same times
+             (np.zeros(1), np.arange(6) / 5.0, None),                 # one utterance frame, a longer grid
+             (np.sort(rng.uniform(0, 3, 40)), np.arange(12) / 4.0, None),  # denser frames: means per step
+             (np.array([0.0, 1.3, 2.9]), np.arange(15) / 5.0, 0.5),   # sparse frames: holds and gaps
+             (np.zeros(1), np.zeros(1), None)]
+    for ft, grid, period in cases:
+        v = rng.normal(size=(9, len(ft), 4)).astype(np.float32)
+        v[rng.random(v.shape) < 0.2] = np.nan
+        many = align_many(ft, v, grid, frame_period=period)
+        for r in range(len(v)):
+            np.testing.assert_array_equal(many[r], align_to_grid(ft, v[r], grid, frame_period=period))

@@ -45,13 +45,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from affectflow.progress import progress_bar
 
 from affectflow.corpus.corpus import TIME, Corpus, LabelSetInfo
 from affectflow.corpus.importreport import ChallengeImportReport
 from affectflow.corpus.staging import check_new_folder, staged_folder
 from affectflow.errors import CorpusError, ExtractionError, ImportFormatError
 from affectflow.fsutil import check_name
+from affectflow.progress import progress_bar
 
 ANNOTATION_DIR = "VA_Estimation_Challenge"
 SETS = {"Train_Set": "train", "Validation_Set": "devel"}

@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from affectflow.progress import progress_bar
 
 from affectflow.corpus.corpus import (
     TIME,
@@ -55,6 +54,7 @@ from affectflow.corpus.corpus import (
 )
 from affectflow.errors import CorpusError, ImportFormatError
 from affectflow.fsutil import SAFE_NAME as _SAFE_ID, staged_folder
+from affectflow.progress import progress_bar
 
 _PERSONAL = re.compile(r"^(?P<subject>.+)_(?P<part>train|devel|test)$")
 _RESERVED = {"time", "recording", "segment_id", "start", "end"}

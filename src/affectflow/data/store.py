@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from affectflow.progress import progress_bar
+import pandas as pd
 
 from affectflow.corpus.corpus import TIME, Corpus
-from affectflow.data.align import align_to_grid, regular_grid
+from affectflow.data.align import align_many, align_to_grid, regular_grid
 from affectflow.errors import CorpusError
 from affectflow.fsutil import atomic_write
+from affectflow.progress import progress_bar
 
 ALIGN_VERSION = 2
 #: Frames per block when a raw pixel set is aligned into the uint8 cache.
@@ -153,6 +154,14 @@ class SequenceStore:
         self.records: list[RecordingIndex] = []
         self._offsets: dict[Path, tuple[int, tuple[int, ...]]] = {}
         self._has_label_set: bool | None = None
+        # the recordings-table fields every recording needs, read once (a pandas row per recording costs ~1 ms)
+        table = corpus.recordings
+        rates = table["label_rate_hz"].tolist() if "label_rate_hz" in table.columns else [None] * len(table)
+        self._rows = {rid: (subject, part, float(dur), float(r) if r is not None and pd.notna(r) and float(r) > 0
+                            else None)
+                      for rid, subject, part, dur, r in zip(table["id"].tolist(), table["subject"].tolist(),
+                                                            table["partition"].tolist(), table["duration"].tolist(),
+                                                            rates)}
         self.packed_sets = [name for name in self.feature_sets if corpus.packed_features(name) is not None]
         it = progress_bar(recordings, desc="aligning", unit="rec", disable=not progress)
         for rid in it:
@@ -171,17 +180,24 @@ class SequenceStore:
             return times, y
         # a rate of the recording's own (recordings.csv label_rate_hz, e.g. an Aff-Wild2 video's fps) comes first,
         # then the rate asked for (the predicting run's label rate), then the corpus-wide label_rate_hz
-        own = self.corpus.recording_label_rate(rid, fallback=False)
+        own = self._row(rid)[3]
         rate = own or self.grid_rate_hz or self.corpus.label_rate_hz
         if not rate:
             raise CorpusError(
                 f"Recording {rid!r} has no labels and the corpus sets no label_rate_hz, so its time grid is unknown."
             )
-        duration = float(self.corpus.recording(rid)["duration"])
+        duration = self._row(rid)[2]
         return regular_grid(duration, rate), None
 
+    def _row(self, rid: str) -> tuple:
+        """``(subject, partition, duration s, own label rate Hz or None)`` of ``rid`` from the recordings table."""
+        row = self._rows.get(rid)
+        if row is None:
+            self.corpus.recording(rid)  # raises the "not in corpus" error
+        return row
+
     def _index(self, rid: str) -> RecordingIndex:
-        row = self.corpus.recording(rid)
+        subject, partition = self._row(rid)[:2]
         times, y = self._grid_and_labels(rid)
         grid_key = hashlib.sha256(np.ascontiguousarray(times).tobytes()).hexdigest()[:12]
         arrays: dict[str, Path | None] = {}
@@ -201,7 +217,7 @@ class SequenceStore:
             if not dst.is_file():
                 self._align_one(name, rid, src, times, dst)
             arrays[name] = dst
-        return RecordingIndex(rid, str(row["subject"]), str(row["partition"]), times, y, arrays)
+        return RecordingIndex(rid, str(subject), str(partition), times, y, arrays)
 
     def _align_packed(self, name: str, progress: bool) -> None:
         """Align packed set ``name`` for every recording of the store into one cache array (see the module docstring)."""
@@ -224,11 +240,27 @@ class SequenceStore:
                         np.save(f, np.zeros((0, width), dtype), allow_pickle=False)
                     return
                 out = np.lib.format.open_memmap(p, mode="w+", dtype=dtype, shape=(int(offsets[-1]), width))
-                bar = progress_bar(members, desc=f"aligning {name}", unit="rec", disable=not progress)
-                for rec, off in zip(bar, offsets):
-                    t, v = packed.frames(rec.id)
-                    aligned = align_to_grid(t, v, rec.times, frame_period=(1.0 / info.rate_hz) if info.rate_hz else None)
-                    out[off:off + rec.length] = _to_uint8(aligned) if u8 else aligned
+                # clips that share frame times and grid are aligned together (align_many: the index work once)
+                times_all, values_all = packed.times, packed.values
+                locs = [packed.locate(rec.id) for rec in members]
+                groups: dict[tuple[int, bytes, bytes], list[int]] = {}
+                for k, (rec, (s0, n)) in enumerate(zip(members, locs)):
+                    key = (n, times_all[s0:s0 + n].tobytes(), np.ascontiguousarray(rec.times, np.float64).tobytes())
+                    groups.setdefault(key, []).append(k)
+                period = (1.0 / info.rate_hz) if info.rate_hz else None
+                with progress_bar(total=len(members), desc=f"aligning {name}", unit="rec", disable=not progress) as bar:
+                    for (n, tb, gb), ks in groups.items():
+                        ft, grid = np.frombuffer(tb, np.float64), np.frombuffer(gb, np.float64)
+                        per = max(1, int(64e6 // max(1, (n + len(grid)) * info.dim * 4)))  # ~64 MB per chunk
+                        for c in range(0, len(ks), per):
+                            chunk = np.asarray(ks[c:c + per])
+                            starts = np.asarray([locs[k][0] for k in chunk], np.int64)
+                            aligned = align_many(ft, values_all[starts[:, None] + np.arange(n)], grid,
+                                                 frame_period=period)
+                            if u8:
+                                aligned = np.stack([_to_uint8(a) for a in aligned])
+                            out[offsets[chunk][:, None] + np.arange(len(grid))] = aligned
+                            bar.update(len(chunk))
                 out.flush()
                 del out
 

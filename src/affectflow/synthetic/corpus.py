@@ -45,9 +45,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter1d
-from affectflow.progress import progress_bar
 
 from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, LabelSetInfo
+from affectflow.progress import progress_bar
 from affectflow.synthetic.latent import simulate_latent_affect
 
 
