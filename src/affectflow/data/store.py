@@ -153,6 +153,7 @@ class SequenceStore:
         self.cache_dir = Path(cache_dir) if cache_dir else corpus.cache_dir() / "aligned"
         self.records: list[RecordingIndex] = []
         self._offsets: dict[Path, tuple[int, tuple[int, ...]]] = {}
+        self._maps: dict[Path, np.ndarray] = {}
         self._has_label_set: bool | None = None
         # the recordings-table fields every recording needs, read once (a pandas row per recording costs ~1 ms)
         table = corpus.recordings
@@ -371,17 +372,28 @@ class SequenceStore:
             if row0 is not None and (len(shape) != 2 or shape[1] != width or row0 + rec.length > shape[0]):
                 raise CorpusError(f"Cached array {path} has shape {shape}, too small for recording {rec.id!r} "
                                   f"(rows {row0}..{row0 + rec.length}, width {width}); delete cache/.")
-            with open(path, "rb") as f:
-                f.seek(offset + ((row0 or 0) + start) * width * item)
-                buf = f.read(n * width * item)
+            dtype = np.uint8 if u8 else np.float32
+            if row0 is not None:  # a packed cache shared by many recordings: kept mapped, no open() per read
+                mapped = self._maps.get(path)
+                if mapped is None:
+                    mapped = self._maps[path] = np.memmap(path, dtype, "r", offset=offset, shape=shape)
+                block = np.asarray(mapped[row0 + start:row0 + start + n])
+            else:
+                with open(path, "rb") as f:
+                    f.seek(offset + start * width * item)
+                    block = np.frombuffer(f.read(n * width * item), dtype=dtype).reshape(n, width)
             if u8:
-                q = np.frombuffer(buf, dtype=np.uint8).reshape(n, width)
-                v = q[:, :d].astype(np.float32) / np.float32(255.0)
-                v[q[:, d] == 0] = np.nan
+                v = block[:, :d].astype(np.float32) / np.float32(255.0)
+                v[block[:, d] == 0] = np.nan
                 out[name] = v
             else:
-                out[name] = np.frombuffer(buf, dtype=np.float32).reshape(n, d).copy()
+                out[name] = block.copy()
         return out
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_maps"] = {}  # memory maps are re-opened in a worker process, never pickled with their data
+        return state
 
     def labels(self, i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Labels of recording ``i``: ``(L, K)`` float32, NaN where missing (all NaN if unlabelled)."""
