@@ -55,7 +55,7 @@ def make_layout(out: Path, clips: int, utt_dim: int, frame_dim: int, frames: tup
 
     n_train, n_test = clip_split(clips)
     generate_mer(out, n_train=n_train, n_test=n_test, utt_dim=utt_dim, frame_dim=frame_dim, frames=tuple(frames),
-                 seed=seed, progress=True)
+                 seed=seed, acoustic_layers=False, progress=True)
     rng = np.random.default_rng(seed + 1)
     utt_files = sorted((out / "features" / "utt").glob("*.npy"))
     for name, dim in extra:

@@ -19,7 +19,7 @@ from affectflow.data.store import SequenceStore
 from affectflow.errors import CorpusError
 from affectflow.synthetic.mer import generate_mer
 
-SMALL = dict(n_train=40, n_test=(10, 6, 0), frames=(2, 7), utt_dim=5, frame_dim=3)
+SMALL = dict(n_train=40, n_test=(10, 6, 0), frames=(2, 7), utt_dim=5, frame_dim=3, acoustic_layers=False)
 SETS = ["utt", "frames"]
 
 
