@@ -803,7 +803,8 @@ class Corpus:
         lines.append(f"  subjects: {rec['subject'].nunique()}, total duration: {rec['duration'].sum() / 3600:.2f} h")
         for n, fs in self.feature_sets.items():
             rate = f"{fs.rate_hz:g} Hz" if fs.rate_hz else "explicit times"
-            lines.append(f"  feature set {n}: {fs.modality}, {fs.dim} dims, {rate}")
+            stored = ", packed" if self.feature_layout(n) == "packed" else ""
+            lines.append(f"  feature set {n}: {fs.modality}, {fs.dim} dims, {rate}{stored}")
         for n, ls in self.label_sets.items():
             lines.append(f"  label set {n}: {ls.dims}")
         if self.segments() is not None:
