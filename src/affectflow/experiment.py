@@ -33,6 +33,7 @@ from affectflow.data.store import SequenceStore
 from affectflow.errors import AffectflowError, AffectflowWarning, ConfigError, CorpusError, RunError
 from affectflow.fsutil import atomic_write, make_dirs, out_folder, write_json  # noqa: F401 - atomic_write, write_json re-exported for callers of earlier versions
 from affectflow.models import MODELS, build_model
+from affectflow.plots import plot_run
 from affectflow.runs import (
     CHECKPOINTS_DIR,
     HISTORY_DIR,
@@ -528,8 +529,6 @@ def save_training(run_dir: Path, metrics: dict[str, Any], predictions: dict[str,
     Run.write_results(run_dir, results_table(metrics, targets))
     if plots:
         try:
-            from affectflow.plots import plot_run
-
             plot_run(run_dir)
         except Exception as e:  # noqa: BLE001 - plots are a convenience; never lose a finished run over them
             log.warning("plots failed: %s", e)

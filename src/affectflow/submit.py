@@ -39,7 +39,9 @@ from affectflow.corpus.corpus import Corpus
 from affectflow.corpus.staging import staged_folder
 from affectflow.errors import RunError
 from affectflow.fsutil import child_path
+from affectflow.experiment import run_predictions
 from affectflow.predictions import prediction_frame
+from affectflow.runs import Run
 
 FORMATS = ("muse2023", "muse2021-sent", "abaw", "mer2023")
 ABAW_HEADER = "image_location,valence,arousal"
@@ -143,9 +145,6 @@ def submit(
     seed:
         Checkpoint to use (default: the selected seed).
     """
-    from affectflow.experiment import run_predictions
-    from affectflow.runs import Run
-
     if fmt not in FORMATS:
         raise RunError(f"Unknown submission format {fmt!r}; choose one of {list(FORMATS)}.")
     run = Run(run_path)

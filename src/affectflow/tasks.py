@@ -39,12 +39,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from affectflow.corpus.corpus import Corpus
-from affectflow.data.dataset import batch_to, collate
+from affectflow.corpus.corpus import TIME, Corpus
+from affectflow.data.dataset import WindowDataset, batch_to, collate
 from affectflow.data.normalize import Normalizer
 from affectflow.data.store import SequenceStore
 from affectflow.errors import ConfigError, CorpusError
 from affectflow.metrics import ccc
+from affectflow.models import MODELS
 from affectflow.predictions import Predictions
 from affectflow.registry import Registry
 from affectflow.scoring import (  # noqa: F401 - score_readout re-exported (it lived here)
@@ -63,6 +64,8 @@ from affectflow.targets import (  # noqa: F401 - re-exported: the target specs l
     specs_to_state,
     split_columns,
 )
+from affectflow.training.inference import predict_store
+from affectflow.training.multitask import MultitaskLoss
 
 TASKS = ("continuous", "segment", "clip")  # the registered task types (TASK_TYPES)
 
@@ -113,8 +116,6 @@ def target_specs(corpus: Corpus, task: str, targets: list[str], target_types: di
 
 def configure_model_params(model_type: str, params: dict[str, Any], specs: list[TargetSpec]) -> dict[str, Any]:
     """Give the model a head that matches the targets (classification heads get their class counts from the data)."""
-    from affectflow.models import MODELS
-
     cls = [s for s in specs if s.kind == "classification"]
     if not cls:
         return params
@@ -276,8 +277,6 @@ class TaskLoss(nn.Module):
 
     def __init__(self, specs: list[TargetSpec], regression_loss: str, form: str | None, subtasks: int = 1) -> None:
         super().__init__()
-        from affectflow.training.multitask import MultitaskLoss
-
         self.subtasks = int(subtasks)
         tasks, sizes = {}, {}
         for k in range(self.subtasks):
@@ -389,13 +388,9 @@ class ContinuousTask(ContinuousScoring, Task):
         return self.targets
 
     def train_dataset(self, store, normalizer, window):
-        from affectflow.data.dataset import WindowDataset
-
         return WindowDataset(store, normalizer, window.size, window.hop, require_labels=True)
 
     def predict(self, model, store, normalizer, eval_window, device="cpu"):
-        from affectflow.training.inference import predict_store
-
         values = predict_store(model, store, normalizer, window=eval_window["size"], hop=eval_window["hop"],
                                device=device)
         return Predictions(self.name, self.specs, [r.id for r in store.records], times=[r.times for r in store.records],
@@ -403,8 +398,6 @@ class ContinuousTask(ContinuousScoring, Task):
 
     def ceiling(self, store, clean_set: str = "continuous_clean"):
         """Pooled CCC between noise-free and observed labels per target, if the corpus has ``clean_set``."""
-        from affectflow.corpus.corpus import TIME
-
         corpus = self.corpus
         if clean_set not in corpus.label_sets:
             return None

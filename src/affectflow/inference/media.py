@@ -33,10 +33,15 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from affectflow.errors import AffectflowError, RunError
+from affectflow.corpus.media import import_media
+from affectflow.errors import AffectflowError, ExtractionError, RunError
 from affectflow.experiment import TrainedModel, feature_set_infos  # noqa: F401 - feature_set_infos re-exported (it lived here)
+from affectflow.features.base import EXTRACTORS
+from affectflow.features.pipeline import extract, load_builtin_extractors
+from affectflow.io.audio import audio_info
 from affectflow.plots import plot_prediction  # noqa: F401 - re-exported (it lived here)
 from affectflow.runs import Run, open_run
+from affectflow.streaming.streamer import streaming_problem
 
 #: Media kinds ``predict_media`` takes.
 KINDS = ("video", "audio", "physio", "transcript")
@@ -95,9 +100,6 @@ def required_inputs(run: Run | str | os.PathLike, *, seed: int | None = None) ->
     UnsupportedRunError
         A feature set was not made by an affectflow extractor, or the run is not a continuous-task run.
     """
-    from affectflow.features.base import EXTRACTORS
-    from affectflow.features.pipeline import load_builtin_extractors
-
     specs = _extractor_specs(_run(run).model(seed))
     load_builtin_extractors()
     out: dict[str, list[str]] = {}
@@ -127,8 +129,6 @@ def run_info(run: Run | str | os.PathLike, *, seed: int | None = None) -> dict[s
         inputs, why_media = required_inputs(run, seed=seed), None
     except UnsupportedRunError as e:
         inputs, why_media = None, str(e)
-    from affectflow.streaming.streamer import streaming_problem
-
     why_stream = streaming_problem(model, ckpt)
     fs = {}
     for n, info in infos.items():
@@ -176,9 +176,6 @@ def _check_inputs(inputs: Mapping[str, Any], needs: dict[str, list[str]]) -> dic
         )
     if "audio" in needs and "audio" not in given and "video" in given:
         # the video must carry the sound: find out from its header now, not after extraction has started
-        from affectflow.errors import ExtractionError
-        from affectflow.io.audio import audio_info
-
         try:
             audio_info(given["video"])
         except ExtractionError as e:
@@ -252,10 +249,6 @@ def predict_media(
 
 
 def _predict_in(run, trained, specs, given, wd: Path, seed, device, report, rid: str) -> pd.DataFrame:
-    from affectflow.corpus.media import import_media
-    from affectflow.features.base import EXTRACTORS
-    from affectflow.features.pipeline import extract, load_builtin_extractors
-
     wd.mkdir(parents=True, exist_ok=True)
     rate = trained.label_rate_hz()
     manifest = wd / "manifest.csv"
