@@ -30,7 +30,7 @@ from pathlib import Path
 #: The layers, bottom first: a module may import from its own layer and the layers below. The first matching prefix
 #: (a top-level module or package of ``affectflow``) decides a module's layer.
 LAYERS: list[list[str]] = [
-    ["__init__", "errors", "fsutil", "layout", "registry", "procutil", "configs"],
+    ["__init__", "errors", "fsutil", "layout", "registry", "procutil", "configs", "progress", "nativelogs"],
     ["config", "metrics", "io", "plots"],
     ["corpus", "synthetic", "raters"],
     ["features", "data", "augment"],
