@@ -124,7 +124,9 @@ def main() -> None:
             res = child_extract(corpus, args.size)
         else:
             res = child_train(corpus, work / "runs", args.size, args.device, args.threads, args.batches)
-        res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        res["peak_rss_mb"] = ru.ru_maxrss / 1024.0
+        res["cpu_s"] = ru.ru_utime + ru.ru_stime  # on a busy machine, wall time says little about the code
         print(json.dumps(res))
         return
     gen_s = make_media(corpus, args.hours, args.rec_s, args.video_size)
@@ -133,13 +135,14 @@ def main() -> None:
           f"recordings (~{frames} frames; generated in {gen_s:.0f} s)")
     ex = _child(args, "extract")
     feat = sum(f.stat().st_size for f in (corpus / "features" / "face_crops").glob("*.parquet"))
-    print(f"extract face_crops {args.size}x{args.size} (1 worker): {frames / ex['seconds']:.0f} frames/s, "
-          f"peak RSS {ex['peak_rss_mb']:.0f} MB, feature files {feat / 2**20:.0f} MB")
+    print(f"extract face_crops {args.size}x{args.size} (1 worker): {frames / ex['seconds']:.0f} frames/s "
+          f"({frames / ex.get('cpu_s', float('nan')):.0f} per CPU second), peak RSS {ex['peak_rss_mb']:.0f} MB, "
+          f"feature files {feat / 2**20:.0f} MB")
     tr = _child(args, "train")
     cache = sum(f.stat().st_size for f in (corpus / "cache").rglob("*.npy"))
     print(f"train ({args.device}, {args.threads} thread(s), {args.batches} batches of 12 x 300 frames): "
-          f"{tr['frames_per_s']:.0f} frames/s, peak RSS {tr['peak_rss_mb']:.0f} MB (wall {tr['wall_s']:.0f} s with "
-          f"the cache, normaliser and devel scoring)")
+          f"{tr['frames_per_s']:.0f} frames/s, peak RSS {tr['peak_rss_mb']:.0f} MB (wall {tr['wall_s']:.0f} s, "
+          f"{tr.get('cpu_s', float('nan')):.0f} CPU s with the cache, normaliser and devel scoring)")
     print(f"uint8 aligned cache: {cache / 2**20:.0f} MB (float32 would be "
           f"{frames * 3 * args.size ** 2 * 4 / 2**20:.0f} MB)")
 
