@@ -131,11 +131,12 @@ class Encoder(nn.Module):
     name: str = ""
     input_dim: int
     output_dim: int
+    _causal: bool = False  # set by encoders with a ``causal`` argument
 
     @property
     def causal(self) -> bool:
         """True when the output at step ``t`` depends on steps ``<= t`` only (in ``eval()`` mode)."""
-        return False
+        return self._causal
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
@@ -290,10 +291,6 @@ class SelfAttentionEncoder(Encoder):
         self._causal = causal
         self.output_dim = d
 
-    @property
-    def causal(self) -> bool:
-        return self._causal
-
     def forward(self, x, mask):
         h = self.proj(x) if self.proj is not None else x
         kpm = key_padding_mask(mask)
@@ -420,10 +417,6 @@ class GatedConvEncoder(Encoder):
         self._causal = causal
         self.output_dim = channels
 
-    @property
-    def causal(self) -> bool:
-        return self._causal
-
     def forward(self, x, mask):
         h = x.transpose(1, 2)
         for block in self.blocks:
@@ -523,10 +516,6 @@ class TCNEncoder(Encoder):
         )
         self._causal = causal
         self.output_dim = channels[-1]
-
-    @property
-    def causal(self) -> bool:
-        return self._causal
 
     def forward(self, x, mask):
         h = x.transpose(1, 2)
@@ -646,10 +635,6 @@ class MBConvEncoder(Encoder):
         self._causal = causal
         self.output_dim = channels[-1]
 
-    @property
-    def causal(self) -> bool:
-        return self._causal
-
     def forward(self, x, mask):
         h = nn.functional.silu(self.stem_bn(self.stem(x.transpose(1, 2), mask), mask))
         for block in self.blocks:
@@ -728,10 +713,6 @@ class TransformerEncoder(Encoder):
         self.positional = positional
         self._causal = causal
         self.output_dim = d_model
-
-    @property
-    def causal(self) -> bool:
-        return self._causal
 
     def forward(self, x, mask):
         h = self.proj(x)
