@@ -8,7 +8,14 @@ from torch import nn
 
 from affectflow.errors import ConfigError
 from affectflow.models.attention import MultiheadAttention, attention_forward
-from affectflow.models.rnn import reverse_steps, reversed_steps_index, run_rnn, run_rnn_packed, run_rnn_padded
+from affectflow.models.rnn import (
+    reverse_steps,
+    reversed_steps_index,
+    run_rnn,
+    run_rnn_forward,
+    run_rnn_packed,
+    run_rnn_padded,
+)
 
 
 def test_reversed_steps_index_known_answer_and_involution():
@@ -56,11 +63,31 @@ def test_padded_path_has_gradients_of_the_module_parameters():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in rnn.parameters())
 
 
-def test_run_rnn_is_packed_outside_export_and_refuses_unsupported_rnns():
+@pytest.mark.parametrize("cell", [nn.GRU, nn.LSTM, nn.RNN])
+def test_forward_path_equals_packed_values_and_gradients(cell):
     torch.manual_seed(0)
-    rnn = nn.LSTM(3, 4, batch_first=True)
-    x, mask = torch.randn(2, 5, 3), torch.ones(2, 5, dtype=torch.bool)
-    assert torch.equal(run_rnn(rnn, x, mask), run_rnn_packed(rnn, x, mask))
+    rnn = cell(5, 6, num_layers=2, batch_first=True)
+    x, mask = torch.randn(4, 9, 5), _mask()
+    grads = []
+    for path in (run_rnn_packed, run_rnn_forward):
+        rnn.zero_grad()
+        out = path(rnn, x, mask)
+        (out ** 2).sum().backward()
+        grads.append([p.grad.clone() for p in rnn.parameters()])
+        if path is run_rnn_forward:
+            torch.testing.assert_close(out, want, atol=1e-6, rtol=0)
+            assert out[0, 3:].abs().max() == 0 and out[3, 1:].abs().max() == 0  # padded steps zero
+        want = out.detach()
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_run_rnn_paths_outside_export_and_refuses_unsupported_rnns():
+    torch.manual_seed(0)
+    x, mask = torch.randn(2, 5, 3), torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    uni, bi = nn.LSTM(3, 4, batch_first=True), nn.GRU(3, 4, bidirectional=True, batch_first=True)
+    assert torch.equal(run_rnn(uni, x, mask), run_rnn_forward(uni, x, mask))  # no packing one way
+    assert torch.equal(run_rnn(bi, x, mask), run_rnn_packed(bi, x, mask))  # packed both ways
     with pytest.raises(ConfigError, match="batch-first"):
         run_rnn_padded(nn.GRU(3, 4), x, mask)
     with pytest.raises(ConfigError, match="proj_size"):

@@ -5,9 +5,15 @@
     out = run_rnn(rnn, x, mask)     # rnn: batch-first nn.GRU/nn.LSTM; x (B, T, D); mask (B, T) bool, a prefix per row
     out                             # (B, T, H·dirs); zero at padded steps
 
-Two paths compute the same function of the real steps:
+Three paths compute the same function of the real steps:
 
-Packed (training, inference)
+Forward only (unidirectional RNNs in training and inference; :func:`run_rnn_forward`)
+    The module itself over the padded batch, padded output steps zeroed: a forward direction cannot see trailing
+    padding, so no packing is needed. Equal to the packed path up to float rounding (the products are grouped
+    differently: ≤ 1e-6 here), and much faster on the CPU: packing runs every step as its own slice of the batch,
+    and its backward pass was 2.2× slower (4-layer GRU-256, 256 windows × 50 steps, forward + backward; README,
+    "Performance").
+Packed (bidirectional RNNs in training and inference)
     ``pack_padded_sequence`` → the module → ``pad_packed_sequence``. Each row runs over its own length only, so a
     backward direction starts at the row's last **real** step.
 Padded (``torch.export``, hence the ONNX exporter with ``dynamo=True``; :func:`run_rnn_padded`)
@@ -119,11 +125,22 @@ def run_rnn_padded(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor) -> torc
     return h * valid.unsqueeze(-1).to(h.dtype)
 
 
+def run_rnn_forward(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A unidirectional batch-first RNN over the padded batch in one call of the module; output steps beyond each
+    row's length (at least 1, as in :func:`run_rnn_packed`) are zero. See the module docstring."""
+    out, _ = rnn(x)
+    valid = torch.arange(x.shape[1], device=x.device) < step_lengths(mask).unsqueeze(-1)
+    return out * valid.unsqueeze(-1).to(out.dtype)
+
+
 def run_rnn(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Run a batch-first RNN over the real steps of ``x`` ``(B, T, D)`` → ``(B, T, H·dirs)``, zero at padded steps.
 
-    Packed sequences normally; :func:`run_rnn_padded` while ``torch.export`` traces (ONNX export).
+    :func:`run_rnn_forward` for a unidirectional RNN, packed sequences for a bidirectional one;
+    :func:`run_rnn_padded` while ``torch.export`` traces (ONNX export).
     """
     if torch.compiler.is_exporting():
         return run_rnn_padded(rnn, x, mask)
+    if not rnn.bidirectional and rnn.batch_first:
+        return run_rnn_forward(rnn, x, mask)
     return run_rnn_packed(rnn, x, mask)
