@@ -365,7 +365,11 @@ def run_limit(workdir: Path, models: list[str], reps: int, subjects: int, thread
     # bf16 at the GRU's step size and at 1024^3 (emulated bf16 is ~100x slower: 2048^3 would take minutes)
     gemm_bf16 = {name: gemm_rate(*mkn, torch.bfloat16, 1) for name, mkn in
                  {"gru_step 256x256x768": (256, 256, 768), "1024^3": (1024, 1024, 1024)}.items()}
-    rows = [run_limit_model(corpus, m, reps, threads, device) for m in models]
+    rows = []
+    for m in models:  # each row also appended to <workdir>/limit-rows.jsonl as soon as it is measured
+        rows.append(run_limit_model(corpus, m, reps, threads, device))
+        with open(workdir / "limit-rows.jsonl", "a") as f:
+            f.write(json.dumps({"gemm_fp32_GFLOP_s": gemm, **rows[-1]}) + "\n")
     ref = gemm["gru_input 12800x256x768"]
     for r in rows:
         r["share_of_gemm"] = r["achieved_GFLOP_s"] / ref
