@@ -4,6 +4,8 @@ identically)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -14,12 +16,24 @@ from affectflow.models import ENCODERS, MODELS, build_model
 from affectflow.models.composite import CompositeModel, _plain
 from affectflow.models.encoders import StackEncoder
 
-FIXTURE = Path(__file__).parent / "fixtures" / "named_models_7b00f2f.pt"
+FIXTURE = Path(__file__).parent / "fixtures" / "named_models_7b00f2f.json"
 
 
 @pytest.fixture(scope="module")
 def saved():
-    return torch.load(FIXTURE, weights_only=True)
+    """What main 7b00f2f (before the presets) built: each model's config, its initial state dict under
+    ``torch.manual_seed(0)`` (names, shapes, dtypes and a sha256 prefix of every tensor's bytes: no weights are
+    stored) and its output on a fixed padded batch."""
+    d = json.loads(FIXTURE.read_text())
+    inp = d["inputs"]
+    d["inputs"] = {"x": {k: torch.tensor(v, dtype=torch.float32) for k, v in inp["x"].items()},
+                   "mask": torch.tensor(inp["mask"], dtype=torch.bool),
+                   "feature_mask": {k: torch.tensor(v, dtype=torch.bool) for k, v in inp["feature_mask"].items()}}
+    return d
+
+
+def _digest(t: torch.Tensor) -> list:
+    return [list(t.shape), str(t.dtype), hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()[:16]]
 
 
 def test_hyperparameters_and_defaults_unchanged(saved):
@@ -32,25 +46,33 @@ def test_hyperparameters_and_defaults_unchanged(saved):
 
 
 def test_checkpoints_saved_before_load_and_predict_identically(saved):
+    # built with the same seed, every preset draws bit for bit the state dict the class it replaces drew (same
+    # names, order, shapes and values), so a checkpoint saved before loads strictly; and it computes the same
     inp = saved["inputs"]
     assert len(saved["models"]) == 18  # the 17 named models and a 2-layer bidirectional early-fusion GRU
     for name, rec in saved["models"].items():
+        torch.manual_seed(0)
         model = build_model(rec["model"]).eval()
         assert isinstance(model, CompositeModel) == (name != "gru") and model.name == name
-        model.load_state_dict(rec["state_dict"], strict=True)  # the same parameter names
+        sd = model.state_dict()
+        assert {k: _digest(v) for k, v in sd.items()} == rec["state_dict"], name
+        assert list(sd) == list(rec["state_dict"]), name
+        model.load_state_dict(sd, strict=True)
         with torch.no_grad():
             y = model(inp["x"], inp["mask"], inp["feature_mask"])
-        assert (y - rec["output"]).abs().max() <= 1e-6, (name, (y - rec["output"]).abs().max())
+        ref = torch.tensor(rec["output"], dtype=y.dtype)
+        assert (y - ref).abs().max() <= 1e-6, (name, (y - ref).abs().max())
         assert model.config() == rec["model"], name
 
 
-def test_same_random_initialisation(saved):
-    # built with the same seed, a preset draws the same initial weights as the class it replaces
-    for name in ("sa_lstm", "way6", "leader_follower_tcn"):
-        rec = saved["models"][name]
-        torch.manual_seed(0)
-        model = build_model(rec["model"])
-        assert all(torch.equal(model.state_dict()[k], v) for k, v in rec["state_dict"].items()), name
+def test_the_fixture_check_would_see_a_changed_weight(saved):
+    rec = saved["models"]["sa_lstm"]
+    torch.manual_seed(0)
+    sd = build_model(rec["model"]).state_dict()
+    k = next(iter(sd))
+    sd[k] = sd[k].clone()
+    sd[k].view(-1)[0] += 1e-7
+    assert _digest(sd[k]) != rec["state_dict"][k]
 
 
 def test_a_preset_is_the_composite_it_names():
