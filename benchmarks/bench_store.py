@@ -9,7 +9,8 @@ subprocess per layout, so that wall time and peak RSS (``os.wait4``) belong to t
 - ``files``: ``--storage files``, the per-clip Parquet layout every import wrote before (or, with ``--old-src DIR``,
   the import of another source tree, e.g. ``git archive 7b00f2f src | tar -x -C DIR``).
 
-Printed per layout: wall time, peak RSS, output size (the whole corpus folder) against the size of the input
+Printed per layout: wall time, CPU time (user + system of the import process: the fairer measure on a shared
+machine), peak RSS, output size (the whole corpus folder) against the size of the input
 ``.npy`` files, and file counts. With ``--train``, a 1-epoch clip-task training (``affectflow train``, GRU, one seed)
 on the packed corpus, with its wall time and peak RSS (the first training also builds the aligned cache).
 
@@ -74,8 +75,8 @@ def run_measured(cmd: list[str], env: dict, log: Path) -> dict:
         p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
-    return {"seconds": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-            "rc": os.waitstatus_to_exitcode(status)}
+    return {"seconds": round(wall, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "rc": os.waitstatus_to_exitcode(status)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,15 +127,17 @@ def main(argv: list[str] | None = None) -> int:
             size, files = folder_stats(out)
             m.update(bytes=size, files=files, size_ratio=round(size / inp, 3))
             res[name] = m
-            print(f"import {name:6s}: {m['seconds']:8.1f} s  peak RSS {m['peak_rss_mib']:7.0f} MiB  "
+            print(f"import {name:6s}: {m['seconds']:8.1f} s wall, {m['cpu_seconds']:7.1f} s CPU  peak RSS "
+                  f"{m['peak_rss_mib']:5.0f} MiB  "
                   f"{size / 1e6:8.1f} MB ({size / inp:.2f}x input) in {files} files")
             for line in (work / f"{name}.log").read_text().splitlines():
                 if line.startswith("[affectflow]"):
                     print("    " + line)
         if "files" in res:
             res["speedup"] = round(res["files"]["seconds"] / res["packed"]["seconds"], 1)
-            print(f"packed vs files: {res['speedup']}x faster, {res['files']['bytes'] / res['packed']['bytes']:.1f}x "
-                  "smaller")
+            res["cpu_speedup"] = round(res["files"]["cpu_seconds"] / res["packed"]["cpu_seconds"], 1)
+            print(f"packed vs files: {res['speedup']}x faster (wall), {res['cpu_speedup']}x less CPU time, "
+                  f"{res['files']['bytes'] / res['packed']['bytes']:.1f}x smaller")
         if args.train:
             feats = ",".join(["utt", "frames"] + [n for n, _ in extra])
             cmd = py + ["train", "--corpus", str(work / "corpus_packed"), "--set", "data.task=clip",
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics = json.loads((run / "metrics.json").read_text())
             m["train_samples_per_s"] = metrics.get("train_samples_per_s")
             res["train"] = m
-            print(f"train 1 epoch: {m['seconds']:.1f} s  peak RSS {m['peak_rss_mib']:.0f} MiB "
+            print(f"train 1 epoch: {m['seconds']:.1f} s wall, {m['cpu_seconds']:.1f} s CPU, peak RSS {m['peak_rss_mib']:.0f} MiB "
                   f"({m['train_samples_per_s'] or 0:.0f} train samples/s in the loop); run {run}")
     finally:
         if not args.workdir:
