@@ -1,44 +1,56 @@
-"""Stacking M copies of the early-fusion GRU for fine-tuning: torch.func vs the hand-written StackedGRU.
+"""Stacking M copies of one model (affectflow/training/stacked.py) against running them one after another.
 
-Times one forward + backward of M jobs' models on their own batches (B windows × T steps) three ways:
+Two measurements:
 
-- ``loop``: the module itself, one job after another (``finetune_loop``'s inner step);
-- ``stacked``: :class:`affectflow.procedures.finetune.StackedGRU` (hand-written batched GRU, custom backward);
-- ``torch.func``: ``stack_module_state`` + ``functional_call`` under ``vmap`` over the real module (no rewrite).
+1. ``step`` (default): one forward + backward of M jobs' models on their own batches (B windows × T steps), the
+   early-fusion GRU (or ``--model``), two ways:
 
-Usage: ``python benchmarks/bench_stacking.py [--jobs 8] [--hidden 64] [--batch 32] [--steps 10] [--repeats 5]``.
+   - ``loop``: the module itself, one job after another (``finetune_loop``'s and ``fit_seed``'s inner step);
+   - ``stacked``: :class:`affectflow.training.stacked.StackedModels` (``stack_module_state``-style stacked
+     parameters + ``functional_call`` under ``vmap(grad_and_value(...))`` over the real module; RNNs masked instead
+     of packed, per-copy dropout streams); the per-job gradients are checked against the loop first.
+
+2. ``--seeds-run``: ``affectflow train`` of one configuration with ``training.stack_seeds=false`` (seeds one by one)
+   and ``=true`` (all seeds as one stacked model) on a generated corpus: wall time of each and every seed's devel
+   and test CCC both ways. Default: the MuSe 2023 GRU configuration of issue 17 (4-layer GRU-256, windows 50/25,
+   batch 256, 3 seeds) on a generated corpus of ``--subjects`` × ``--duration`` s (default 24 × 300 s, smaller than
+   MuSe 2023's), ``--epochs`` epochs.
+
+Usage::
+
+    python benchmarks/bench_stacking.py [--jobs 8] [--hidden 64] [--batch 32] [--steps 10] [--repeats 5]
+    python benchmarks/bench_stacking.py --seeds-run [--subjects 24] [--duration 300] [--epochs 3] [--workdir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from affectflow.models import build_model
-from affectflow.procedures.finetune import StackedGRU
+from affectflow.training.losses import get_loss
+from affectflow.training.stacked import RngStreams, StackedModels
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--jobs", type=int, default=8)
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--features", type=int, default=88)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+def step_benchmark(a: argparse.Namespace) -> None:
     torch.manual_seed(0)
-    base = build_model({"type": "gru", "params": {"d_model": a.hidden, "d_fc": 32, "dropout": 0.0},
-                        "input_dims": {"f": a.features}, "targets": ["arousal", "valence"]})
+    params = {"d_model": a.hidden, "d_fc": 32, "dropout": a.dropout, "num_layers": a.layers} if a.model == "gru" \
+        else {}
+    base = build_model({"type": a.model, "params": params, "input_dims": {"f": a.features},
+                        "targets": ["arousal", "valence"]})
+    base.train()
     m, b, t = a.jobs, a.batch, a.steps
-    x = torch.randn(m, b, t, a.features)
-    mask = torch.ones(m, b, t, dtype=torch.bool)
-    y = torch.randn(m, b, t, 2)
+    mask = torch.ones(b, t, dtype=torch.bool)
+    batches = [{"x": {"f": torch.randn(b, t, a.features)}, "mask": mask, "feature_mask": {"f": mask},
+                "y": torch.randn(b, t, 2), "y_mask": torch.ones(b, t, 2, dtype=torch.bool)} for _ in range(m)]
+    models = [copy.deepcopy(base) for _ in range(m)]
+    loss_fn = get_loss("ccc")
 
     def timed(fn) -> float:
         fn()  # warm-up
@@ -47,67 +59,90 @@ def main() -> None:
             fn()
         return (time.perf_counter() - t0) / a.repeats
 
-    models = [copy.deepcopy(base) for _ in range(m)]
-
     def loop():
-        for j, mod in enumerate(models):
-            out = mod({"f": x[j]}, mask[j], {"f": mask[j]})
-            ((out - y[j]) ** 2).mean().backward()
+        for j, (mod, bt) in enumerate(zip(models, batches)):
+            torch.manual_seed(j)
+            mod.zero_grad(set_to_none=True)
+            loss_fn(mod(bt["x"], bt["mask"], bt["feature_mask"]), bt["y"], bt["y_mask"]).backward()
 
-    stacked = StackedGRU(base, m)
+    stacked = StackedModels(base, "ccc")
 
     def stack():
-        fused = torch.stack([base.fuse({"f": x[j]}, {"f": mask[j]}) for j in range(m)])
-        out = stacked.forward(fused, mask, training=True)
-        ((out - y) ** 2).mean(dim=(1, 2, 3)).sum().backward()
+        stacked.backward(models, batches, streams=RngStreams.seeded(range(m)))
 
-    # the equality of the two paths (same weights) before timing
-    with torch.no_grad():
-        ref = torch.stack([base({"f": x[j]}, mask[j], {"f": mask[j]}) for j in range(m)])
-        got = stacked.forward(torch.stack([base.fuse({"f": x[j]}, {"f": mask[j]}) for j in range(m)]), mask,
-                              training=False)
-    print(f"stacked vs module max |diff| = {float((ref - got).abs().max()):.2e}")
-    rows = [("loop (module per job)", timed(loop)), ("stacked (hand-written)", timed(stack))]
-
-    from torch.func import functional_call, grad, stack_module_state, vmap
-
-    params, buffers = stack_module_state(models)
-    skeleton = copy.deepcopy(base).to("meta")
-
-    def loss_one(p, bf, xj, mj, yj):
-        out = functional_call(skeleton, (p, bf), ({"f": xj}, mj, {"f": mj}))
-        return ((out - yj) ** 2).mean()
-
-    def func():
-        vmap(grad(loss_one))(params, buffers, x, mask, y)
-
-    try:
-        rows.append(("torch.func vmap(grad(functional_call))", timed(func)))
-    except Exception as e:  # noqa: BLE001 - report why it cannot run
-        rows.append((f"torch.func: fails ({type(e).__name__}: {str(e).splitlines()[0][:120]})", float("nan")))
-
-    def func_full():  # without packing: the GRU applied to full-length windows (what vmap would need)
-        def loss_np(p, bf, xj, yj):
-            h = torch.func.functional_call(skeleton.fusion, {"weight": p["fusion.weight"], "bias": p["fusion.bias"]},
-                                           (torch.cat([xj, torch.ones(*xj.shape[:2], 1)], -1),))
-            gru_p = {k[4:]: v for k, v in p.items() if k.startswith("gru.")}
-            out, _ = functional_call(skeleton.gru, gru_p, (h,))
-            z = torch.relu(functional_call(skeleton.fc, {"weight": p["fc.weight"], "bias": p["fc.bias"]}, (out,)))
-            o = torch.cat([functional_call(skeleton.heads[k], {"weight": p[f"heads.{k}.weight"],
-                                                               "bias": p[f"heads.{k}.bias"]}, (z,)) for k in range(2)], -1)
-            return ((o - yj) ** 2).mean()
-        vmap(grad(loss_np))(params, buffers, x, y)
-
-    try:
-        rows.append(("torch.func on nn.GRU without packing", timed(func_full)))
-    except Exception as e:  # noqa: BLE001
-        rows.append((f"torch.func without packing: fails ({type(e).__name__}: {str(e).splitlines()[0][:120]})",
-                     float("nan")))
-    print(f"M={m} jobs, hidden {a.hidden}, batch {b} × {t} steps, {a.features} features, {a.threads} thread(s); "
-          "one forward+backward of all jobs:")
-    loop_s = rows[0][1]
+    loop()
+    ref = [[p.grad.clone() for p in mod.parameters()] for mod in models]
+    stack()
+    diff = max(float((p.grad - g).abs().max()) for mod, gs in zip(models, ref) for p, g in zip(mod.parameters(), gs))
+    print(f"stacked vs loop: max |gradient diff| = {diff:.2e} (same dropout masks)")
+    rows = [("loop (module per job)", timed(loop)), ("stacked (torch.func vmap over the module)", timed(stack))]
+    print(f"M={m} jobs, {a.model} hidden {a.hidden} x {a.layers} layer(s), batch {b} x {t} steps, {a.features} "
+          f"features, {torch.get_num_threads()} thread(s); one forward+backward of all jobs:")
     for name, s in rows:
-        print(f"  {name:70s} {s * 1000:9.1f} ms  ({loop_s / s if s == s else float('nan'):.2f}× the loop)")
+        print(f"  {name:45s} {s * 1000:9.1f} ms  ({rows[0][1] / s:.2f}x the loop)")
+
+
+def seeds_run(a: argparse.Namespace) -> None:
+    from affectflow.config import load_config
+    from affectflow.experiment import train
+    from affectflow.synthetic.corpus import generate_corpus
+
+    work = Path(a.workdir or tempfile.mkdtemp(prefix="bench-stacking-"))
+    cpath = work / "corpus"
+    if not (cpath / "corpus.json").is_file():
+        generate_corpus(cpath, n_subjects=a.subjects, duration_s=a.duration, seed=0, progress=False)
+    base = [f"data.corpus={cpath}", "data.features=[acoustic,visual,physio]", "data.window.size=50",
+            "data.window.hop=25", "model.d_model=256", "model.num_layers=4", "training.batch_size=256",
+            f"training.epochs={a.epochs}", f"training.patience={a.epochs}", "training.seeds=[1,2,3]",
+            "training.device=cpu", f"training.num_threads={a.threads}", "output.plots=false", *a.set]
+    out = {}
+    for mode in ("false", "true"):
+        t0 = time.perf_counter()
+        run = train(load_config(None, [*base, f"training.stack_seeds={mode}",
+                                       f"output.runs_dir={work / ('runs-' + mode)}"]), progress=False)
+        seconds = time.perf_counter() - t0
+        met = json.loads((run / "metrics.json").read_text())
+        out[mode] = (seconds, met)
+        print(f"stack_seeds={mode}: {seconds:.1f} s for the run ({run})")
+    print("seed | partition | target | one by one | stacked | |diff|")
+    one, st = out["false"][1]["per_seed"], out["true"][1]["per_seed"]
+    worst = 0.0
+    for seed in one:
+        for part in one[seed]:
+            for target, v in one[seed][part].items():
+                if not isinstance(v, dict) or "ccc" not in v:
+                    continue
+                x, y = v["ccc"], st[seed][part][target]["ccc"]
+                worst = max(worst, abs(x - y))
+                print(f"{seed} | {part} | {target} | {x:.6f} | {y:.6f} | {abs(x - y):.1e}")
+    print(f"wall time: one by one {out['false'][0]:.1f} s, stacked {out['true'][0]:.1f} s "
+          f"({out['false'][0] / out['true'][0]:.2f}x); largest per-seed CCC difference {worst:.1e}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--jobs", type=int, default=8)
+    ap.add_argument("--model", default="gru")
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--features", type=int, default=88)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seeds-run", action="store_true", help="affectflow train with and without stack_seeds")
+    ap.add_argument("--subjects", type=int, default=24)
+    ap.add_argument("--duration", type=float, default=300.0)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--set", action="append", default=[], help="extra KEY=VALUE config overrides (--seeds-run)")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    if a.seeds_run:
+        seeds_run(a)
+    else:
+        step_benchmark(a)
 
 
 if __name__ == "__main__":

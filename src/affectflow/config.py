@@ -124,6 +124,7 @@ class TrainingConfig:
     unfreezing: UnfreezingConfig = field(default_factory=UnfreezingConfig)
     amp: bool | None = None
     augment: dict[str, dict] = field(default_factory=dict)
+    stack_seeds: Any = "auto"  # auto | true | false: all seeds as one stacked model (training/stacked.py)
 
 
 @dataclass(kw_only=True)
@@ -264,6 +265,8 @@ class ExperimentConfig:
                 "`training.patience` must be >= 1, `lr_patience` >= 0, `lr_factor` in (0, 1), `num_workers` >= 0; got "
                 f"{t.patience}, {t.lr_patience}, {t.lr_factor}, {t.num_workers}."
             )
+        if t.stack_seeds not in ("auto", True, False):
+            raise ConfigError(f"`training.stack_seeds` must be auto, true or false; got {t.stack_seeds!r}.")
         return self
 
 

@@ -66,6 +66,7 @@ from affectflow.tasks import (
     target_specs,
 )
 from affectflow.training.seeds import resolve_device, seed_everything
+from affectflow.training.stacked import fit_stacked_seeds
 from affectflow.training.trainer import TrainingStopped, fit_seed
 
 log = logging.getLogger("affectflow")
@@ -413,11 +414,52 @@ class SeedResult:
     frames_per_s: float
 
 
+def build_seed_model(setup: TrainingSetup, seed: int) -> torch.nn.Module:
+    """The freshly initialised model of ``seed`` (global RNGs seeded with ``seed`` first)."""
+    seed_everything(seed)
+    model = MODELS.build(setup.cfg.model.type, setup.model_params,
+                         input_dims=setup.normalizer.output_dims(setup.train_store.dims), targets=setup.cfg.data.targets)
+    check_outputs(model, setup.specs)
+    return model
+
+
+def epoch_writer(run_dir: Path, info: dict[str, Any], seed: int,
+                 on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> Callable[[dict], None]:
+    """The ``on_epoch_end`` callback of ``seed``: writes its epoch state (for ``--resume``) and the run's heartbeat,
+    then calls ``on_epoch(seed, history row)``."""
+    state_path = epoch_state_path(run_dir, seed)
+
+    def on_epoch_end(state):
+        save_epoch_state(state_path, state)  # atomic; inside the run folder
+        info["heartbeat_unix"] = time.time()
+        write_run_info(run_dir, info)
+        if on_epoch is not None:
+            on_epoch(seed, dict(state["history"][-1]))
+
+    return on_epoch_end
+
+
+def fit_stacked(setup: TrainingSetup, run_dir: Path, info: dict[str, Any], *, progress: bool = False,
+                resume: bool = False, on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> dict[int, tuple]:
+    """The seeds still to train, trained as one stacked model when ``training.stack_seeds`` and the run allow it
+    (:func:`affectflow.training.stacked.fit_stacked_seeds`): ``seed → (model, FitResult)`` for
+    :func:`fit_one_seed`'s ``fitted``, or ``{}``."""
+    t = setup.cfg.training
+    todo = [s for s in t.seeds if not (resume and (run_dir / CHECKPOINTS_DIR / f"seed-{s}.pt").is_file())]
+    states = {s: load_epoch_state(epoch_state_path(run_dir, s)) for s in todo
+              if resume and epoch_state_path(run_dir, s).is_file()}
+    return fit_stacked_seeds(setup.cfg, todo, lambda s: build_seed_model(setup, s), setup.train_ds,
+                             setup.score_devel, device=setup.device, progress=progress, resume_states=states,
+                             on_epoch_end=lambda s: epoch_writer(run_dir, info, s, on_epoch))
+
+
 def fit_one_seed(setup: TrainingSetup, seed: int, run_dir: Path, info: dict[str, Any], *, progress: bool = False,
-                 resume: bool = False, on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> SeedResult:
+                 resume: bool = False, on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+                 fitted: tuple | None = None) -> SeedResult:
     """Train ``seed`` with early stopping on devel, writing its epoch states (``resume/seed-<s>.pt``), history and,
     last, its checkpoint (whose presence marks the seed as finished); with ``resume``, continue from its epoch
-    state, or keep it as it is when its checkpoint exists."""
+    state, or keep it as it is when its checkpoint exists. ``fitted``: ``(model, FitResult)`` of a seed already
+    trained stacked with the others (:func:`fit_stacked`); only its history and checkpoint are written."""
     cfg, device = setup.cfg, setup.device
     d, t = cfg.data, cfg.training
     final = run_dir / CHECKPOINTS_DIR / f"seed-{seed}.pt"
@@ -432,10 +474,7 @@ def fit_one_seed(setup: TrainingSetup, seed: int, run_dir: Path, info: dict[str,
         log.info("seed %d: finished before the interruption; kept (best epoch %d, devel score %.4f)", seed,
                  ck["best_epoch"], ck["devel_score"])
         return kept
-    seed_everything(seed)
-    model = MODELS.build(cfg.model.type, setup.model_params,
-                         input_dims=setup.normalizer.output_dims(setup.train_store.dims), targets=d.targets)
-    check_outputs(model, setup.specs)
+    model = fitted[0] if fitted is not None else build_seed_model(setup, seed)
     compute_loss, loss_module = None, None
     subtasks = hasattr(model, "forward_subtasks")  # e.g. sent_multitask: every subtask is trained
     if d.task != "continuous" or t.multitask or subtasks:
@@ -448,19 +487,14 @@ def fit_one_seed(setup: TrainingSetup, seed: int, run_dir: Path, info: dict[str,
 
     state_path = epoch_state_path(run_dir, seed)
     resume_state = load_epoch_state(state_path) if resume and state_path.is_file() else None
-
-    def on_epoch_end(state, state_path=state_path):
-        save_epoch_state(state_path, state)  # atomic; inside the run folder
-        info["heartbeat_unix"] = time.time()
-        write_run_info(run_dir, info)
-        if on_epoch is not None:
-            on_epoch(seed, dict(state["history"][-1]))
-
     augment_spec = check_batch_augment(t.augment, d.features)  # training.augment: per-batch, seeded by the batch
     augmenter = BatchAugmenter(augment_spec, setup.train_store, setup.normalizer, seed) if augment_spec else None
-    res = fit_seed(model, setup.train_ds, setup.score_devel, t, seed, device=device, progress=progress,
-                   compute_loss=compute_loss, resume_state=resume_state, on_epoch_end=on_epoch_end,
-                   augment=augmenter)
+    if fitted is not None:
+        res = fitted[1]
+    else:
+        res = fit_seed(model, setup.train_ds, setup.score_devel, t, seed, device=device, progress=progress,
+                       compute_loss=compute_loss, resume_state=resume_state,
+                       on_epoch_end=epoch_writer(run_dir, info, seed, on_epoch), augment=augmenter)
     if loss_module is not None:
         if t.multitask:
             loss_module.inner.log_weights(log, prefix=f"seed {seed}: ")
@@ -852,7 +886,9 @@ class TrainedRun(Run):
         then select the seed with the best devel score. Returns what :meth:`save` writes."""
         log.info("run %s: config %s", run_dir, cfg.to_dict())
         setup = prepare_training(cfg, corpus, device=device, progress=progress, info=info, run_dir=run_dir)
-        seeds = {seed: fit_one_seed(setup, seed, run_dir, info, progress=progress, resume=resume, on_epoch=on_epoch)
+        stacked = fit_stacked(setup, run_dir, info, progress=progress, resume=resume, on_epoch=on_epoch)
+        seeds = {seed: fit_one_seed(setup, seed, run_dir, info, progress=progress, resume=resume, on_epoch=on_epoch,
+                                    fitted=stacked.get(seed))
                  for seed in cfg.training.seeds}
         metrics = training_metrics(setup, seeds)
         best = seeds[metrics["selection"]["best_seed"]].model

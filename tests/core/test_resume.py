@@ -24,7 +24,8 @@ from affectflow.synthetic.corpus import generate_corpus
 OVERRIDES = ["data.features=[acoustic,visual]", "data.window.size=20", "data.window.hop=10", "training.epochs=3",
              "training.patience=10", "training.lr_patience=0", "training.lr_factor=0.5", "training.seeds=[1,2]",
              "training.batch_size=8", "training.device=cpu", "training.num_threads=1", "model.d_model=16",
-             "model.d_fc=8", "model.dropout=0.3", "training.lr=0.003"]
+             "model.d_fc=8", "model.dropout=0.3", "training.lr=0.003",
+             "training.stack_seeds=false"]  # one seed after another (stacked resume: test_stacked_seeds.py)
 
 # Kills its own process with SIGKILL right after the epoch state of (seed, epoch) is on disk.
 KILLER = """

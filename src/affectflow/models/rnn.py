@@ -35,6 +35,10 @@ RNN needs (e.g. several models stacked along a leading axis): its index has any 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from typing import Iterator
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -133,13 +137,28 @@ def run_rnn_forward(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor) -> tor
     return out * valid.unsqueeze(-1).to(out.dtype)
 
 
+_PACKING = contextvars.ContextVar("affectflow_rnn_packing", default=True)
+
+
+@contextlib.contextmanager
+def unpacked_sequences() -> Iterator[None]:
+    """Inside this block :func:`run_rnn` takes the padded path (:func:`run_rnn_padded`): what ``torch.func.vmap``
+    needs (packing sorts rows by data-dependent lengths), used by :mod:`affectflow.training.stacked`."""
+    token = _PACKING.set(False)
+    try:
+        yield
+    finally:
+        _PACKING.reset(token)
+
+
 def run_rnn(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Run a batch-first RNN over the real steps of ``x`` ``(B, T, D)`` → ``(B, T, H·dirs)``, zero at padded steps.
 
     :func:`run_rnn_forward` for a unidirectional RNN, packed sequences for a bidirectional one;
-    :func:`run_rnn_padded` while ``torch.export`` traces (ONNX export).
+    :func:`run_rnn_padded` while ``torch.export`` traces (ONNX export) and inside :func:`unpacked_sequences`
+    (stacked models under ``vmap``).
     """
-    if torch.compiler.is_exporting():
+    if torch.compiler.is_exporting() or not _PACKING.get():
         return run_rnn_padded(rnn, x, mask)
     if not rnn.bidirectional and rnn.batch_first:
         return run_rnn_forward(rnn, x, mask)
