@@ -120,7 +120,7 @@ def run_rnn_padded(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor) -> torc
     for layer in range(rnn.num_layers):
         if layer and rnn.training and rnn.dropout > 0:
             h = nn.functional.dropout(h, rnn.dropout, training=True)
-        out = _direction(rnn, h, layer, "")
+        out = _direction(rnn, h, layer, "").contiguous()  # under vmap: the layout one model's own output has
         if rev is not None:
             back = reverse_steps(_direction(rnn, reverse_steps(h, rev), layer, "_reverse"), rev)
             out = torch.cat([out, back], dim=-1)
