@@ -315,6 +315,7 @@ def fit_seeds_stacked(
     import numpy as np
     from torch.utils.data import DataLoader, RandomSampler
 
+    from affectflow.data.batches import prepare_batches
     from affectflow.data.dataset import batch_to, collate
     from affectflow.training.trainer import FitResult, epoch_state, set_rng_state
 
@@ -325,15 +326,17 @@ def fit_seeds_stacked(
         raise CorpusError("There are no labelled training windows: check `data.train_partitions` and the labels.")
     seeds = list(models)
     s: dict[int, dict[str, Any]] = {}
+    # the training windows as contiguous tensors once for all seeds (as fit_seed: same batches, order and draws)
+    prepared = prepare_batches(train_ds) if cfg.num_workers == 0 else None
     for seed in seeds:
         model = models[seed].to(device)
         rng = _SeedRng(seed)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.lr_factor,
                                                            patience=cfg.lr_patience, min_lr=cfg.min_lr)
-        loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=RandomSampler(train_ds, generator=rng.gen),
-                            collate_fn=collate, num_workers=cfg.num_workers,
-                            persistent_workers=cfg.num_workers > 0)
+        loader = None if prepared is not None else DataLoader(
+            train_ds, batch_size=cfg.batch_size, sampler=RandomSampler(train_ds, generator=rng.gen),
+            collate_fn=collate, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
         st = {"model": model, "rng": rng, "opt": opt, "sched": sched, "loader": loader, "best_score": -math.inf,
               "best_epoch": 0, "best_state": copy.deepcopy(model.state_dict()), "history": [], "windows": 0,
               "frames": 0, "train_time": 0.0, "epoch": 1}
@@ -367,7 +370,8 @@ def fit_seeds_stacked(
             st = s[seed]
             st["model"].train()
             with st["rng"].use():
-                iters[seed] = iter(st["loader"])
+                iters[seed] = iter(prepared.epoch(cfg.batch_size, st["rng"].gen) if prepared is not None
+                                   else st["loader"])
             per[seed] = {"losses": [], "lr_start": None, "frames": 0}
         running = list(live)
         while running:
