@@ -6,12 +6,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: Private-name imports still present (``importer -> module._name``); the list may only shrink.
-KNOWN_PRIVATE = {"affectflow.models.multitask -> affectflow.models.composite._block",
-                 "affectflow.models.multitask -> affectflow.models.composite._build",
-                 "affectflow.models.multitask -> affectflow.models.composite._plain"}
-
-
 def _graph():
     spec = importlib.util.spec_from_file_location("import_graph", ROOT / "scripts" / "import_graph.py")
     mod = importlib.util.module_from_spec(spec)
@@ -27,7 +21,7 @@ def test_no_import_circle():
 
 def test_no_new_private_import():
     r = _graph().report(ROOT / "src" / "affectflow")
-    new = [p for p in r["private"] if p.rsplit(" (line", 1)[0] not in KNOWN_PRIVATE]
+    new = list(r["private"])
     assert not new, f"private names imported across modules {new}: give the shared piece a public name"
 
 

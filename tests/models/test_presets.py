@@ -13,7 +13,7 @@ import torch
 
 from affectflow.errors import ConfigError
 from affectflow.models import ENCODERS, MODELS, build_model
-from affectflow.models.composite import CompositeModel, _plain
+from affectflow.models.composite import CompositeModel, plain_value
 from affectflow.models.encoders import StackEncoder
 
 FIXTURE = Path(__file__).parent / "fixtures" / "named_models_7b00f2f.json"
@@ -39,10 +39,10 @@ def _digest(t: torch.Tensor) -> list:
 def test_hyperparameters_and_defaults_unchanged(saved):
     for name, params in saved["model_params"].items():
         assert MODELS.param_names(name) == params, name
-        assert _plain(MODELS.defaults(name)) == saved["model_defaults"][name], name
+        assert plain_value(MODELS.defaults(name)) == saved["model_defaults"][name], name
     for name, params in saved["encoder_params"].items():
         assert ENCODERS.param_names(name) == params, name
-        assert _plain(ENCODERS.defaults(name)) == saved["encoder_defaults"][name], name
+        assert plain_value(ENCODERS.defaults(name)) == saved["encoder_defaults"][name], name
 
 
 def test_checkpoints_saved_before_load_and_predict_identically(saved):

@@ -67,16 +67,16 @@ from affectflow.models.presets import Preset, preset_class
 from affectflow.registry import Registry
 
 
-def _plain(v: Any) -> Any:
+def plain_value(v: Any) -> Any:
     """Tuples → lists, recursively (so hyperparameters dump to YAML/JSON unchanged)."""
     if isinstance(v, (list, tuple)):
-        return [_plain(i) for i in v]
+        return [plain_value(i) for i in v]
     if isinstance(v, dict):
-        return {k: _plain(i) for k, i in v.items()}
+        return {k: plain_value(i) for k, i in v.items()}
     return v
 
 
-def _block(where: str, cfg: Any, registry: Registry, default: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def block_choice(where: str, cfg: Any, registry: Registry, default: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Parse a ``{type: ..., **params}`` block config; errors name the config key and list the valid choices."""
     cfg = default if cfg is None else cfg
     if not isinstance(cfg, dict) or "type" not in cfg:
@@ -93,7 +93,8 @@ def _block(where: str, cfg: Any, registry: Registry, default: dict[str, Any]) ->
     return kind, params
 
 
-def _build(where: str, registry: Registry, kind: str, params: dict[str, Any], **data: Any) -> nn.Module:
+def build_block(where: str, registry: Registry, kind: str, params: dict[str, Any], **data: Any) -> nn.Module:
+    """``registry.build(kind, params, **data)``; a ConfigError names the config key ``where``."""
     try:
         return registry.build(kind, params, **data)
     except ConfigError as e:
@@ -143,7 +144,7 @@ class CompositeModel(SequenceModel):
         super().__init__(
             input_dims,
             targets,
-            **_plain(
+            **plain_value(
                 {
                     "fusion": fusion,
                     "encoder": encoder,
@@ -173,13 +174,13 @@ class CompositeModel(SequenceModel):
             g: sum(self.input_dims[s] for s in sets) + (len(sets) if self.mask_inputs else 0)
             for g, sets in self.groups.items()
         }
-        f_kind, f_params = _block("model.fusion", fusion, FUSIONS, {"type": "early", "d_model": 128})
-        e_kind, e_params = _block("model.encoder", encoder, ENCODERS, {"type": "lstm"})
-        h_kind, h_params = _block("model.head", head, HEADS, {"type": "regression"})
+        f_kind, f_params = block_choice("model.fusion", fusion, FUSIONS, {"type": "early", "d_model": 128})
+        e_kind, e_params = block_choice("model.encoder", encoder, ENCODERS, {"type": "lstm"})
+        h_kind, h_params = block_choice("model.head", head, HEADS, {"type": "regression"})
         self.stage = FUSIONS.get(f_kind).stage
 
         def make_head(where, d):
-            return _build(where, HEADS, h_kind, h_params, input_dim=d, targets=self.targets)
+            return build_block(where, HEADS, h_kind, h_params, input_dim=d, targets=self.targets)
 
         if self.stage == "early":
             if encoders:
@@ -187,8 +188,8 @@ class CompositeModel(SequenceModel):
                     f"`model.encoders` applies to intermediate and late fusion; fusion {f_kind!r} is "
                     "early (one encoder on the fused features): use `model.encoder`."
                 )
-            self.fusion = _build("model.fusion", FUSIONS, f_kind, f_params, input_dims=widths)
-            self.encoder = _build(
+            self.fusion = build_block("model.fusion", FUSIONS, f_kind, f_params, input_dims=widths)
+            self.encoder = build_block(
                 "model.encoder", ENCODERS, e_kind, e_params, input_dim=self.fusion.output_dim
             )
             self.head = make_head("model.head", self.encoder.output_dim)
@@ -202,11 +203,11 @@ class CompositeModel(SequenceModel):
             for k, (kind, params) in enumerate(cfgs):
                 bname = g if len(cfgs) == 1 else f"{g}.{k}"
                 self.branches.append((bname, g))
-                mods.append(_build(f"model.encoders.{bname}", ENCODERS, kind, params, input_dim=widths[g]))
+                mods.append(build_block(f"model.encoders.{bname}", ENCODERS, kind, params, input_dim=widths[g]))
         self.branch_encoders = nn.ModuleList(mods)
         if self.stage == "intermediate":
             dims = {b: enc.output_dim for (b, _), enc in zip(self.branches, self.branch_encoders)}
-            self.fusion = _build("model.fusion", FUSIONS, f_kind, f_params, input_dims=dims)
+            self.fusion = build_block("model.fusion", FUSIONS, f_kind, f_params, input_dims=dims)
             self.head = make_head("model.head", self.fusion.output_dim)
             self.output_sizes = dict(self.head.output_sizes)
             return
@@ -217,7 +218,7 @@ class CompositeModel(SequenceModel):
             ]
         )
         dims = {b: h.output_dim for (b, _), h in zip(self.branches, self.branch_heads)}
-        self.fusion = _build("model.fusion", FUSIONS, f_kind, f_params, input_dims=dims)
+        self.fusion = build_block("model.fusion", FUSIONS, f_kind, f_params, input_dims=dims)
         self.output_sizes = dict(self.branch_heads[0].output_sizes)
         self.head = None if self.fusion.produces_outputs else make_head("model.head", self.fusion.output_dim)
 
@@ -267,7 +268,7 @@ class CompositeModel(SequenceModel):
             cfgs = cfg if isinstance(cfg, list) else [cfg]
             if not cfgs:
                 raise ConfigError(f"`model.encoders.{g}` is an empty list; give at least one encoder config.")
-            out[g] = [_block(f"model.encoders.{g}", c, ENCODERS, {}) for c in cfgs]
+            out[g] = [block_choice(f"model.encoders.{g}", c, ENCODERS, {}) for c in cfgs]
         return out
 
     # ------------------------------------------------------------------ properties
@@ -350,7 +351,7 @@ def _named(preset: Preset, class_name: str) -> type:
     """Register ``preset`` (``blocks(hp)`` → :class:`CompositeModel` keyword arguments) as a model."""
 
     def build(self: CompositeModel, input_dims: dict[str, int], targets: list[str], hp: dict[str, Any]) -> None:
-        SequenceModel.__init__(self, input_dims, targets, **_plain(hp))
+        SequenceModel.__init__(self, input_dims, targets, **plain_value(hp))
         self._assemble(**{"encoders": None, "groups": None, **preset.blocks(hp)})
 
     return MODELS.register(preset_class(CompositeModel, preset, ("input_dims", "targets"), build, class_name))
@@ -367,7 +368,7 @@ def early_preset(name: str, encoder: str, doc: str, *, defaults: dict[str, Any] 
     def blocks(hp: dict[str, Any]) -> dict[str, Any]:
         return {"fusion": {"type": "early", "d_model": hp["d_model"] if fusion_width else None, "dropout": 0.0},
                 "mask_inputs": hp["mask_inputs"],
-                "encoder": {"type": encoder, **_plain({k: hp[k] for k in enc})},
+                "encoder": {"type": encoder, **plain_value({k: hp[k] for k in enc})},
                 "head": _regression(hp)}
 
     return Preset(name=name, params=params, blocks=blocks, doc=doc + _HEAD_DOC)

@@ -37,7 +37,7 @@ from torch import nn
 
 from affectflow.errors import ConfigError
 from affectflow.models.base import MODELS, SequenceModel
-from affectflow.models.composite import CompositeModel, _block, _build, _plain
+from affectflow.models.composite import CompositeModel, block_choice, build_block, plain_value
 from affectflow.models.heads import HEADS
 
 
@@ -77,7 +77,7 @@ class SentMultitaskModel(SequenceModel):
         head: dict[str, Any] | None = None,
     ) -> None:
         branches = branches or [{"features": [n], "model": {"type": "lstm"}} for n in input_dims]
-        super().__init__(input_dims, targets, **_plain({"branches": branches, "shared": shared,
+        super().__init__(input_dims, targets, **plain_value({"branches": branches, "shared": shared,
                                                         "shared_layers": shared_layers, "dropout": dropout,
                                                         "head": head}))
         if not isinstance(branches, list) or len(branches) < 1:
@@ -98,8 +98,8 @@ class SentMultitaskModel(SequenceModel):
             if not sets or bad:
                 raise ConfigError(f"`{where}.features` names {bad or sets} not in `data.features` {list(input_dims)}; "
                                   "list every branch's feature sets in data.features.")
-            kind, params = _block(f"{where}.model", b.get("model") or {"type": "lstm"}, MODELS, {"type": "lstm"})
-            sub = _build(f"{where}.model", MODELS, kind, params, input_dims={s: input_dims[s] for s in sets},
+            kind, params = block_choice(f"{where}.model", b.get("model") or {"type": "lstm"}, MODELS, {"type": "lstm"})
+            sub = build_block(f"{where}.model", MODELS, kind, params, input_dims={s: input_dims[s] for s in sets},
                          targets=self.targets)
             if not isinstance(sub, CompositeModel) or sub.stage != "early":
                 raise ConfigError(f"`{where}.model`: {kind!r} is not an early-fusion composite architecture; use one "
@@ -116,8 +116,8 @@ class SentMultitaskModel(SequenceModel):
             width = shared
         self.shared = nn.Sequential(*layers)
         self.drop = nn.Dropout(dropout)
-        h_kind, h_params = _block("model.head", head, HEADS, {"type": "regression"})
-        self.heads = nn.ModuleList([_build(f"model.head (subtask {k})", HEADS, h_kind, h_params, input_dim=shared,
+        h_kind, h_params = block_choice("model.head", head, HEADS, {"type": "regression"})
+        self.heads = nn.ModuleList([build_block(f"model.head (subtask {k})", HEADS, h_kind, h_params, input_dim=shared,
                                            targets=self.targets) for k in range(len(mods))])
         self.output_sizes = dict(self.heads[0].output_sizes)
 
