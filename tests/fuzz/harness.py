@@ -171,7 +171,7 @@ def check_corpus(path: Path) -> Corpus:
                 t = fr["time"].to_numpy()
                 assert np.isfinite(t).all() and (np.diff(t) > 0).all()
                 assert not np.isinf(fr[info.columns].to_numpy(np.float64)).any()
-        stray = {p.stem for p in (corpus.path / "features" / name).glob("*.parquet")} - set(ids)
+        stray = set(corpus.feature_recordings(name)) - set(ids)  # per-recording files or a packed set's index
         assert not stray, f"feature files of unknown recordings: {sorted(stray)[:5]}"
     for ls in corpus.label_sets:
         for rid in ids:
