@@ -19,28 +19,13 @@ from affectflow.config import load_config
 from affectflow.experiment import resume_training, train
 from affectflow.runs import load_checkpoint
 from affectflow.synthetic.corpus import generate_corpus
+from tests.core.test_resume import KILLER  # kills its process after the epoch state of (seed, epoch)
 
 # dropout, and a plateau scheduler with lr_patience=0: per-seed RNG streams and schedules matter
 OVERRIDES = ["data.features=[acoustic,visual]", "data.window.size=20", "data.window.hop=10", "training.epochs=3",
              "training.patience=10", "training.lr_patience=0", "training.lr_factor=0.5", "training.seeds=[1,2]",
              "training.batch_size=8", "training.device=cpu", "training.num_threads=1", "model.d_model=16",
              "model.d_fc=8", "model.dropout=0.3", "training.lr=0.003"]
-
-KILLER = """
-import os, signal, sys
-import torch
-torch.set_num_threads(1)
-import affectflow.experiment as E
-from affectflow.config import load_config
-seed, epoch = int(sys.argv[1]), int(sys.argv[2])
-real = E.save_epoch_state
-def save_then_die(path, state):
-    real(path, state)
-    if path.name == f"seed-{seed}.pt" and state["epoch"] == epoch:
-        os.kill(os.getpid(), signal.SIGKILL)
-E.save_epoch_state = save_then_die
-E.train(load_config(None, sys.argv[3:]), progress=False)
-"""
 
 
 @pytest.fixture(scope="module")

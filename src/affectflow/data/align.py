@@ -65,46 +65,8 @@ def align_to_grid(
     numpy.ndarray
         Shape ``(G, D)``, float32, NaN where the step is missing.
     """
-    frame_times = np.asarray(frame_times, dtype=np.float64)
     values = np.asarray(values, dtype=np.float32)
-    grid = np.asarray(grid, dtype=np.float64)
-    n, d = values.shape
-    out = np.full((len(grid), d), np.nan, dtype=np.float32)
-    if n == 0 or len(grid) == 0:
-        return out
-    h = grid_period if grid_period is not None else grid_step(grid, default=grid_step(frame_times))
-    p = frame_period if frame_period is not None else grid_step(frame_times, default=h)
-
-    # 1. bin frames into the grid interval they fall in, mean per bin ignoring NaN.
-    # the step g whose interval [t_g - h/2, t_g + h/2) contains the frame (latest start <= frame time)
-    g_of = np.searchsorted(grid - h / 2 - _EPS, frame_times, side="right") - 1
-    nearest = np.clip(g_of, 0, len(grid) - 1)
-    inside = (g_of >= 0) & (frame_times < grid[nearest] + h / 2 - _EPS)
-    filled = np.zeros(len(grid), dtype=bool)
-    if inside.any():
-        idx = nearest[inside]
-        vals = values[inside]
-        finite = np.isfinite(vals)
-        starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
-        sums = np.add.reduceat(np.where(finite, vals, 0.0).astype(np.float64), starts, axis=0)
-        counts = np.add.reduceat(finite.astype(np.int64), starts, axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-        bins = idx[starts]
-        out[bins] = means.astype(np.float32)
-        filled[bins] = True
-
-    # 2. steps with no frame inside: hold the nearest frame if it is within p/2.
-    empty = np.flatnonzero(~filled)
-    if len(empty):
-        g = grid[empty]
-        pos = np.searchsorted(frame_times, g)
-        lo = np.clip(pos - 1, 0, n - 1)
-        hi = np.clip(pos, 0, n - 1)
-        j = np.where(np.abs(g - frame_times[lo]) <= np.abs(frame_times[hi] - g), lo, hi)
-        ok = np.abs(frame_times[j] - g) <= p / 2 + _EPS
-        out[empty[ok]] = values[j[ok]]
-    return out
+    return align_many(frame_times, values[None], grid, frame_period=frame_period, grid_period=grid_period)[0]
 
 
 def align_many(
@@ -118,8 +80,8 @@ def align_many(
     """:func:`align_to_grid` for ``R`` recordings that share the same frame times and the same grid.
 
     ``values`` has shape ``(R, N, D)``; the result ``(R, G, D)`` equals ``align_to_grid(frame_times, values[r], grid)``
-    for every ``r``, element for element (the same operations in the same order, with a leading axis): the index
-    work, which depends only on the times, is done once. Used for packed clip sets, where thousands of clips share
+    for every ``r`` (:func:`align_to_grid` is this function with ``R = 1``): the index work, which depends only on
+    the times, is done once. Used for packed clip sets, where thousands of clips share
     one frame count and grid.
     """
     frame_times = np.asarray(frame_times, dtype=np.float64)
@@ -135,6 +97,7 @@ def align_many(
     nearest = np.clip(g_of, 0, len(grid) - 1)
     inside = (g_of >= 0) & (frame_times < grid[nearest] + h / 2 - _EPS)
     filled = np.zeros(len(grid), dtype=bool)
+    # 1. bin frames into the grid interval they fall in (latest start <= frame time), mean per bin ignoring NaN
     if inside.any():
         idx = nearest[inside]
         vals = values[:, inside]
@@ -147,6 +110,7 @@ def align_many(
         bins = idx[starts]
         out[:, bins] = means.astype(np.float32)
         filled[bins] = True
+    # 2. steps with no frame inside: hold the nearest frame if it is within p/2
     empty = np.flatnonzero(~filled)
     if len(empty):
         g = grid[empty]
