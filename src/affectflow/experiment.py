@@ -46,6 +46,7 @@ from affectflow.runs import (
     new_run_dir,
     new_subdir,
     open_run,
+    parameter_count,
     process_identity,
     save_checkpoint,
     save_epoch_state,
@@ -184,7 +185,7 @@ def resume_training(run_path: str | Path, *, progress: bool = True) -> Path:
         raise RunError(f"Run {run.path} has finished; there is nothing to resume. Train a new run instead.")
     if status == "running":
         raise RunError(
-            f"Run {run.path} is still running (process {run.info.get('pid')} on {run.info.get('host')}); resume it "
+            f"Run {run.path} is still running (process {run.record.get('pid')} on {run.record.get('host')}); resume it "
             "only after that process has ended."
         )
     try:
@@ -196,7 +197,7 @@ def resume_training(run_path: str | Path, *, progress: bool = True) -> Path:
     device = resolve_device(t.device)
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
-    info = dict(run.info)
+    info = dict(run.record)
     info.update(status="running", best_seed=None, **process_identity(), heartbeat_unix=time.time(),
                 resumed=[*info.get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")])
     write_run_info(run.path, info)
@@ -875,6 +876,25 @@ class TrainedRun(Run):
 
     checkpoint.__doc__ = Run.checkpoint.__doc__
     model.__doc__ = Run.model.__doc__
+
+    def model_info(self) -> dict[str, Any]:
+        """``type`` and ``parameters`` (:func:`~affectflow.runs.parameter_count`) of the selected seed's model
+        (of the first finished seed while no seed is selected; ``None`` when no seed has finished), its ``seed``,
+        ``best_epoch`` and devel selection score (``devel_score``), and the stored ``input_dims``."""
+        out: dict[str, Any] = {"type": (self.config_dict.get("model") or {}).get("type"), "parameters": None}
+        best = self.record.get("best_seed")
+        seeds = [best] if best is not None else [int(s) for s in self.record.get("seeds") or []]
+        for s in seeds:
+            try:
+                ck = self.checkpoint(int(s))
+            except RunError:
+                continue
+            conf = ck.get("model") if isinstance(ck.get("model"), dict) else {}
+            out.update(type=conf.get("type", out["type"]), parameters=parameter_count(conf), seed=ck.get("seed"),
+                       best_epoch=ck.get("best_epoch"), devel_score=ck.get("devel_score"),
+                       input_dims=conf.get("input_dims"))
+            break
+        return out
 
     @classmethod
     def fit(cls, cfg: ExperimentConfig, corpus: Corpus, run_dir: Path, *, info: dict[str, Any],

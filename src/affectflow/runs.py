@@ -50,8 +50,9 @@ import yaml
 
 from affectflow import __version__
 from affectflow.corpus.corpus import Corpus
-from affectflow.errors import CorpusError, RunError
+from affectflow.errors import AffectflowError, CorpusError, RunError
 from affectflow.fsutil import atomic_write, check_write, child_path, make_dirs, write_json
+from affectflow.models import build_model
 from affectflow.predictions import Predictions
 from affectflow.scoring import score
 
@@ -67,6 +68,7 @@ from affectflow.layout import (  # noqa: E402,F401 - re-exported: the names of t
     PREDICTIONS_DIR,
     RESULTS_MD,
     RUN_JSON,
+    is_run_folder,
     results_text,
 )
 
@@ -350,6 +352,39 @@ def check_run_info(info: dict[str, Any], path: str | os.PathLike = "") -> dict[s
     return info
 
 
+def plain_json(value: Any) -> Any:
+    """``value`` with every non-finite float as ``None`` and tuples as lists: plain JSON (``json.dumps(...,
+    allow_nan=False)`` accepts it)."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v) for v in value]
+    return value
+
+
+class RunRecord(dict):
+    """The content of a run's ``run.json`` (:attr:`Run.record`), a plain ``dict``.
+
+    It is also what ``run.info`` is, so that code written for earlier versions (``run.info["status"]``,
+    ``run.info.get("best_seed")``) keeps working for one release; calling it -- ``run.info()`` -- returns the
+    run's description (:meth:`Run.describe`). New code reads ``run.record`` and calls ``run.info()``.
+    """
+
+    __slots__ = ("_describe",)
+
+    def __init__(self, data: dict[str, Any], describe: Callable[[], dict[str, Any]]) -> None:
+        super().__init__(data)
+        self._describe = describe
+
+    def __call__(self) -> dict[str, Any]:
+        return self._describe()
+
+    def __reduce__(self) -> Any:  # copies and pickles are plain dicts
+        return dict, (dict(self),)
+
+
 class Run:
     """A run folder (see the module docstring): the one contract of trained, fused, personalised and yardstick
     results.
@@ -382,14 +417,21 @@ class Run:
                 "made by `affectflow train`."
             )
         try:
-            self.info = json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
+            record = json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
             self.config_dict = yaml.safe_load((self.path / CONFIG_YAML).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
             raise RunError(f"Run {str(self.path)!r} has an unreadable run.json or config.yaml ({type(e).__name__}: "
                            f"{e}).") from None
-        if not isinstance(self.info, dict) or not isinstance(self.config_dict, dict):
+        if not isinstance(record, dict) or not isinstance(self.config_dict, dict):
             raise RunError(f"Run {str(self.path)!r}: run.json and config.yaml must each hold a mapping.")
-        check_run_info(self.info, self.path)
+        #: ``run.json``'s content (versions, command, corpus, seeds, selected seed, status...).
+        self.record = RunRecord(check_run_info(record, self.path), self.describe)
+
+    @property
+    def info(self) -> RunRecord:
+        """``run.info()``: the run's description (:meth:`describe`), the contract's ``info()``. (``run.info`` is
+        also ``run.json``'s mapping, :attr:`record`, as in earlier versions: ``run.info["status"]`` still works.)"""
+        return self.record
 
     # ------------------------------------------------------------------ layout
     @property
@@ -521,30 +563,30 @@ class Run:
     @property
     def status(self) -> str:
         """Effective status (:func:`run_status`): a killed run shows as ``interrupted``, not ``running``."""
-        return run_status(self.info)
+        return run_status(self.record)
 
     @property
     def best_seed(self) -> int:
         """The seed selected on devel."""
-        if self.info.get("best_seed") is None:
+        if self.record.get("best_seed") is None:
             status = self.status
             if status == "interrupted":
                 raise RunError(
                     f"Run {self.path} was interrupted (run.json says 'running' but its process "
-                    f"{self.info.get('pid', '?')} on {self.info.get('host', '?')} is gone) and has no selected seed. "
+                    f"{self.record.get('pid', '?')} on {self.record.get('host', '?')} is gone) and has no selected seed. "
                     f"Continue it with `affectflow train --resume {self.path}`."
                 )
             raise RunError(f"Run {self.path} has no selected seed: its training did not finish (status {status!r}).")
-        return int(self.info["best_seed"])
+        return int(self.record["best_seed"])
 
     def summary(self) -> str:
         """A short description: status, seeds finished, best seed, corpus."""
-        seeds = [int(s) for s in self.info.get("seeds", [])]
+        seeds = [int(s) for s in self.record.get("seeds", [])]
         done = [s for s in seeds if (self.path / CHECKPOINTS_DIR / f"seed-{s}.pt").is_file()]
         lines = [f"Run {self.path}", f"  status: {self.status}"]
         if self.status == "interrupted":
-            lines.append(f"  (recorded as 'running' by process {self.info.get('pid', '?')} on "
-                         f"{self.info.get('host', '?')}, which is gone; continue with `affectflow train --resume "
+            lines.append(f"  (recorded as 'running' by process {self.record.get('pid', '?')} on "
+                         f"{self.record.get('host', '?')}, which is gone; continue with `affectflow train --resume "
                          f"{self.path}`)")
         lines.append(f"  seeds: {seeds} (finished: {done})")
         partial = sorted(int(p.stem.split("-", 1)[1]) for p in (self.path / "resume").glob("seed-*.pt")) \
@@ -555,11 +597,70 @@ class Run:
                 lines.append(f"  seed {s}: epoch state after epoch {ep}")
             except RunError:
                 lines.append(f"  seed {s}: unreadable epoch state")
-        if self.info.get("best_seed") is not None:
-            lines.append(f"  best seed: {self.info['best_seed']}")
+        if self.record.get("best_seed") is not None:
+            lines.append(f"  best seed: {self.record['best_seed']}")
         model = (self.config_dict.get("model") or {}).get("type")
-        lines.append(f"  model: {model}; corpus: {self.info.get('corpus')}")
+        lines.append(f"  model: {model}; corpus: {self.record.get('corpus')}")
         return "\n".join(lines)
+
+    # ------------------------------------------------------------------ info()
+    def describe(self) -> dict[str, Any]:
+        """The run as plain JSON, built from what its folder stores: what ``run.info()`` and ``affectflow info RUN
+        --json`` give. Keys:
+
+        ``kind`` (``trained``, ``fusion``, ``personalisation``, ``yardstick``), ``id`` (the folder name), ``path``,
+        ``status`` (:attr:`status`), ``created`` / ``finished`` (ISO 8601 local time), ``affectflow`` (the version
+        that made it), ``command``, ``corpus``, ``task`` (``continuous``, ``segment``, ``clip``), ``targets``,
+        ``features`` (feature sets, in model input order), ``label_set``, ``model`` (``type``; ``parameters``: the
+        parameter count of the model that predicts, ``None`` where the kind has none of its own; kind-specific
+        facts: :meth:`model_info`), ``seeds`` and ``selected_seed`` (``None`` for kinds without seeds),
+        ``selection`` (how the seed or the strengths were chosen, ``metrics.json``'s ``selection``), ``scores``
+        (``partition → target → metric → value`` of the selected model on the partitions it was evaluated on when
+        it was made -- devel and test --, ``None`` before ``metrics.json`` is written) and ``sources`` (the runs it
+        was made from, :meth:`sources`). Non-finite numbers are ``None``; nothing is recomputed and no corpus is
+        opened, so it works on a run whose corpus or members have moved.
+        """
+        rec, cfg = self.record, self.config_dict
+        data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+        try:
+            metrics = self.metrics()
+        except (OSError, UnicodeDecodeError, ValueError):
+            metrics = {}
+        metrics = metrics if isinstance(metrics, dict) else {}
+        seeds = rec.get("seeds")
+        return plain_json({
+            "kind": self.kind,
+            "id": self.path.name,
+            "path": str(self.path.resolve()),
+            "status": self.status,
+            "created": rec.get("created"),
+            "finished": rec.get("finished"),
+            "affectflow": rec.get("affectflow"),
+            "command": rec.get("command"),
+            "corpus": rec.get("corpus") or data.get("corpus"),
+            "task": metrics.get("task") or data.get("task", "continuous"),
+            "targets": list(data.get("targets") or []),
+            "features": list(data.get("features") or []),
+            "label_set": data.get("label_set"),
+            "model": self.model_info(),
+            "seeds": [int(s) for s in seeds] if isinstance(seeds, list) else None,
+            "selected_seed": rec.get("best_seed"),
+            "selection": metrics.get("selection"),
+            "scores": metrics.get("best"),
+            "sources": self.sources(),
+        })
+
+    def model_info(self) -> dict[str, Any]:
+        """``info()["model"]``: the model's ``type`` (``config.yaml``) and ``parameters`` (``None`` here; the kinds
+        that hold a model count it)."""
+        return {"type": (self.config_dict.get("model") or {}).get("type"), "parameters": None}
+
+    def sources(self) -> list[dict[str, Any]]:
+        """``info()["sources"]``: the runs this one was made from, ``[{"role", "path", "kind", "exists"}]`` (a late
+        fusion's unimodal runs here, ``role: "late fusion member"``; fused and personalised runs add theirs)."""
+        late = self.record.get("late_fusion")
+        members = late.get("members") if isinstance(late, dict) else None
+        return source_list("late fusion member", members if isinstance(members, list) else [])
 
     def checkpoint_path(self, seed: int | None = None) -> Path:
         """Checkpoint of ``seed`` (default: the best seed)."""
@@ -598,6 +699,51 @@ class Run:
     def save_predictions(run_dir: Path, partition: str, preds: Predictions) -> Path:
         """Save ``preds`` as the run's predictions of ``partition`` (``predictions/<partition>/``)."""
         return preds.save(Path(run_dir) / PREDICTIONS_DIR / partition)
+
+
+def info_text(info: dict[str, Any]) -> str:
+    """The lines of a run's description (:meth:`Run.describe`) that :meth:`Run.summary` does not show: kind,
+    creation, task, targets, features, model and parameter count, the selected model's scores (its main metric per
+    partition and target), the source runs."""
+    model = info.get("model") or {}
+    n = model.get("parameters")
+    lines = [f"  kind: {info.get('kind')}; created {info.get('created')} by affectflow {info.get('affectflow')}",
+             f"  task: {info.get('task')}; targets: {info.get('targets')}; features: {info.get('features')}",
+             f"  model size: {'-' if n is None else f'{n:,} parameters'}"
+             + (f" (seed {model['seed']})" if model.get("seed") is not None else "")
+             + (f"; subjects with own weights: {len(model['subjects'])}" if "subjects" in model else "")]
+    for part, targets in (info.get("scores") or {}).items():
+        cells = []
+        for t, mets in (targets or {}).items():
+            name = next((m for m in ("ccc", "macro_f1", "weighted_f1", "mse") if m in mets),
+                        next((m for m in mets if m != "n"), None))
+            if name is not None:
+                v = mets[name]
+                cells.append(f"{t} {name} {'-' if v is None else f'{v:.4f}'}")
+        lines.append(f"  {part}: " + ", ".join(cells))
+    for src in info.get("sources") or []:
+        lines.append(f"  {src['role']}: {src['path']}" + ("" if src["exists"] else " (missing)"))
+    return "\n".join(lines)
+
+
+def source_list(role: str, paths: list[Any]) -> list[dict[str, Any]]:
+    """``[{"role", "path", "kind", "exists"}]`` of the run folders ``paths`` (``kind`` ``None`` where a folder is
+    gone): the ``sources`` of :meth:`Run.describe`."""
+    out = []
+    for p in paths:
+        there = is_run_folder(p)
+        out.append({"role": role, "path": str(p), "kind": run_kind(p) if there else None, "exists": there})
+    return out
+
+
+def parameter_count(model_config: dict[str, Any]) -> int | None:
+    """The number of parameters of the model a checkpoint's ``model`` config builds (``None`` when it cannot be
+    built, e.g. a damaged config)."""
+    try:
+        module = build_model(model_config)
+    except (AffectflowError, KeyError, TypeError, ValueError, RuntimeError):
+        return None
+    return int(sum(p.numel() for p in module.parameters()))
 
 
 def open_run(path: str | os.PathLike | Run) -> Run:

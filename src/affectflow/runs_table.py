@@ -77,7 +77,7 @@ def run_row(path: Path, root: Path) -> dict[str, Any]:
     except RunError as e:
         row.update(kind="?", status=f"unreadable: {str(e)[:60]}")
         return row
-    info, cfg = run.info, run.config_dict
+    info, cfg = run.record, run.config_dict
     d, t, m = cfg.get("data") or {}, cfg.get("training") or {}, cfg.get("model") or {}
     win = d.get("window") or {}
     row.update(kind=info.get("kind", "fusion" if (path / "fusion.json").is_file() else "run"), status=run.status,

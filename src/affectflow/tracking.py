@@ -208,7 +208,7 @@ def log_run(folder: str | os.PathLike, uri: str, *, parent: str | None = None, n
         return done
     run = Run(folder)
     client = _client(uri)
-    tags = {"affectflow.run_dir": str(folder), "affectflow.kind": run.info.get("kind", "run"),
+    tags = {"affectflow.run_dir": str(folder), "affectflow.kind": run.record.get("kind", "run"),
             "affectflow.status": run.status}
     if parent:
         tags["mlflow.parentRunId"] = parent

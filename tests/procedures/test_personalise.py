@@ -168,6 +168,13 @@ def test_a_personalisation_folder_is_a_run_that_predicts_and_evaluates(pers_corp
     _, ev = evaluate(out, partitions=["test"], device="cpu", progress=False)
     after = load_report(out)["partitions"]["test"]["after"]
     assert ev["partitions"]["test"]["arousal"]["ccc"] == pytest.approx(after["arousal"]["ccc"], abs=1e-5)
+    # info(): the base model's size, the subjects with their own weights, the base run as its source
+    info = run.info()
+    assert info["kind"] == "personalisation" and info["sources"] == [
+        {"role": "base", "path": str(pers_run), "kind": "trained", "exists": True}]
+    assert info["model"]["subjects"] == subjects and info["model"]["checkpoints"] == 2
+    assert info["model"]["parameters"] == Run(pers_run).info()["model"]["parameters"] > 0
+    assert info["scores"]["test"] == after and info["selected_seed"] is None
 
 
 def test_a_subject_without_own_devel_keeps_the_base_model(pers_corpus, pers_run, tmp_path):

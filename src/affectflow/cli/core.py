@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +47,20 @@ def cmd_info(args: argparse.Namespace) -> int:
     from affectflow.corpus import Corpus
 
     if is_run_folder(args.corpus):
-        from affectflow.runs import Run
+        from affectflow.runs import Run, info_text
 
-        print(Run(args.corpus).summary())
+        run = Run(args.corpus)
+        info = run.info()
+        if args.json:
+            print(json.dumps(info, indent=2, allow_nan=False))
+        else:
+            print(run.summary())
+            print(info_text(info))
         return 0
+    if args.json:
+        from affectflow.errors import ConfigError
+
+        raise ConfigError(f"--json describes a run folder; {args.corpus!r} is not one (a corpus is described as text).")
     print(Corpus(args.corpus).summary())
     return 0
 
@@ -137,6 +148,9 @@ def register(sub: Any) -> None:
 
     i = add_command(sub, "info", cmd_info, "Describe a corpus, or a run directory (status: running, interrupted, finished...).")
     i.add_argument("corpus", help="corpus folder or run directory")
+    i.add_argument("--json", action="store_true",
+                   help="a run directory: print its description (Run.info(): kind, task, targets, features, model and "
+                   "parameter count, seeds, scores, source runs) as JSON")
 
     add_command(sub, "models", cmd_models, "List the registered models and their default hyperparameters.")
 

@@ -51,7 +51,7 @@ import numpy as np
 from affectflow.errors import ConfigError, RunError
 from affectflow.fsutil import out_folder, write_json
 from affectflow.layout import is_run_folder
-from affectflow.runs import Predictor, Run, environment_info, new_run_dir, run_kind, write_run_info
+from affectflow.runs import Predictor, Run, environment_info, new_run_dir, run_kind, source_list, write_run_info
 
 FUSION_KIND = "fusion"
 
@@ -226,8 +226,8 @@ def fuse_runs(
         raise ConfigError(f"A run is listed twice: {[str(p) for p in paths]}.")
     members = [Run(p) for p in paths]
     for m in members:
-        if m.info.get("status") != "finished":
-            raise RunError(f"Run {str(m.path)!r} did not finish (status {m.info.get('status')!r}); it cannot be fused.")
+        if m.record.get("status") != "finished":
+            raise RunError(f"Run {str(m.path)!r} did not finish (status {m.record.get('status')!r}); it cannot be fused.")
     cfg0 = members[0].config_dict
     if method == "weighted" and not select_partition:
         raise ConfigError("Weighted fusion needs a selection partition (e.g. devel).")
@@ -334,6 +334,25 @@ class FusedRun(Run):
     def check_usable(self) -> None:
         """The fusion document exists and names member runs that still exist."""
         self.fusion_doc()
+
+    def _stored_doc(self) -> dict[str, Any]:
+        """``fusion.json`` as stored (members not checked; ``{}`` when it is missing or unreadable)."""
+        try:
+            doc = json.loads((self.path / "fusion.json").read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def model_info(self) -> dict[str, Any]:
+        """``type: fusion`` (no parameters of its own: its members predict), the fusion ``method`` and the
+        ``weights`` (``target → member name → weight``)."""
+        doc = self._stored_doc()
+        return {"type": FUSION_KIND, "parameters": None, "method": doc.get("method"), "weights": doc.get("weights")}
+
+    def sources(self) -> list[dict[str, Any]]:
+        """The member runs (``role: "member"``)."""
+        members = self._stored_doc().get("members") or self.record.get("members") or []
+        return source_list("member", members if isinstance(members, list) else [])
 
     def predictor(self, corpus: Any, *, seed: int | None = None, device: str = "auto",
                   progress: bool = False) -> Predictor:

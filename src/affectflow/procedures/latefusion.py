@@ -55,8 +55,8 @@ def prediction_feature_name(run: str | Path) -> str:
 
 
 def _finished(run: Run) -> None:
-    if run.info.get("status") != "finished":
-        raise RunError(f"Run {str(run.path)!r} did not finish (status {run.info.get('status')!r}).")
+    if run.record.get("status") != "finished":
+        raise RunError(f"Run {str(run.path)!r} did not finish (status {run.record.get('status')!r}).")
 
 
 def crossfit(run: str | Path, *, folds: int = 5, seed: int = 0, workers: int = 1, threads: int = 1,
@@ -210,7 +210,7 @@ def staged_late_fusion(
     feats = [prediction_features(m.path, name=wanted[i], folds=folds, seed=seed,
                                  workers=workers, threads=threads, backend=backend) for i, m in enumerate(members)]
     run_dir = train(cfg, progress=progress)
-    info = dict(Run(run_dir).info)
+    info = dict(Run(run_dir).record)
     info["late_fusion"] = {"members": [str(m.path.resolve()) for m in members], "features": feats,
                            "crossfit_folds": folds, "crossfit_seed": seed}
     write_run_info(run_dir, info)

@@ -66,7 +66,9 @@ from affectflow.runs import (
     environment_info,
     load_checkpoint,
     new_subdir,
+    parameter_count,
     save_checkpoint,
+    source_list,
     write_run_info,
 )
 from affectflow.tasks import ContinuousTask
@@ -429,11 +431,40 @@ class PersonalisedRun(Run):
 
     kind = PERSONALISATION_KIND
 
+    def subject_checkpoints(self) -> list[Path]:
+        """The per-subject checkpoints (``checkpoints/<subject>.pt``, or ``<subject>-seed<s>.pt`` with
+        ``combine="average"``), sorted."""
+        folder = self.path / CHECKPOINTS_DIR
+        return sorted(folder.glob("*.pt")) if folder.is_dir() else []
+
+    def model_info(self) -> dict[str, Any]:
+        """The base model's ``type`` and ``parameters`` (every subject's model has the same), the ``subjects``
+        with their own fine-tuned weights and the number of ``checkpoints``."""
+        files = self.subject_checkpoints()
+        out: dict[str, Any] = {"type": (self.config_dict.get("model") or {}).get("type"), "parameters": None,
+                               "subjects": [], "checkpoints": len(files)}
+        subjects = set()
+        for f in files:
+            try:
+                ck = load_checkpoint(f)
+            except RunError:
+                continue
+            subjects.add(str(ck.get("subject", f.stem)))
+            if out["parameters"] is None and isinstance(ck.get("model"), dict):
+                out.update(type=ck["model"].get("type", out["type"]), parameters=parameter_count(ck["model"]))
+        out["subjects"] = sorted(subjects)
+        return out
+
+    def sources(self) -> list[dict[str, Any]]:
+        """The base run (``role: "base"``)."""
+        base = self.record.get("base_run")
+        return source_list("base", [base] if base else [])
+
     def predictor(self, corpus: Corpus, *, seed: int | None = None, device: str = "auto",
                   progress: bool = False) -> Predictor:
         """The base run's model plus the per-subject weights on ``corpus`` (``seed`` is not used: every subject's
         seed was chosen when it was personalised)."""
-        base_path = self.info.get("base_run")
+        base_path = self.record.get("base_run")
         if not base_path or not is_run_folder(base_path):
             raise RunError(f"The base run {base_path!r} of the personalisation folder {str(self.path)!r} does not "
                            "exist any more; a personalised folder predicts with it.")
@@ -444,7 +475,7 @@ class PersonalisedRun(Run):
         model.to(dev)
         task = trained.task_on(corpus, progress=progress, grid_rate_hz=trained.label_rate_hz())
         found = []  # (subject, seed, state): one per subject, or one per subject and seed (combine="average")
-        for f in sorted((self.path / CHECKPOINTS_DIR).glob("*.pt")):
+        for f in self.subject_checkpoints():
             ck = load_checkpoint(f)
             found.append((str(ck.get("subject", f.stem)), int(ck.get("seed", 0)), ck["state_dict"]))
         states: dict[str, list[dict[str, torch.Tensor]]] = {}

@@ -399,6 +399,19 @@ class YardstickRun(Run):
 
     kind = YARDSTICK_KIND
 
+    def model_info(self) -> dict[str, Any]:
+        """``type: yardstick``, ``parameters`` (the entries of every target's ``W`` and ``b``), the past
+        ``context`` (steps) and per target the chosen ``strength`` (``alpha`` or ``C``)."""
+        out: dict[str, Any] = {"type": YARDSTICK_KIND, "parameters": None,
+                               "context": (self.config_dict.get("model") or {}).get("context")}
+        try:
+            model, _, _ = load_yardstick(self.path)
+        except RunError:
+            return out
+        out["parameters"] = int(sum(np.asarray(p["W"]).size + np.asarray(p["b"]).size for p in model.params.values()))
+        out["strength"] = {t: {"param": p["param"], "chosen": float(p["strength"])} for t, p in model.params.items()}
+        return out
+
     def predictor(self, corpus: Corpus, *, seed: int | None = None, device: str = "auto",
                   progress: bool = False) -> Predictor:
         """The linear model on ``corpus`` (``seed`` and ``device`` are not used: it is one CPU model)."""
