@@ -11,6 +11,7 @@ from typing import Any
 from affectflow.cli import argtypes
 from affectflow.cli import deploy as deploy_cli
 from affectflow.cli.options import add_command, load_cfg, split_list
+from affectflow.errors import ConfigError
 from affectflow.layout import is_run_folder, results_text
 
 
@@ -58,8 +59,6 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(info_text(info))
         return 0
     if args.json:
-        from affectflow.errors import ConfigError
-
         raise ConfigError(f"--json describes a run folder; {args.corpus!r} is not one (a corpus is described as text).")
     print(Corpus(args.corpus).summary())
     return 0
