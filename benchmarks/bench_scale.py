@@ -24,7 +24,7 @@ What it does
 
 The machine is shared with other developers while this runs (2 cores): absolute seconds move with their load; the
 ratios and the per-task overheads are the point. Ray runs in a loopback-only network namespace
-(:func:`affectflow.procedures.ray_executor.loopback_only`); if that is impossible the Ray part is left out.
+(:func:`affectflow.execution.ray_executor.loopback_only`); if that is impossible the Ray part is left out.
 
 Usage::
 
@@ -140,7 +140,7 @@ def bench_extract(out: Path, media: Path, backend: str, workers: int) -> dict:
 def ray_floor(workers: int, n: int) -> dict:
     import ray
 
-    from affectflow.procedures.executor import get_executor
+    from affectflow.execution import get_executor
 
     t0 = time.perf_counter()
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
@@ -211,7 +211,7 @@ def main() -> int:
     out.mkdir(parents=True)
     ray_ok = True
     try:
-        from affectflow.procedures.ray_executor import loopback_only
+        from affectflow.execution.ray_executor import loopback_only
 
         loopback_only()
     except Exception as e:  # noqa: BLE001

@@ -8,7 +8,7 @@ A config has four sections (every key has a default, see ``configs/default.yaml`
                seeds, device, num_workers, num_threads, multitask
     output:    runs_dir, name
     execution: backend, address, workers, threads, cpus, gpus, memory_gb, resources, max_retries  (where the jobs
-               of procedures run: sweeps, CV folds, tuning trials; see affectflow.procedures.executor)
+               of procedures run: sweeps, CV folds, tuning trials; see affectflow.execution)
     tracking:  mlflow  (an MLflow tracking URI, null = off; see affectflow.tracking)
 
 Loading merges, in order: the packaged defaults, the YAML file, then command-line overrides such as
@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from affectflow.errors import ConfigError
+from affectflow.execution import EXECUTORS
 from affectflow.fsutil import SAFE_NAME, check_name, check_names
 
 
@@ -240,8 +241,6 @@ class ExperimentConfig:
                 )
         x = self.execution
         if x.backend is not None:
-            from affectflow.procedures.executor import EXECUTORS
-
             if x.backend not in EXECUTORS:
                 raise ConfigError(f"`execution.backend` must be one of {sorted(EXECUTORS)} or null, got {x.backend!r}.")
         for name, v in [("workers", x.workers), ("threads", x.threads)]:

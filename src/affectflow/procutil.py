@@ -1,7 +1,7 @@
 """Child processes that cannot outlive their parent, and stopping a process with everything it started.
 
 Used wherever affectflow starts worker processes: the service's prediction jobs
-(:mod:`affectflow.serve.isolation`) and the process pools of procedures (:mod:`affectflow.procedures.executor`).
+(:mod:`affectflow.serve.isolation`) and the process pools of procedures (:mod:`affectflow.execution`).
 
 Two mechanisms, both Linux-first and harmless elsewhere:
 

@@ -59,7 +59,7 @@ def test_pool_workers_die_with_their_parent(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import os, sys, time
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-        from affectflow.procedures.executor import get_executor
+        from affectflow.execution import get_executor
         from tests.core.test_crash_cleanup import sleepy_job
 
         if __name__ == "__main__":

@@ -29,8 +29,8 @@ from affectflow.corpus.media import import_media
 from affectflow.errors import ConfigError, RunError
 from affectflow.features.pipeline import extract
 from affectflow.procedures.cv import run_cv
-from affectflow.procedures.executor import execution_settings, get_executor
-from affectflow.procedures.ray_executor import TaskResources, loopback_only
+from affectflow.execution import execution_settings, get_executor
+from affectflow.execution.ray_executor import TaskResources, loopback_only
 from affectflow.procedures.sweep import load_cells, run_cell, run_sweep
 
 

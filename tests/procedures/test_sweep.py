@@ -12,7 +12,7 @@ import yaml
 
 from affectflow.cli.main import main
 from affectflow.errors import ConfigError, RunError
-from affectflow.procedures.executor import EXECUTORS, get_executor, register_executor
+from affectflow.execution import EXECUTORS, get_executor, register_executor
 from affectflow.procedures.sweep import build_cells, load_sweep, results_frame, run_sweep
 
 
@@ -132,3 +132,20 @@ def test_executors(tmp_path):
         assert list(get_executor("reversed").map(abs, items)) == [(2, 2), (1, 1), (0, 3)]
     finally:
         EXECUTORS.pop("reversed")
+
+
+def test_old_executor_paths_still_work_for_one_release():
+    import importlib
+    import sys
+
+    from affectflow.execution import ray_executor
+
+    for old, new in [("affectflow.procedures.executor", None), ("affectflow.procedures.ray_executor", ray_executor)]:
+        sys.modules.pop(old, None)
+        with pytest.warns(DeprecationWarning, match="import from affectflow.execution"):
+            mod = importlib.import_module(old)
+        if new is None:
+            assert mod.get_executor is get_executor and mod.EXECUTORS is EXECUTORS
+            assert mod.register_executor is register_executor
+        else:
+            assert mod.RayExecutor is new.RayExecutor and mod.loopback_only is new.loopback_only

@@ -32,7 +32,7 @@ def executor_args(p: argparse.ArgumentParser) -> None:
                    help="torch threads per job (default: execution.threads of the config, else 1)")
     p.add_argument("--backend", default=None,
                    help="executor backend: local (process pool), serial, ray, or one registered with "
-                   "affectflow.procedures.executor.register_executor (default: execution.backend, else local)")
+                   "affectflow.execution.register_executor (default: execution.backend, else local)")
     p.add_argument("--address", default=None,
                    help="ray: the cluster, auto (the one running here) or ray://HOST:10001 (default: "
                    "execution.address; none = start a private local cluster)")

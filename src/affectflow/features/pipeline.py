@@ -73,9 +73,14 @@ import numpy as np
 import pandas as pd
 
 from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo
+from affectflow.corpus.media import media_recordings
 from affectflow.errors import ConfigError, CorpusError
+from affectflow.execution import get_executor
 from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
 from affectflow.fsutil import SAFE_NAME, check_name, child_path, write_json
+from affectflow.nativelogs import native_log_filter
+from affectflow.procutil import die_with_parent
+from affectflow.progress import progress_bar
 from affectflow.registry import Registry
 
 RECORD_DIR = ".extract"
@@ -671,8 +676,6 @@ _WORKER_EXTRACTORS: dict[str, Extractor] = {}
 
 
 def _init_worker(extractors: dict[str, Extractor], threads: int) -> None:
-    from affectflow.procutil import die_with_parent
-
     die_with_parent()  # a killed extract leaves no worker writing features
     _WORKER_EXTRACTORS.clear()
     _WORKER_EXTRACTORS.update(extractors)
@@ -731,7 +734,7 @@ def extract(
         Write ``reports/extract-<time>.json``.
     backend, executor_options:
         ``None`` or ``local``: this process (``workers=1``) or the process pool above; ``serial``: this process;
-        any other executor backend (``ray``, see :mod:`affectflow.procedures.executor`): every job is one task of
+        any other executor backend (``ray``, see :mod:`affectflow.execution`): every job is one task of
         that backend, with ``executor_options`` (e.g. ``{"address": "auto", "cpus": 1, "resources":
         {"cpu_node": 1}}``). Jobs are idempotent (atomic writes, temporaries removed first), so a task retried after
         its worker died writes the same output; the corpus folder must be on storage every node sees.
@@ -748,8 +751,6 @@ def extract(
     ConfigError
         Bad configuration or ``workers < 1``.
     """
-    from affectflow.corpus.media import media_recordings
-
     t_start = time.perf_counter()
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
@@ -849,8 +850,6 @@ def extract(
     order = {r.id: i for i, r in enumerate(recs)}
     jobs.sort(key=lambda j: order[j.rec.id])
 
-    from affectflow.progress import progress_bar
-
     # a bar on a terminal; on a pipe or file one line when done (affectflow.progress)
     bar = progress_bar(total=len(jobs), desc="extract", unit="jobs", disable=not progress or not jobs,
                        dynamic_ncols=True, leave=True)
@@ -863,8 +862,6 @@ def extract(
         bar.update(1)
         if n_failed:
             bar.set_postfix(failed=n_failed, refresh=False)
-
-    from affectflow.nativelogs import native_log_filter
 
     # MediaPipe / TensorFlow Lite / absl start-up lines are dropped unless AFFECTFLOW_NATIVE_LOGS=1 (`affectflow -v`)
     with native_log_filter():
@@ -917,9 +914,7 @@ def _executor_job(item: tuple[str, str, Extractor, MediaRecording, str]) -> JobR
 
 def _run_executor(corpus: Corpus, extractors: dict[str, Extractor], jobs: list[_Job], backend: str, workers: int,
                   options: dict[str, Any], finish) -> None:
-    """Run ``jobs`` through an executor backend (:mod:`affectflow.procedures.executor`), one task per job."""
-    from affectflow.procedures.executor import get_executor
-
+    """Run ``jobs`` through an executor backend (:mod:`affectflow.execution`), one task per job."""
     options.setdefault("cpus", 1)
     ex = get_executor(backend, workers=workers, threads=1, **options)
     items = [(str(corpus.path), j.feature_set, extractors[j.feature_set], j.rec, j.config_hash) for j in jobs]

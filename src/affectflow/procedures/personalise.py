@@ -171,7 +171,7 @@ def personalise(
     backend, workers, threads, executor_options:
         ``None``: fine-tune in this process. Otherwise the subject × seed jobs go, one group of ``group_size`` jobs
         (default 8) per task, through that executor backend (``local``, ``ray``, see
-        :mod:`affectflow.procedures.executor`) with ``threads`` torch threads per task; groups are the same as in
+        :mod:`affectflow.execution`) with ``threads`` torch threads per task; groups are the same as in
         this process, so the results are equal.
     tracking:
         An MLflow tracking URI (default: the base run's ``tracking.mlflow``): the folder is logged as a run nested
@@ -392,7 +392,7 @@ def finetune_group(job: tuple[str, torch.nn.Module, list, FineTuneSettings]) -> 
 def _finetune_on_executor(impl: str, base: torch.nn.Module, jobs: list, settings: FineTuneSettings,
                           group_size: int | None, backend: str, workers: int, threads: int,
                           options: dict[str, Any]) -> list:
-    from affectflow.procedures.executor import get_executor
+    from affectflow.execution import get_executor
 
     size = group_size or len(jobs)
     groups = [jobs[i:i + size] for i in range(0, len(jobs), size)]

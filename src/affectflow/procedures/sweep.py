@@ -28,7 +28,7 @@ although the sweep process died before recording it) and re-runs failed or inter
 directory (a failed run's folder is kept with its error; an interrupted one, whose process was killed, is removed
 and listed in the cell's ``attempts`` as removed). A folder made by a different grid or config is refused.
 
-Execution goes through :mod:`affectflow.procedures.executor` (``serial``, ``local`` process pool, ``ray`` or any
+Execution goes through :mod:`affectflow.execution` (``serial``, ``local`` process pool, ``ray`` or any
 registered backend; the base config's ``execution:`` section or ``--backend/--address``). Cells are idempotent
 (:func:`run_cell`), so a cell whose worker died is retried by Ray into the same run folder with the same result.
 """
@@ -60,7 +60,7 @@ from affectflow.config import (
 from affectflow.corpus.corpus import Corpus
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.fsutil import atomic_write, check_name, out_folder, write_json
-from affectflow.procedures.executor import execution_settings, get_executor
+from affectflow.execution import execution_settings, get_executor
 from affectflow.layout import is_run_folder
 from affectflow.runs import METRICS_JSON, RUN_JSON, Run, new_run_dir
 from affectflow.tracking import finish_parent, log_run, safely, start_parent

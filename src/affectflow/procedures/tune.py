@@ -63,7 +63,7 @@ from affectflow.config import (
 )
 from affectflow.fsutil import atomic_write, check_name, make_dirs, out_folder, write_json
 from affectflow.errors import AffectflowError, ConfigError, RunError
-from affectflow.procedures.executor import execution_settings, get_executor
+from affectflow.execution import execution_settings, get_executor
 from affectflow.layout import is_run_folder
 from affectflow.runs import Run
 

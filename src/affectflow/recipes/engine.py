@@ -9,7 +9,7 @@ Rules of :func:`run_recipe`:
   finished (killed) runs again **in the same folder**, where the procedures continue (sweeps and cv skip their
   finished runs; personalisation skips finished members).
 - **Order and parallelism.** Steps run as soon as the steps they read have finished. Several ready steps run in
-  parallel through the executor backend (``--backend``, ``--workers``; :mod:`affectflow.procedures.executor`), one
+  parallel through the executor backend (``--backend``, ``--workers``; :mod:`affectflow.execution`), one
   worker each; a step running alone gets all workers for its own jobs (sweep cells, cv folds, cross-fitting).
 - **Progress.** One line per step start / end with the elapsed time and an ETA (remaining cost units × the mean
   seconds per unit of the steps finished in this process; a unit is about one training run).
@@ -132,7 +132,7 @@ def _run_recipe(
     :func:`affectflow.tracking.log_tree`).
     """
     from affectflow.corpus.corpus import Corpus
-    from affectflow.procedures.executor import get_executor
+    from affectflow.execution import get_executor
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, budget=budget, overrides=overrides)

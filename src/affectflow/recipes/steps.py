@@ -394,7 +394,7 @@ class PersonaliseStep(StepKind):
         return 2
 
     def run(self, ctx, settings):
-        from affectflow.procedures.executor import get_executor
+        from affectflow.execution import get_executor
 
         runs = runs_arg(settings["source"], "`source`")
         sel = settings.get("select")
