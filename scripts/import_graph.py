@@ -15,7 +15,8 @@ Reads ``src/affectflow`` with :mod:`ast` (nothing is imported) and prints
     neurokit2, ray, optuna, mlflow, onnx, matplotlib, fastapi, cv2, av, ...) that the importing module does not pull
     already; found automatically;
   - ``justified-lazy``: kept inside the function for a stated reason, written as a comment ``# lazy: <reason>`` on
-    the import's line (or the line just above it), e.g. ``# lazy: pulls torch, which `affectflow --help` must not``;
+    the import's line or on the line just above it (which covers the run of consecutive imports it heads), e.g.
+    ``# lazy: pulls torch, which `affectflow --help` must not``;
   - ``plain``: neither; it belongs at the top of the module (where that makes a circle, move the shared piece down a
     layer).
 
@@ -28,10 +29,9 @@ Usage::
 
     python scripts/import_graph.py [--src src/affectflow] [--verbose] [--json]
 
-``tests/core/test_import_graph.py`` fails on a circle, a private import, an upward import not listed in
-:data:`PENDING_UPWARD` and a plain function-level import not listed in :data:`PENDING_LOWER` / :data:`PENDING_UPPER`
-(the ones found when the rule came in, to be fixed; an entry that no longer matches fails too, so the lists only
-shrink and nothing is ever added to them). A function-level import is named ``importer:function -> imported`` (the
+``tests/core/test_import_graph.py`` fails on a circle, a private import, an upward import and a plain function-level
+import not listed in :data:`PENDING_LOWER` / :data:`PENDING_UPPER` (the ones found when the rule came in, to be
+fixed; an entry that no longer matches fails too, so the lists only shrink and nothing is ever added to them). A function-level import is named ``importer:function -> imported`` (the
 function's qualified name, so line shifts do not matter).
 """
 
@@ -50,25 +50,17 @@ from typing import NamedTuple
 LAYERS: list[list[str]] = [
     ["__init__", "errors", "fsutil", "layout", "registry", "procutil", "execution", "configs", "progress",
      "nativelogs"],
-    ["config", "metrics", "io", "plots"],
+    ["metrics", "io", "plots"],
     ["corpus", "synthetic", "raters"],
     ["features", "data", "augment"],
     ["targets", "scoring", "models", "tasks", "predictions", "training"],
+    ["config"],
     ["runs", "experiment", "runs_table", "tracking"],
     ["procedures", "inference", "streaming", "export", "submit", "serve", "recipes"],
     ["cli", "demo"],
 ]
 
 
-#: Upward imports found when the rule came in (``importer -> imported``); to be removed, never added to.
-PENDING_UPWARD: frozenset[str] = frozenset({
-    "affectflow.config -> affectflow.data.normalize",
-    "affectflow.config -> affectflow.data.windows",
-    "affectflow.config -> affectflow.models",
-    "affectflow.config -> affectflow.tasks",
-    "affectflow.config -> affectflow.training.losses",
-    "affectflow.config -> affectflow.training.multitask",
-})
 
 #: Plain function-level imports of the lower layers found when the rule came in; to be moved to the top.
 PENDING_LOWER: frozenset[str] = frozenset({
@@ -84,12 +76,6 @@ PENDING_LOWER: frozenset[str] = frozenset({
     "affectflow.augment.corpus:augment_corpus -> affectflow.augment.audio",
     "affectflow.augment.corpus:augment_corpus -> affectflow.augment.image",
     "affectflow.augment.corpus:augment_corpus -> affectflow.io.audio",
-    "affectflow.config:ExperimentConfig.validate -> affectflow.data.normalize",
-    "affectflow.config:ExperimentConfig.validate -> affectflow.data.windows",
-    "affectflow.config:ExperimentConfig.validate -> affectflow.models",
-    "affectflow.config:ExperimentConfig.validate -> affectflow.tasks",
-    "affectflow.config:ExperimentConfig.validate -> affectflow.training.losses",
-    "affectflow.config:ExperimentConfig.validate -> affectflow.training.multitask",
     "affectflow.corpus.affwild2:import_affwild2 -> affectflow.corpus.media",
     "affectflow.corpus.affwild2:import_affwild2 -> affectflow.io.video",
     "affectflow.corpus.corpus:Corpus._check_frames -> affectflow.errors",
@@ -373,16 +359,38 @@ class Import(NamedTuple):
         return f"{self.importer}:{self.function} -> {self.imported}"
 
 
-def _lazy_reason(lines: list[str], node: ast.stmt) -> str:
-    span = range(node.lineno - 1, (node.end_lineno or node.lineno))
-    candidates = [lines[i] for i in span]
+def _own_lazy_reason(lines: list[str], node: ast.stmt) -> tuple[str, bool]:
+    """The ``# lazy:`` reason of one statement and whether it came from a comment line of its own above it."""
+    for i in range(node.lineno - 1, (node.end_lineno or node.lineno)):
+        if LAZY_MARK in lines[i]:
+            return lines[i].split(LAZY_MARK, 1)[1].strip(), False
     above = lines[node.lineno - 2].strip() if node.lineno >= 2 else ""
-    if above.startswith("#"):
-        candidates.append(above)
-    for text in candidates:
-        if LAZY_MARK in text:
-            return text.split(LAZY_MARK, 1)[1].strip()
-    return ""
+    if above.startswith(LAZY_MARK):
+        return above.split(LAZY_MARK, 1)[1].strip(), True
+    return "", False
+
+
+def lazy_reasons(tree: ast.AST, lines: list[str]) -> dict[int, str]:
+    """``id(import statement) -> reason``: the text after ``# lazy:`` on the statement's lines, or on a comment line
+    just above it; such a comment line covers the run of import statements it heads (consecutive imports in one
+    body)."""
+    out: dict[int, str] = {}
+    for node in _statements(tree):
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(node, name, None)
+            if not isinstance(block, list):
+                continue
+            heading = ""
+            for stmt in block:
+                if not isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                    heading = ""
+                    continue
+                own, heads = _own_lazy_reason(lines, stmt)
+                if heads:
+                    heading = own
+                if own or heading:
+                    out[id(stmt)] = own or heading
+    return out
 
 
 def parse(root: Path) -> tuple[set[str], list[Import], dict[str, set[str]]]:
@@ -398,6 +406,7 @@ def parse(root: Path) -> tuple[set[str], list[Import], dict[str, set[str]]]:
         text = f.read_text(encoding="utf-8")
         lines = text.splitlines()
         tree = ast.parse(text)
+        reasons = lazy_reasons(tree, lines)
         is_pkg = f.name == "__init__.py"
         third[mod] = set()
 
@@ -437,7 +446,7 @@ def parse(root: Path) -> tuple[set[str], list[Import], dict[str, set[str]]]:
                     if t in modules and t != mod and not in_type_checking and t not in seen:
                         seen.add(t)
                         stmt = child if isinstance(child, ast.stmt) else None
-                        reason = _lazy_reason(lines, stmt) if stmt is not None and in_func else ""
+                        reason = reasons.get(id(stmt), "") if stmt is not None and in_func else ""
                         edges.append(Import(mod, t, in_func, child.lineno, ".".join(scope) if in_func else "",
                                             reason))
                 visit(child, sub, func, tc)
@@ -621,8 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"circles: {len(r['circles'])}")
     for c in r["circles"]:
         print("  " + " -> ".join(c))
-    print(f"upward imports: {len(r['upward'])} (pairs: {len(r['upward_keys'])}, "
-          f"{len(set(r['upward_keys']) & PENDING_UPWARD)} of them pending)")
+    print(f"upward imports: {len(r['upward'])}")
     cls = r["function_level_classes"]
     print(f"function-level affectflow imports: {len(r['function_level'])} ("
           + ", ".join(f"{k} {len(v)}" for k, v in cls.items())

@@ -15,6 +15,11 @@ Loading merges, in order: the packaged defaults, the YAML file, then command-lin
 ``training.lr=5e-4`` or ``data.features=[egemaps,face]`` (values parsed as YAML). Unknown keys, wrong types and
 unknown model names fail with a :class:`~affectflow.errors.ConfigError` that lists the valid choices. Relative
 paths are taken relative to the current directory.
+
+The config names what the layers below it define (model types, losses, task types, multitask forms, normalisation
+modes, executor backends), so it sits above them (README, Layout) and :meth:`ExperimentConfig.validate` checks the
+names against their registries; the training loop's own section lives in :mod:`affectflow.training.settings`
+(re-exported here).
 """
 
 from __future__ import annotations
@@ -34,33 +39,7 @@ import yaml
 from affectflow.errors import ConfigError
 from affectflow.execution import EXECUTORS
 from affectflow.fsutil import SAFE_NAME, check_name, check_names
-
-
-SCHEDULES = ("progressive_unfreezing",)
-
-
-@dataclass(kw_only=True)
-class UnfreezingConfig:
-    """Progressive unfreezing (:mod:`affectflow.training.schedules`); defaults are the ABAW5 paper's."""
-
-    groups: list[str] = field(default_factory=lambda: ["backbone.stage4", "backbone.stage3", "backbone.stage2"])
-    lr: float = 1e-5
-    min_lr: float = 1e-8
-    warmup_epochs: int = 5
-    patience: int = 5
-    factor: float = 0.1
-    reload_best: bool = True
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` on out-of-range values."""
-        if not self.lr > 0 or not 0 <= self.min_lr < self.lr:
-            raise ConfigError(f"`training.unfreezing`: need lr > 0 and 0 <= min_lr < lr, got lr={self.lr}, "
-                              f"min_lr={self.min_lr}.")
-        if self.warmup_epochs < 0 or self.patience < 1 or not 0 < self.factor < 1:
-            raise ConfigError("`training.unfreezing`: need warmup_epochs >= 0, patience >= 1 and factor in (0, 1); got "
-                              f"{self.warmup_epochs}, {self.patience}, {self.factor}.")
-        if len(set(self.groups)) != len(self.groups):
-            raise ConfigError(f"`training.unfreezing.groups` lists a group twice: {self.groups}.")
+from affectflow.training.settings import SCHEDULES, TrainingConfig, UnfreezingConfig  # noqa: F401 - re-exported
 
 
 @dataclass(kw_only=True)
@@ -99,33 +78,6 @@ class ModelConfig:
 
     type: str = "gru"
     params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(kw_only=True)
-class TrainingConfig:
-    """Optimisation, early stopping and seeds."""
-
-    loss: str = "ccc"
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 32
-    epochs: int = 60
-    patience: int = 10
-    lr_patience: int = 4
-    lr_factor: float = 0.5
-    min_lr: float = 1e-5
-    grad_clip: float | None = 1.0
-    seeds: list[int] = field(default_factory=lambda: [101, 102, 103])
-    device: str = "auto"
-    num_workers: int = 0
-    num_threads: int | None = None
-    multitask: str | None = None
-    schedule: str | None = None
-    unfreezing: UnfreezingConfig = field(default_factory=UnfreezingConfig)
-    amp: bool | None = None
-    augment: dict[str, dict] = field(default_factory=dict)
-    stack_seeds: Any = "auto"  # auto | true | false: all seeds as one stacked model (training/stacked.py)
 
 
 @dataclass(kw_only=True)
@@ -183,11 +135,15 @@ class ExperimentConfig:
         return d
 
     def validate(self) -> "ExperimentConfig":
-        """Check cross-field constraints and the model's hyperparameters; return self."""
-        from affectflow.data.normalize import MODES
+        """Check cross-field constraints, the names against their registries (models, losses, task types, multitask
+        forms, normalisation modes, executors) and the model's hyperparameters; return self."""
+        # lazy: these pull torch, and the CLI loads the config module at start-up (`affectflow --help`)
+        from affectflow.data.normalize import MODES, check_pca
         from affectflow.data.windows import check_window
         from affectflow.models import MODELS
+        from affectflow.tasks import TASKS
         from affectflow.training.losses import LOSSES
+        from affectflow.training.multitask import FORMS
 
         d, t = self.data, self.training
         if not d.corpus:
@@ -203,15 +159,10 @@ class ExperimentConfig:
         check_name("label set name (`data.label_set`)", d.label_set, error=ConfigError)
         if d.normalize not in MODES:
             raise ConfigError(f"`data.normalize` must be one of {list(MODES)}, got {d.normalize!r}.")
-        from affectflow.data.normalize import check_pca
-
         check_pca(d.pca, d.features)
         check_window(d.window.size, d.window.hop)
         check_window(d.eval_window.size, d.eval_window.hop)
         MODELS.check_params(self.model.type, self.model.params)
-        from affectflow.tasks import TASKS
-        from affectflow.training.multitask import FORMS
-
         if d.task not in TASKS:
             raise ConfigError(f"`data.task` must be one of {list(TASKS)}, got {d.task!r}.")
         if t.multitask is not None and t.multitask not in FORMS:

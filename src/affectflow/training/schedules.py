@@ -41,8 +41,8 @@ from typing import Any
 
 import torch
 
-from affectflow.config import SCHEDULES, UnfreezingConfig  # noqa: F401 - defined with the config; re-exported
 from affectflow.errors import ConfigError
+from affectflow.training.settings import SCHEDULES, UnfreezingConfig  # noqa: F401 - re-exported
 
 
 class ProgressiveUnfreezing:

@@ -35,11 +35,11 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
-from affectflow.config import TrainingConfig
 from affectflow.data.batches import prepare_batches
 from affectflow.data.dataset import WindowDataset, batch_to, collate
 from affectflow.training.losses import get_loss
 from affectflow.training.seeds import seed_everything
+from affectflow.training.settings import TrainingConfig
 
 log = logging.getLogger(__name__)
 
