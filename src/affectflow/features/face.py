@@ -291,21 +291,33 @@ def _check_common(rate_hz: float | None, min_confidence: float) -> None:
         raise ConfigError(f"min_confidence must be in (0, 1], got {min_confidence!r}.")
 
 
+@dataclass(kw_only=True, eq=False)
 class FaceExtractor(Extractor):
     """Base class of the face extractors: one row per output instant, NaN where no face is found.
 
-    Subclasses define ``name``, ``columns()`` and :meth:`features`, and may load models in :meth:`_load`.
-    Their constructors take at least ``rate_hz`` (output rate in Hz; ``None``: every video frame at its own
-    timestamp) and ``min_confidence`` (see :class:`FaceTracker`).
+    Subclasses are keyword-only dataclasses that define ``name``, ``columns()`` and :meth:`features`, may load
+    models in :meth:`_load`, and add their own fields after the two common ones declared (and checked) here.
+    A subclass with checks of its own calls ``super().__post_init__()`` first.
+
+    Parameters
+    ----------
+    rate_hz:
+        Output rate in Hz (``None``: every video frame at its own timestamp).
+    min_confidence:
+        Face detection/presence threshold in (0, 1] (see :class:`FaceTracker`).
     """
 
     modality: ClassVar[str] = "video"
     inputs: ClassVar[tuple[str, ...]] = ("video",)
     needs_blendshapes: ClassVar[bool] = False
     needs_matrix: ClassVar[bool] = False
-    rate_hz: float | None
-    min_confidence: float
-    _model: Any = None  # models loaded by _load(); never pickled (a worker process loads its own)
+    _model: ClassVar[Any] = None  # models loaded by _load() (set per instance); never pickled (a worker loads its own)
+
+    rate_hz: float | None = 2.0
+    min_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_common(self.rate_hz, self.min_confidence)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_model": None}
@@ -403,10 +415,8 @@ class FaceLandmarks(FaceExtractor):
 
     Parameters
     ----------
-    rate_hz:
-        Output rate in Hz (``None``: every video frame at its own timestamp).
-    min_confidence:
-        Face detection/presence threshold in (0, 1].
+    rate_hz, min_confidence:
+        As :class:`FaceExtractor` (2 Hz, 0.5).
     landmarks:
         Also output the 478 landmarks as ``lm000_x, lm000_y, lm000_z, ..., lm477_z`` (x, y normalised to the image
         width/height; z relative depth on the scale of x): 1434 more columns.
@@ -420,12 +430,7 @@ class FaceLandmarks(FaceExtractor):
     name = "face_landmarks"
     needs_blendshapes = True
 
-    rate_hz: float | None = 2.0
-    min_confidence: float = 0.5
     landmarks: bool = False
-
-    def __post_init__(self) -> None:
-        _check_common(self.rate_hz, self.min_confidence)
 
     def columns(self) -> list[str]:
         """Blendshape names, then ``lm{i:03d}_{x,y,z}`` if ``landmarks``."""
@@ -481,10 +486,8 @@ class HeadPose(FaceExtractor):
 
     Parameters
     ----------
-    rate_hz:
-        Output rate in Hz (``None``: every video frame at its own timestamp).
-    min_confidence:
-        Face detection/presence threshold in (0, 1].
+    rate_hz, min_confidence:
+        As :class:`FaceExtractor` (2 Hz, 0.5).
 
     Notes
     -----
@@ -494,12 +497,6 @@ class HeadPose(FaceExtractor):
 
     name = "head_pose"
     needs_matrix = True
-
-    rate_hz: float | None = 2.0
-    min_confidence: float = 0.5
-
-    def __post_init__(self) -> None:
-        _check_common(self.rate_hz, self.min_confidence)
 
     def columns(self) -> list[str]:
         """``yaw, pitch, roll, tx, ty, tz``."""
@@ -543,10 +540,8 @@ class FerExpression(FaceExtractor):
 
     Parameters
     ----------
-    rate_hz:
-        Output rate in Hz (``None``: every video frame at its own timestamp).
-    min_confidence:
-        Face detection/presence threshold in (0, 1].
+    rate_hz, min_confidence:
+        As :class:`FaceExtractor` (2 Hz, 0.5).
     crop_margin:
         Fraction of the face box added on each side before cropping (fer pads its Haar box by 10 px, about 0.1).
 
@@ -557,12 +552,10 @@ class FerExpression(FaceExtractor):
 
     name = "fer"
 
-    rate_hz: float | None = 2.0
-    min_confidence: float = 0.5
     crop_margin: float = 0.1
 
     def __post_init__(self) -> None:
-        _check_common(self.rate_hz, self.min_confidence)
+        super().__post_init__()
         if not 0 <= self.crop_margin <= 1:
             raise ConfigError(f"crop_margin must be in [0, 1], got {self.crop_margin!r}.")
 
@@ -621,10 +614,8 @@ class FaceEmbedding(FaceExtractor):
 
     Parameters
     ----------
-    rate_hz:
-        Output rate in Hz (``None``: every video frame at its own timestamp).
-    min_confidence:
-        Face detection/presence threshold in (0, 1].
+    rate_hz, min_confidence:
+        As :class:`FaceExtractor` (2 Hz, 0.5).
     normalize:
         Divide each descriptor by its L2 norm (unit vectors, so Euclidean distance d relates to cosine similarity
         by ``d^2 = 2 - 2 cos``). Raw dlib descriptors have norm about 1.45, and dlib's same-person threshold is a
@@ -640,13 +631,11 @@ class FaceEmbedding(FaceExtractor):
 
     name = "face_embedding"
 
-    rate_hz: float | None = 2.0
-    min_confidence: float = 0.5
     normalize: bool = True
     shape_predictor: str = "68"
 
     def __post_init__(self) -> None:
-        _check_common(self.rate_hz, self.min_confidence)
+        super().__post_init__()
         if self.shape_predictor not in ("68", "5"):
             raise ConfigError(f"shape_predictor must be '68' or '5', got {self.shape_predictor!r}.")
 

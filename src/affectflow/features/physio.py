@@ -398,16 +398,21 @@ class PhysioExtractor(Extractor):
     def process_reader(self, reader: Any) -> pd.DataFrame:
         """Frames of an open :class:`~affectflow.io.physio.PhysioReader` (file or in-memory samples)."""
 
-    def _check(self, **values: Any) -> None:
+    def __post_init__(self) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        """Check the common parameters this extractor has (``rate_hz``, ``win_dur``, ``block_dur`` and ``sg_window``
+        positive, ``edge`` one of :data:`EDGE_MODES`, ``sg_polyorder`` a non-negative integer)."""
         for key in ("rate_hz", "win_dur", "block_dur", "sg_window"):
-            v = values.get(key, 1.0)
+            v = getattr(self, key, 1.0)
             if v is not None and not (isinstance(v, (int, float)) and v > 0):
                 raise ConfigError(f"Extractor {self.name!r}: {key} must be a positive number, got {v!r}.")
-        if "edge" in values and values["edge"] not in EDGE_MODES:
+        if hasattr(self, "edge") and self.edge not in EDGE_MODES:
             raise ConfigError(
-                f"Extractor {self.name!r}: edge must be one of {list(EDGE_MODES)}, got {values['edge']!r}."
+                f"Extractor {self.name!r}: edge must be one of {list(EDGE_MODES)}, got {self.edge!r}."
             )
-        p = values.get("sg_polyorder", 0)
+        p = getattr(self, "sg_polyorder", 0)
         if not isinstance(p, int) or p < 0:
             raise ConfigError(
                 f"Extractor {self.name!r}: sg_polyorder must be a non-negative integer, got {p!r}."
@@ -429,6 +434,11 @@ class PhysioExtractor(Extractor):
                 f"the file (it has {reader.info.channels}, as written: {reader.info.source_channels}). Set the "
                 "*_channel parameters to the right names."
             )
+
+    def _pass(self, reader: Any, **needs: Any) -> _PhysioPass:
+        """The streaming pass over ``reader`` at this extractor's ``rate_hz`` and ``block_dur`` computing ``needs``
+        (the other :class:`_PhysioPass` arguments), run."""
+        return _PhysioPass(reader, rate_hz=self.rate_hz, block_dur=self.block_dur, **needs).run()
 
     def _hrv(self, ps: _PhysioPass, win_dur: float, edge: str) -> np.ndarray:
         k = ps.times.size
@@ -487,21 +497,12 @@ class HRVExtractor(PhysioExtractor):
     time_column: str | None = None
     block_dur: float = 120.0
 
-    def __post_init__(self) -> None:
-        self._check(rate_hz=self.rate_hz, win_dur=self.win_dur, edge=self.edge, block_dur=self.block_dur)
-
     def columns(self) -> list[str]:
         return list(HRV_COLUMNS)
 
     def process_reader(self, reader: Any) -> pd.DataFrame:
         self._require_any(reader, [self.ecg_channel])
-        ps = _PhysioPass(
-            reader,
-            rate_hz=self.rate_hz,
-            block_dur=self.block_dur,
-            peaks_channel=self.ecg_channel,
-            ecg_method=self.ecg_method,
-        ).run()
+        ps = self._pass(reader, peaks_channel=self.ecg_channel, ecg_method=self.ecg_method)
         return self._frame(ps.times, self.columns(), self._hrv(ps, self.win_dur, self.edge))
 
 
@@ -538,9 +539,6 @@ class PhysioRatesExtractor(PhysioExtractor):
     time_column: str | None = None
     block_dur: float = 120.0
 
-    def __post_init__(self) -> None:
-        self._check(rate_hz=self.rate_hz, block_dur=self.block_dur)
-
     def columns(self) -> list[str]:
         return list(RATE_COLUMNS)
 
@@ -548,14 +546,12 @@ class PhysioRatesExtractor(PhysioExtractor):
         import neurokit2 as nk
 
         self._require_any(reader, [self.ecg_channel, self.rsp_channel, self.eda_channel])
-        ps = _PhysioPass(
+        ps = self._pass(
             reader,
-            rate_hz=self.rate_hz,
-            block_dur=self.block_dur,
             peaks_channel=self.ecg_channel,
             ecg_method=self.ecg_method,
             pool_channels=[self.rsp_channel, self.eda_channel],
-        ).run()
+        )
         k = ps.times.size
         out = np.full((k, 4), np.nan)
         avg = lambda v: _frame_average(v, ps.pool_pos, ps.fs, ps.t0, ps.rate_hz, k)
@@ -647,8 +643,7 @@ class PhysioRawExtractor(PhysioExtractor):
     block_dur: float = 120.0
 
     def __post_init__(self) -> None:
-        self._check(rate_hz=self.rate_hz, sg_window=self.sg_window, sg_polyorder=self.sg_polyorder,
-                    block_dur=self.block_dur)
+        super().__post_init__()
         if isinstance(self.channels, str) or not self.channels or len(set(self.channels)) != len(self.channels):
             raise ConfigError(
                 f"Extractor 'physio_raw': channels must be a non-empty list of distinct names, got {self.channels!r}."
@@ -659,14 +654,12 @@ class PhysioRawExtractor(PhysioExtractor):
 
     def process_reader(self, reader: Any) -> pd.DataFrame:
         self._require_any(reader, self.columns())
-        ps = _PhysioPass(
+        ps = self._pass(
             reader,
-            rate_hz=self.rate_hz,
-            block_dur=self.block_dur,
             sg_channels=self.columns(),
             sg_window=self.sg_window,
             sg_polyorder=self.sg_polyorder,
-        ).run()
+        )
         k = ps.times.size
         out = np.full((k, len(self.channels)), np.nan)
         for j, c in enumerate(self.columns()):
@@ -713,32 +706,20 @@ class PhysExtractor(PhysioExtractor):
     time_column: str | None = None
     block_dur: float = 120.0
 
-    def __post_init__(self) -> None:
-        self._check(
-            rate_hz=self.rate_hz,
-            win_dur=self.win_dur,
-            edge=self.edge,
-            sg_window=self.sg_window,
-            sg_polyorder=self.sg_polyorder,
-            block_dur=self.block_dur,
-        )
-
     def columns(self) -> list[str]:
         return list(HRV_COLUMNS) + list(PHYS_RAW_COLUMNS)
 
     def process_reader(self, reader: Any) -> pd.DataFrame:
         wanted = [self.ecg_channel, self.rsp_channel, self.bpm_channel]
         self._require_any(reader, wanted)
-        ps = _PhysioPass(
+        ps = self._pass(
             reader,
-            rate_hz=self.rate_hz,
-            block_dur=self.block_dur,
             peaks_channel=self.ecg_channel,
             ecg_method=self.ecg_method,
             sg_channels=wanted,
             sg_window=self.sg_window,
             sg_polyorder=self.sg_polyorder,
-        ).run()
+        )
         k = ps.times.size
         out = np.full((k, len(HRV_COLUMNS) + 3), np.nan)
         out[:, : len(HRV_COLUMNS)] = self._hrv(ps, self.win_dur, self.edge)
