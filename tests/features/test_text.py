@@ -417,3 +417,14 @@ def test_audio_errors_and_blocks(tmp_path):
     # each cut falls in a silent half-period (sin(pi t) <= 0 for t in [1, 2] mod 2)
     for off, _ in blocks[1:]:
         assert (off % 2.0) >= 0.95
+
+
+def test_word_table_sorts_stably_with_the_table_dtypes_and_is_empty_without_words():
+    from affectflow.io.transcript import empty_word_table, word_table
+
+    t = word_table([1.0, 0.5, 0.5], [1.2, 0.9, 0.7], ["c", "a", "b"], [1, 0, 0])
+    assert list(t["word"]) == ["a", "b", "c"] and list(t["end"]) == [0.9, 0.7, 1.2]
+    assert list(t["utterance"]) == [0, 0, 1] and list(t.index) == [0, 1, 2]
+    assert dict(t.dtypes.astype(str)) == {"start": "float64", "end": "float64", "word": "object", "utterance": "int64"}
+    empty = word_table([], [], [], [])
+    assert empty.empty and dict(empty.dtypes) == dict(empty_word_table().dtypes)

@@ -45,7 +45,6 @@ Models (all loaded by local path from installed packages, never downloaded; see 
 
 from __future__ import annotations
 
-import importlib.util
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from affectflow.errors import ConfigError
+from affectflow.fsutil import installed_file
 from affectflow.features.base import (
     EXTRACTORS,
     ExtractionError,
@@ -111,20 +111,14 @@ def package_file(package: str, *parts: str) -> Path:
     ModuleNotFoundError
         The package is not installed, or does not contain the file.
     """
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            f"The package {package!r}, which ships a model file affectflow needs, is not "
-            f"installed; {_INSTALL_HINT}.",
-            name=package,
-        )
-    path = Path(next(iter(spec.submodule_search_locations)), *parts)
-    if not path.is_file():
-        raise ModuleNotFoundError(
-            f"{path} is missing from the installed package {package!r} (wrong version?); {_INSTALL_HINT}.",
-            name=package,
-        )
-    return path
+    return installed_file(
+        package,
+        *parts,
+        not_installed=f"The package {package!r}, which ships a model file affectflow needs, is not installed; "
+        f"{_INSTALL_HINT}.",
+        missing=f"{{path}} is missing from the installed package {package!r} (wrong version?); {_INSTALL_HINT}.",
+        error=lambda m: ModuleNotFoundError(m, name=package),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- face tracking

