@@ -66,6 +66,7 @@ from affectflow.tasks import (
     specs_to_state,
     target_specs,
 )
+from affectflow.tracking import log_run, safely
 from affectflow.training.seeds import resolve_device, seed_everything
 from affectflow.training.stacked import fit_stacked_seeds
 from affectflow.training.trainer import TrainingStopped, fit_seed
@@ -161,8 +162,6 @@ def track_run(cfg: ExperimentConfig, run_dir: Path) -> None:
     """Log a finished run to MLflow when ``tracking.mlflow`` is set (:func:`affectflow.tracking.log_run`); a
     tracking failure is a warning, never a lost run. Nothing is imported when tracking is off."""
     if cfg.tracking.mlflow:
-        from affectflow.tracking import log_run, safely
-
         safely(lambda: log_run(run_dir, cfg.tracking.mlflow))
 
 

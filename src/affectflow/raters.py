@@ -53,7 +53,8 @@ from typing import Sequence
 
 import numpy as np
 
-from affectflow.errors import ConfigError
+from affectflow.corpus.staging import check_new_folder, staged_folder
+from affectflow.errors import AffectflowWarning, ConfigError, ImportFormatError
 from affectflow.fsutil import check_names
 
 METHODS = ("mean", "ewe", "raaw")
@@ -294,9 +295,6 @@ def fuse_rater_files(
     import pandas as pd
     from pathlib import Path
 
-    from affectflow.corpus.staging import check_new_folder, staged_folder
-    from affectflow.errors import ImportFormatError
-
     src = Path(source)
     if not src.is_dir():
         raise ImportFormatError(f"Rater folder {str(src)!r} does not exist (expected <Id>.csv files of raters).")
@@ -391,8 +389,6 @@ def fuse_rater_files(
             )
         if empty:
             import warnings
-
-            from affectflow.errors import AffectflowWarning
 
             warnings.warn(f"Classes {empty} of {n_classes} have no segment with these thresholds "
                           f"({np.round(th, 6).tolist()}); segments per class: {counts}.", AffectflowWarning,

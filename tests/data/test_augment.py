@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import affectflow.augment.audio as aug_audio
+import affectflow.augment.corpus as aug_corpus
 from affectflow.augment.audio import mix_at_snr, parse_snr
 from affectflow.augment.corpus import augment_corpus
 from affectflow.augment.image import apply_uint8, augment_batch
@@ -71,7 +72,7 @@ def test_augmented_copies(media_corpus, monkeypatch):
         seen.append([np.asarray(s) for s in sources])
         return real(sources, n, rng, n_speakers)
 
-    monkeypatch.setattr(aug_audio, "babble", spy)
+    monkeypatch.setattr(aug_corpus, "babble", spy)  # the name augment_corpus calls
     rep = augment_corpus(work, audio_noise="babble", video=["brightness", "blur", "rotate", "cutout"], copies=2,
                          seed=7)
     recs = Corpus(work).recordings

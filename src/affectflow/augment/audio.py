@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from affectflow.corpus.media import AUDIO_EXTS
 from affectflow.errors import ConfigError
 
 
@@ -68,8 +69,6 @@ def babble(sources: list[np.ndarray], n: int, rng: np.random.Generator, n_speake
 
 def noise_files(folder: str | Path) -> list[Path]:
     """The audio files under ``folder`` (recursively, sorted), e.g. MUSAN's ``speech/``."""
-    from affectflow.corpus.media import AUDIO_EXTS
-
     root = Path(folder)
     if not root.is_dir():
         raise ConfigError(f"--audio-noise {str(root)!r} is neither `babble` nor a folder of noise audio files.")

@@ -49,7 +49,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from affectflow.augment.audio import noise_files, parse_snr
+from affectflow.augment.image import TRANSFORMS, augment_batch, check_transforms
 from affectflow.errors import ConfigError
+from affectflow.features import EXTRACTORS, MediaRecording
 
 IMAGE_KEYS = ("transforms", "p")
 AUDIO_KEYS = ("noise", "snr", "p", "n_speakers", "max_files")
@@ -63,9 +66,6 @@ def _extractor_of(info) -> tuple[str | None, dict[str, Any]]:
 
 def check_batch_augment(spec: Any, features: list[str]) -> dict[str, dict[str, Any]]:
     """Validate ``training.augment`` (before any data is read); return it with defaults filled in."""
-    from affectflow.augment.audio import parse_snr
-    from affectflow.augment.image import TRANSFORMS, check_transforms
-
     if not spec:
         return {}
     if not isinstance(spec, dict):
@@ -165,9 +165,6 @@ class BatchAugmenter:
 
     # ---------------------------------------------------------------------------------------------- noise folder
     def _noise_frames(self, name: str, ex: str, params: dict, block: dict) -> list[np.ndarray]:
-        from affectflow.augment.audio import noise_files
-        from affectflow.features import EXTRACTORS, MediaRecording
-
         files = noise_files(block["noise"])
         if len(files) > block["max_files"]:
             pick = np.random.default_rng([self.seed, 7919]).choice(len(files), block["max_files"], replace=False)
@@ -211,8 +208,6 @@ class BatchAugmenter:
 
     @staticmethod
     def _images(raw: torch.Tensor, fm: torch.Tensor, shape, block: dict, gen: torch.Generator) -> torch.Tensor:
-        from affectflow.augment.image import augment_batch
-
         out = raw.clone()
         imgs = raw[fm].reshape(-1, *shape)
         out[fm] = augment_batch(imgs, block["transforms"], block["p"], generator=gen).reshape(imgs.shape[0], -1)

@@ -32,9 +32,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from affectflow.augment.audio import babble, mix_at_snr, noise_files
 from affectflow.corpus.corpus import Corpus, check_name, staged_folder
 from affectflow.corpus.media import probe_duration, read_media_table, resolve_media_path, write_media_table
 from affectflow.errors import ConfigError, CorpusError
+from affectflow.io.audio import read_audio
+from affectflow.io.video import IMAGE_EXTS
 
 SAMPLE_RATE = 16000
 AUG_COLUMN = "augmented_from"
@@ -72,7 +75,7 @@ def _write_wav(path: Path, x: np.ndarray) -> None:
 def _augment_video_file(src: Path, dst: Path, params: dict[str, Any]) -> None:
     import av
 
-    from affectflow.augment.image import apply_uint8
+    from affectflow.augment.image import apply_uint8  # lazy: pulls torch, which audio-only augmentation does not need
 
     with av.open(str(src)) as inp:
         vs = inp.streams.video[0]
@@ -102,8 +105,7 @@ def _augment_video_file(src: Path, dst: Path, params: dict[str, Any]) -> None:
 def _augment_image_folder(src: Path, dst: Path, params: dict[str, Any]) -> None:
     import cv2
 
-    from affectflow.augment.image import apply_uint8
-    from affectflow.io.video import IMAGE_EXTS
+    from affectflow.augment.image import apply_uint8  # lazy: pulls torch, which audio-only augmentation does not need
 
     dst.mkdir()
     for f in sorted(src.iterdir()):
@@ -158,9 +160,8 @@ def augment_corpus(
     """
     from tqdm.auto import tqdm
 
-    from affectflow.augment.audio import babble, mix_at_snr, noise_files
+    # lazy: pulls torch, which audio-only augmentation does not need
     from affectflow.augment.image import check_transforms, draw_params
-    from affectflow.io.audio import read_audio
 
     if audio_noise is None and not video:
         raise ConfigError("Nothing to augment: give --audio-noise (babble or a folder) and/or --video TRANSFORMS.")

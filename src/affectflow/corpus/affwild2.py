@@ -48,9 +48,11 @@ import pandas as pd
 
 from affectflow.corpus.corpus import TIME, Corpus, LabelSetInfo
 from affectflow.corpus.importreport import ChallengeImportReport
+from affectflow.corpus.media import write_media_table
 from affectflow.corpus.staging import check_new_folder, staged_folder
 from affectflow.errors import CorpusError, ExtractionError, ImportFormatError
 from affectflow.fsutil import check_name
+from affectflow.io.video import video_info
 from affectflow.progress import progress_bar
 
 ANNOTATION_DIR = "VA_Estimation_Challenge"
@@ -265,7 +267,6 @@ def import_affwild2(
     if videos is not None and not Path(videos).is_dir():
         report.errors.append(f"videos folder {str(videos)!r} does not exist")
     info: dict[str, dict] = {}
-    from affectflow.io.video import video_info
 
     for video in progress_bar(sorted({video_of(n) for n in part_of}), desc="videos", disable=not progress):
         found = vids.get(video, [])
@@ -362,8 +363,6 @@ def import_affwild2(
                      "video": video_of(n), "fps": fps, "frames": frames, "label_rate_hz": fps})
         media.append({"id": n, "video": face, "video_fps": fps if face is not None and face.is_dir() else None})
     report.raise_if_errors("Aff-Wild2")
-
-    from affectflow.corpus.media import write_media_table
 
     fps_all = [r["fps"] for r in rows]
     with staged_folder(out) as tmp:

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from affectflow.corpus.packed import PACKED_META, PackedFeatures, PackedWriter, is_packed
-from affectflow.errors import CorpusError
+from affectflow.errors import AffectflowWarning, CorpusError
 from affectflow.fsutil import (  # noqa: F401 - re-exported: these helpers lived here before affectflow.fsutil
     SAFE_NAME,
     atomic_write,
@@ -499,8 +499,6 @@ class Corpus:
         over = int((np.isfinite(v64) & ~np.isfinite(values)).sum())
         if over:
             import warnings
-
-            from affectflow.errors import AffectflowWarning
 
             values[np.isfinite(v64) & ~np.isfinite(values)] = np.nan
             warnings.warn(f"Feature set {name!r}, recording {rid!r}: {over} value(s) beyond the float32 range are "

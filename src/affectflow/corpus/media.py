@@ -83,10 +83,15 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from affectflow.corpus.corpus import Corpus, check_recordings_table
+from affectflow.corpus.corpus import Corpus, LabelSetInfo, check_recordings_table
 from affectflow.corpus.recording import MediaRecording
 from affectflow.errors import CorpusError, ImportFormatError
 from affectflow.fsutil import atomic_write, check_name, check_names, staged_folder
+from affectflow.io.audio import audio_duration
+from affectflow.io.physio import open_physio
+from affectflow.io.transcript import read_transcript
+from affectflow.io.video import video_info
+from affectflow.progress import progress_bar
 
 MEDIA_COLUMNS = ["id", "audio", "video", "physio", "transcript"]
 MEDIA_KINDS = ("audio", "video", "physio", "transcript")
@@ -296,28 +301,20 @@ def probe_duration(path: Path, kind: str, *, physio_rate_hz: float | None = None
 
 
 def _probe_audio(path: Path) -> float:
-    from affectflow.io.audio import audio_duration
-
     return audio_duration(path)
 
 
 def _probe_video(path: Path) -> float:
-    from affectflow.io.video import video_info
-
     return video_info(path).duration
 
 
 def _probe_physio(path: Path, physio_rate_hz: float | None) -> float:
     """Duration as the physio reader sees it (the extractors use the same reader)."""
-    from affectflow.io.physio import open_physio
-
     return open_physio(path, sampling_rate=physio_rate_hz).info.duration
 
 
 def _probe_transcript(path: Path) -> float:
     """End of the last word, read with the transcript reader (so seconds/milliseconds are handled alike)."""
-    from affectflow.io.transcript import read_transcript
-
     words = read_transcript(path)
     return float(words["end"].max()) if len(words) else 0.0
 
@@ -684,7 +681,6 @@ def import_media(
             f"Label folder {str(labels_dir)!r} does not exist; expected per-dimension CSVs <dim>/<id>.csv (MuSe layout)."
         )
     seen: set[str] = set()
-    from affectflow.progress import progress_bar
 
     for row in progress_bar(rows, desc="probing media", unit="recordings", disable=not progress):
         rid = row["id"]
@@ -883,8 +879,6 @@ def _label_dims(frames: dict[str, pd.DataFrame], corpus: Corpus | None, report: 
 
 
 def _write_labels(corpus: Corpus, frames: dict[str, pd.DataFrame], dims: list[str]) -> None:
-    from affectflow.corpus.corpus import LabelSetInfo
-
     if not frames or not dims:
         return
     steps = [float(np.median(np.diff(f["time"]))) for f in frames.values() if len(f) > 1]

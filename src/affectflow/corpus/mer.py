@@ -41,6 +41,8 @@ import pandas as pd
 
 from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo
 from affectflow.corpus.importreport import ChallengeImportReport
+from affectflow.corpus.media import write_media_table
+from affectflow.corpus.muse import guess_modality as muse_modality
 from affectflow.corpus.staging import check_new_folder, staged_folder
 from affectflow.errors import CorpusError, ImportFormatError
 from affectflow.fsutil import check_name
@@ -303,8 +305,6 @@ def import_mer(
         if len(media) < len(names):
             report.warnings.append(f"videos/: {len(names) - len(media)} clip(s) have no video")
 
-    from affectflow.corpus.media import write_media_table
-
     with staged_folder(out) as tmp:
         corpus = Corpus.create(tmp, name=name or root.resolve().name, label_rate_hz=rate,
                                description=f"Imported from the MER 2023 layout at {root}", source=str(root.resolve()),
@@ -346,8 +346,6 @@ def import_mer(
 
 
 def _modality(name: str) -> str:
-    from affectflow.corpus.muse import guess_modality as muse_modality
-
     low = name.lower()
     if any(k in low for k in ("hubert", "wavlm", "whisper", "emotion2vec", "opensmile", "mfcc")):
         return "audio"

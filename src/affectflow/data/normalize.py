@@ -44,8 +44,6 @@ PCA_MAX_ROWS = 200_000
 def check_pca(pca: dict, features: list[str]) -> dict[str, dict]:
     """Validate a ``data.pca`` mapping (feature set, or ``all``, → ``{variance: v}`` or ``{components: k}``) and
     return it per feature set."""
-    from affectflow.errors import ConfigError
-
     if not pca:
         return {}
     if not isinstance(pca, dict):
@@ -164,8 +162,6 @@ class Normalizer:
     def _fit_pca(self, train: SequenceStore) -> None:
         """Fit each configured set's PCA on the normalised train steps where the set has a value."""
         from sklearn.decomposition import PCA
-
-        from affectflow.errors import ConfigError
 
         for name, spec in self.pca.items():
             if name not in train.dims:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from affectflow.corpus.corpus import TIME, Corpus
-from affectflow.data.align import align_many, align_to_grid, regular_grid
+from affectflow.data.align import align_many, align_to_grid, grid_step, regular_grid
 from affectflow.errors import CorpusError
 from affectflow.fsutil import atomic_write
 from affectflow.progress import progress_bar
@@ -301,8 +301,6 @@ class SequenceStore:
         uint8 into the memory-mapped cache file; at most one block plus the frames near a stretch's edge are in
         memory, never the recording."""
         import pyarrow.parquet as pq
-
-        from affectflow.data.align import grid_step
 
         info = self.infos[name]
         try:

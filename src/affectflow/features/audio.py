@@ -64,6 +64,7 @@ import pandas as pd
 from affectflow.errors import ConfigError
 from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
 from affectflow.fsutil import pid_tempdir
+from affectflow.io.audio import iter_audio_blocks
 
 TIME = "time"
 #: Sampling rate every extractor but ``logmel``/``ssl`` works at.
@@ -217,8 +218,6 @@ def _frame_blocks(
     read_s: float = 10.0,
 ) -> Iterator[_Block]:
     """Stream a file as blocks of grid frames (see :class:`AudioFramer`)."""
-    from affectflow.io.audio import iter_audio_blocks
-
     framer = AudioFramer(sample_rate=sample_rate, rate_hz=rate_hz, left=left, right=right,
                          frames_per_block=frames_per_block, pad=pad, align=align)
     for blk in iter_audio_blocks(path, sample_rate, read_s):
@@ -1070,8 +1069,6 @@ class SileroVAD(_AudioExtractor):
 
     def _step(self, model: Any, path: str | os.PathLike) -> tuple[list[float], int]:
         import torch
-
-        from affectflow.io.audio import iter_audio_blocks
 
         probs: list[float] = []
         rest = np.zeros(0, np.float32)

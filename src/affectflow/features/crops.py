@@ -23,6 +23,7 @@ import pandas as pd
 
 from affectflow.errors import ConfigError
 from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
+from affectflow.io.video import iter_video_frames
 
 
 def thumbnail(rgb: np.ndarray, grid: int) -> np.ndarray:
@@ -70,8 +71,6 @@ class CropPixels(Extractor):
 
     def extract(self, rec: MediaRecording) -> pd.DataFrame:
         """Frames of ``rec.video`` (``time`` + :meth:`columns`), NaN rows where an image-folder frame is missing."""
-        from affectflow.io.video import iter_video_frames
-
         if rec.video is None:
             raise ExtractionError(f"Recording {rec.id!r} has no video (file or image folder).")
         ncol = len(self.columns())
@@ -147,8 +146,6 @@ class FaceCrops(Extractor):
         """The rows of :meth:`extract`, ``block`` frames at a time (DataFrames with ``time`` + :meth:`columns`):
         the extraction pipeline writes them one by one (:meth:`affectflow.corpus.corpus.Corpus.write_feature_blocks`),
         so a recording of any length is decoded and cropped with one block in memory."""
-        from affectflow.io.video import iter_video_frames
-
         if rec.video is None:
             raise ExtractionError(f"Recording {rec.id!r} has no video (file or image folder).")
         import cv2

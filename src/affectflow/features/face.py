@@ -62,6 +62,7 @@ from affectflow.features.base import (
     Extractor,
     MediaRecording,
 )
+from affectflow.io.video import iter_video_frames
 
 BLENDSHAPES: tuple[str, ...] = (
     "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
@@ -363,8 +364,6 @@ def extract_face_features(rec: MediaRecording, extractors: Sequence[FaceExtracto
     ExtractionError
         ``rec`` has no video, or the file cannot be decoded (see :func:`affectflow.io.video.iter_frames`).
     """
-    from affectflow.io.video import iter_video_frames
-
     if rec.video is None:
         raise ExtractionError(
             f"Recording {rec.id!r} has no video file; the face extractors read MediaRecording.video."

@@ -70,6 +70,7 @@ from affectflow.features.hrv import (
     hrv_time_windows,
     window_bounds,
 )
+from affectflow.io.physio import ArrayPhysioReader, open_physio
 
 RATE_COLUMNS = ("ECG_Rate", "RSP_Rate", "EDA_Tonic", "EDA_Phasic")
 PHYS_RAW_COLUMNS = ("ECG", "RSP", "BPM")
@@ -390,8 +391,6 @@ class PhysioExtractor(Extractor):
         """Frames of samples in memory (opensmile's ``process_signal``): ``signals`` ``(n_samples, n_channels)``
         with normalised channel names ``channels`` (``ecg``, ``rsp``, ``eda``, ...) at ``sampling_rate`` Hz, sample
         0 at ``start_time`` s. Same columns and values as :meth:`extract` on a file holding these samples."""
-        from affectflow.io.physio import ArrayPhysioReader
-
         return self.process_reader(ArrayPhysioReader(signals, channels, sampling_rate, start_time=start_time))
 
     @abstractmethod
@@ -419,8 +418,6 @@ class PhysioExtractor(Extractor):
             )
 
     def _open(self, rec: MediaRecording):
-        from affectflow.io.physio import open_physio
-
         if rec.physio is None:
             raise ExtractionError(
                 f"Recording {rec.id!r} has no physio file; extractor {self.name!r} needs one."

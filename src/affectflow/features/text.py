@@ -56,6 +56,8 @@ import pandas as pd
 from affectflow.errors import ConfigError
 from affectflow.fsutil import installed_file
 from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
+from affectflow.io.audio import audio_duration
+from affectflow.io.transcript import read_transcript, transcribe
 
 TIME = "time"
 
@@ -558,8 +560,6 @@ def encode_words(
 
 @functools.lru_cache(maxsize=4)
 def _cached_transcription(path: str, mtime_ns: int, size: int, model_dir: str | None) -> pd.DataFrame:
-    from affectflow.io.transcript import transcribe
-
     return transcribe(path, model_dir=model_dir)
 
 
@@ -597,8 +597,6 @@ class _TextExtractor(Extractor):
         pandas.DataFrame
             Word table (``start``, ``end`` s, ``word``, ``utterance``), see :mod:`affectflow.io.transcript`.
         """
-        from affectflow.io.transcript import read_transcript
-
         if rec.transcript is not None:
             return read_transcript(rec.transcript, time_unit=self.time_unit)
         src = rec.audio_source()
@@ -629,8 +627,6 @@ class _TextExtractor(Extractor):
         numpy.ndarray
             ``(n_frames,)`` float64 seconds.
         """
-        from affectflow.io.audio import audio_duration
-
         duration = rec.duration
         if duration is None and rec.audio_source() is not None and Path(rec.audio_source()).is_file():
             try:

@@ -65,6 +65,7 @@ import pandas as pd
 
 from affectflow.errors import ExtractionError
 from affectflow.fsutil import installed_file
+from affectflow.io.audio import iter_audio_blocks, read_audio
 
 WORD_TABLE_COLUMNS = ["start", "end", "word", "utterance"]
 """Columns of the word table returned by every function of this module."""
@@ -581,8 +582,6 @@ def iter_speech_blocks(
     ExtractionError
         As :func:`affectflow.io.audio.read_audio`.
     """
-    from affectflow.io.audio import iter_audio_blocks, read_audio
-
     if block_s is None:
         yield 0.0, read_audio(path, sampling_rate)
         return

@@ -73,6 +73,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from affectflow.augment.image import augment_batch, check_augment
 from affectflow.errors import ConfigError
 from affectflow.models.encoders import ENCODERS, Encoder
 
@@ -351,8 +352,6 @@ class BackboneEncoder(Encoder):
         self.pixel_norm = None if pixel_norm is None else (float(pixel_norm[0]), float(pixel_norm[1]))
         self.augment = dict(augment) if augment else None
         if self.augment:
-            from affectflow.augment.image import check_augment
-
             check_augment(self.augment)
         load = _LOAD_WEIGHTS.get() and weights is not None
         wpath = Path(weights) if weights is not None else None
@@ -414,8 +413,6 @@ class BackboneEncoder(Encoder):
         """``(N, D)`` step features → ``(N, C, H, W)`` images (normalised by ``pixel_norm``)."""
         img = x[:, : self.n_pix].reshape(-1, *self.shape)
         if self.training and self.augment:
-            from affectflow.augment.image import augment_batch
-
             img = augment_batch(img, **self.augment)
         if self.pixel_norm is not None:
             img = (img - self.pixel_norm[0]) / self.pixel_norm[1]

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from affectflow.errors import ConfigError
+from affectflow.models.backbones import no_pretrained_weights, resolve_backbone_params
 from affectflow.registry import MODEL_PARAM_RULES, Registry
 
 MODELS: Registry[nn.Module] = Registry("model", data_args=("input_dims", "targets"), param_rules=MODEL_PARAM_RULES)
@@ -31,8 +33,6 @@ class SequenceModel(nn.Module):
     def __init__(self, input_dims: dict[str, int], targets: list[str], **hparams: Any) -> None:
         super().__init__()
         if not input_dims:
-            from affectflow.errors import ConfigError
-
             raise ConfigError("A model needs at least one feature set (`data.features` is empty).")
         self.input_dims = dict(input_dims)
         self.targets = list(targets)
@@ -40,8 +40,6 @@ class SequenceModel(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """``{"type", "params", "input_dims", "targets"}``: enough to rebuild the model with :func:`build_model`."""
-        from affectflow.models.backbones import resolve_backbone_params
-
         return {"type": self.name, "params": resolve_backbone_params(self.hparams), "input_dims": self.input_dims,
                 "targets": self.targets}
 
@@ -52,8 +50,6 @@ class SequenceModel(nn.Module):
 def build_model(config: dict[str, Any]) -> nn.Module:
     """Rebuild a model from :meth:`SequenceModel.config` output (backbone weights files are not read: the
     checkpoint's state dict follows)."""
-    from affectflow.models.backbones import no_pretrained_weights
-
     with no_pretrained_weights():
         return MODELS.build(config["type"], config["params"], input_dims=config["input_dims"],
                             targets=config["targets"])

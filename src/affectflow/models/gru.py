@@ -28,14 +28,13 @@ from torch import nn
 
 from affectflow.errors import ConfigError
 from affectflow.models.base import MODELS, SequenceModel
+from affectflow.models.heads import HEADS
 from affectflow.models.rnn import batch_first_rnn, run_rnn
 
 
 def _build_head(head: Any, input_dim: int, targets: list[str], *, d_fc: int, dropout: float,
                 tanh_output: bool) -> nn.Module:
     """Build ``model.head`` of the GRU (defaults from the GRU's own ``d_fc``, ``dropout``, ``tanh_output``)."""
-    from affectflow.models.heads import HEADS
-
     if not isinstance(head, dict) or "type" not in head:
         raise ConfigError(
             f"gru: `head` must be null or a mapping with a `type` (one of {HEADS.names()}), got {head!r}."

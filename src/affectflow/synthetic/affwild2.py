@@ -41,6 +41,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from affectflow.corpus.staging import staged_folder
 from affectflow.errors import ConfigError
+from affectflow.progress import progress_bar
 from affectflow.synthetic.latent import simulate_latent_affect
 
 TRAIN_DIR = "Train_Set"
@@ -150,7 +151,6 @@ def generate_affwild2(out: str | Path, *, progress: bool = False, **overrides) -
         written to ``generation.json``.
     """
     from PIL import Image
-    from affectflow.progress import progress_bar
 
     bad = sorted(set(overrides) - set(AffWild2SynthConfig.__dataclass_fields__))
     if bad:

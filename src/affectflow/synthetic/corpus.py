@@ -47,6 +47,7 @@ import pandas as pd
 from scipy.ndimage import gaussian_filter1d
 
 from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, LabelSetInfo
+from affectflow.errors import ConfigError
 from affectflow.progress import progress_bar
 from affectflow.synthetic.latent import simulate_latent_affect
 
@@ -139,13 +140,9 @@ def generate_corpus(path: str | Path, config: SyntheticConfig | None = None, *, 
     cfg = config or SyntheticConfig()
     cfg = SyntheticConfig(**{**asdict(cfg), "features": cfg.features, **overrides})
     if cfg.layout not in LAYOUTS:
-        from affectflow.errors import ConfigError
-
         raise ConfigError(f"Unknown synthetic layout {cfg.layout!r}; valid layouts: {list(LAYOUTS)}.")
     personal = cfg.layout == "personalisation"
     if personal and cfg.duration_s - cfg.duration_jitter_s / 2 <= cfg.own_train_s + cfg.own_devel_s:
-        from affectflow.errors import ConfigError
-
         raise ConfigError(
             f"The personalisation layout cuts each test subject's recording into {cfg.own_train_s:g} s own-train, "
             f"{cfg.own_devel_s:g} s own-devel and the rest as test, so recordings must be longer than "

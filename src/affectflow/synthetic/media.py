@@ -73,6 +73,7 @@ import pandas as pd
 from scipy.ndimage import gaussian_filter1d
 
 from affectflow.corpus.corpus import TIME, Corpus, LabelSetInfo
+from affectflow.corpus.media import write_media_table
 from affectflow.errors import ConfigError
 from affectflow.synthetic.latent import simulate_latent_affect
 
@@ -656,8 +657,6 @@ def generate_media_corpus(
         ``reports/generate_media.json``.
     """
     from tqdm.auto import tqdm
-
-    from affectflow.corpus.media import write_media_table
 
     valid = {f for f in MediaSynthConfig.__dataclass_fields__}
     bad = sorted(set(options) - valid)

@@ -44,6 +44,7 @@ import pandas as pd
 from affectflow.corpus.mer import MER_CLASSES
 from affectflow.corpus.staging import staged_folder
 from affectflow.errors import ConfigError
+from affectflow.metrics import weighted_f1
 from affectflow.progress import progress_bar
 
 VALENCE_MEANS = {"neutral": 0.0, "angry": -3.0, "happy": 3.0, "sad": -3.0, "worried": -2.0, "surprise": 1.0}
@@ -83,8 +84,6 @@ def clip_split(n: int) -> tuple[int, tuple[int, int, int]]:
 
 def mer_ceiling(truth: pd.DataFrame, observed: pd.DataFrame) -> dict[str, float]:
     """MER 2023 scores of the truth against observed labels (rows matched by ``name``)."""
-    from affectflow.metrics import weighted_f1
-
     m = observed.merge(truth, on="name", suffixes=("", "_true"))
     labs = {c: i for i, c in enumerate(sorted(set(m["discrete"]) | set(m["discrete_true"])))}
     f1 = weighted_f1(m["discrete"].map(labs).to_numpy(), m["discrete_true"].map(labs).to_numpy())

@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from affectflow.errors import ConfigError
+from affectflow.models.backbones import model_param_groups
 from affectflow.training.settings import SCHEDULES, UnfreezingConfig  # noqa: F401 - re-exported
 
 
@@ -49,8 +50,6 @@ class ProgressiveUnfreezing:
     """The schedule's state machine; :func:`affectflow.training.trainer.fit_seed` calls its hooks."""
 
     def __init__(self, cfg: UnfreezingConfig, model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
-        from affectflow.models.backbones import model_param_groups
-
         cfg.validate()
         self.cfg = cfg
         self.opt = opt

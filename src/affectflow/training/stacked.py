@@ -51,8 +51,13 @@ from torch.func import functional_call, grad_and_value, vmap
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
+from affectflow.data.batches import prepare_batches
+from affectflow.data.dataset import batch_to, collate
+from affectflow.errors import ConfigError, CorpusError
 from affectflow.models.rnn import unpacked_sequences
 from affectflow.training.losses import masked_ccc
+from affectflow.training.seeds import seed_everything
+from affectflow.training.trainer import FitResult, epoch_state, rng_state, set_rng_state
 
 
 # ---------------------------------------------------------------------------- per-copy dropout
@@ -166,7 +171,6 @@ def stacked_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tenso
             w = valid.to(pred.dtype)
             return ((pred - y) ** 2 * w).sum() / w.sum().clamp(min=1)
         return mse
-    from affectflow.errors import ConfigError
 
     raise ConfigError(f"Stacked training has no loss {name!r} (it has 'ccc', 'mse').")
 
@@ -255,9 +259,6 @@ class _SeedRng:
     global generators would hold if the seed trained alone. :meth:`use` swaps them in for a block."""
 
     def __init__(self, seed: int) -> None:
-        from affectflow.training.seeds import seed_everything
-        from affectflow.training.trainer import rng_state
-
         keep = rng_state(torch.Generator())
         self.gen = seed_everything(seed)
         self.state = rng_state(self.gen)
@@ -265,14 +266,10 @@ class _SeedRng:
 
     @staticmethod
     def _restore(state: dict) -> None:
-        from affectflow.training.trainer import set_rng_state
-
         set_rng_state(state, torch.Generator())
 
     def use(self):
         import contextlib
-
-        from affectflow.training.trainer import rng_state, set_rng_state
 
         @contextlib.contextmanager
         def swap():
@@ -315,14 +312,8 @@ def fit_seeds_stacked(
     import numpy as np
     from torch.utils.data import DataLoader, RandomSampler
 
-    from affectflow.data.batches import prepare_batches
-    from affectflow.data.dataset import batch_to, collate
-    from affectflow.training.trainer import FitResult, epoch_state, set_rng_state
-
     resume_states, on_epoch_end = resume_states or {}, on_epoch_end or {}
     if len(train_ds) == 0:
-        from affectflow.errors import CorpusError
-
         raise CorpusError("There are no labelled training windows: check `data.train_partitions` and the labels.")
     seeds = list(models)
     s: dict[int, dict[str, Any]] = {}
@@ -496,8 +487,6 @@ def fit_stacked_seeds(cfg, seeds: Sequence[int], build: Callable[[int], nn.Modul
     with prepared batches (1.01x wall, 0.96x CPU time; per-seed CCC equal within 1.3e-6); on CUDA the dropout
     masks come from the CUDA generator, not each seed's own stream, and no timing was measured.
     """
-    from affectflow.errors import ConfigError
-
     log = logging.getLogger("affectflow")
     mode = getattr(cfg.training, "stack_seeds", "auto")
     if mode not in STACK_SEEDS:

@@ -37,7 +37,9 @@ from tqdm.auto import tqdm
 
 from affectflow.data.batches import prepare_batches
 from affectflow.data.dataset import WindowDataset, batch_to, collate
+from affectflow.errors import CorpusError
 from affectflow.training.losses import get_loss
+from affectflow.training.schedules import make_schedule
 from affectflow.training.seeds import seed_everything
 from affectflow.training.settings import TrainingConfig
 
@@ -174,8 +176,6 @@ def fit_seed(
         on the seed, epoch and batch number, so a resumed run sees the same batches).
     """
     if len(train_ds) == 0:
-        from affectflow.errors import CorpusError
-
         raise CorpusError("There are no labelled training windows: check `data.train_partitions` and the labels.")
     gen = seed_everything(seed)
     model.to(device)
@@ -189,7 +189,6 @@ def fit_seed(
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="max", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
     )
-    from affectflow.training.schedules import make_schedule
 
     schedule = make_schedule(getattr(cfg, "schedule", None), getattr(cfg, "unfreezing", None), model, opt)
     amp = device.type == "cuda" and getattr(cfg, "amp", None) is not False
