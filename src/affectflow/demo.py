@@ -9,7 +9,7 @@ from pathlib import Path
 from affectflow.config import load_config
 from affectflow.corpus import Corpus
 from affectflow.experiment import evaluate, predict, train
-from affectflow.layout import results_text
+from affectflow.layout import plots_folder, results_text
 from affectflow.synthetic.corpus import generate_corpus
 
 
@@ -58,7 +58,7 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, progress: boo
     print(f"\nRun directory:   {run_dir}")
     print(f"Evaluation:      {eval_dir}")
     print(f"Predictions:     {pred_dir}")
-    print(f"Plots:           {', '.join(str(p) for p in sorted((run_dir / 'plots').glob('*.png')))}")
+    print(f"Plots:           {', '.join(str(p) for p in sorted(plots_folder(run_dir).glob('*.png')))}")
     summary = {"run": str(run_dir), "test": metrics["partitions"]["test"], "ceiling": ceiling,
                "seconds": round(time.perf_counter() - t0, 1)}
     (out / "last_demo.json").write_text(json.dumps(summary, indent=2) + "\n")

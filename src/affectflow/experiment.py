@@ -35,19 +35,20 @@ from affectflow.fsutil import atomic_write, make_dirs, out_folder, write_json  #
 from affectflow.models import MODELS, build_model
 from affectflow.plots import plot_run
 from affectflow.runs import (
-    CHECKPOINTS_DIR,
-    HISTORY_DIR,
     Predictor,
     Run,
+    checkpoint_file,
     environment_info,
     epoch_state_path,
+    history_file,
     load_checkpoint,
     load_epoch_state,
+    log_file,
     new_run_dir,
-    new_subdir,
     open_run,
     parameter_count,
     process_identity,
+    resume_folder,
     save_checkpoint,
     save_epoch_state,
     write_evaluation,
@@ -112,7 +113,7 @@ def noise_free_ceiling(corpus: Corpus, store: SequenceStore, clean_set: str = "c
 
 
 def _setup_logging(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "train.log")
+    handler = logging.FileHandler(log_file(run_dir))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("affectflow").addHandler(handler)
     logging.getLogger("affectflow").setLevel(logging.INFO)
@@ -445,7 +446,7 @@ def fit_stacked(setup: TrainingSetup, run_dir: Path, info: dict[str, Any], *, pr
     (:func:`affectflow.training.stacked.fit_stacked_seeds`): ``seed → (model, FitResult)`` for
     :func:`fit_one_seed`'s ``fitted``, or ``{}``."""
     t = setup.cfg.training
-    todo = [s for s in t.seeds if not (resume and (run_dir / CHECKPOINTS_DIR / f"seed-{s}.pt").is_file())]
+    todo = [s for s in t.seeds if not (resume and checkpoint_file(run_dir, s).is_file())]
     states = {s: load_epoch_state(epoch_state_path(run_dir, s)) for s in todo
               if resume and epoch_state_path(run_dir, s).is_file()}
     return fit_stacked_seeds(setup.cfg, todo, lambda s: build_seed_model(setup, s), setup.train_ds,
@@ -462,7 +463,7 @@ def fit_one_seed(setup: TrainingSetup, seed: int, run_dir: Path, info: dict[str,
     trained stacked with the others (:func:`fit_stacked`); only its history and checkpoint are written."""
     cfg, device = setup.cfg, setup.device
     d, t = cfg.data, cfg.training
-    final = run_dir / CHECKPOINTS_DIR / f"seed-{seed}.pt"
+    final = checkpoint_file(run_dir, seed)
     if resume and final.is_file():  # finished before the interruption: kept as it is
         ck = load_checkpoint(final)
         model = build_model(ck["model"])
@@ -500,8 +501,8 @@ def fit_one_seed(setup: TrainingSetup, seed: int, run_dir: Path, info: dict[str,
             loss_module.inner.log_weights(log, prefix=f"seed {seed}: ")
         del model._modules["_task_loss"]
     hist = pd.DataFrame(res.history)
-    (run_dir / HISTORY_DIR).mkdir(exist_ok=True)
-    hist.to_csv(run_dir / HISTORY_DIR / f"seed-{seed}.csv", index=False)
+    history_file(run_dir, seed).parent.mkdir(exist_ok=True)
+    hist.to_csv(history_file(run_dir, seed), index=False)
     extra = {"seed": seed, "best_epoch": res.best_epoch, "devel_score": res.best_score,
              "windows_per_s": res.windows_per_s, "frames_per_s": res.frames_per_s}
     if loss_module is not None and t.multitask:
@@ -568,7 +569,7 @@ def save_training(run_dir: Path, metrics: dict[str, Any], predictions: dict[str,
             log.warning("plots failed: %s", e)
     info.update(status="finished", best_seed=metrics["selection"]["best_seed"],
                 finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    resume_dir = run_dir / "resume"
+    resume_dir = resume_folder(run_dir)
     if resume_dir.is_dir() and not any(resume_dir.iterdir()):
         resume_dir.rmdir()
     write_run_info(run_dir, info)
@@ -819,7 +820,7 @@ def predict(
     if out is not None:
         out_dir = make_dirs(out_dir)  # not through a symlink out of a run folder
     else:
-        out_dir = new_subdir(run.path, "predictions")
+        out_dir = run.new_output_dir("predictions")
     preds.save(out_dir)
     return out_dir
 

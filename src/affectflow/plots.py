@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from affectflow.fsutil import atomic_write, make_dirs
-from affectflow.layout import LABEL_SUFFIX, PREDICTIONS_DIR, split_prediction_columns
+from affectflow.layout import LABEL_SUFFIX, history_files, plots_folder, prediction_folder, split_prediction_columns
 
 
 def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int = 3) -> list[Path]:
@@ -20,11 +20,10 @@ def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int 
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
-    out = run_dir / "plots"
-    out = make_dirs(out)
+    out = make_dirs(plots_folder(run_dir))
     written = []
 
-    hist = sorted((run_dir / "history").glob("seed-*.csv"))
+    hist = history_files(run_dir)
     if hist:
         fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
         for k, f in enumerate(hist):
@@ -53,7 +52,7 @@ def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int 
         plt.close(fig)
         written.append(out / "learning_curves.png")
 
-    pred_dir = run_dir / PREDICTIONS_DIR / partition
+    pred_dir = prediction_folder(run_dir, partition)
     files = sorted(pred_dir.glob("*.csv"))[:n_recordings]
     if files:
         first = pd.read_csv(files[0], nrows=0)

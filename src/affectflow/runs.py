@@ -58,18 +58,33 @@ from affectflow.scoring import score
 
 
 # ---------------------------------------------------------------------------- the layout, spelled once
-from affectflow.layout import (  # noqa: E402,F401 - re-exported: the names of the layout
+from affectflow.layout import (  # noqa: E402,F401 - re-exported: the names and paths of the layout
     CHECKPOINTS_DIR,
     CONFIG_YAML,
     EVALUATIONS_DIR,
     HISTORY_DIR,
     LAYOUT,
     METRICS_JSON,
+    PLOTS_DIR,
     PREDICTIONS_DIR,
     RESULTS_MD,
+    RESUME_DIR,
     RUN_JSON,
+    TRAIN_LOG,
+    checkpoint_file,
+    checkpoints_folder,
+    find_run_folders,
+    history_file,
+    history_files,
     is_run_folder,
+    log_file,
+    plots_folder,
+    prediction_folder,
+    read_run_record,
+    resume_folder,
+    results_file,
     results_text,
+    run_finished,
 )
 
 #: ``run.json`` ``kind`` → ``"module:Class"`` implementing :class:`Run` for that kind (imported when first needed,
@@ -208,7 +223,7 @@ def upgrade_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- epoch states (resume)
 def epoch_state_path(run_dir: Path, seed: int) -> Path:
     """Where the epoch state of ``seed`` is kept while it trains (inside the run folder)."""
-    return Path(run_dir) / "resume" / f"seed-{int(seed)}.pt"
+    return resume_folder(run_dir) / f"seed-{int(seed)}.pt"
 
 
 def save_epoch_state(path: Path, state: dict[str, Any]) -> None:
@@ -454,6 +469,32 @@ class Run:
         base = self.path / PREDICTIONS_DIR
         return base if partition is None else child_path(base, partition, kind="partition")
 
+    @property
+    def plots_dir(self) -> Path:
+        """``plots/``: learning curves and prediction plots (may not exist)."""
+        return plots_folder(self.path)
+
+    def history_files(self) -> list[Path]:
+        """Every seed's ``history/seed-<s>.csv`` (per-epoch train loss, devel score, learning rate), sorted."""
+        return history_files(self.path)
+
+    def finished_seeds(self) -> list[int]:
+        """The seeds with a finished checkpoint (``checkpoints/seed-<s>.pt``), ascending (none for the kinds without
+        seeds)."""
+        folder = checkpoints_folder(self.path)
+        found = []
+        for f in (folder.glob("seed-*.pt") if folder.is_dir() else []):
+            try:
+                found.append(int(f.stem.split("-", 1)[1]))
+            except ValueError:
+                continue
+        return sorted(found)
+
+    def report_files(self) -> list[Path]:
+        """The run's description files that exist: ``results.md``, ``config.yaml``, ``metrics.json`` (and a kind's
+        own report, e.g. a personalisation's ``report.json``): what a tracker attaches to it."""
+        return [f for f in (self.results_path, self.config_path, self.metrics_path) if f.is_file()]
+
     def new_evaluation_dir(self) -> Path:
         """A new ``evaluations/eval-<time>/`` folder."""
         return new_subdir(self.path / EVALUATIONS_DIR, "eval")
@@ -582,15 +623,15 @@ class Run:
     def summary(self) -> str:
         """A short description: status, seeds finished, best seed, corpus."""
         seeds = [int(s) for s in self.record.get("seeds", [])]
-        done = [s for s in seeds if (self.path / CHECKPOINTS_DIR / f"seed-{s}.pt").is_file()]
+        done = [s for s in seeds if checkpoint_file(self.path, s).is_file()]
         lines = [f"Run {self.path}", f"  status: {self.status}"]
         if self.status == "interrupted":
             lines.append(f"  (recorded as 'running' by process {self.record.get('pid', '?')} on "
                          f"{self.record.get('host', '?')}, which is gone; continue with `affectflow train --resume "
                          f"{self.path}`)")
         lines.append(f"  seeds: {seeds} (finished: {done})")
-        partial = sorted(int(p.stem.split("-", 1)[1]) for p in (self.path / "resume").glob("seed-*.pt")) \
-            if (self.path / "resume").is_dir() else []
+        partial = sorted(int(p.stem.split("-", 1)[1]) for p in resume_folder(self.path).glob("seed-*.pt")) \
+            if resume_folder(self.path).is_dir() else []
         for s in partial:
             try:
                 ep = load_epoch_state(epoch_state_path(self.path, s))["epoch"]
@@ -665,9 +706,9 @@ class Run:
     def checkpoint_path(self, seed: int | None = None) -> Path:
         """Checkpoint of ``seed`` (default: the best seed)."""
         s = self.best_seed if seed is None else seed
-        p = self.path / CHECKPOINTS_DIR / f"seed-{s}.pt"
+        p = checkpoint_file(self.path, s)
         if not p.is_file():
-            have = sorted(x.stem for x in (self.path / CHECKPOINTS_DIR).glob("seed-*.pt"))
+            have = sorted(x.stem for x in checkpoints_folder(self.path).glob("seed-*.pt"))
             raise RunError(f"Run {self.path} has no checkpoint for seed {s}; it has {have}.")
         return p
 

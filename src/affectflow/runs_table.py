@@ -28,27 +28,13 @@ import numpy as np
 import pandas as pd
 
 from affectflow.errors import ConfigError, RunError
-from affectflow.layout import CHECKPOINTS_DIR, CONFIG_YAML, HISTORY_DIR, PREDICTIONS_DIR, RUN_JSON
+from affectflow.layout import find_run_folders, read_run_config  # noqa: F401 - find_run_folders re-exported (it lived here)
 
 MAIN_METRICS = {"continuous": ["ccc"], "segment": ["macro_f1", "ccc"], "clip": ["weighted_f1", "mse", "value"]}
 #: Metrics where lower is better (sorting puts the lowest first).
 LOWER_BETTER = ("mse", "rmse", "mae", "loss", "wall_s")
 FIXED = ["run", "kind", "status", "task", "model", "features", "targets", "lr", "batch_size", "epochs", "seeds",
          "d_model", "window", "metric", "devel", "test"]
-
-
-def find_run_folders(root: str | os.PathLike) -> list[Path]:
-    """Every folder at or below ``root`` with a ``run.json`` (sorted; hidden folders are not entered)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise RunError(f"{str(root)!r} is not a folder; give the folder that holds the run directories (e.g. runs).")
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in (
-            CHECKPOINTS_DIR, PREDICTIONS_DIR, HISTORY_DIR, "resume", "plots"))
-        if RUN_JSON in filenames:
-            out.append(Path(dirpath))
-    return sorted(out)
 
 
 def _time(text: Any) -> float | None:
@@ -123,10 +109,7 @@ def runs_frame(root: str | os.PathLike) -> pd.DataFrame:
 
 
 def _config_value(root: Path, run: str, key: str) -> Any:
-    import yaml
-
-    f = root / run / CONFIG_YAML
-    cur: Any = yaml.safe_load(f.read_text()) if f.is_file() else {}
+    cur: Any = read_run_config(root / run)
     for part in key.split("."):
         cur = cur.get(part) if isinstance(cur, dict) else None
     return cur

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from affectflow.errors import ConfigError
-from affectflow.layout import CONFIG_YAML, METRICS_JSON, RESULTS_MD
+from affectflow.layout import plots_folder, results_file
 
 EXPERIMENT = "affectflow"
 MARKER = "mlflow.json"
@@ -154,8 +154,8 @@ def _log_batch(client: Any, run_id: str, *, params: dict[str, str] | None = None
         client.log_batch(run_id, metrics=m[i:i + 1000])
 
 
-def _metrics_of(folder: Path) -> list:
-    """Per-epoch history and final metrics of a run folder as MLflow metrics."""
+def _metrics_of(run: Any) -> list:
+    """Per-epoch history and final metrics of a run (:class:`affectflow.runs.Run`) as MLflow metrics."""
     import math
 
     import pandas as pd
@@ -163,7 +163,7 @@ def _metrics_of(folder: Path) -> list:
 
     now = int(time.time() * 1000)
     out = []
-    for f in sorted((folder / "history").glob("seed-*.csv")) if (folder / "history").is_dir() else []:
+    for f in run.history_files():
         seed = f.stem.split("-", 1)[1]
         h = pd.read_csv(f)
         for _, row in h.iterrows():
@@ -171,7 +171,7 @@ def _metrics_of(folder: Path) -> list:
                 if col in h and math.isfinite(float(row[col])):
                     out.append(Metric(f"seed{seed}/{col}", float(row[col]), now, int(row["epoch"])))
     try:
-        m = json.loads((folder / METRICS_JSON).read_text())
+        m = run.metrics()
     except (OSError, ValueError):
         m = {}
     for part, targets in (m.get("best") or {}).items():
@@ -185,12 +185,11 @@ def _metrics_of(folder: Path) -> list:
     return out
 
 
-def _artifacts(client: Any, run_id: str, folder: Path) -> None:
-    for name in (RESULTS_MD, CONFIG_YAML, METRICS_JSON, "report.json"):
-        if (folder / name).is_file():
-            client.log_artifact(run_id, str(folder / name))
-    if (folder / "plots").is_dir() and any((folder / "plots").iterdir()):
-        client.log_artifacts(run_id, str(folder / "plots"), artifact_path="plots")
+def _artifacts(client: Any, run_id: str, run: Any) -> None:
+    for f in run.report_files():
+        client.log_artifact(run_id, str(f))
+    if run.plots_dir.is_dir() and any(run.plots_dir.iterdir()):
+        client.log_artifacts(run_id, str(run.plots_dir), artifact_path="plots")
 
 
 def log_run(folder: str | os.PathLike, uri: str, *, parent: str | None = None, name: str | None = None,
@@ -215,8 +214,8 @@ def log_run(folder: str | os.PathLike, uri: str, *, parent: str | None = None, n
     r = client.create_run(_experiment(client, uri), run_name=name or folder.name, tags=tags)
     rid = r.info.run_id
     cfg = {k: v for k, v in run.config_dict.items() if k not in ("tracking",)}
-    _log_batch(client, rid, params=flatten(cfg), metrics=_metrics_of(folder) + list(extra_metrics or []))
-    _artifacts(client, rid, folder)
+    _log_batch(client, rid, params=flatten(cfg), metrics=_metrics_of(run) + list(extra_metrics or []))
+    _artifacts(client, rid, run)
     client.set_terminated(rid, "FINISHED" if run.status == "finished" else "FAILED")
     _remember(folder, uri, rid)
     return rid
@@ -248,11 +247,12 @@ def finish_parent(run_id: str, folder: str | os.PathLike, uri: str, *, ok: bool 
     uri = normalise_uri(uri)
     client = _client(uri)
     folder = Path(folder)
-    for name in ("results.md", "recipe.md", "best.yaml"):
-        if (folder / name).is_file():
-            client.log_artifact(run_id, str(folder / name))
-    if (folder / "plots").is_dir() and any((folder / "plots").iterdir()):
-        client.log_artifacts(run_id, str(folder / "plots"), artifact_path="plots")
+    for f in (results_file(folder), folder / "recipe.md", folder / "best.yaml"):
+        if f.is_file():
+            client.log_artifact(run_id, str(f))
+    plots = plots_folder(folder)
+    if plots.is_dir() and any(plots.iterdir()):
+        client.log_artifacts(run_id, str(plots), artifact_path="plots")
     client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
 
 

@@ -38,6 +38,7 @@ from affectflow.errors import RunError
 from affectflow.fsutil import atomic_write, out_folder, write_json
 from affectflow.procedures.folds import cv_folds
 from affectflow.procedures.sweep import MAIN_METRICS, SweepSpec, load_cells, run_sweep
+from affectflow.layout import results_file
 from affectflow.runs import Run, new_run_dir
 from affectflow.tracking import finish_parent, log_run, safely, start_parent
 
@@ -119,14 +120,14 @@ def run_cv(
         fi["run"], fi["status"] = c.run_dir, c.status
     failed = [fi["fold"] for fi in info["folds"] if fi["status"] != "finished"]
     if failed:
-        info["status"] = f"folds {failed} failed; see {train_dir / 'results.md'}"
+        info["status"] = f"folds {failed} failed; see {results_file(train_dir)}"
         write_json(cv_dir / "cv.json", info)
         raise RunError(f"Cross-validation folds {failed} failed to train; their errors are in "
-                       f"{str(train_dir / 'results.md')!r}. Run the same command with --out {str(cv_dir)!r} to retry.")
+                       f"{str(results_file(train_dir))!r}. Run the same command with --out {str(cv_dir)!r} to retry.")
     info.update(summarise_cv(cv_dir, info, cfg))
     info["status"] = "finished"
     write_json(cv_dir / "cv.json", info)
-    atomic_write(cv_dir / "results.md", lambda p: p.write_text(cv_markdown(info) + "\n"))
+    atomic_write(results_file(cv_dir), lambda p: p.write_text(cv_markdown(info) + "\n"))
     if parent:
         safely(lambda: log_run(cv_dir / "average", uri, parent=parent, name="fold average"))
         safely(lambda: finish_parent(parent, cv_dir, uri))

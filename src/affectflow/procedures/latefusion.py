@@ -42,6 +42,7 @@ from affectflow.errors import ConfigError, CorpusError, RunError
 from affectflow.fsutil import atomic_write, check_names, write_json
 from affectflow.procedures.folds import subject_groups
 from affectflow.procedures.sweep import SweepSpec, load_cells, run_sweep
+from affectflow.layout import results_file
 from affectflow.runs import Run, write_run_info
 
 HELDOUT = "heldout"
@@ -99,7 +100,7 @@ def crossfit(run: str | Path, *, folds: int = 5, seed: int = 0, workers: int = 1
     _, cells = load_cells(sweep_dir)
     bad = [c.id for c in cells if c.status != "finished"]
     if bad:
-        raise RunError(f"Cross-fitting runs {bad} of {str(r.path)!r} failed; see {str(sweep_dir / 'results.md')!r} "
+        raise RunError(f"Cross-fitting runs {bad} of {str(r.path)!r} failed; see {str(results_file(sweep_dir))!r} "
                        "and run the same command again to retry them.")
     parts = [Run(c.run_dir).saved_predictions(HELDOUT) for c in cells]
     oof = Predictions.concat(parts)

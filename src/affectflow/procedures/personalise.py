@@ -58,11 +58,11 @@ from affectflow.procedures.finetune import (
     finetune_vectorised,
     supports_vectorised,
 )
-from affectflow.layout import is_run_folder
+from affectflow.layout import is_run_folder, prediction_folder
 from affectflow.runs import (
-    CHECKPOINTS_DIR,
     Predictor,
     Run,
+    checkpoints_folder,
     environment_info,
     load_checkpoint,
     new_subdir,
@@ -79,6 +79,9 @@ log = logging.getLogger("affectflow")
 IMPLEMENTATIONS = ("auto", "vectorised", "loop")
 COMBINES = ("select", "average")
 PERSONALISATION_KIND = "personalisation"
+#: The base model's predictions of a personalisation folder (``base_predictions/<partition>/``), next to the
+#: personalised ones (the run's ``predictions/<partition>/``).
+BASE_PREDICTIONS_DIR = "base_predictions"
 
 
 def _open_run_corpus(run: Run, corpus: str | Path | Corpus | None) -> Corpus:
@@ -296,7 +299,7 @@ def personalise(
         payload = dict(ckpt)
         for seed, r in ([(best_seed, res)] if combine == "select" else list(per_seed.items())):
             name = f"{subj}.pt" if combine == "select" else f"{subj}-seed{seed}.pt"
-            save_checkpoint(out / CHECKPOINTS_DIR / name, model=_with_state(model, r.state_dict),
+            save_checkpoint(checkpoints_folder(out) / name, model=_with_state(model, r.state_dict),
                             normalizer_state=ckpt["normalizer"], data_spec=ckpt["data"],
                             extra={"seed": seed, "subject": subj, "best_epoch": r.best_epoch,
                                    "devel_score": r.best_score, "base_run": str(run.path),
@@ -319,7 +322,7 @@ def personalise(
                                      {subj: [r.state_dict for r in group] for subj, group in members.items()})
         base_preds.meta, after.meta = {"kind": "base", "run": str(run.path)}, {
             "kind": "personalised", "run": str(run.path), "folder": str(out)}
-        base_preds.save(out / "base_predictions" / part)
+        base_preds.save(out / BASE_PREDICTIONS_DIR / part)
         Run.save_predictions(out, part, after)
         before_s, after_s = task.score(base_preds), task.score(after)
         per_subject = {}
@@ -434,7 +437,7 @@ class PersonalisedRun(Run):
     def subject_checkpoints(self) -> list[Path]:
         """The per-subject checkpoints (``checkpoints/<subject>.pt``, or ``<subject>-seed<s>.pt`` with
         ``combine="average"``), sorted."""
-        folder = self.path / CHECKPOINTS_DIR
+        folder = checkpoints_folder(self.path)
         return sorted(folder.glob("*.pt")) if folder.is_dir() else []
 
     def model_info(self) -> dict[str, Any]:
@@ -520,9 +523,10 @@ def _split(preds: Predictions) -> list[Predictions]:
 def personalised_predictions(folder: str | Path, partition: str = "test", *, base: bool = False) -> Predictions:
     """The personalised (or, with ``base=True``, the base model's) :class:`Predictions` of a partition."""
     folder = Path(folder)
-    sub = folder / ("base_predictions" if base else "predictions") / partition
+    sub = (folder / BASE_PREDICTIONS_DIR / partition) if base else prediction_folder(folder, partition)
     if not sub.is_dir():
-        have = sorted(p.name for p in (folder / "predictions").glob("*")) if (folder / "predictions").is_dir() else []
+        saved = prediction_folder(folder)
+        have = sorted(p.name for p in saved.glob("*")) if saved.is_dir() else []
         raise RunError(f"{str(folder)!r} has no personalised predictions of partition {partition!r}; it has {have}.")
     return Predictions.load(sub)
 

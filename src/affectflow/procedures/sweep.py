@@ -61,8 +61,8 @@ from affectflow.corpus.corpus import Corpus
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.fsutil import atomic_write, check_name, out_folder, write_json
 from affectflow.execution import execution_settings, get_executor
-from affectflow.layout import is_run_folder
-from affectflow.runs import METRICS_JSON, RUN_JSON, Run, new_run_dir
+from affectflow.layout import is_run_folder, read_run_record, results_file, run_finished
+from affectflow.runs import Run, new_run_dir
 from affectflow.tracking import finish_parent, log_run, safely, start_parent
 
 # main metric per task for the table (first one present in a target's metrics)
@@ -202,8 +202,9 @@ def run_cell(job: dict[str, Any]) -> dict[str, Any]:
         cfg = config_from_dict(job["config"]).validate()
         run_dir = Path(job["run_dir"])
         if is_run_folder(run_dir):
-            status = Run(run_dir).status
-            if status == "finished" and (run_dir / METRICS_JSON).is_file():
+            run = Run(run_dir)
+            status = run.status
+            if status == "finished" and run.metrics_path.is_file():
                 return {"status": "finished", "run_dir": str(run_dir), "error": None}
             if status != "running":
                 run_dir = resume_training(run_dir, progress=False)
@@ -218,13 +219,7 @@ def run_cell(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_finished(run_dir: str | None) -> bool:
-    if not run_dir:
-        return False
-    f = Path(run_dir) / RUN_JSON
-    try:
-        return json.loads(f.read_text()).get("status") == "finished" and (Path(run_dir) / METRICS_JSON).is_file()
-    except (OSError, ValueError):
-        return False
+    return run_finished(run_dir)
 
 
 def _save(sweep_dir: Path, spec: SweepSpec, cells: list[Cell], fingerprint: str) -> None:
@@ -353,11 +348,7 @@ def _discard_half_run(sweep_dir: Path, cell: Cell) -> None:
     runs = sweep_dir / "runs"
     if not p.exists() or p.is_symlink() or p.parent.resolve() != runs.resolve() or not is_inside(runs, p):
         return
-    info_file = p / RUN_JSON
-    try:
-        info = json.loads(info_file.read_text()) if info_file.is_file() else {"status": "interrupted"}
-    except (OSError, ValueError):
-        info = {"status": "interrupted"}
+    info = read_run_record(p) or {"status": "interrupted"}
     status = run_status(info)
     if status == "running":
         raise RunError(f"Cell {cell.id} of sweep {str(sweep_dir)!r} is being trained right now by process "
@@ -387,8 +378,9 @@ def results_frame(sweep_dir: str | Path) -> pd.DataFrame:
         row.update({k: _fmt(v) for k, v in c.params.items()})
         row["seeds"] = len(c.config["training"]["seeds"])
         row["run"] = c.run_dir
-        if c.status == "finished" and c.run_dir and (Path(c.run_dir) / METRICS_JSON).is_file():
-            m = Run(c.run_dir).metrics()
+        run = Run(c.run_dir) if c.status == "finished" and c.run_dir and is_run_folder(c.run_dir) else None
+        if run is not None and run.metrics_path.is_file():
+            m = run.metrics()
             task = m.get("task", "continuous")
             d = c.config["data"]
             for part in [d["devel_partition"], *d["test_partitions"]]:
@@ -412,7 +404,7 @@ def write_results(sweep_dir: str | Path) -> tuple[str, pd.DataFrame]:
     df = results_frame(sweep_dir)
     md = results_markdown(df)
     atomic_write(sweep_dir / "results.csv", lambda p: df.to_csv(p, index=False, float_format="%.6g"))
-    atomic_write(sweep_dir / "results.md", lambda p: p.write_text(md + "\n"))
+    atomic_write(results_file(sweep_dir), lambda p: p.write_text(md + "\n"))
     return md, df
 
 

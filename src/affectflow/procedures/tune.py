@@ -64,7 +64,7 @@ from affectflow.config import (
 from affectflow.fsutil import atomic_write, check_name, make_dirs, out_folder, write_json
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.execution import execution_settings, get_executor
-from affectflow.layout import is_run_folder
+from affectflow.layout import is_run_folder, plots_folder, results_file
 from affectflow.runs import Run
 
 SPACE_KEYS = {"name", "base", "config", "space", "sampler", "pruning"}
@@ -504,9 +504,9 @@ def write_results(tune_dir: str | Path) -> tuple[str, pd.DataFrame]:
             f"# best trial {best.number} of {tune_dir.name}: devel {best.value:.4f}; train with "
             f"`affectflow train -c best.yaml`\n" + yaml.safe_dump(cfg, sort_keys=False)))
         lines += ["", f"Best: trial {best.number}, value {best.value:.4f}, run {run}; config: best.yaml"]
-        _plots(study, tune_dir / "plots")
+        _plots(study, plots_folder(tune_dir))
     md = "\n".join(lines)
-    atomic_write(tune_dir / "results.md", lambda p: p.write_text(md + "\n"))
+    atomic_write(results_file(tune_dir), lambda p: p.write_text(md + "\n"))
     return md, df
 
 

@@ -57,7 +57,7 @@ from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.errors import ConfigError, RunError
 from affectflow.fsutil import out_folder
 from affectflow.layout import is_run_folder
-from affectflow.runs import CHECKPOINTS_DIR, Predictor, Run, environment_info, new_run_dir, run_kind, write_run_info
+from affectflow.runs import Predictor, Run, checkpoints_folder, environment_info, new_run_dir, run_kind, write_run_info
 
 YARDSTICK_KIND = "yardstick"
 #: Ridge strengths α tried (strongest first, so ties go to the stronger regularisation).
@@ -303,14 +303,14 @@ def run_yardstick(cfg, *, context: int = DEFAULT_CONTEXT, alphas: Sequence[float
     best = {p: score(pr) for p, pr in preds.items()}
     for p, pr in preds.items():
         Run.save_predictions(out_dir, p, pr)
-    (out_dir / CHECKPOINTS_DIR).mkdir(exist_ok=True)
+    checkpoints_folder(out_dir).mkdir(exist_ok=True)
     payload = {"format": "affectflow-linear", "context": int(context), "task": d.task, "features": list(d.features),
                "targets": list(d.targets), "target_specs": [{"name": s.name, "kind": s.kind, "classes": s.classes}
                                                             for s in model.specs],
                "label_set": d.label_set, "label_rate_hz": model.label_rate_hz, "model": model.state_dict(), "normalizer": normalizer.state_dict()}
-    tmp = out_dir / CHECKPOINTS_DIR / f".{CHECKPOINT}.tmp"
+    tmp = checkpoints_folder(out_dir) / f".{CHECKPOINT}.tmp"
     torch.save(payload, tmp)
-    tmp.replace(out_dir / CHECKPOINTS_DIR / CHECKPOINT)
+    tmp.replace(checkpoints_folder(out_dir) / CHECKPOINT)
     cfg_dict = cfg.to_dict()
     cfg_dict["model"] = {"type": YARDSTICK_KIND, "context": int(context)}
     cfg_dict["output"]["name"] = out_dir.name
@@ -358,7 +358,7 @@ def load_yardstick(path: str | Path) -> tuple[LinearModel, Normalizer, dict[str,
     """The model, normaliser and checkpoint of a yardstick folder (loaded with ``weights_only=True``)."""
     from affectflow.tasks import specs_from_state
 
-    p = Path(path) / CHECKPOINTS_DIR / CHECKPOINT
+    p = checkpoints_folder(path) / CHECKPOINT
     try:
         ck = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is a damaged folder for the user

@@ -34,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from affectflow.errors import ConfigError
+from affectflow.layout import plots_folder
 
 FIGURE_KEYS = {"id", "title", "paper", "ours", "kind", "source", "table", "options"}
 FIGURE_KINDS: dict[str, Callable[..., tuple[Callable[[Path], Any], Any]]] = {}
@@ -149,7 +150,7 @@ def build_figures(recipe: Any, results: dict[str, Any], tables: list[dict[str, A
                 entry["note"] = "step skipped"
             else:
                 draw, data = FIGURE_KINDS[spec["kind"]](spec, src, by_id)
-                path = draw(Path(folder) / "plots" / f"{spec['id']}.png")
+                path = draw(plots_folder(folder) / f"{spec['id']}.png")
                 entry.update(file=str(Path(path).relative_to(folder)), data=data)
         except ImportError as e:  # matplotlib missing: the figure is reported, not drawn
             entry["note"] = f"not drawn: {e}"

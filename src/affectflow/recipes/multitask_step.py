@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from affectflow.errors import ConfigError
+from affectflow.runs import Run
 from affectflow.recipes.steps import StepKind, runs_arg, register_step, run_devel_score, select_runs
 
 
@@ -34,7 +34,7 @@ def multitask_config(members: list[str], shared: int, overrides: list[str] | Non
     """The ``sent_multitask`` config joining the runs ``members`` (main first; see the module docstring)."""
     from affectflow.config import merge_config, parse_override
 
-    cfgs = [yaml.safe_load((Path(m) / "config.yaml").read_text()) for m in members]
+    cfgs = [Run(m).config_dict for m in members]
     main = json.loads(json.dumps(cfgs[0]))
     feats: list[str] = []
     pca: dict[str, Any] = {}

@@ -16,19 +16,18 @@ row's ``sources``, so a test can check it against ``affectflow evaluate`` on tha
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from affectflow.recipes.tables import fmt_cell, table_layout, run_metrics, step_runs, yardstick_run
+from affectflow.recipes.tables import fmt_cell, run_config, run_metrics, step_runs, table_layout, yardstick_run
+from affectflow.runs import Run
 
 STRUCTURE_NAMES = {"parallel": "1 (parallel)", "pairwise": "2 (pairwise)", "hierarchical": "3 (hierarchical)"}
 
 
 def _cfg(run: str) -> dict[str, Any]:
-    return yaml.safe_load((Path(run) / "config.yaml").read_text())
+    return run_config(run)
 
 
 def _score(run: str, part: str, target: str, metric: str) -> float:
@@ -118,12 +117,11 @@ def _pct(s: dict[str, Any] | None) -> str:
 
 def _dims(run: str) -> str:
     """Model input widths per set (``raw→k`` for sets with PCA), from the run's checkpoint data spec."""
-    import torch
-
-    ck = sorted((Path(run) / "checkpoints").glob("seed-*.pt"))
-    if not ck:
+    r = Run(run)
+    seeds = r.finished_seeds()
+    if not seeds:
         return ""
-    data = torch.load(ck[0], map_location="cpu", weights_only=True)["data"]
+    data = r.checkpoint(min(seeds, key=str))["data"]  # the first checkpoint file by name, as before
     raw, model = data["input_dims"], data.get("model_input_dims") or data["input_dims"]
     return " + ".join(f"{raw[n]}→{model[n]}" if model[n] != raw[n] else str(raw[n]) for n in data["features"])
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from affectflow.config import config_from_dict, default_config_dict, merge_config, parse_override, preset_dict
 from affectflow.errors import AffectflowError, ConfigError, RunError
+from affectflow.runs import Run
 
 
 @dataclass
@@ -134,14 +135,12 @@ def check_builds(settings: dict[str, Any], corpus: Any, what: str, cells: list[d
 
 def run_devel_score(run_dir: str | Path) -> float:
     """Selection score on devel of a trained run, fused run or personalisation folder (higher is better)."""
-    import yaml
-
-    p = Path(run_dir)
-    m = json.loads((p / "metrics.json").read_text())
+    run = Run(run_dir)
+    m = run.metrics()
     sel = m.get("selection")
     if sel and sel.get("best_seed") is not None:
         return float(sel["per_seed"][str(sel["best_seed"])])
-    devel = yaml.safe_load((p / "config.yaml").read_text())["data"]["devel_partition"]
+    devel = run.config_dict["data"]["devel_partition"]
     vals = [v.get("ccc", np.nan) for v in m["best"].get(devel, {}).values()]
     return float(np.nanmean(vals)) if vals and np.isfinite(vals).any() else float("nan")
 

@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import yaml
 
 from affectflow.corpus.corpus import atomic_write, write_json
+from affectflow.errors import AffectflowError
+from affectflow.layout import is_run_folder
 from affectflow.recipes.refs import substitute_refs
+from affectflow.runs import Run
 
 TABLE_LAYOUTS: dict[str, Callable[..., dict[str, Any]]] = {}
 
@@ -50,11 +52,17 @@ def table_layout(name: str):
 
 
 def run_metrics(run: str) -> dict[str, Any]:
-    return json.loads((Path(run) / "metrics.json").read_text())
+    """The ``metrics.json`` of a run folder of any kind (:meth:`affectflow.runs.Run.metrics`)."""
+    return Run(run).metrics()
+
+
+def run_config(run: str) -> dict[str, Any]:
+    """The resolved config (``config.yaml``) of a run folder of any kind (:attr:`affectflow.runs.Run.config_dict`)."""
+    return Run(run).config_dict
 
 
 def _parts(run: str) -> tuple[str, str]:
-    d = yaml.safe_load((Path(run) / "config.yaml").read_text())["data"]
+    d = run_config(run)["data"]
     return d["devel_partition"], d["test_partitions"][0]
 
 
@@ -69,8 +77,8 @@ def target_metric(run: str, target: str) -> str:
     classification targets macro F1 (segment task, MuSe-Sent) or weighted F1 (clip task, MER 2023)."""
     try:
         best = run_metrics(run).get("best", {})
-        task = yaml.safe_load((Path(run) / "config.yaml").read_text())["data"].get("task", "continuous")
-    except (OSError, KeyError, TypeError, ValueError):
+        task = run_config(run)["data"].get("task", "continuous")
+    except (OSError, KeyError, TypeError, ValueError, AffectflowError):
         return "ccc"
     keys = next((set(m[target]) for m in best.values() if isinstance(m, dict) and isinstance(m.get(target), dict)),
                 set())
@@ -99,7 +107,7 @@ def run_targets(runs: list[dict[str, Any]]) -> list[str]:
     for r in runs:
         ts = r.get("params", {}).get("data.targets")
         if ts is None:
-            ts = yaml.safe_load((Path(r["run"]) / "config.yaml").read_text())["data"]["targets"]
+            ts = run_config(r["run"])["data"]["targets"]
         for t in ts:
             if t not in out:
                 out.append(t)
@@ -109,7 +117,7 @@ def run_targets(runs: list[dict[str, Any]]) -> list[str]:
 def _target_of(r: dict[str, Any]) -> list[str]:
     ts = r.get("params", {}).get("data.targets")
     if ts is None:
-        ts = yaml.safe_load((Path(r["run"]) / "config.yaml").read_text())["data"]["targets"]
+        ts = run_config(r["run"])["data"]["targets"]
     return list(ts)
 
 
@@ -126,12 +134,12 @@ def yardstick_run(run: str) -> str:
     from affectflow.config import config_from_dict, default_config_dict, merge_config
     from affectflow.procedures.yardstick import run_yardstick
 
-    cfg_d = yaml.safe_load((Path(run) / "config.yaml").read_text())
+    cfg_d = run_config(run)
     data = cfg_d["data"]
     key = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
     root = YARDSTICK_DIR[-1] if YARDSTICK_DIR else Path(run).parent / "yardsticks"
     dest = root / f"yardstick-{key}"
-    if not (dest / "metrics.json").is_file():
+    if not (is_run_folder(dest) and Run(dest).metrics_path.is_file()):
         if dest.exists():
             import shutil
 
@@ -175,7 +183,7 @@ def _yardstick_row(runs_by_target: dict[str, str | None], columns: list[tuple[st
         sources.append({"column": col, "run": folder, "partition": part, "target": target, "metric": "ccc",
                         "value": v, "yardstick": True, "yardstick_of": run})
         cells.append(fmt_cell(v))
-    feats = sorted({"+".join(yaml.safe_load((Path(r) / "config.yaml").read_text())["data"]["features"])
+    feats = sorted({"+".join(run_config(r)["data"]["features"])
                     for r in runs_by_target.values() if r})
     if feats:
         label += f" on {' / '.join(feats)}"
@@ -311,7 +319,7 @@ def _ceiling(run: str) -> dict[str, float] | None:
     c = (m.get("ceiling") or {}).get(test)
     if c:
         return c
-    base = json.loads((Path(run) / "run.json").read_text()).get("base_run")
+    base = Run(run).record.get("base_run")
     return _ceiling(base) if base else None
 
 
