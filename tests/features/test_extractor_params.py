@@ -1,6 +1,6 @@
-"""Extractors as keyword-only dataclasses: parameters, defaults and params() are declared once, and the stored
-parameters and config hashes are those of the earlier hand-written constructors, so features extracted before the
-change are reused, not extracted again."""
+"""Extractors as keyword-only dataclasses (every built-in one): parameters, defaults and params() are declared once,
+and the stored parameters and config hashes are those of the earlier hand-written constructors, so features
+extracted before the change are reused, not extracted again."""
 
 import dataclasses
 
@@ -33,14 +33,26 @@ BEFORE = {
     "egemaps_lld": [({}, "9ba72f3488613ad2"), ({"voiced_only": False}, "957d42b1257c95de")],
     "ssl": [({"model_dir": "/m"}, "bbfa5c05b2d579b0"), ({"model_dir": "/m", "layers": [1, 2]}, "7107257ff70bfd30")],
     "vad": [({}, "972e9839a18ded26"), ({"threshold": 0.6}, "3552a35b6c6a2990")],
+    # converted later (hashes recorded with their hand-written constructors on main 1404853)
+    "logmel": [({}, "9aac88cd982c3551"), ({"n_mels": 32}, "f532530d59a2dcce"),
+               ({"rate_hz": 25.0, "n_mels": 40, "n_fft": 1024, "fmax": 8000.0}, "26fa214151f365b5")],
+    "logmel_patches": [({}, "8ed2712e14bdf979"), ({"n_frames": 48}, "c85498b82d215548"),
+                       ({"rate_hz": 5, "n_frames": 32, "frame_hop": 0.02, "win_dur": 0.05}, "0adf43b0c3adabb1")],
+    "crop_pixels": [({}, "c95c41c75adf53f9"), ({"grid": 4}, "b5d32acf77b71879"),
+                    ({"rate_hz": 10.0, "grid": 4}, "37251ccdcfa90775")],
+    "face_crops": [({}, "29d7c59e81a83b3a"), ({"size": 32}, "73dbd3950dbacd57"),
+                   ({"rate_hz": 30, "size": 112}, "c97195bbcc7d808c")],
 }
 
-#: Extractors still written with a hand-made constructor (their hashes must not move either).
-HAND_WRITTEN = {
-    "logmel": [({}, "9aac88cd982c3551"), ({"n_mels": 32}, "f532530d59a2dcce")],
-    "logmel_patches": [({}, "8ed2712e14bdf979"), ({"n_frames": 48}, "c85498b82d215548")],
-    "crop_pixels": [({}, "c95c41c75adf53f9"), ({"grid": 4}, "b5d32acf77b71879")],
-    "face_crops": [({}, "29d7c59e81a83b3a"), ({"size": 32}, "73dbd3950dbacd57")],
+#: params() of the defaults as the hand-written constructors gave them (the same values; logmel_patches now lists
+#: its own two parameters after logmel's, a dataclass subclass's order: the hash sorts the keys, so it is unmoved).
+HAND_WRITTEN_DEFAULTS = {
+    "logmel": {"rate_hz": 2.0, "n_mels": 64, "win_dur": 0.025, "n_fft": None, "fmin": 125.0, "fmax": 7500.0,
+               "sample_rate": 16000, "log_offset": 0.01},
+    "logmel_patches": {"rate_hz": 2.0, "n_frames": 96, "frame_hop": 0.01, "n_mels": 64, "win_dur": 0.025,
+                       "n_fft": None, "fmin": 125.0, "fmax": 7500.0, "sample_rate": 16000, "log_offset": 0.01},
+    "crop_pixels": {"rate_hz": None, "grid": 8},
+    "face_crops": {"rate_hz": None, "size": 48},
 }
 
 
@@ -58,10 +70,15 @@ def test_dataclass_extractors_keep_their_params_and_hashes(name):
         cls(2.0)  # keyword-only
 
 
-@pytest.mark.parametrize("name", sorted(HAND_WRITTEN))
-def test_other_extractors_keep_their_hashes(name):
-    for kwargs, old_hash in HAND_WRITTEN[name]:
-        assert EXTRACTORS.build(name, kwargs).config_hash() == old_hash
+def test_every_builtin_extractor_is_a_keyword_only_dataclass():
+    builtin = [n for n in EXTRACTORS.names() if EXTRACTORS.get(n).__module__.startswith("affectflow.")]
+    assert sorted(builtin) == sorted(BEFORE)  # a new extractor: add its hashes above
+    assert all(dataclasses.is_dataclass(EXTRACTORS.get(n)) for n in builtin)
+
+
+@pytest.mark.parametrize("name", sorted(HAND_WRITTEN_DEFAULTS))
+def test_converted_extractors_keep_their_params(name):
+    assert EXTRACTORS.build(name, {}).params() == HAND_WRITTEN_DEFAULTS[name]
 
 
 def test_dataclass_extractors_still_validate():
@@ -77,6 +94,16 @@ def test_dataclass_extractors_still_validate():
         EXTRACTORS.build("fer", {"crop_margin": 2.0})
     with pytest.raises(ConfigError, match="unknown|Unknown|not a parameter|valid"):
         EXTRACTORS.build("hrv", {"rate": 2.0})
+    with pytest.raises(ConfigError, match=r"need 0 <= fmin < min\(fmax, sample_rate/2\); got fmin=9000"):
+        EXTRACTORS.build("logmel", {"fmin": 9000.0})
+    with pytest.raises(ConfigError, match=r"`n_fft` \(256\) is shorter than the window \(800 samples\)"):
+        EXTRACTORS.build("logmel_patches", {"win_dur": 0.05, "n_fft": 256})
+    with pytest.raises(ConfigError, match="`n_frames` must be an integer in 1..1024"):
+        EXTRACTORS.build("logmel_patches", {"n_frames": 0})
+    with pytest.raises(ConfigError, match="crop_pixels: grid must be an integer in 1..32"):
+        EXTRACTORS.build("crop_pixels", {"grid": 33})
+    with pytest.raises(ConfigError, match="face_crops: rate_hz must be a positive number or null"):
+        EXTRACTORS.build("face_crops", {"rate_hz": -1})
 
 
 def test_features_extracted_with_the_earlier_constructors_are_reused(corpus):  # noqa: F811 - fixture

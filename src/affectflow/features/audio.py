@@ -603,6 +603,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class LogMel(_AudioExtractor):
     """Log-mel spectrum per frame, VGGish style, hop = 1/``rate_hz``.
 
@@ -636,39 +637,29 @@ class LogMel(_AudioExtractor):
 
     name = "logmel"
 
-    def __init__(
-        self,
-        *,
-        rate_hz: float = 2.0,
-        n_mels: int = 64,
-        win_dur: float = 0.025,
-        n_fft: int | None = None,
-        fmin: float = 125.0,
-        fmax: float = 7500.0,
-        sample_rate: int = 16000,
-        log_offset: float = 0.01,
-    ):
-        self.rate_hz = rate_hz
-        self.n_mels = n_mels
-        self.win_dur = win_dur
-        self.n_fft = n_fft
-        self.fmin = fmin
-        self.fmax = fmax
-        self.sample_rate = sample_rate
-        self.log_offset = log_offset
+    rate_hz: float = 2.0
+    n_mels: int = 64
+    win_dur: float = 0.025
+    n_fft: int | None = None
+    fmin: float = 125.0
+    fmax: float = 7500.0
+    sample_rate: int = 16000
+    log_offset: float = 0.01
+
+    def __post_init__(self) -> None:
         self._check_rate()
         for key in ("n_mels", "win_dur", "sample_rate", "log_offset"):
             self._positive(key)
         self._positive("n_fft", allow_none=True)
-        if not 0 <= fmin < min(fmax, sample_rate / 2):
+        if not 0 <= self.fmin < min(self.fmax, self.sample_rate / 2):
             raise ConfigError(
-                f"Extractor 'logmel': need 0 <= fmin < min(fmax, sample_rate/2); got fmin={fmin}, "
-                f"fmax={fmax}, sample_rate={sample_rate}."
+                f"Extractor 'logmel': need 0 <= fmin < min(fmax, sample_rate/2); got fmin={self.fmin}, "
+                f"fmax={self.fmax}, sample_rate={self.sample_rate}."
             )
-        win_n = int(round(win_dur * sample_rate))
-        if n_fft is not None and n_fft < win_n:
+        win_n = int(round(self.win_dur * self.sample_rate))
+        if self.n_fft is not None and self.n_fft < win_n:
             raise ConfigError(
-                f"Extractor 'logmel': `n_fft` ({n_fft}) is shorter than the window ({win_n} samples)."
+                f"Extractor 'logmel': `n_fft` ({self.n_fft}) is shorter than the window ({win_n} samples)."
             )
 
     def columns(self) -> list[str]:
@@ -696,6 +687,7 @@ class LogMel(_AudioExtractor):
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class LogMelPatches(LogMel):
     """A log-mel patch per output frame: the raw input of an audio backbone (VGGish takes 96 x 64 patches).
 
@@ -718,16 +710,15 @@ class LogMelPatches(LogMel):
 
     name = "logmel_patches"
 
-    def __init__(self, *, rate_hz: float = 2.0, n_frames: int = 96, frame_hop: float = 0.01, n_mels: int = 64,
-                 win_dur: float = 0.025, n_fft: int | None = None, fmin: float = 125.0, fmax: float = 7500.0,
-                 sample_rate: int = 16000, log_offset: float = 0.01):
-        super().__init__(rate_hz=rate_hz, n_mels=n_mels, win_dur=win_dur, n_fft=n_fft, fmin=fmin, fmax=fmax,
-                         sample_rate=sample_rate, log_offset=log_offset)
-        self.n_frames = n_frames
-        self.frame_hop = frame_hop
+    n_frames: int = 96
+    frame_hop: float = 0.01
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self._positive("frame_hop")
-        if isinstance(n_frames, bool) or not isinstance(n_frames, int) or not 1 <= n_frames <= 1024:
-            raise ConfigError(f"Extractor 'logmel_patches': `n_frames` must be an integer in 1..1024, got {n_frames!r}.")
+        n = self.n_frames
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1024:
+            raise ConfigError(f"Extractor 'logmel_patches': `n_frames` must be an integer in 1..1024, got {n!r}.")
 
     def columns(self) -> list[str]:
         return [f"m{j:03d}_{b:02d}" for j in range(int(self.n_frames)) for b in range(int(self.n_mels))]

@@ -37,8 +37,7 @@ class Extractor(ABC):
     their configuration as keyword-only constructor arguments stored unchanged on ``self``, and implement
     :meth:`columns` and :meth:`extract`. Preferably a subclass is a keyword-only dataclass
     (``@dataclass(kw_only=True, eq=False)``, checks in ``__post_init__``): its fields are then its parameters,
-    defaults and :meth:`params` at once (the audio extractors but logmel and logmel_patches, and the physio, text
-    and face extractors are).
+    defaults and :meth:`params` at once (every built-in extractor is).
     """
 
     name: ClassVar[str]

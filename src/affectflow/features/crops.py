@@ -16,6 +16,7 @@ the video at ``i / fps``, which is the Aff-Wild2 label grid.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -40,7 +41,13 @@ def thumbnail(rgb: np.ndarray, grid: int) -> np.ndarray:
     return out.ravel()
 
 
+def _check_rate(name: str, rate_hz: float | None) -> None:
+    if rate_hz is not None and not (isinstance(rate_hz, (int, float)) and rate_hz > 0):
+        raise ConfigError(f"{name}: rate_hz must be a positive number or null, got {rate_hz!r}.")
+
+
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class CropPixels(Extractor):
     """Grayscale thumbnail + colour means of each frame (see the module docstring).
 
@@ -56,13 +63,14 @@ class CropPixels(Extractor):
     modality: ClassVar[str] = "video"
     inputs: ClassVar[tuple[str, ...]] = ("video",)
 
-    def __init__(self, *, rate_hz: float | None = None, grid: int = 8) -> None:
-        if rate_hz is not None and not (isinstance(rate_hz, (int, float)) and rate_hz > 0):
-            raise ConfigError(f"crop_pixels: rate_hz must be a positive number or null, got {rate_hz!r}.")
-        if isinstance(grid, bool) or not isinstance(grid, int) or not 1 <= grid <= 32:
-            raise ConfigError(f"crop_pixels: grid must be an integer in 1..32, got {grid!r}.")
-        self.rate_hz = rate_hz
-        self.grid = grid
+    rate_hz: float | None = None
+    grid: int = 8
+
+    def __post_init__(self) -> None:
+        _check_rate("crop_pixels", self.rate_hz)
+        g = self.grid
+        if isinstance(g, bool) or not isinstance(g, int) or not 1 <= g <= 32:
+            raise ConfigError(f"crop_pixels: grid must be an integer in 1..32, got {g!r}.")
 
     def columns(self) -> list[str]:
         """``px00_00 .. px{g-1}_{g-1}``, ``mean_r, mean_g, mean_b``."""
@@ -89,6 +97,7 @@ class CropPixels(Extractor):
 
 
 @EXTRACTORS.register
+@dataclass(kw_only=True, eq=False)
 class FaceCrops(Extractor):
     """The face crop itself, resized to ``size x size`` RGB: the raw input of an image backbone.
 
@@ -113,13 +122,14 @@ class FaceCrops(Extractor):
     #: How the aligned cache stores this set (see :mod:`affectflow.data.store`).
     storage: ClassVar[str] = "uint8"
 
-    def __init__(self, *, rate_hz: float | None = None, size: int = 48) -> None:
-        if rate_hz is not None and not (isinstance(rate_hz, (int, float)) and rate_hz > 0):
-            raise ConfigError(f"face_crops: rate_hz must be a positive number or null, got {rate_hz!r}.")
-        if isinstance(size, bool) or not isinstance(size, int) or not 4 <= size <= 256:
-            raise ConfigError(f"face_crops: size must be an integer in 4..256, got {size!r}.")
-        self.rate_hz = rate_hz
-        self.size = size
+    rate_hz: float | None = None
+    size: int = 48
+
+    def __post_init__(self) -> None:
+        _check_rate("face_crops", self.rate_hz)
+        s = self.size
+        if isinstance(s, bool) or not isinstance(s, int) or not 4 <= s <= 256:
+            raise ConfigError(f"face_crops: size must be an integer in 4..256, got {s!r}.")
 
     def columns(self) -> list[str]:
         """``c{channel}_{row}_{col}``, channel-first (C, H, W) order."""
