@@ -12,8 +12,8 @@ import pytest
 
 from affectflow.cli.main import main
 from affectflow.config import load_config
-from affectflow.procedures.fuse import fuse_runs
-from affectflow.procedures.yardstick import run_yardstick
+from affectflow.procedures.fuse import FusedRun
+from affectflow.procedures.yardstick import YardstickRun
 from affectflow.runs import Run
 
 
@@ -22,7 +22,9 @@ def yardstick(tiny_corpus, tmp_path_factory):
     runs = tmp_path_factory.mktemp("info_runs")
     cfg = load_config(None, [f"data.corpus={tiny_corpus.path}", f"output.runs_dir={runs}",
                              "data.features=[acoustic,visual,physio]"])
-    return run_yardstick(cfg, out=runs / "ys")[0]
+    run = YardstickRun.fit(cfg, out=runs / "ys")  # the contract's fit (= run_yardstick)
+    assert type(run) is YardstickRun and run.path == runs / "ys"
+    return run.path
 
 
 def test_a_trained_run_describes_itself_from_what_it_stores(tiny_run, capsys):
@@ -83,9 +85,10 @@ def test_yardstick_and_fused_runs_describe_their_model_and_sources(tiny_run, tin
     assert info["seeds"] is None and info["selected_seed"] is None
     assert info["scores"] == Run(yardstick).metrics()["best"]
 
-    fused = fuse_runs([tiny_run, yardstick], out=tmp_path / "fused")
+    run = FusedRun.fit([tiny_run, yardstick], out=tmp_path / "fused")  # the contract's fit (= fuse_runs)
+    fused = run.path
     doc = json.loads((fused / "fusion.json").read_text())
-    info = Run(fused).info()
+    info = run.info()
     assert info["kind"] == "fusion" and info["model"]["parameters"] is None
     assert info["model"]["method"] == "weighted" and info["model"]["weights"] == doc["weights"]
     assert info["scores"] == doc["scores"]["fused"] and info["targets"] == ["arousal", "valence"]

@@ -158,9 +158,9 @@ def test_a_personalisation_folder_is_a_run_that_predicts_and_evaluates(pers_corp
     from affectflow.runs import Run
 
     subjects = sorted(set(pers_corpus.recordings.query("partition == 'test'")["subject"]))[:2]
-    out = personalise(pers_run, seeds=1, epochs=2, implementation="loop", subjects=subjects)
-    run = Run(out)
-    assert isinstance(run, PersonalisedRun)
+    run = PersonalisedRun.fit(pers_run, seeds=1, epochs=2, implementation="loop", subjects=subjects)
+    out = run.path  # the contract's fit is personalise()
+    assert type(Run(out)) is PersonalisedRun
     saved = personalised_predictions(out, "test")
     again = run.predict(ids=saved.recordings, device="cpu")
     for a, b in zip(again.values, saved.values):

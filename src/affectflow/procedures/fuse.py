@@ -317,6 +317,12 @@ class FusedRun(Run):
 
     kind = FUSION_KIND
 
+    @classmethod
+    def fit(cls, runs: Sequence[str | Path], **options: Any) -> "FusedRun":
+        """Fuse ``runs`` (:func:`fuse_runs`, with its ``options``) and return the fused run. Fitting writes the
+        folder (the members' saved predictions are all it needs), so for this kind ``fit`` is fit and save."""
+        return cls(fuse_runs(runs, **options))
+
     def fusion_doc(self) -> dict[str, Any]:
         """``fusion.json``, after checking that the member runs still exist."""
         f = self.path / "fusion.json"

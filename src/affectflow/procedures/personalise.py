@@ -434,6 +434,12 @@ class PersonalisedRun(Run):
 
     kind = PERSONALISATION_KIND
 
+    @classmethod
+    def fit(cls, run: str | Path, **options: Any) -> "PersonalisedRun":
+        """Personalise the trained ``run`` (:func:`personalise`, with its ``options``) and return the result; the
+        folder is written as the subjects finish, so for this kind ``fit`` is fit and save."""
+        return cls(personalise(run, **options))
+
     def subject_checkpoints(self) -> list[Path]:
         """The per-subject checkpoints (``checkpoints/<subject>.pt``, or ``<subject>-seed<s>.pt`` with
         ``combine="average"``), sorted."""

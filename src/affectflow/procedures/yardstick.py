@@ -399,6 +399,12 @@ class YardstickRun(Run):
 
     kind = YARDSTICK_KIND
 
+    @classmethod
+    def fit(cls, cfg: Any, **options: Any) -> "YardstickRun":
+        """Fit the yardstick of the config ``cfg`` on its corpus (:func:`run_yardstick`, with its ``options``) and
+        return it; fitting writes the folder, so for this kind ``fit`` is fit and save."""
+        return cls(run_yardstick(cfg, **options)[0])
+
     def model_info(self) -> dict[str, Any]:
         """``type: yardstick``, ``parameters`` (the entries of every target's ``W`` and ``b``), the past
         ``context`` (steps) and per target the chosen ``strength`` (``alpha`` or ``C``)."""
