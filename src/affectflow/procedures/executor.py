@@ -1,18 +1,10 @@
-"""Deprecated path of :mod:`affectflow.execution.executor` (the executor backends are generic execution machinery,
-not a procedure, and moved to the bottom layer). Kept for one release: import from :mod:`affectflow.execution`."""
+"""Deprecated path of :mod:`affectflow.execution` (the executor backends are generic execution machinery, not a
+procedure, and moved to the bottom layer). Kept for one release: import from :mod:`affectflow.execution`."""
 
 import warnings
 
-from affectflow.execution.executor import (  # noqa: F401 - re-exported
-    EXECUTORS,
-    OPTION_KEYS,
-    Executor,
-    LocalProcessExecutor,
-    SerialExecutor,
-    execution_settings,
-    get_executor,
-    register_executor,
-)
+from affectflow.execution import *  # noqa: F401,F403 - re-exported (its __all__)
+from affectflow.execution import __all__  # noqa: F401
 
 warnings.warn("affectflow.procedures.executor is deprecated; import from affectflow.execution", DeprecationWarning,
               stacklevel=2)
