@@ -22,6 +22,8 @@ Reads ``src/affectflow`` with :mod:`ast` (nothing is imported) and prints
 
   ``--verbose`` shows, for each plain one, the heavy packages (torch included) that moving it to the top would add
   to the importing module;
+- **function-level imports of other packages**, counted (not enforced) as heavy-optional, torch, or light (the
+  standard library and :data:`CORE_LIGHT`: these belong at the top unless a ``# lazy:`` comment says why not);
 - **private imports**: ``from affectflow.x import _name`` in another module (a ``_name`` is its module's own
   business; share it under a public name instead).
 
@@ -327,14 +329,16 @@ def lazy_reasons(tree: ast.AST, lines: list[str]) -> dict[int, str]:
     return out
 
 
-def parse(root: Path) -> tuple[set[str], list[Import], dict[str, set[str]]]:
-    """Modules, the imports between affectflow modules, and each module's module-level third-party packages (top-level
-    names, standard library left out)."""
+def parse(root: Path) -> tuple[set[str], list[Import], dict[str, set[str]], list[Import]]:
+    """Modules, the imports between affectflow modules, each module's module-level third-party packages (top-level
+    names, standard library left out), and the function-level imports of other packages (``imported`` is the
+    top-level name; standard library included)."""
     files = sorted(root.rglob("*.py"))
     modules = {module_name(root, f) for f in files}
     stdlib = set(sys.stdlib_module_names)
     edges: list[Import] = []
     third: dict[str, set[str]] = {}
+    outside: list[Import] = []
     for f in files:
         mod = module_name(root, f)
         text = f.read_text(encoding="utf-8")
@@ -369,29 +373,33 @@ def parse(root: Path) -> tuple[set[str], list[Import], dict[str, set[str]]]:
                     base = resolve(mod, is_pkg, child)
                     targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in child.names]
                 seen: set[str] = set()
+                stmt = child if isinstance(child, ast.stmt) else None
                 for t in targets:
                     if not t.startswith("affectflow"):
                         head = t.split(".")[0]
                         if t and not in_func and not in_type_checking and head not in stdlib:
                             third[mod].add(head)
+                        if t and in_func and not in_type_checking and stmt is not None and head not in seen:
+                            seen.add(head)
+                            outside.append(Import(mod, head, True, child.lineno, ".".join(scope),
+                                                  reasons.get(id(stmt), "")))
                         continue
                     while t not in modules and "." in t:
                         t = t.rsplit(".", 1)[0]
                     if t in modules and t != mod and not in_type_checking and t not in seen:
                         seen.add(t)
-                        stmt = child if isinstance(child, ast.stmt) else None
                         reason = reasons.get(id(stmt), "") if stmt is not None and in_func else ""
                         edges.append(Import(mod, t, in_func, child.lineno, ".".join(scope) if in_func else "",
                                             reason))
                 visit(child, sub, func, tc)
 
         visit(tree, [], False, False)
-    return modules, edges, third
+    return modules, edges, third, outside
 
 
 def collect(root: Path) -> tuple[set[str], list[tuple[str, str, bool, int]]]:
     """Modules and edges ``(importer, imported, function_level, line)`` between affectflow modules."""
-    modules, edges, _ = parse(root)
+    modules, edges, _, _ = parse(root)
     return modules, [(e.importer, e.imported, e.function_level, e.line) for e in edges]
 
 
@@ -523,8 +531,15 @@ def one_cycle(comp: list[str], adj: dict[str, set[str]]) -> list[str]:
 
 def report(root: Path) -> dict:
     """The numbers (and the lists behind them) of the import graph under ``root``."""
-    modules, edges, third = parse(root)
+    modules, edges, third, outside = parse(root)
     pulled = pulls(modules, edges, third)
+    stdlib = set(sys.stdlib_module_names)
+    outside_classes: dict[str, list[str]] = {"heavy-optional": [], "torch": [], "light, justified": [], "light": []}
+    for e in outside:
+        kind = ("heavy-optional" if e.imported not in stdlib | CORE_LIGHT | CORE_HEAVY else
+                "torch" if e.imported in CORE_HEAVY else "light, justified" if e.reason else "light")
+        outside_classes[kind].append(f"{e.importer}:{e.function} -> {e.imported} (line {e.line})"
+                                     + (f": {e.reason}" if e.reason else ""))
     adj: dict[str, set[str]] = {}
     for e in edges:
         adj.setdefault(e.importer, set()).add(e.imported)
@@ -546,6 +561,7 @@ def report(root: Path) -> dict:
         "function_level": [f"{e.importer} -> {e.imported} (line {e.line})" for e in func],
         "function_level_classes": classes,
         "plain_keys": sorted({e.key for e in func if classify(e, pulled)[0] == "plain"}),
+        "outside_function_level": outside_classes,
         "private": private_imports(root),
     }
 
@@ -570,6 +586,10 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k} {len(v)}" for k, v in cls.items())
           + f"; plain keys: {len(r['plain_keys'])}, "
           f"{len(set(r['plain_keys']) & PENDING_UPPER)} of them pending)")
+    out = r["outside_function_level"]
+    print("function-level imports of other packages (not enforced): "
+          + ", ".join(f"{k} {len(v)}" for k, v in out.items()) + " (light: standard library, "
+          + ", ".join(sorted(CORE_LIGHT)) + ")")
     print(f"private-name imports across modules: {len(r['private'])}")
     for u in r["private"]:
         print("  private: " + u)
@@ -579,6 +599,9 @@ def main(argv: list[str] | None = None) -> int:
         for kind, items in cls.items():
             for u in items:
                 print(f"  fn {kind}: {u}")
+        for kind, items in out.items():
+            for u in items:
+                print(f"  other {kind}: {u}")
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from affectflow.fsutil import atomic_write, make_dirs
@@ -94,8 +95,6 @@ def plot_subject_gains(per_target: dict[str, list[tuple[str, float, float]]], pa
     ``after − before``; each is drawn as an arrow from before to after (green: better, red: worse), with the number
     of subjects made worse in the panel title. Returns ``path`` (PNG, written atomically).
     """
-    import numpy as np
-
     plt = _pyplot()
     path = Path(path)
     make_dirs(path.parent)
@@ -129,8 +128,6 @@ def plot_bar_panels(panels: list[dict], path: str | Path, *, title: str = "", yl
     "references": {name: [value per group]}}``: a bar per series in each group (NaN: no bar) and, for each
     reference (e.g. the linear yardstick), a dashed black mark over each group. Returns ``path`` (PNG).
     """
-    import numpy as np
-
     plt = _pyplot()
     path = Path(path)
     make_dirs(path.parent)

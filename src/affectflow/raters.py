@@ -48,10 +48,14 @@ statistic implemented here is a simpler, documented rule, not a reproduction of 
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from affectflow.corpus.staging import check_new_folder, staged_folder
 from affectflow.errors import AffectflowWarning, ConfigError, ImportFormatError
@@ -101,8 +105,6 @@ def _others_mean(Y: np.ndarray, r: int) -> np.ndarray:
 
 class _quiet:
     def __enter__(self):
-        import warnings
-
         self._w = warnings.catch_warnings()
         self._w.__enter__()
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -292,9 +294,6 @@ def fuse_rater_files(
     dict
         The content of ``fusion.json``.
     """
-    import pandas as pd
-    from pathlib import Path
-
     src = Path(source)
     if not src.is_dir():
         raise ImportFormatError(f"Rater folder {str(src)!r} does not exist (expected <Id>.csv files of raters).")
@@ -388,8 +387,6 @@ def fuse_rater_files(
                 "claim more. Ask for fewer classes or give thresholds."
             )
         if empty:
-            import warnings
-
             warnings.warn(f"Classes {empty} of {n_classes} have no segment with these thresholds "
                           f"({np.round(th, 6).tolist()}); segments per class: {counts}.", AffectflowWarning,
                           stacklevel=2)
@@ -404,7 +401,6 @@ def fuse_rater_files(
                 ids, stats = segs[rid]
                 pd.DataFrame({"segment_id": ids, "class_id": segment_classes(stats, th, n_classes)}).to_csv(
                     tmp / "classes" / f"{rid}.csv", index=False)
-        import json
 
         (tmp / "fusion.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -8,6 +8,7 @@ in a config fails before any data is read.
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any, Callable, Generic, TypeVar
 
 from affectflow.errors import ConfigError
@@ -68,8 +69,6 @@ def check_ranges(params: dict[str, Any], rules: list[tuple[str, Callable[[Any], 
     ConfigError
         Every value out of range, with its key path, the value found and what was expected.
     """
-    import re
-
     bad: list[str] = []
 
     def visit(obj: Any, path: str) -> None:

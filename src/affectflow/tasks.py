@@ -30,6 +30,7 @@ combined with learnt uncertainty weights (``training.multitask``).
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any
 
@@ -461,8 +462,6 @@ class ReadoutTask(ReadoutScoring, Task):
         return self._readouts[key][2]
 
     def train_dataset(self, store, normalizer, window):
-        import copy
-
         ds = copy.copy(self.readout(store, normalizer))
         ds.items = [it for it in ds.items if np.isfinite(it[3]).any()]
         return ds

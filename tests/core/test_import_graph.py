@@ -98,7 +98,8 @@ def test_function_level_imports_are_classified(tmp_path):
         "    from affectflow import plots\n"
         "    e = 1\n"
         "    from affectflow import metrics\n")
-    (pkg / "metrics.py").write_text("def d():\n    from affectflow.io import via\n    from affectflow.io import face\n")
+    (pkg / "metrics.py").write_text("def d():\n    from affectflow.io import via\n    from affectflow.io import face\n"
+                                    "    import json\n    import torch  # lazy: keeps torch out\n")
     r = _graph().report(pkg)
     cls = r["function_level_classes"]
     assert cls["heavy-optional"] == ["affectflow.metrics:d -> affectflow.io.via (line 2): pulls mediapipe",
@@ -112,5 +113,8 @@ def test_function_level_imports_are_classified(tmp_path):
                             "affectflow.config:c -> affectflow.plots (line 10)",
                             "affectflow.config:c -> affectflow.models (line 10): moving it up pulls torch",
                             "affectflow.config:e -> affectflow.metrics (line 16)"]
+    assert r["outside_function_level"] == {"heavy-optional": ["affectflow.plots:plot -> matplotlib (line 2)"],
+                                           "torch": ["affectflow.metrics:d -> torch (line 5): keeps torch out"],
+                                           "light, justified": [], "light": ["affectflow.metrics:d -> json (line 4)"]}
     assert r["plain_keys"] == ["affectflow.config:C.a -> affectflow.io.face", "affectflow.config:c -> affectflow.models",
                                "affectflow.config:c -> affectflow.plots", "affectflow.config:e -> affectflow.metrics"]

@@ -43,12 +43,15 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from affectflow.corpus.packed import PACKED_META, PackedFeatures, PackedWriter, is_packed
 from affectflow.errors import AffectflowWarning, CorpusError
@@ -498,8 +501,6 @@ class Corpus:
         values = v64.astype(np.float32)
         over = int((np.isfinite(v64) & ~np.isfinite(values)).sum())
         if over:
-            import warnings
-
             values[np.isfinite(v64) & ~np.isfinite(values)] = np.nan
             warnings.warn(f"Feature set {name!r}, recording {rid!r}: {over} value(s) beyond the float32 range are "
                           "stored as missing (NaN).", AffectflowWarning, stacklevel=3)
@@ -541,9 +542,6 @@ class Corpus:
         Each block has a ``time`` column and exactly the declared columns; times increase strictly across blocks.
         Written to a temporary file and renamed into place (nothing is left on error).
         """
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         info = self.feature_set(name)
         if self.packed_features(name) is not None:  # a packed set: one rewrite with the concatenated blocks
             frame = pd.concat(list(blocks), ignore_index=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from affectflow.corpus.corpus import TIME, Corpus
 from affectflow.data.align import align_many, align_to_grid, grid_step, regular_grid
@@ -300,8 +301,6 @@ class SequenceStore:
         whole grid's step and the set's frame period (so every value equals the one-pass alignment) and written as
         uint8 into the memory-mapped cache file; at most one block plus the frames near a stretch's edge are in
         memory, never the recording."""
-        import pyarrow.parquet as pq
-
         info = self.infos[name]
         try:
             pf = pq.ParquetFile(src)

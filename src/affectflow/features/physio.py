@@ -166,7 +166,7 @@ def heart_rate_at(peaks: np.ndarray, sampling_rate: float, positions: np.ndarray
 
 
 def _sg_coeffs(window: int, polyorder: int, pos: int | None = None) -> np.ndarray:
-    from scipy.signal import savgol_coeffs
+    from scipy.signal import savgol_coeffs  # lazy: scipy.signal takes ~1.8 s to import
 
     return savgol_coeffs(window, polyorder, pos=pos, use="dot")
 

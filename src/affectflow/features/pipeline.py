@@ -56,9 +56,11 @@ Report
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import multiprocessing
 import os
+import sys
 import time
 import traceback
 from collections import deque
@@ -66,11 +68,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo
 from affectflow.corpus.media import media_recordings
@@ -120,8 +124,6 @@ def load_builtin_extractors() -> dict[str, str]:
 
 def default_config_path() -> Path:
     """The packaged default extraction configuration (``configs/extract_default.yaml``)."""
-    from importlib import resources
-
     return Path(str(resources.files("affectflow.configs").joinpath("extract_default.yaml")))
 
 
@@ -134,8 +136,6 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike) -> dict[str, Any]
         Unreadable file, or not a mapping of feature-set names to parameter mappings.
     """
     if isinstance(config, (str, os.PathLike)):
-        import yaml
-
         p = Path(config)
         if not p.is_file():
             raise ConfigError(f"Extraction config {str(p)!r} does not exist.")
@@ -194,8 +194,6 @@ def build_extractors(
     dict
         Feature-set name → extractor, in config order.
     """
-    import inspect
-
     cfg = load_config(config)
     if registry is None:
         registry = EXTRACTORS
@@ -681,8 +679,6 @@ def _init_worker(extractors: dict[str, Extractor], threads: int) -> None:
     _WORKER_EXTRACTORS.update(extractors)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
-    import sys
-
     if "torch" in sys.modules:  # already imported by the parent (fork): limit its intra-op threads
         try:
             sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

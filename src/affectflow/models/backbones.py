@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -191,7 +192,6 @@ class HFBackbone(nn.Module):
             self.model = AutoModel.from_pretrained(str(weights), local_files_only=True)
         else:
             self.model = AutoModel.from_config(config)
-        import inspect
 
         params = inspect.signature(self.model.forward).parameters
         self.input_key = "input_values" if "input_values" in params and "pixel_values" not in params else "pixel_values"

@@ -41,15 +41,20 @@ step), not bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import math
+import time
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
+from tqdm.auto import tqdm
 
 from affectflow.data.batches import prepare_batches
 from affectflow.data.dataset import batch_to, collate
@@ -269,8 +274,6 @@ class _SeedRng:
         set_rng_state(state, torch.Generator())
 
     def use(self):
-        import contextlib
-
         @contextlib.contextmanager
         def swap():
             keep = rng_state(torch.Generator())
@@ -306,10 +309,6 @@ def fit_seeds_stacked(
     stack. Needs the plain procedure: no ``training.schedule``, a ``ccc``/``mse`` loss on the model's outputs, and
     models without a :func:`stack_blocker`.
     """
-    import math
-    import time
-
-    import numpy as np
     from torch.utils.data import DataLoader, RandomSampler
 
     resume_states, on_epoch_end = resume_states or {}, on_epoch_end or {}
@@ -351,7 +350,6 @@ def fit_seeds_stacked(
     log = logging.getLogger("affectflow.training.trainer")
     live = [seed for seed in seeds if s[seed]["epoch"] <= cfg.epochs]
     total = sum(cfg.epochs - s[seed]["epoch"] + 1 for seed in live)
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=f"seeds {seeds} stacked", unit="epoch", disable=not progress, leave=False)
     while live:
