@@ -32,6 +32,7 @@ This module imports nothing from affectflow except :mod:`affectflow.errors`, so 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -261,6 +262,49 @@ def out_folder(out: str | os.PathLike, *, what: str = "output folder", resume_ma
     if create:
         p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def resumable_folder(folder: str | os.PathLike, *, marker: str, fingerprint: str, what: str,
+                     differs: str) -> tuple[Path, dict[str, Any] | None]:
+    """Open the folder of a resumable procedure (a sweep, a search): new, or holding the same procedure.
+
+    Parameters
+    ----------
+    folder:
+        The requested folder (resolved).
+    marker:
+        The procedure's JSON file in it (e.g. ``"sweep.json"``); it stores the procedure's ``"fingerprint"``.
+    fingerprint:
+        The fingerprint of the procedure to run (see :func:`json_fingerprint`).
+    what:
+        What the folder is, e.g. ``"sweep folder"`` (for the messages).
+    differs:
+        The end of the message when the folder holds another procedure (after ``"<What> '<folder>' "``).
+
+    Returns
+    -------
+    tuple
+        The resolved folder (made, see :func:`out_folder`) and the marker's contents (``None`` for a new folder).
+
+    Raises
+    ------
+    RunError
+        The folder holds another procedure (another fingerprint), or :func:`out_folder` refuses it.
+    """
+    p = Path(folder).resolve()
+    doc = None
+    if (p / marker).is_file():
+        doc = json.loads((p / marker).read_text())
+        if doc.get("fingerprint") != fingerprint:
+            raise RunError(f"{what[:1].upper()}{what[1:]} {str(p)!r} {differs}")
+    out_folder(p, what=what, resume_marker=marker)
+    return p, doc
+
+
+def json_fingerprint(obj: Any) -> str:
+    """16 hex digits of the SHA-256 of ``obj`` as sorted-key JSON (values JSON cannot hold as ``str``): equal for
+    equal contents, whatever the key order."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def json_default(o: Any) -> Any:

@@ -83,3 +83,24 @@ def test_installed_file_finds_a_packaged_file_and_names_what_is_missing():
                               error=lambda m: ModuleNotFoundError(m, name="affectflow"))
     folder = str(Path(affectflow.__file__).parent)
     assert str(e.value) == f"{str(Path(folder, 'data', 'nope.bin'))!r} not in {folder}" and e.value.name == "affectflow"
+
+
+def test_resumable_folder_resumes_the_same_procedure_and_refuses_another(tmp_path):
+    from affectflow.errors import RunError
+
+    fp = fsutil.json_fingerprint({"b": 1, "a": [1, 2]})
+    assert fp == fsutil.json_fingerprint({"a": [1, 2], "b": 1}) and len(fp) == 16
+    assert fp != fsutil.json_fingerprint({"a": [2, 1], "b": 1})
+    folder, doc = fsutil.resumable_folder(tmp_path / "s", marker="s.json", fingerprint=fp, what="sweep folder",
+                                          differs="holds another.")
+    assert folder.is_dir() and doc is None
+    fsutil.write_json(folder / "s.json", {"fingerprint": fp, "cells": [1]})
+    assert fsutil.resumable_folder(folder, marker="s.json", fingerprint=fp, what="sweep folder",
+                                   differs="-")[1] == {"fingerprint": fp, "cells": [1]}
+    with pytest.raises(RunError, match=r"^Sweep folder '.*/s' holds another\.$"):
+        fsutil.resumable_folder(folder, marker="s.json", fingerprint="0" * 16, what="sweep folder",
+                                differs="holds another.")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("")
+    with pytest.raises(RunError, match="not empty and holds no s.json"):
+        fsutil.resumable_folder(tmp_path / "full", marker="s.json", fingerprint=fp, what="sweep folder", differs="-")

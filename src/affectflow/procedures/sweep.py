@@ -36,7 +36,6 @@ registered backend; the base config's ``execution:`` section or ``--backend/--ad
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
 import time
@@ -59,7 +58,7 @@ from affectflow.config import (
 )
 from affectflow.corpus.corpus import Corpus
 from affectflow.errors import AffectflowError, ConfigError, RunError
-from affectflow.fsutil import atomic_write, check_name, out_folder, write_json
+from affectflow.fsutil import atomic_write, check_name, json_fingerprint, resumable_folder, write_json
 from affectflow.execution import execution_settings, get_executor
 from affectflow.layout import is_run_folder, read_run_record, results_file, run_finished
 from affectflow.runs import Run, new_run_dir
@@ -184,8 +183,7 @@ def _fingerprint(cells: list[Cell]) -> str:
     def ident(cfg: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in cfg.items() if k not in NOT_IDENTITY}
 
-    text = json.dumps([[c.id, c.params, ident(c.config)] for c in cells], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return json_fingerprint([[c.id, c.params, ident(c.config)] for c in cells])
 
 
 def run_cell(job: dict[str, Any]) -> dict[str, Any]:
@@ -279,17 +277,14 @@ def run_sweep(
     cells = build_cells(spec)
     _check_corpora(cells)
     fp = _fingerprint(cells)
-    sweep_dir = Path(out) if out is not None else Path(spec.base["output"]["runs_dir"]) / f"sweep-{spec.name}"
-    sweep_dir = sweep_dir.resolve()
-    if (sweep_dir / "sweep.json").is_file():
-        doc, old = load_cells(sweep_dir)
-        if doc.get("fingerprint") != fp:
-            raise RunError(
-                f"Sweep folder {str(sweep_dir)!r} holds a different sweep (its grid or config differ from "
-                f"{spec.source or spec.name!r}); give a new folder with --out to run this one."
-            )
-        cells = old
-    out_folder(sweep_dir, what="sweep folder", resume_marker="sweep.json")
+    sweep_dir, doc = resumable_folder(
+        Path(out) if out is not None else Path(spec.base["output"]["runs_dir"]) / f"sweep-{spec.name}",
+        marker="sweep.json", fingerprint=fp, what="sweep folder",
+        differs=f"holds a different sweep (its grid or config differ from {spec.source or spec.name!r}); give a new "
+        "folder with --out to run this one.",
+    )
+    if doc is not None:
+        cells = [Cell(**c) for c in doc["cells"]]
     for c in cells:  # a run that finished after the sweep process died counts as finished
         if c.status != "finished" and _run_finished(c.run_dir):
             c.status, c.error = "finished", None

@@ -42,7 +42,6 @@ Outputs (tune folder, default ``<output.runs_dir>/tune-<name>``)
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -61,7 +60,7 @@ from affectflow.config import (
     parse_override,
     read_yaml,
 )
-from affectflow.fsutil import atomic_write, check_name, make_dirs, out_folder, write_json
+from affectflow.fsutil import atomic_write, check_name, json_fingerprint, make_dirs, resumable_folder, write_json
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.execution import execution_settings, get_executor
 from affectflow.layout import is_run_folder, plots_folder, results_file
@@ -265,9 +264,7 @@ def trial_config(spec: TuneSpec, values: dict[str, Any]) -> dict[str, Any]:
 
 def _fingerprint(spec: TuneSpec) -> str:
     base = {k: v for k, v in spec.base.items() if k not in NOT_IDENTITY}
-    text = json.dumps([base, [p.__dict__ for p in spec.params], spec.startup_trials, spec.pruning], sort_keys=True,
-                      default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return json_fingerprint([base, [p.__dict__ for p in spec.params], spec.startup_trials, spec.pruning])
 
 
 def storage_url(tune_dir: Path) -> str:
@@ -395,14 +392,12 @@ def run_tune(
     backend, workers, threads, options = execution_settings(spec.base.get("execution"), backend=backend,
                                                             workers=workers, threads=threads, address=address)
     fp = _fingerprint(spec)
-    tune_dir = Path(out) if out is not None else Path(spec.base["output"]["runs_dir"]) / f"tune-{spec.name}"
-    tune_dir = tune_dir.resolve()
-    if (tune_dir / "tune.json").is_file():
-        old = json.loads((tune_dir / "tune.json").read_text())
-        if old.get("fingerprint") != fp:
-            raise RunError(f"Tune folder {str(tune_dir)!r} holds another search (its space or base config differ "
-                           f"from {spec.source or spec.name!r}); give a new folder with --out.")
-    out_folder(tune_dir, what="tune folder", resume_marker="tune.json")
+    tune_dir, _ = resumable_folder(
+        Path(out) if out is not None else Path(spec.base["output"]["runs_dir"]) / f"tune-{spec.name}",
+        marker="tune.json", fingerprint=fp, what="tune folder",
+        differs=f"holds another search (its space or base config differ from {spec.source or spec.name!r}); give a "
+        "new folder with --out.",
+    )
     url = storage or storage_url(tune_dir)
     spec_d = {"name": spec.name, "base": spec.base, "params": [p.__dict__ for p in spec.params],
               "startup_trials": spec.startup_trials, "pruning": spec.pruning, "source": spec.source}
