@@ -235,13 +235,7 @@ def import_affwild2(
         if not d.is_dir():
             report.warnings.append(f"{d} does not exist: no {part} recordings")
             continue
-        for f in sorted(d.iterdir()):
-            if f.name.startswith("."):
-                continue
-            if f.suffix != ".txt" or not f.is_file():
-                report.warnings.append(f"{f}: ignored (not a <name>.txt annotation file)")
-                report.counts["files ignored"] += 1
-                continue
+        for f in report.files(sorted(d.iterdir()), ".txt", expected="a <name>.txt annotation file"):
             n = f.stem
             if n in part_of:
                 report.errors.append(f"{n!r} is annotated in two sets: {ann_file[n]} and {f}")

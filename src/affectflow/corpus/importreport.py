@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable, Iterator
 
 from affectflow.errors import ImportFormatError
 
@@ -44,6 +45,19 @@ class ChallengeImportReport:
         return {"source": self.source, "layout": self.layout, "recordings": dict(self.recordings),
                 "counts": dict(self.counts), "warnings": list(self.warnings), "errors": list(self.errors)}
 
+    def files(self, entries: Iterable[Path], suffix: str, *, expected: str) -> Iterator[Path]:
+        """The files among ``entries`` (a folder's entries, in order) whose name ends in ``suffix``; hidden entries
+        (``.name``) are passed over, any other entry is warned about (``"<entry>: ignored (not <expected>)"``) and
+        counted under ``"files ignored"``."""
+        for f in entries:
+            if f.name.startswith("."):
+                continue
+            if f.suffix != suffix or not f.is_file():
+                self.warnings.append(f"{f}: ignored (not {expected})")
+                self.counts["files ignored"] += 1
+                continue
+            yield f
+
     def raise_if_errors(self, what: str) -> None:
         """Raise :class:`ImportFormatError` listing every error (first 25 in the message) if there are any."""
         if not self.errors:
@@ -60,8 +74,13 @@ class ChallengeImportReport:
         lines = [f"Imported {sum(self.recordings.values())} recordings ({parts}) from {self.source} ({self.layout})"]
         for k, v in sorted(self.counts.items()):
             lines.append(f"  {k}: {v}")
-        for w in self.warnings[:20]:
-            lines.append(f"  warning: {w}")
-        if len(self.warnings) > 20:
-            lines.append(f"  ... and {len(self.warnings) - 20} more warnings (see reports/import.json)")
-        return "\n".join(lines)
+        return "\n".join(lines + warning_lines(self.warnings))
+
+
+def warning_lines(warnings: list[str], limit: int = 20) -> list[str]:
+    """The summary lines of an import's ``warnings``: the first ``limit``, then how many more there are (all of them
+    are in ``reports/import.json``)."""
+    lines = [f"  warning: {w}" for w in warnings[:limit]]
+    if len(warnings) > limit:
+        lines.append(f"  ... and {len(warnings) - limit} more warnings (see reports/import.json)")
+    return lines

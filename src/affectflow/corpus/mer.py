@@ -238,13 +238,8 @@ def import_mer(
     shapes: dict[str, tuple[int, int]] = {}  # set -> (ndim, C)
     for fs in features:
         arrays[fs] = {}
-        for f in progress_bar(sorted((froot / fs).iterdir()), desc=f"reading {fs}", unit="files", disable=not progress):
-            if f.name.startswith("."):
-                continue
-            if f.suffix != ".npy" or not f.is_file():
-                report.warnings.append(f"{f}: ignored (not <name>.npy)")
-                report.counts["files ignored"] += 1
-                continue
+        files = progress_bar(sorted((froot / fs).iterdir()), desc=f"reading {fs}", unit="files", disable=not progress)
+        for f in report.files(files, ".npy", expected="<name>.npy"):
             if f.stem not in known:
                 report.warnings.append(f"{f}: ignored (clip {f.stem!r} is in no label file)")
                 report.counts["feature files of unlisted clips (ignored)"] += 1

@@ -40,7 +40,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,7 @@ from affectflow.corpus.corpus import (
     LabelSetInfo,
     describe_column_difference,
 )
+from affectflow.corpus.importreport import warning_lines
 from affectflow.errors import CorpusError, ImportFormatError
 from affectflow.fsutil import SAFE_NAME as _SAFE_ID, staged_folder
 from affectflow.progress import progress_bar
@@ -101,11 +102,7 @@ class ImportReport:
             lines.append(f"  label grid: {self.grid['label_rate_hz']:g} Hz (from the {self.grid['from']})")
         if self.missing_files:
             lines.append(f"  missing files: {len(self.missing_files)} (e.g. {', '.join(self.missing_files[:3])})")
-        for w in self.warnings[:20]:
-            lines.append(f"  warning: {w}")
-        if len(self.warnings) > 20:
-            lines.append(f"  ... and {len(self.warnings) - 20} more warnings (see reports/import.json)")
-        return "\n".join(lines)
+        return "\n".join(lines + warning_lines(self.warnings))
 
 
 def subject_of(rid: str) -> str:
@@ -124,6 +121,20 @@ def _read_csv(path: Path, report: ImportReport) -> pd.DataFrame | None:
         report.errors.append(f"{path}: has no rows")
         return None
     return df
+
+
+def _read_csvs(folder: Path, ids: list[str], report: ImportReport, *, desc: str,
+               progress: bool) -> Iterator[tuple[str, Path, pd.DataFrame]]:
+    """``(id, file, frame)`` of each ``<folder>/<id>.csv`` that exists and reads as a non-empty CSV; a missing file
+    goes to ``report.missing_files``, an unreadable one to ``report.errors``."""
+    for rid in progress_bar(ids, desc=desc, disable=not progress):
+        f = folder / f"{rid}.csv"
+        if not f.is_file():
+            report.missing_files.append(str(f))
+            continue
+        df = _read_csv(f, report)
+        if df is not None:
+            yield rid, f, df
 
 
 def _clean_times(df: pd.DataFrame, path: Path, report: ImportReport, stats: dict) -> pd.DataFrame | None:
@@ -284,14 +295,7 @@ def import_muse(
     kinds: dict[str, set[str]] = defaultdict(set)  # dim -> {"segment", "continuous"}
     for dim in labels:
         stats = {"files": 0, "rows": 0, "nan": 0, "duplicates": 0, "non_finite": 0}
-        for rid in progress_bar(ids, desc=f"labels {dim}", disable=not progress):
-            f = label_root / dim / f"{rid}.csv"
-            if not f.is_file():
-                report.missing_files.append(str(f))
-                continue
-            df = _read_csv(f, report)
-            if df is None:
-                continue
+        for rid, f, df in _read_csvs(label_root / dim, ids, report, desc=f"labels {dim}", progress=progress):
             stats["files"] += 1
             if "timestamp" not in df.columns and {"segment_id", "class_id"} <= set(df.columns):
                 kinds[dim].add("segment")
@@ -336,14 +340,7 @@ def import_muse(
     for fs in features:
         stats = {"files": 0, "dim": 0, "frames": 0, "nan_rows": 0, "duplicates": 0, "non_finite": 0,
                  "label_steps_unmatched": 0, "frames_unmatched": 0, "steps": []}
-        for rid in progress_bar(ids, desc=f"features {fs}", disable=not progress):
-            f = feat_root / fs / f"{rid}.csv"
-            if not f.is_file():
-                report.missing_files.append(str(f))
-                continue
-            df = _read_csv(f, report)
-            if df is None:
-                continue
+        for rid, f, df in _read_csvs(feat_root / fs, ids, report, desc=f"features {fs}", progress=progress):
             df = _clean_times(df, f, report, stats)
             if df is None:
                 continue
