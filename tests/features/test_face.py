@@ -42,6 +42,7 @@ from affectflow.features.face import (  # noqa: E402
     head_pose_from_matrix,
 )
 from affectflow.io.video import iter_frames, video_info  # noqa: E402
+from affectflow.io.video import write_video as encode_video  # noqa: E402
 
 W, H, FPS, N_FRAMES = 384, 320, 25, 100
 PLAN = ["face", "face", "blank", "noise", "dark", "dark", "mirror", "rotate", "rotate"]
@@ -125,6 +126,16 @@ def face_mask(times: np.ndarray) -> np.ndarray:
 def test_video_info(video):
     info = video_info(video)
     assert (info.fps, info.n_frames, info.duration, info.size, info.codec) == (25.0, 100, 4.0, (W, H), "h264")
+
+
+def test_write_video_round_trip_trims_odd_sizes(tmp_path):
+    grey = [np.full((33, 46, 3), 40 * i, np.uint8) for i in range(5)]
+    assert encode_video(tmp_path / "v.mp4", iter(grey), 10, crf=0) == 5
+    info = video_info(tmp_path / "v.mp4")
+    assert (info.fps, info.n_frames, info.size, info.codec) == (10.0, 5, (46, 32), "h264")
+    frames = list(iter_frames(tmp_path / "v.mp4", None))
+    assert [f.time for f in frames] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    assert [int(np.median(f.image)) for f in frames] == pytest.approx([0, 40, 80, 120, 160], abs=2)
 
 
 def test_iter_frames_nearest_frame(video):

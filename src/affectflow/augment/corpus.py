@@ -37,7 +37,7 @@ from affectflow.corpus.corpus import Corpus, check_name, staged_folder
 from affectflow.corpus.media import probe_duration, read_media_table, resolve_media_path, write_media_table
 from affectflow.errors import ConfigError, CorpusError
 from affectflow.io.audio import read_audio
-from affectflow.io.video import IMAGE_EXTS
+from affectflow.io.video import IMAGE_EXTS, write_video
 
 SAMPLE_RATE = 16000
 AUG_COLUMN = "augmented_from"
@@ -80,26 +80,8 @@ def _augment_video_file(src: Path, dst: Path, params: dict[str, Any]) -> None:
     with av.open(str(src)) as inp:
         vs = inp.streams.video[0]
         rate = vs.average_rate or vs.guessed_rate or 25
-        out = av.open(str(dst), mode="w")
-        try:
-            stream = None
-            for i, frame in enumerate(inp.decode(vs)):
-                img = apply_uint8(frame.to_ndarray(format="rgb24"), params)
-                if stream is None:
-                    stream = out.add_stream("libx264", rate=rate)
-                    stream.height, stream.width = img.shape[0] - img.shape[0] % 2, img.shape[1] - img.shape[1] % 2
-                    stream.pix_fmt = "yuv420p"
-                    stream.options = {"crf": "18", "preset": "ultrafast", "threads": "1"}
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[: stream.height, : stream.width]),
-                                                format="rgb24")
-                vf.pts = i
-                for pkt in stream.encode(vf):
-                    out.mux(pkt)
-            if stream is not None:
-                for pkt in stream.encode():
-                    out.mux(pkt)
-        finally:
-            out.close()
+        write_video(dst, (apply_uint8(frame.to_ndarray(format="rgb24"), params) for frame in inp.decode(vs)), rate,
+                    crf=18)
 
 
 def _augment_image_folder(src: Path, dst: Path, params: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ Any failure to open or decode a file (missing, empty, corrupt, truncated, no vid
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -425,3 +425,48 @@ def iter_video_frames(
         n = int(round(duration * fps)) if duration and fps else None
         return iter_image_folder(path, rate_hz, fps=fps, n_frames=n)
     return iter_frames(path, rate_hz)
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], rate: Any, *, crf: int = 23) -> int:
+    """Encode ``frames`` as an H.264 video (``libx264``, ``yuv420p``, preset ``ultrafast``, one thread).
+
+    Parameters
+    ----------
+    path:
+        The video file to write (``.mp4``, ``.avi``, ...: the container follows the suffix).
+    frames:
+        ``uint8`` RGB images ``(height, width, 3)``, all of the first one's size; frame ``i`` gets timestamp
+        ``i / rate``. A frame of odd height or width loses its last row or column (yuv420p needs even sizes).
+    rate:
+        Frame rate (an ``int`` or a :class:`~fractions.Fraction`, as PyAV takes it).
+    crf:
+        Constant rate factor (0 lossless ... 51 worst; 23 is x264's default).
+
+    Returns
+    -------
+    int
+        The number of frames written (no stream is written for none).
+    """
+    import av
+
+    container = av.open(str(path), mode="w")
+    n = 0
+    try:
+        stream = None
+        for n, img in enumerate(frames, start=1):
+            if stream is None:
+                stream = container.add_stream("libx264", rate=rate)
+                stream.height, stream.width = img.shape[0] - img.shape[0] % 2, img.shape[1] - img.shape[1] % 2
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf), "preset": "ultrafast", "threads": "1"}
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[: stream.height, : stream.width]),
+                                               format="rgb24")
+            frame.pts = n - 1
+            for pkt in stream.encode(frame):
+                container.mux(pkt)
+        if stream is not None:
+            for pkt in stream.encode():
+                container.mux(pkt)
+    finally:
+        container.close()
+    return n

@@ -41,6 +41,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from affectflow.corpus.staging import staged_folder
 from affectflow.errors import ConfigError
+from affectflow.io.video import write_video
 from affectflow.progress import progress_bar
 from affectflow.synthetic.latent import simulate_latent_affect
 
@@ -105,25 +106,9 @@ def _stretches(rng: np.random.Generator, n: int, fraction: float, mean_len: int)
 
 
 def _write_video(path: Path, crops: list[list[np.ndarray]], fps: float) -> None:
-    import av
-
-    rate = Fraction(fps).limit_denominator(1001)
-    h = crops[0][0].shape[0]
-    w = h * len(crops[0])
-    container = av.open(str(path), mode="w")
-    try:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": "28", "preset": "ultrafast", "threads": "1"}
-        for i, parts in enumerate(crops):
-            frame = av.VideoFrame.from_ndarray(np.concatenate(parts, axis=1), format="rgb24")
-            frame.pts = i
-            for pkt in stream.encode(frame):
-                container.mux(pkt)
-        for pkt in stream.encode():
-            container.mux(pkt)
-    finally:
-        container.close()
+    """The face crops of each frame side by side, as an H.264 video at ``fps``."""
+    write_video(path, (np.concatenate(parts, axis=1) for parts in crops), Fraction(fps).limit_denominator(1001),
+                crf=28)
 
 
 def _write_labels(path: Path, valence: np.ndarray, arousal: np.ndarray) -> None:

@@ -77,6 +77,7 @@ from scipy.ndimage import gaussian_filter1d
 from affectflow.corpus.corpus import TIME, Corpus, LabelSetInfo
 from affectflow.corpus.media import write_media_table
 from affectflow.errors import ConfigError
+from affectflow.io.video import write_video
 from affectflow.synthetic.latent import simulate_latent_affect
 
 POSITIVE_SENTENCES = [
@@ -469,8 +470,6 @@ def _write_video(
     duration: float,
     absent: list[tuple[float, float]],
 ) -> None:
-    import av
-
     S, fps = int(cfg.video_size), int(cfg.video_fps)
     world_u8, (fr, fc), _ = _world(S)
     H, W = world_u8.shape[:2]
@@ -496,13 +495,7 @@ def _write_video(
     xs = np.linspace(-1.0, 1.0, S, dtype=np.float32)
     grid = np.arange(S, dtype=np.float64) - S / 2 + 0.5
 
-    container = av.open(str(path), mode="w")
-    try:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width = S
-        stream.height = S
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "23", "preset": "ultrafast", "threads": "1"}
+    def frames():
         for i in range(n):
             rows = np.clip(np.round(fr + dy[i] + grid / zoom[i]).astype(np.intp), 0, H - 1)
             cols = np.clip(np.round(fc + dx[i] + grid / zoom[i]).astype(np.intp), 0, W - 1)
@@ -510,14 +503,9 @@ def _write_video(
             r0, c0 = rows[0], cols[0]
             sub = world_u8[r0 : rows[-1] + 1, c0 : cols[-1] + 1]
             img = (sub[rows - r0][:, cols - c0].astype(np.uint16) * light[None, :, None]) >> 7
-            frame = av.VideoFrame.from_ndarray(np.minimum(img, 255).astype(np.uint8), format="rgb24")
-            frame.pts = i
-            for pkt in stream.encode(frame):
-                container.mux(pkt)
-        for pkt in stream.encode():
-            container.mux(pkt)
-    finally:
-        container.close()
+            yield np.minimum(img, 255).astype(np.uint8)
+
+    write_video(path, frames(), fps, crf=23)
 
 
 # ---------------------------------------------------------------------------------------------------- corpus
