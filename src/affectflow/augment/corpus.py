@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from affectflow.augment.audio import babble, mix_at_snr, noise_files
 from affectflow.corpus.corpus import Corpus, check_name, staged_folder
@@ -140,8 +141,6 @@ def augment_corpus(
     CorpusError
         No raw media, or no training recording with media.
     """
-    from tqdm.auto import tqdm
-
     # lazy: pulls torch, which audio-only augmentation does not need
     from affectflow.augment.image import check_transforms, draw_params
 

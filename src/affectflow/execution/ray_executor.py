@@ -113,7 +113,7 @@ class TaskResources:
 
 def _run_task(fn: Callable[[Any], Any], item: Any, threads: int) -> Any:
     """Body of every Ray task: limit the worker's torch threads, then run the job."""
-    import torch
+    import torch  # lazy: runs in the Ray worker; this module loads without torch
 
     torch.set_num_threads(int(threads))
     return fn(item)

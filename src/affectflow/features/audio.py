@@ -52,6 +52,7 @@ import json
 import math
 import os
 import shutil
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -350,7 +351,7 @@ class _AudioExtractor(Extractor):
 
 def _silero():
     """The ``silero_vad`` module; its import calls ``torch.set_num_threads(1)`` process-wide: undo that."""
-    import torch
+    import torch  # lazy: only the neural extractors need torch
 
     n = torch.get_num_threads()
     import silero_vad
@@ -884,7 +885,7 @@ class SSLEmbeddings(_AudioExtractor):
         if self._model is not None:
             return
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import torch
+        import torch  # lazy: only the neural extractors need torch
         from transformers import AutoFeatureExtractor, AutoModel
 
         d = Path(str(self.model_dir))
@@ -927,7 +928,7 @@ class SSLEmbeddings(_AudioExtractor):
         list of numpy.ndarray
             ``num_hidden_layers + 1`` arrays of shape ``(T, hidden_size)``, ``T = (n - R) // S + 1``.
         """
-        import torch
+        import torch  # lazy: only the neural extractors need torch
 
         self._load()
         if self._fe is not None:
@@ -1030,8 +1031,6 @@ class SileroVAD(_AudioExtractor):
 
     def _load(self):
         if self._model is None:
-            import warnings
-
             with warnings.catch_warnings():  # silero's loader uses deprecated importlib/torch.jit calls
                 warnings.simplefilter("ignore", DeprecationWarning)
                 self._model = _silero().load_silero_vad(onnx=False)
@@ -1046,7 +1045,7 @@ class SileroVAD(_AudioExtractor):
             ``(M,)`` float64 probabilities of windows ``[512 i, 512 i + 512)`` at 16 kHz (the last one
             zero-padded), and the number of samples.
         """
-        import torch
+        import torch  # lazy: only the neural extractors need torch
 
         model = self._load()
         model.reset_states()
@@ -1059,7 +1058,7 @@ class SileroVAD(_AudioExtractor):
         return np.asarray(probs, np.float64), n
 
     def _step(self, model: Any, path: str | os.PathLike) -> tuple[list[float], int]:
-        import torch
+        import torch  # lazy: only the neural extractors need torch
 
         probs: list[float] = []
         rest = np.zeros(0, np.float32)

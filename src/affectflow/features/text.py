@@ -433,7 +433,7 @@ def encode_sentences(
         ``(n, hidden)`` float32, each row of unit L2 norm: ``e = m / ||m||``, ``m = sum_t a_t h_t / sum_t
         a_t`` (``a`` = attention mask, ``h`` = last hidden states).
     """
-    import torch
+    import torch  # lazy: only the sentence encoders need torch
 
     d = str(_model_dir(model_dir))
     tok, model = load_text_model(d, device)
@@ -490,7 +490,7 @@ def encode_words(
         One ``(n_words_u, hidden)`` float32 array per utterance: ``w_j = mean_{t in tokens(j)} sum_{l in
         layers} h_l[t]``. A word that yields no token (should not happen with a WordPiece vocabulary) is NaN.
     """
-    import torch
+    import torch  # lazy: only the sentence encoders need torch
 
     d = str(_model_dir(model_dir))
     tok, model = load_text_model(d, device)

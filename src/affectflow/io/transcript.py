@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import json
 import os
 import re
@@ -277,8 +278,6 @@ def _csv_records(path: Path) -> pd.DataFrame:
         except csv.Error:
             sep = ","
     try:
-        import io
-
         frame = pd.read_csv(
             io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True
         )

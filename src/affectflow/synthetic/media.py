@@ -73,6 +73,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter1d
+from tqdm.auto import tqdm
 
 from affectflow.corpus.corpus import TIME, Corpus, LabelSetInfo
 from affectflow.corpus.media import write_media_table
@@ -646,8 +647,6 @@ def generate_media_corpus(
         With ``recordings.csv``, ``media.csv``, label sets ``continuous`` and ``continuous_clean`` and the report
         ``reports/generate_media.json``.
     """
-    from tqdm.auto import tqdm
-
     valid = {f for f in MediaSynthConfig.__dataclass_fields__}
     bad = sorted(set(options) - valid)
     if bad:

@@ -54,6 +54,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
+from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
 from affectflow.data.batches import prepare_batches
@@ -309,8 +310,6 @@ def fit_seeds_stacked(
     stack. Needs the plain procedure: no ``training.schedule``, a ``ccc``/``mse`` loss on the model's outputs, and
     models without a :func:`stack_blocker`.
     """
-    from torch.utils.data import DataLoader, RandomSampler
-
     resume_states, on_epoch_end = resume_states or {}, on_epoch_end or {}
     if len(train_ds) == 0:
         raise CorpusError("There are no labelled training windows: check `data.train_partitions` and the labels.")
