@@ -15,11 +15,7 @@ from affectflow.layout import LABEL_SUFFIX, history_files, plots_folder, predict
 
 def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int = 3) -> list[Path]:
     """Write ``learning_curves.png`` and ``predictions_<partition>.png``; return the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     run_dir = Path(run_dir)
     out = make_dirs(plots_folder(run_dir))
     written = []
@@ -48,10 +44,7 @@ def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int 
         axes[1].set(title="devel CCC (mean over targets)", xlabel="epoch")
         axes[2].set(title="learning rate (dotted: unfreezing)", xlabel="epoch", yscale="log")
         axes[1].legend(fontsize=8)
-        fig.tight_layout()
-        atomic_write(out / "learning_curves.png", lambda p: fig.savefig(p, dpi=100, format="png"))
-        plt.close(fig)
-        written.append(out / "learning_curves.png")
+        written.append(_save(fig, out / "learning_curves.png"))
 
     pred_dir = prediction_folder(run_dir, partition)
     files = sorted(pred_dir.glob("*.csv"))[:n_recordings]
@@ -70,10 +63,7 @@ def plot_run(run_dir: str | Path, *, partition: str = "test", n_recordings: int 
                 if i == len(files) - 1:
                     ax.set_xlabel("time (s)")
         axes[0][0].legend(fontsize=8)
-        fig.tight_layout()
-        atomic_write(out / f"predictions_{partition}.png", lambda p: fig.savefig(p, dpi=100, format="png"))
-        plt.close(fig)
-        written.append(out / f"predictions_{partition}.png")
+        written.append(_save(fig, out / f"predictions_{partition}.png"))
     return written
 
 
@@ -85,6 +75,17 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig, path: Path, *, title: str = "") -> Path:
+    """Lay out ``fig`` (``title``, if any, as its suptitle), write it to ``path`` as a 100-dpi PNG (atomically, see
+    :func:`~affectflow.fsutil.atomic_write`) and close it; return ``path``."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
+    _pyplot().close(fig)
+    return path
 
 
 def plot_subject_gains(per_target: dict[str, list[tuple[str, float, float]]], path: str | Path, *,
@@ -112,12 +113,7 @@ def plot_subject_gains(per_target: dict[str, list[tuple[str, float, float]]], pa
             ax.set_ylim(min(vals) - 0.05, min(1.0, max(vals) + 0.05))
         ax.set(title=f"{target}: {worse} of {len(rows)} subjects worse", ylabel=ylabel)
         ax.grid(axis="y", alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
-    plt.close(fig)
-    return path
+    return _save(fig, path, title=title)
 
 
 def plot_bar_panels(panels: list[dict], path: str | Path, *, title: str = "", ylabel: str = "CCC") -> Path:
@@ -154,12 +150,7 @@ def plot_bar_panels(panels: list[dict], path: str | Path, *, title: str = "", yl
         ax.set(title=p.get("title", ""), ylabel=ylabel)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    atomic_write(path, lambda p_: fig.savefig(p_, dpi=100, format="png"))
-    plt.close(fig)
-    return path
+    return _save(fig, path, title=title)
 
 
 def plot_prediction(df: pd.DataFrame, path: str | Path, title: str = "") -> Path:
@@ -178,8 +169,4 @@ def plot_prediction(df: pd.DataFrame, path: str | Path, title: str = "") -> Path
     axes[-1, 0].set_xlabel("time (s)")
     if title:
         axes[0, 0].set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
-    plt.close(fig)
-    return path
+    return _save(fig, Path(path))
