@@ -927,6 +927,10 @@ def _run_pool(
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cpus // workers)
     pending: deque[_Job] = deque(jobs)
+
+    def failed(job: _Job, message: str, **fields: Any) -> None:
+        finish(_job_result(job.feature_set, extractors[job.feature_set], job.rec, "failed", message=message, **fields))
+
     while pending:
         pool = ProcessPoolExecutor(
             max_workers=min(workers, len(pending)),
@@ -966,28 +970,11 @@ def _run_pool(
                         if job.attempt == 0:
                             pending.appendleft(replace(job, attempt=1))
                         else:
-                            finish(
-                                _job_result(
-                                    job.feature_set,
-                                    extractors[job.feature_set],
-                                    job.rec,
-                                    "failed",
-                                    message="the worker process died while extracting this recording "
-                                    "(killed, out of memory, or crashed in native code)",
-                                )
-                            )
+                            failed(job, "the worker process died while extracting this recording (killed, out of "
+                                   "memory, or crashed in native code)")
                             _remove_output(corpus, job.feature_set, job.rec.id)
                     except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
-                        finish(
-                            _job_result(
-                                job.feature_set,
-                                extractors[job.feature_set],
-                                job.rec,
-                                "failed",
-                                message=f"{type(e).__name__}: {e}",
-                                traceback=traceback.format_exc(limit=8),
-                            )
-                        )
+                        failed(job, f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
                 if broken and not inflight:
                     break
         finally:
