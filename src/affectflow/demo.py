@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 from affectflow.config import load_config
 from affectflow.corpus import Corpus
@@ -17,6 +18,17 @@ SYNTHETIC_FEATURES = ["acoustic", "visual", "physio"]
 """Feature sets the demo trains on (of the synthetic feature corpus; the default config names extracted sets)."""
 
 
+def _reuse_or_make(corpus_dir: Path, what: str, making: str, make: Callable[[], Corpus]) -> Corpus:
+    """Step 1 of a demo: the corpus in ``corpus_dir`` if it holds one (a ``what``), else ``make()`` after printing
+    ``making``."""
+    if (corpus_dir / "corpus.json").is_file():
+        corpus = Corpus(corpus_dir)
+        print(f"[1/5] Reusing the {what} in {corpus_dir}")
+        return corpus
+    print(f"[1/5] {making}")
+    return make()
+
+
 def run_demo(out: str | Path = "demo_out", *, quick: bool = False, progress: bool = True) -> Path:
     """Run the demo under ``out``; return the run directory.
 
@@ -27,12 +39,10 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, progress: boo
     t0 = time.perf_counter()
     corpus_dir = out / "corpus"
     size = {"n_subjects": 16, "duration_s": 240.0} if quick else {"n_subjects": 40, "duration_s": 300.0}
-    if (corpus_dir / "corpus.json").is_file():
-        corpus = Corpus(corpus_dir)
-        print(f"[1/5] Reusing the corpus in {corpus_dir}")
-    else:
-        print(f"[1/5] Generating a synthetic corpus in {corpus_dir} ({size['n_subjects']} subjects)")
-        corpus = generate_corpus(corpus_dir, seed=0, progress=progress, **size)
+    corpus = _reuse_or_make(
+        corpus_dir, "corpus", f"Generating a synthetic corpus in {corpus_dir} ({size['n_subjects']} subjects)",
+        lambda: generate_corpus(corpus_dir, seed=0, progress=progress, **size),
+    )
     print(corpus.summary())
 
     overrides = [f"data.corpus={corpus_dir}", f"output.runs_dir={out / 'runs'}", f"data.features={SYNTHETIC_FEATURES}"]
@@ -83,13 +93,12 @@ def run_media_demo(out: str | Path = "demo_media_out", *, quick: bool = False, p
     t0 = time.perf_counter()
     corpus_dir = out / "corpus"
     size = {"n_subjects": 6, "duration_s": 60.0} if quick else {"n_subjects": 12, "duration_s": 150.0}
-    if (corpus_dir / "corpus.json").is_file():
-        corpus = Corpus(corpus_dir)
-        print(f"[1/5] Reusing the raw-media corpus in {corpus_dir}")
-    else:
-        print(f"[1/5] Synthesising raw media in {corpus_dir}: {size['n_subjects']} subjects x {size['duration_s']:.0f} s "
-              "(espeak-ng speech, NeuroKit2 ECG/respiration/EDA, face video, transcripts)")
-        corpus = generate_media_corpus(corpus_dir, seed=0, progress=progress, workers=workers, **size)
+    corpus = _reuse_or_make(
+        corpus_dir, "raw-media corpus",
+        f"Synthesising raw media in {corpus_dir}: {size['n_subjects']} subjects x {size['duration_s']:.0f} s "
+        "(espeak-ng speech, NeuroKit2 ECG/respiration/EDA, face video, transcripts)",
+        lambda: generate_media_corpus(corpus_dir, seed=0, progress=progress, workers=workers, **size),
+    )
     print(f"\n[2/5] Extracting features (default pipeline, {workers} workers; finished outputs are reused)")
     summary = extract(corpus, default_config_path(), workers=workers, progress=progress)
     print(summary.format())

@@ -37,12 +37,13 @@ Any file that is missing, empty, truncated, corrupt or of an unsupported type ra
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -497,14 +498,18 @@ def _looks_numeric(s: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------- EDF
+def _reader_package(module: str, path: Path, reading: str) -> Any:
+    """Import the optional package ``module`` that reads ``path`` (``pyedflib``, ``wfdb``); when it is missing, an
+    :class:`ExtractionError` says which package ``reading`` (e.g. "reading EDF") needs and how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:  # pragma: no cover
+        raise ExtractionError(f"{path}: {reading} needs the {module!r} package (pip install {module}).") from e
+
+
 class _EdfReader(PhysioReader):
     def __init__(self, path: Path) -> None:
-        try:
-            import pyedflib
-        except ImportError as e:  # pragma: no cover
-            raise ExtractionError(
-                f"{path}: reading EDF needs the 'pyedflib' package (pip install pyedflib)."
-            ) from e
+        pyedflib = _reader_package("pyedflib", path, "reading EDF")
         self.path = path
         if path.stat().st_size == 0:
             raise ExtractionError(f"{path}: the file is empty (0 bytes).")
@@ -577,12 +582,7 @@ class _EdfReader(PhysioReader):
 # -------------------------------------------------------------------------------------------------- WFDB
 class _WfdbReader(PhysioReader):
     def __init__(self, path: Path) -> None:
-        try:
-            import wfdb
-        except ImportError as e:  # pragma: no cover
-            raise ExtractionError(
-                f"{path}: reading WFDB records needs the 'wfdb' package (pip install wfdb)."
-            ) from e
+        wfdb = _reader_package("wfdb", path, "reading WFDB records")
         self.wfdb = wfdb
         hea = path.with_suffix(".hea")
         if not hea.is_file():
