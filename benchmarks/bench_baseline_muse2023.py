@@ -73,14 +73,29 @@ CONFIGS = {
         "stage2": {"lr": 0.001, "early_stopping_patience": 10, "epochs": 5, "win_len": 20, "hop_len": 10},
     },
 }
+
+def paper_stage1(published: dict) -> dict:
+    """Stage 1 with the paper's configuration (Li et al., MuSe '23, 4.2 and Tables 4/5), as affectflow's ``muse2023``
+    recipe sets it (``src/affectflow/recipes/muse2023.yaml`` params: ``d_model``, ``num_layers``, ``lr``,
+    ``batch_size``, ``window``): one GRU layer of 256, Adam lr 1e-3, batch 128, windows 200 / hop 100; epochs and
+    early-stopping patience stay the published call's. One layer has no inter-layer dropout (0 on both sides)."""
+    import yaml
+
+    params = yaml.safe_load((SRC / "affectflow" / "recipes" / "muse2023.yaml").read_text())["params"]
+    v = {k: params[k]["value"] for k in ("d_model", "num_layers", "lr", "batch_size", "window")}
+    return {**published, "model_dim": v["d_model"], "rnn_n_layers": v["num_layers"], "lr": v["lr"],
+            "batch_size": v["batch_size"], "win_len": v["window"]["size"], "hop_len": v["window"]["hop"],
+            "rnn_dropout": 0.0 if v["num_layers"] == 1 else published["rnn_dropout"]}
+
+
 # main.py / personalisation.py defaults that the calls leave alone (and affectflow is set to)
 BASELINE_DEFAULTS = {"batch_size": 256, "d_fc_out": 64, "linear_dropout": 0.5, "reduce_lr_patience": 5,
                      "lr_factor": 0.5, "min_lr": 1e-5, "pers_seeds": 5, "seed": 101}
 
 
-def ours_train_settings(cfg: dict, dim: str, feature: str, seeds: list[int], epochs: int, threads: int) -> list[str]:
-    """``--set`` overrides giving affectflow's ``train`` the baseline's stage-1 configuration."""
-    s1, d = cfg["stage1"], BASELINE_DEFAULTS
+def ours_train_settings(s1: dict, dim: str, feature: str, seeds: list[int], epochs: int, threads: int) -> list[str]:
+    """``--set`` overrides giving affectflow's ``train`` the stage-1 configuration ``s1`` the baseline runs with."""
+    d = BASELINE_DEFAULTS
     return [
         f"data.features=[{feature}]", f"data.targets=[{dim}]", "data.normalize=global",
         f"data.window={{size: {s1['win_len']}, hop: {s1['hop_len']}}}", "data.eval_window={size: null, hop: null}",
@@ -88,7 +103,7 @@ def ours_train_settings(cfg: dict, dim: str, feature: str, seeds: list[int], epo
         "model.bidirectional=false", f"model.d_fc={d['d_fc_out']}", f"model.dropout={d['linear_dropout']}",
         f"model.rnn_dropout={s1['rnn_dropout']}", "model.tanh_output=true", "model.mask_inputs=false",
         "training.loss=ccc", "training.optimizer=adam", f"training.lr={s1['lr']}", "training.weight_decay=0.0",
-        f"training.batch_size={d['batch_size']}", f"training.epochs={epochs}",
+        f"training.batch_size={s1.get('batch_size', d['batch_size'])}", f"training.epochs={epochs}",
         f"training.patience={s1['early_stopping_patience']}", f"training.lr_patience={d['reduce_lr_patience']}",
         f"training.lr_factor={d['lr_factor']}", f"training.min_lr={d['min_lr']}", "training.grad_clip=0",
         f"training.seeds=[{','.join(map(str, seeds))}]", "training.device=cpu", "training.num_workers=0",
@@ -140,6 +155,10 @@ def main() -> None:
     ap.add_argument("baseline", help="checkout of github.com/EIHW/MuSe-2023 (main.py, personalisation.py, ...)")
     ap.add_argument("--dim", choices=sorted(CONFIGS), default="arousal",
                     help="which published eGeMAPS configuration (default arousal: the official 0.7482 baseline)")
+    ap.add_argument("--config", choices=["published", "paper"], default="published",
+                    help="stage-1 configuration for both sides: the baseline's best published call for --dim "
+                    "(default), or the paper's (1 GRU layer of 256, lr 1e-3, batch 128, windows 200/100: what "
+                    "affectflow's muse2023 recipe trains); stage 2 is the published call either way")
     ap.add_argument("--feature", default="acoustic", help="feature set of the generated corpus (default acoustic)")
     ap.add_argument("--subjects", type=int, default=69, help="subjects (default 69, as Ulm-TSST)")
     ap.add_argument("--duration", type=float, default=300.0, help="mean recording length in s (default 300)")
@@ -166,6 +185,8 @@ def main() -> None:
 
     cfg = CONFIGS[args.dim]
     s1, s2 = dict(cfg["stage1"]), dict(cfg["stage2"])
+    if args.config == "paper":
+        s1 = paper_stage1(s1)
     if args.epochs:
         s1["epochs"] = args.epochs
     if args.pers_epochs:
@@ -213,6 +234,7 @@ def main() -> None:
         "--rnn_n_layers", str(s1["rnn_n_layers"]), "--lr", str(s1["lr"]), "--win_len", str(s1["win_len"]),
         "--hop_len", str(s1["hop_len"]), "--rnn_dropout", str(s1["rnn_dropout"]), "--epochs", str(s1["epochs"]),
         "--early_stopping_patience", str(s1["early_stopping_patience"]), "--seed", str(seed0),
+        "--batch_size", str(s1.get("batch_size", BASELINE_DEFAULTS["batch_size"])),
         "--n_seeds", str(len(seeds1))], work / "baseline-stage1.log", env)
     m = grab(r"Best CCC on \[Val\] for seed (\d+): \[Val CCC\]:\s*(\S+) \| \[Test CCC\]:\s*(\S+)", b1["text"],
              "the baseline's best seed")
@@ -220,7 +242,7 @@ def main() -> None:
 
     o1 = run_stage("affectflow stage 1", [*af, "train", "-q", "--corpus", str(corpus_dir), "--runs-dir",
                                           str(work / "runs"),
-                                          *[a for s in ours_train_settings(cfg, args.dim, args.feature, seeds1,
+                                          *[a for s in ours_train_settings(s1, args.dim, args.feature, seeds1,
                                                                            s1["epochs"], args.threads)
                                             for a in ("--set", s)]], work / "ours-stage1.log", env)
     run_dir = Path(grab(r"Run directory: (.+)", o1["text"], "the run directory").group(1).strip())
@@ -244,7 +266,8 @@ def main() -> None:
     o2 = run_stage("affectflow stage 2", [
         *af, "personalise", str(run_dir), "-q", "--seed-list", ",".join(map(str, seeds2)), "--window",
         str(s2["win_len"]), "--hop", str(s2["hop_len"]), "--epochs", str(s2["epochs"]), "--patience",
-        str(s2["early_stopping_patience"]), "--lr", str(s2["lr"]), "--threads", str(args.threads)],
+        str(s2["early_stopping_patience"]), "--lr", str(s2["lr"]), "--threads", str(args.threads),
+        "--batch-size", str(BASELINE_DEFAULTS["batch_size"])],  # personalisation.py's default, whatever stage 1 had
         work / "ours-stage2.log", env)
     reports = sorted((run_dir / "personalisation").glob("*/report.json"))
     rep = json.loads(reports[-1].read_text())
@@ -268,8 +291,8 @@ def main() -> None:
         ("whole procedure", whole_b, whole_o, b2["test"], o2["test"]),
     ]
     print()
-    print(f"MuSe 2023 personalisation, {args.feature} -> {args.dim} ({emo_dim}); {args.subjects} subjects x "
-          f"{args.duration:g} s; {args.threads} thread(s); test CCC pooled over all test subjects")
+    print(f"MuSe 2023 personalisation, {args.config} stage-1 configuration, {args.feature} -> {args.dim} ({emo_dim}); "
+          f"{args.subjects} subjects x {args.duration:g} s; {args.threads} thread(s); test CCC pooled over all test subjects")
     print()
     print("| stage | baseline wall s | affectflow wall s | speed-up (wall) | baseline CPU s | affectflow CPU s | "
           "speed-up (CPU) | baseline test CCC | affectflow test CCC | difference |")
