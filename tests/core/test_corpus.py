@@ -57,3 +57,14 @@ def test_errors_name_what_is_wrong(corpus, tmp_path):
     (corpus.path / "corpus.json").write_text(json.dumps(meta))
     with pytest.raises(CorpusError, match="Upgrade affectflow"):
         Corpus(corpus.path)
+
+
+def test_feature_and_label_sets_list_only_described_folders(corpus):
+    (corpus.path / "features" / "undeclared").mkdir()
+    (corpus.path / "labels" / "stray.json").write_text("{}")
+    assert list(corpus.feature_sets) == ["f"] and corpus.feature_set("f").columns == ["x", "y"]
+    assert list(corpus.label_sets) == ["continuous"]
+    with pytest.raises(CorpusError, match=r"^Label set 'other' is not in corpus .*; available: \['continuous'\]\.$"):
+        corpus.label_set("other")
+    with pytest.raises(CorpusError, match=r"^Feature set 'undeclared' is not in corpus .*; available: \['f'\]\.$"):
+        corpus.feature_set("undeclared")

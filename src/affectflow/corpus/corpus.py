@@ -193,6 +193,25 @@ def _info(cls, f: Path, what: str):
         raise CorpusError(f"{what} {str(f)!r} does not have the expected fields ({e}).") from e
 
 
+def _infos(root: Path, file_name: str, cls, what: str) -> dict:
+    """``{folder name: cls(**description)}`` of the folders of ``root`` (in name order) that hold a description
+    file ``file_name`` (``what`` names it in errors); ``{}`` when ``root`` does not exist."""
+    out = {}
+    if root.is_dir():
+        for d in sorted(root.iterdir()):
+            f = d / file_name
+            if d.is_dir() and f.is_file():
+                out[d.name] = _info(cls, f, what)
+    return out
+
+
+def _pick(sets: dict, name: str, kind: str, corpus: Path):
+    """``sets[name]``; a :class:`CorpusError` names the ``kind`` (e.g. "Feature set") and lists the available ones."""
+    if name not in sets:
+        raise CorpusError(f"{kind} {name!r} is not in corpus {str(corpus)!r}; available: {sorted(sets) or 'none'}.")
+    return sets[name]
+
+
 def read_json_file(path: Path, what: str) -> Any:
     """Parse a JSON file; a missing, unreadable or malformed file raises :class:`CorpusError` naming it."""
     try:
@@ -412,23 +431,11 @@ class Corpus:
     @property
     def feature_sets(self) -> dict[str, FeatureSetInfo]:
         """All feature sets, by name."""
-        out = {}
-        root = self.path / "features"
-        if root.is_dir():
-            for d in sorted(root.iterdir()):
-                f = d / "feature_set.json"
-                if f.is_file():
-                    out[d.name] = _info(FeatureSetInfo, f, "Feature set description")
-        return out
+        return _infos(self.path / "features", "feature_set.json", FeatureSetInfo, "Feature set description")
 
     def feature_set(self, name: str) -> FeatureSetInfo:
         """Info of feature set ``name``; the error lists the available ones."""
-        sets = self.feature_sets
-        if name not in sets:
-            raise CorpusError(
-                f"Feature set {name!r} is not in corpus {str(self.path)!r}; available: {sorted(sets) or 'none'}."
-            )
-        return sets[name]
+        return _pick(self.feature_sets, name, "Feature set", self.path)
 
     def write_feature_set_info(self, info: FeatureSetInfo) -> None:
         """Declare (or update) a feature set."""
@@ -684,23 +691,11 @@ class Corpus:
     @property
     def label_sets(self) -> dict[str, LabelSetInfo]:
         """Continuous label sets, by name (``continuous`` is the default one)."""
-        out = {}
-        root = self.path / "labels"
-        if root.is_dir():
-            for d in sorted(root.iterdir()):
-                f = d / "label_set.json"
-                if d.is_dir() and f.is_file():
-                    out[d.name] = _info(LabelSetInfo, f, "Label set description")
-        return out
+        return _infos(self.path / "labels", "label_set.json", LabelSetInfo, "Label set description")
 
     def label_set(self, name: str = "continuous") -> LabelSetInfo:
         """Info of label set ``name``; the error lists the available ones."""
-        sets = self.label_sets
-        if name not in sets:
-            raise CorpusError(
-                f"Label set {name!r} is not in corpus {str(self.path)!r}; available: {sorted(sets) or 'none'}."
-            )
-        return sets[name]
+        return _pick(self.label_sets, name, "Label set", self.path)
 
     def write_label_set_info(self, info: LabelSetInfo) -> None:
         """Declare (or update) a continuous label set."""
