@@ -117,3 +117,15 @@ def test_features_extracted_with_the_earlier_constructors_are_reused(corpus):  #
     again = extract(corpus, {"raw": EXTRACTORS.build("physio_raw", params)}, progress=False)
     assert {r.recording: r.status for r in again.results if r.recording in done} == {"rec0": "skipped",
                                                                                         "rec1": "skipped"}
+
+
+def test_feature_frame_is_time_float64_then_the_columns_float32():
+    import numpy as np
+
+    from affectflow.features.base import feature_frame
+
+    f = feature_frame([0.0, 0.5], np.array([[1.0, np.nan], [3.0, 4.0]]), ("a", "b"))
+    assert list(f.columns) == ["time", "a", "b"] and f["time"].tolist() == [0.0, 0.5]
+    assert f["time"].dtype == np.float64 and f["a"].dtype == np.float32 and np.isnan(f["b"][0])
+    empty = feature_frame([], np.empty((0, 2)), ["a", "b"])
+    assert len(empty) == 0 and list(empty.columns) == ["time", "a", "b"] and empty["b"].dtype == np.float32

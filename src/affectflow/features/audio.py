@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from affectflow.errors import ConfigError
-from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
+from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording, feature_frame
 from affectflow.fsutil import pid_tempdir
 from affectflow.io.audio import iter_audio_blocks
 
@@ -340,13 +340,7 @@ class _AudioExtractor(Extractor):
             parts.append(v.astype(np.float32, copy=False))
             k_total = blk.k1
         values = np.concatenate(parts) if parts else np.zeros((0, ncol), np.float32)
-        return self._frame(np.arange(k_total) / self.rate_hz, values)
-
-    def _frame(self, times: np.ndarray, values: np.ndarray) -> pd.DataFrame:
-        cols = self.columns()
-        df = pd.DataFrame(values.astype(np.float32, copy=False), columns=cols)
-        df.insert(0, TIME, np.asarray(times, dtype=np.float64))
-        return df
+        return feature_frame(np.arange(k_total) / self.rate_hz, values, self.columns())
 
 
 def _silero():
@@ -1101,4 +1095,4 @@ class SileroVAD(_AudioExtractor):
         h = max(self._WIN, int(round((self.win_dur or 1.0 / self.rate_hz) * SR)))
         pooled = _pool_mean(np.stack([probs, inside], axis=1), centres, pos, h / 2)
         pooled[:, 1] = (pooled[:, 1] >= 0.5).astype(np.float64)
-        return self._frame(np.arange(k) / self.rate_hz, pooled)
+        return feature_frame(np.arange(k) / self.rate_hz, pooled, self.columns())

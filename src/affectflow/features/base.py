@@ -23,6 +23,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from affectflow.corpus.recording import MediaRecording  # noqa: F401 - re-exported (it was defined here)
@@ -77,6 +78,28 @@ def _plain(v: Any) -> Any:
     if isinstance(v, tuple):
         return list(v)
     return v
+
+
+def feature_frame(times: Any, values: Any, columns: Any) -> pd.DataFrame:
+    """An extractor's output in the format of the module docstring.
+
+    Parameters
+    ----------
+    times:
+        ``(K,)`` frame instants in seconds (stored as float64).
+    values:
+        ``(K, len(columns))`` feature values (stored as float32; NaN where the feature does not exist).
+    columns:
+        The feature column names (:meth:`Extractor.columns`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``time`` then ``columns``, ``K`` rows.
+    """
+    frame = pd.DataFrame(np.asarray(values, dtype=np.float32), columns=list(columns))
+    frame.insert(0, "time", np.asarray(times, dtype=np.float64))
+    return frame
 
 
 EXTRACTORS: Registry[Extractor] = Registry("extractor")

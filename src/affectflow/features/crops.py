@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from affectflow.errors import ConfigError
-from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
+from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording, feature_frame
 from affectflow.io.video import iter_video_frames
 
 
@@ -90,10 +90,7 @@ class CropPixels(Extractor):
             else:
                 means = fr.image.reshape(-1, 3).mean(0).astype(np.float32) / 255.0
                 rows.append(np.concatenate([thumbnail(fr.image, self.grid), means]))
-        data = np.vstack(rows) if rows else np.empty((0, ncol), np.float32)
-        df = pd.DataFrame(data.astype(np.float32), columns=self.columns())
-        df.insert(0, "time", np.asarray(times, np.float64))
-        return df
+        return feature_frame(times, np.vstack(rows) if rows else np.empty((0, ncol), np.float32), self.columns())
 
 
 @EXTRACTORS.register
@@ -168,8 +165,7 @@ class FaceCrops(Extractor):
             n = len(times)
             data = buf[:n].astype(np.float32) / np.float32(255.0)
             data[np.asarray(missing, bool)] = np.nan
-            df = pd.DataFrame(data, columns=cols)
-            df.insert(0, "time", np.asarray(times, np.float64))
+            df = feature_frame(times, data, cols)
             times.clear()
             missing.clear()
             return df

@@ -61,6 +61,7 @@ from affectflow.features.base import (
     ExtractionError,
     Extractor,
     MediaRecording,
+    feature_frame,
 )
 from affectflow.io.video import iter_video_frames
 
@@ -390,14 +391,8 @@ def extract_face_features(rec: MediaRecording, extractors: Sequence[FaceExtracto
                 for j, ext in enumerate(exts):
                     rows[j].append(nan_rows[j] if face is None else ext.features(frame.image, face))
         for j, ext in enumerate(exts):
-            data = (
-                np.vstack(rows[j]).astype(np.float32, copy=False)
-                if rows[j]
-                else np.empty((0, len(nan_rows[j])), np.float32)
-            )
-            df = pd.DataFrame(data, columns=ext.columns())
-            df.insert(0, "time", np.asarray(times, dtype=np.float64))
-            out[members[j]] = df
+            data = np.vstack(rows[j]) if rows[j] else np.empty((0, len(nan_rows[j])), np.float32)
+            out[members[j]] = feature_frame(times, data, ext.columns())
     return out  # type: ignore[return-value]
 
 

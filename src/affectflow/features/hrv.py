@@ -64,6 +64,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from affectflow.features.base import feature_frame
+
 HRV_FEATURES: tuple[str, ...] = (
     "MeanNN",
     "SDNN",
@@ -330,9 +332,7 @@ def sliding_hrv_time(
     values = hrv_time_windows(peaks, sampling_rate, starts, ends)
     outside = (centres < 0) | (centres > n_samples - 1)
     values[outside] = np.nan
-    frame = pd.DataFrame(values.astype(np.float32), columns=list(HRV_COLUMNS))
-    frame.insert(0, "time", times.astype(np.float64))
-    return frame
+    return feature_frame(times, values, HRV_COLUMNS)
 
 
 def hrv_time_windows_reference(

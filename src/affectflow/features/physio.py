@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from affectflow.errors import AffectflowWarning, ConfigError
-from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
+from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording, feature_frame
 from affectflow.features.hrv import (
     EDGE_MODES,
     HRV_COLUMNS,
@@ -447,14 +447,6 @@ class PhysioExtractor(Extractor):
         values[~ps.inside] = np.nan
         return values
 
-    @staticmethod
-    def _frame(times: np.ndarray, columns: Sequence[str], values: np.ndarray) -> pd.DataFrame:
-        frame = pd.DataFrame(
-            np.asarray(values, dtype=np.float32).reshape(times.size, len(columns)), columns=list(columns)
-        )
-        frame.insert(0, "time", np.asarray(times, dtype=np.float64))
-        return frame
-
 
 @EXTRACTORS.register
 @dataclass(kw_only=True, eq=False)
@@ -500,7 +492,7 @@ class HRVExtractor(PhysioExtractor):
     def process_reader(self, reader: Any) -> pd.DataFrame:
         self._require_any(reader, [self.ecg_channel])
         ps = self._pass(reader, peaks_channel=self.ecg_channel, ecg_method=self.ecg_method)
-        return self._frame(ps.times, self.columns(), self._hrv(ps, self.win_dur, self.edge))
+        return feature_frame(ps.times, self._hrv(ps, self.win_dur, self.edge), self.columns())
 
 
 @EXTRACTORS.register
@@ -585,7 +577,7 @@ class PhysioRatesExtractor(PhysioExtractor):
                 out[:, 2] = avg(dec["EDA_Tonic"].to_numpy(np.float64))
                 out[:, 3] = avg(dec["EDA_Phasic"].to_numpy(np.float64))
         out[~ps.inside] = np.nan
-        return self._frame(ps.times, self.columns(), out)
+        return feature_frame(ps.times, out, self.columns())
 
     @staticmethod
     def _nk_safe(what: str, path: Any, fn: Any, x: np.ndarray) -> Any:
@@ -663,7 +655,7 @@ class PhysioRawExtractor(PhysioExtractor):
             if c in ps.sg:
                 out[:, j] = ps.sg[c]
         out[~ps.inside] = np.nan
-        return self._frame(ps.times, self.columns(), out)
+        return feature_frame(ps.times, out, self.columns())
 
 
 @EXTRACTORS.register
@@ -726,7 +718,7 @@ class PhysExtractor(PhysioExtractor):
         if self.bpm_channel not in ps.sg and self.bpm_from_ecg and ps.peaks is not None:
             out[:, -1] = heart_rate_at(ps.peaks, ps.fs, ps.centres.astype(np.float64))
         out[~ps.inside] = np.nan
-        return self._frame(ps.times, self.columns(), out)
+        return feature_frame(ps.times, out, self.columns())
 
 
 _PhysioExtractor = PhysioExtractor  # old name, kept for callers of earlier versions

