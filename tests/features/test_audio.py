@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pandas import testing as pd_testing
 
 sf = pytest.importorskip("soundfile")
 av = pytest.importorskip("av")
@@ -293,6 +294,42 @@ def test_shapes_columns_and_grid(name, rate, media, request):
     assert np.isfinite(values[: int(TONE_S * rate)]).any(axis=1).all()  # no empty frame while the tone plays
     json.dumps(ext.params())
     assert pickle.loads(pickle.dumps(ext)).params() == ext.params()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_process_signal_equals_extract_of_the_file(name, media, request):
+    """The signal verb gives the frames extract gives for a file of the same samples: bit for bit at the file's
+    rate and, through the same chunked soxr stream, when resampling a 44.1 kHz stereo signal."""
+    if name == "vad":
+        pytest.importorskip("silero_vad")
+    if name.startswith("egemaps"):
+        pytest.importorskip("opensmile")
+    models = request.getfixturevalue("ssl_models") if name == "ssl" else None
+    for key in ("tone", "stereo"):
+        x, sr = sf.read(media[key], dtype="float32", always_2d=True)
+        on_file = _build(name, 5.0, models).extract(rec(media[key]))
+        in_memory = _build(name, 5.0, models).process_signal(x, sr)
+        pd_testing.assert_frame_equal(in_memory, on_file, check_exact=True)
+
+
+def test_process_signal_scales_integers_and_refuses_bad_input(tmp_path):
+    pytest.importorskip("opensmile")
+    ext = _build("logmel", 10.0)
+    x = (0.4 * np.sin(2 * np.pi * 300 * np.arange(SR) / SR) * 32767).astype(np.int16)
+    as_float = ext.process_signal(x.astype(np.float32) / 32768.0, SR)
+    pd_testing.assert_frame_equal(ext.process_signal(x, SR), as_float, check_exact=True)
+    f = tmp_path / "pcm16.wav"
+    sf.write(f, x, SR, subtype="PCM_16")  # soundfile reads int16 files scaled by 1 / 32768, as the verb does
+    pd_testing.assert_frame_equal(ext.extract(rec(f)), as_float, check_exact=True)
+    for bad, msg in [(np.zeros(0, np.float32), "contains no audio samples"),
+                     (np.array([0.0, np.nan], np.float32), "NaN or infinite"),
+                     (np.zeros((2, 2, 2), np.float32), "shape"),
+                     (np.zeros(10, np.uint8), "dtype")]:
+        with pytest.raises(ExtractionError, match=msg) as e:
+            ext.process_signal(bad, SR, name="mic")
+        assert "'mic'" in str(e.value)
+    with pytest.raises(ExtractionError, match="sampling_rate"):
+        ext.process_signal(np.zeros(100, np.float32), 0)
 
 
 def _one_pass_and_streamed(name: str, rate: float, path: Path, block_s: float = 1.3):

@@ -54,6 +54,7 @@ import os
 import shutil
 import warnings
 import weakref
+from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,7 @@ import pandas as pd
 from affectflow.errors import ConfigError
 from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording, feature_frame
 from affectflow.fsutil import pid_tempdir
-from affectflow.io.audio import iter_audio_blocks
+from affectflow.io.audio import AudioSignal, iter_audio_blocks
 
 TIME = "time"
 #: Sampling rate every extractor but ``logmel``/``ssl`` works at.
@@ -207,7 +208,7 @@ class AudioFramer:
 
 
 def _frame_blocks(
-    path: Path,
+    path: Path | AudioSignal,
     *,
     sample_rate: int,
     rate_hz: float,
@@ -218,7 +219,7 @@ def _frame_blocks(
     align: int = 1,
     read_s: float = 10.0,
 ) -> Iterator[_Block]:
-    """Stream a file as blocks of grid frames (see :class:`AudioFramer`)."""
+    """Stream a file (or a signal) as blocks of grid frames (see :class:`AudioFramer`)."""
     framer = AudioFramer(sample_rate=sample_rate, rate_hz=rate_hz, left=left, right=right,
                          frames_per_block=frames_per_block, pad=pad, align=align)
     for blk in iter_audio_blocks(path, sample_rate, read_s):
@@ -299,6 +300,34 @@ class _AudioExtractor(Extractor):
             )
         return Path(src)
 
+    def extract(self, rec: MediaRecording) -> pd.DataFrame:
+        """Frames of this set for ``rec``'s audio file (see the class docstring): :meth:`process_source` of it."""
+        return self.process_source(self._source(rec))
+
+    def process_signal(self, samples: np.ndarray, sampling_rate: int, *, name: str = "signal") -> pd.DataFrame:
+        """Frames of this set for audio samples in memory: the frames :meth:`extract` gives for a float WAV file of
+        them (see the module docstring).
+
+        Parameters
+        ----------
+        samples:
+            ``(n,)`` or ``(n, channels)`` samples; float (nominally in [-1, 1]), int16 or int32.
+        sampling_rate:
+            Their rate in Hz (resampled to the extractor's rate as a file would be).
+        name:
+            How error messages name the signal.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``time`` (s) plus :meth:`columns`, one row per grid frame.
+        """
+        return self.process_source(AudioSignal(samples, sampling_rate, name))
+
+    @abstractmethod
+    def process_source(self, source: Path | AudioSignal) -> pd.DataFrame:
+        """Frames of this set for an audio file path or an :class:`AudioSignal` (what both verbs call)."""
+
     def block_spec(self) -> dict[str, Any]:
         """``{"compute", "sample_rate", "left", "right", "pad", "align"}``: the function from a :class:`_Block` to
         its ``(k1 - k0, D)`` frame values and the samples it needs around each frame, for extractors whose frames
@@ -312,7 +341,7 @@ class _AudioExtractor(Extractor):
 
     def _run(
         self,
-        rec: MediaRecording,
+        source: Path | AudioSignal,
         compute: Callable[[_Block], np.ndarray],
         *,
         sample_rate: int,
@@ -326,7 +355,7 @@ class _AudioExtractor(Extractor):
         k_total = 0
         ncol = len(self.columns())
         for blk in _frame_blocks(
-            self._source(rec),
+            source,
             sample_rate=sample_rate,
             rate_hz=self.rate_hz,
             left=left,
@@ -451,9 +480,9 @@ class EGeMAPSFunctionals(_AudioExtractor):
             )
         return self._smile
 
-    def extract(self, rec: MediaRecording) -> pd.DataFrame:
-        """eGeMAPS functionals of ``rec`` on the grid (see the class docstring)."""
-        return self._run(rec, **self.block_spec())
+    def process_source(self, source: Path | AudioSignal) -> pd.DataFrame:
+        """eGeMAPS functionals of ``source`` on the grid (see the class docstring)."""
+        return self._run(source, **self.block_spec())
 
     def block_spec(self) -> dict[str, Any]:
         """The block computation and the audio context it needs (see :meth:`_AudioExtractor.block_spec`)."""
@@ -546,9 +575,9 @@ class EGeMAPSLLD(_AudioExtractor):
             )
         return self._smile
 
-    def extract(self, rec: MediaRecording) -> pd.DataFrame:
-        """Pooled eGeMAPS LLDs of ``rec`` on the grid (see the class docstring)."""
-        return self._run(rec, **self.block_spec())
+    def process_source(self, source: Path | AudioSignal) -> pd.DataFrame:
+        """Pooled eGeMAPS LLDs of ``source`` on the grid (see the class docstring)."""
+        return self._run(source, **self.block_spec())
 
     def block_spec(self) -> dict[str, Any]:
         """The block computation and the audio context it needs (see :meth:`_AudioExtractor.block_spec`)."""
@@ -660,9 +689,9 @@ class LogMel(_AudioExtractor):
     def columns(self) -> list[str]:
         return [f"logmel_{i}" for i in range(int(self.n_mels))]
 
-    def extract(self, rec: MediaRecording) -> pd.DataFrame:
-        """Log-mel frames of ``rec`` on the grid (see the class docstring)."""
-        return self._run(rec, **self.block_spec())
+    def process_source(self, source: Path | AudioSignal) -> pd.DataFrame:
+        """Log-mel frames of ``source`` on the grid (see the class docstring)."""
+        return self._run(source, **self.block_spec())
 
     def block_spec(self) -> dict[str, Any]:
         """The block computation and the audio context it needs (see :meth:`_AudioExtractor.block_spec`)."""
@@ -933,8 +962,8 @@ class SSLEmbeddings(_AudioExtractor):
             out = self._model(iv.to(self._torch_device), output_hidden_states=True)
         return [h[0].float().cpu().numpy() for h in out.hidden_states]
 
-    def extract(self, rec: MediaRecording) -> pd.DataFrame:
-        """Pooled SSL embeddings of ``rec`` on the grid (see the class docstring)."""
+    def process_source(self, source: Path | AudioSignal) -> pd.DataFrame:
+        """Pooled SSL embeddings of ``source`` on the grid (see the class docstring)."""
         self._load()
         sr = self._sample_rate()
         stride, rf = self._geometry()
@@ -954,7 +983,7 @@ class SSLEmbeddings(_AudioExtractor):
 
         half = h_n // 2 + rf // 2 + 1  # model frames centred up to h/2 away need R/2 samples beyond
         return self._run(
-            rec,
+            source,
             compute,
             sample_rate=sr,
             left=half + ctx_n,
@@ -1030,8 +1059,8 @@ class SileroVAD(_AudioExtractor):
                 self._model = _silero().load_silero_vad(onnx=False)
         return self._model
 
-    def probabilities(self, path: str | os.PathLike) -> tuple[np.ndarray, int]:
-        """Silero speech probability of every 32 ms window of a file, streamed.
+    def probabilities(self, path: str | os.PathLike | AudioSignal) -> tuple[np.ndarray, int]:
+        """Silero speech probability of every 32 ms window of a file (or an :class:`AudioSignal`), streamed.
 
         Returns
         -------
@@ -1051,7 +1080,7 @@ class SileroVAD(_AudioExtractor):
             torch.set_num_threads(threads)
         return np.asarray(probs, np.float64), n
 
-    def _step(self, model: Any, path: str | os.PathLike) -> tuple[list[float], int]:
+    def _step(self, model: Any, path: str | os.PathLike | AudioSignal) -> tuple[list[float], int]:
         import torch  # lazy: only the neural extractors need torch
 
         probs: list[float] = []
@@ -1071,9 +1100,9 @@ class SileroVAD(_AudioExtractor):
                 probs.append(model(torch.from_numpy(last), SR).item())
         return probs, n
 
-    def extract(self, rec: MediaRecording) -> pd.DataFrame:
-        """Speech probability and flag of ``rec`` on the grid (see the class docstring)."""
-        probs, n = self.probabilities(self._source(rec))
+    def process_source(self, source: Path | AudioSignal) -> pd.DataFrame:
+        """Speech probability and flag of ``source`` on the grid (see the class docstring)."""
+        probs, n = self.probabilities(source)
         segs = _silero().get_speech_timestamps_from_probs(
             list(probs),
             sampling_rate=SR,

@@ -6,6 +6,8 @@ Sources
 - mp3, m4a, aac, opus and the audio track of videos (mp4, avi, mkv, mov, webm, ...): decoded with PyAV
   (``av``, which bundles its own FFmpeg libraries: no system ffmpeg is needed). A file that soundfile cannot
   open is also tried with PyAV.
+- samples already in memory: an :class:`AudioSignal` (``samples`` at ``sampling_rate``), read in the same
+  chunks as a file, so a signal and a float WAV file of the same samples give bit-identical streams.
 
 Every reader produces the same stream: the channels are mixed down to mono as their **arithmetic mean**
 (:math:`x[n] = \\frac{1}{C}\\sum_c x_c[n]`), then resampled with a streaming soxr resampler (quality ``"HQ"``)
@@ -53,6 +55,68 @@ SOUNDFILE_EXTENSIONS = frozenset(
 )
 #: Source samples decoded per chunk (about one second).
 _CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class AudioSignal:
+    """Audio held in memory, read like a file by :func:`read_audio` and :func:`iter_audio_blocks`.
+
+    Parameters
+    ----------
+    samples:
+        ``(n,)`` or ``(n, channels)`` samples. Floating point is taken as is (nominally in [-1, 1], as
+        soundfile reads a file); ``int16`` / ``int32`` are scaled by ``1 / 2**15`` / ``1 / 2**31``, as
+        soundfile scales such a file. Channels are mixed to mono as their mean, like a file's.
+    sampling_rate:
+        Samples per second (Hz) of ``samples``.
+    name:
+        How error messages name the signal (default ``"signal"``).
+
+    Raises
+    ------
+    ExtractionError
+        No samples, more than two dimensions, non-finite values, another dtype, or a rate that is not a positive
+        whole number.
+    """
+
+    samples: np.ndarray
+    sampling_rate: int
+    name: str = "signal"
+
+    def __post_init__(self) -> None:
+        x = np.asarray(self.samples)
+        what = f"Audio signal {self.name!r}"
+        sr = self.sampling_rate
+        if isinstance(sr, bool) or not isinstance(sr, (int, np.integer, float)) or not (
+                math.isfinite(sr) and sr > 0 and float(sr) == int(sr)):
+            raise ExtractionError(f"{what}: `sampling_rate` must be a positive whole number of Hz, got {sr!r}.")
+        if x.ndim not in (1, 2):
+            raise ExtractionError(f"{what}: samples must have shape (n,) or (n, channels), got {x.shape}.")
+        if x.dtype == np.int16:
+            x = x.astype(np.float32) / 32768.0
+        elif x.dtype == np.int32:
+            x = (x.astype(np.float64) / 2147483648.0).astype(np.float32)
+        elif np.issubdtype(x.dtype, np.floating):
+            x = x.astype(np.float32, copy=False)
+        else:
+            raise ExtractionError(f"{what}: samples must be float, int16 or int32, got dtype {x.dtype}.")
+        if x.shape[0] == 0 or (x.ndim == 2 and x.shape[1] == 0):
+            raise ExtractionError(f"{what} contains no audio samples.")
+        if not np.isfinite(x).all():
+            raise ExtractionError(f"{what} contains NaN or infinite samples.")
+        object.__setattr__(self, "samples", x)
+        object.__setattr__(self, "sampling_rate", int(sr))
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.samples.shape[0] / self.sampling_rate
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """Mono float32 chunks of ``_CHUNK`` source samples (the chunks a file of these samples is read in)."""
+        for i in range(0, self.samples.shape[0], _CHUNK):
+            yield _mono(self.samples[i:i + _CHUNK])
+
 
 
 @dataclass(frozen=True)
@@ -162,13 +226,14 @@ def audio_duration(path: str | os.PathLike, limit_s: float | None = None) -> flo
     return n / info.sample_rate
 
 
-def read_audio(path: str | os.PathLike, sample_rate: int | None = 16000) -> np.ndarray:
-    """Read a whole file as mono float32.
+def read_audio(path: str | os.PathLike | AudioSignal, sample_rate: int | None = 16000) -> np.ndarray:
+    """Read a whole file (or an :class:`AudioSignal`) as mono float32.
 
     Parameters
     ----------
     path:
-        Audio file (wav, flac, mp3, ...) or video (mp4, avi, mkv, ...) whose first audio track is read.
+        Audio file (wav, flac, mp3, ...) or video (mp4, avi, mkv, ...) whose first audio track is read, or an
+        :class:`AudioSignal`.
     sample_rate:
         Output rate in Hz; ``None`` keeps the file's native rate.
 
@@ -182,16 +247,16 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = 16000) -> np.n
     ExtractionError
         Missing, empty, corrupt, truncated or unsupported file, or no audio track.
     """
-    p = _check_file(path)
+    p = _check_source(path)
     chunks = list(_decode(p, sample_rate))
     x = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if x.size == 0:
-        raise ExtractionError(f"Audio file {str(p)!r} contains no audio samples.")
+        raise ExtractionError(f"{_describe(p)} contains no audio samples.")
     return x
 
 
 def iter_audio_blocks(
-    path: str | os.PathLike,
+    path: str | os.PathLike | AudioSignal,
     sample_rate: int,
     block_s: float,
     overlap_s: float = 0.0,
@@ -207,7 +272,7 @@ def iter_audio_blocks(
     Parameters
     ----------
     path:
-        Audio file or video.
+        Audio file or video, or an :class:`AudioSignal`.
     sample_rate:
         Output rate in Hz.
     block_s:
@@ -234,7 +299,7 @@ def iter_audio_blocks(
             f"Need block_s > 0 and 0 <= overlap_s < block_s; got block_s={block_s}, overlap_s={overlap_s}."
         )
     hop = n_block - n_overlap
-    p = _check_file(path)
+    p = _check_source(path)
     buf = np.zeros(0, np.float32)
     start = 0
     emitted = False
@@ -247,12 +312,24 @@ def iter_audio_blocks(
             buf = buf[hop:]
             start += hop
     if buf.size == 0 and not emitted:
-        raise ExtractionError(f"Audio file {str(p)!r} contains no audio samples.")
+        raise ExtractionError(f"{_describe(p)} contains no audio samples.")
     if not emitted or buf.size > n_overlap:
         yield AudioBlock(start, buf, sample_rate, True)
 
 
 # ------------------------------------------------------------------------------------------------- internals
+def _check_source(source: str | os.PathLike | AudioSignal) -> Path | AudioSignal:
+    """An :class:`AudioSignal` as it is, a path checked by :func:`_check_file`."""
+    return source if isinstance(source, AudioSignal) else _check_file(source)
+
+
+def _describe(source: Path | AudioSignal) -> str:
+    """``Audio file '<path>'`` or ``Audio signal '<name>'`` for error messages."""
+    if isinstance(source, AudioSignal):
+        return f"Audio signal {source.name!r}"
+    return f"Audio file {str(source)!r}"
+
+
 def _check_file(path: str | os.PathLike) -> Path:
     p = Path(path)
     if not p.exists():
@@ -279,8 +356,11 @@ def _probe(p: Path) -> AudioInfo:
     return _av_info(p)
 
 
-def _decode(p: Path, sample_rate: int | None) -> Iterator[np.ndarray]:
-    """Mono float32 chunks of ``p`` at ``sample_rate`` (native if ``None``)."""
+def _decode(p: Path | AudioSignal, sample_rate: int | None) -> Iterator[np.ndarray]:
+    """Mono float32 chunks of ``p`` (a checked file or a signal) at ``sample_rate`` (native if ``None``)."""
+    if isinstance(p, AudioSignal):
+        yield from _resampled(p.chunks(), p.sampling_rate, sample_rate)
+        return
     info = _probe(p)
     if info.backend == "soundfile":
         _check_wav_length(p, info)
