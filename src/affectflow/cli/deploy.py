@@ -1,7 +1,8 @@
 """CLI of deployment: ``predict RUN --media ...`` (prediction from media files), ``export``, ``stream``.
 
-``predict`` itself is defined in :mod:`affectflow.cli.main`; :func:`add_media_arguments` adds the media options to
-it and :func:`predict_media_files` runs them.
+``predict`` itself is defined in :mod:`affectflow.cli.core`; the parsers (and
+:func:`~affectflow.cli.parsers.deploy.add_media_arguments`, the media options of ``predict``) are in
+:mod:`affectflow.cli.parsers.deploy`; :func:`predict_media_files` runs the media options.
 """
 
 from __future__ import annotations
@@ -13,9 +14,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from affectflow.cli import argtypes
+from affectflow.cli.parsers.deploy import (  # noqa: F401 - re-exported: they lived here
+    add_media_arguments,
+    has_media_arguments,
+    register,
+)
+from affectflow.corpus.media import AUDIO_EXTS, VIDEO_EXTS, recording_id_of
 from affectflow.errors import AffectflowError
-from affectflow.fsutil import out_folder
+from affectflow.export import export_run
+from affectflow.fsutil import child_path, is_safe_name, out_folder
+from affectflow.inference.media import predict_media, required_inputs
+from affectflow.io.audio import iter_audio_blocks
+from affectflow.predictions import write_prediction_csv
+from affectflow.runs import Run
+from affectflow.streaming import AudioStreamPredictor
 
 
 class _Bar:
@@ -32,32 +44,7 @@ class _Bar:
 
 
 # ---------------------------------------------------------------------------------------------------- predict
-def add_media_arguments(r: argparse.ArgumentParser) -> None:
-    """Add ``--media/--audio/--physio/--transcript/--manifest`` to the ``predict`` parser."""
-    g = r.add_argument_group(
-        "prediction from media files (instead of a corpus)",
-        "Extract exactly the run's feature sets (with the extractor parameters stored with its features) from new "
-        "media files and predict them. Repeat an option for several recordings: the N-th --audio/--physio/"
-        "--transcript belongs to the N-th --media (give each option either once per recording or not at all), "
-        "or list recordings in --manifest. Writes <out>/<id>.csv (time, one column per target) and <out>/<id>.png.",
-    )
-    g.add_argument("--media", action="append", metavar="FILE",
-                   help="a video (mp4, avi, mkv, mov, webm; its sound track serves audio features) or an audio file")
-    g.add_argument("--audio", action="append", metavar="FILE", help="audio file (wav, flac, mp3, ...)")
-    g.add_argument("--physio", action="append", metavar="FILE", help="physiology file (CSV with a time column, EDF, WFDB .hea)")
-    g.add_argument("--transcript", action="append", metavar="FILE", help="transcript (CSV/JSON words or utterances)")
-    g.add_argument("--manifest", metavar="CSV",
-                   help="CSV with columns id and any of video, audio, physio, transcript (paths relative to the CSV)")
-
-
-def has_media_arguments(args: argparse.Namespace) -> bool:
-    """Whether ``predict`` was asked to predict media files."""
-    return any(getattr(args, k, None) for k in ("media", "audio", "physio", "transcript", "manifest"))
-
-
 def _recordings_from_args(args: argparse.Namespace) -> list[tuple[str, dict[str, Path]]]:
-    from affectflow.corpus.media import AUDIO_EXTS, VIDEO_EXTS, recording_id_of
-
     recs: list[tuple[str, dict[str, Path]]] = []
     if args.manifest:
         m = Path(args.manifest)
@@ -115,8 +102,6 @@ def unique_recording_ids(recs: list[tuple[str, dict[str, Path]]]) -> tuple[list[
     ``a_b.wav``, or the same file name in two folders) are numbered ``<id>-1``, ``<id>-2``, ... in the given order,
     so that every recording gets its own output file (nothing is overwritten silently).
     """
-    from affectflow.fsutil import is_safe_name
-
     safe = []
     for rid, files in recs:
         new = rid if is_safe_name(rid) else (
@@ -140,11 +125,6 @@ def unique_recording_ids(recs: list[tuple[str, dict[str, Path]]]) -> tuple[list[
 
 def predict_media_files(args: argparse.Namespace) -> int:
     """``affectflow predict RUN --media ...``: one CSV and one plot per recording under a new output folder."""
-    from affectflow.fsutil import child_path
-    from affectflow.inference.media import predict_media, required_inputs
-    from affectflow.predictions import write_prediction_csv
-    from affectflow.runs import Run
-
     if args.recordings or args.partitions or args.corpus:
         raise AffectflowError("Give either media files (--media/--audio/--physio/--transcript/--manifest) or a "
                               "corpus selection (--corpus/--recordings/--partitions), not both.")
@@ -173,70 +153,19 @@ def predict_media_files(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------------------------------- verbs
-def register(sub) -> None:
-    """Add the deployment verbs (``export``, ``stream``) to the ``affectflow`` parser."""
-    for name in ("export", "stream"):
-        fn = globals().get(f"_register_{name}")
-        if fn is not None:
-            fn(sub)
-
-
 # ---------------------------------------------------------------------------------------------------- export
-def _register_export(sub) -> None:
-    e = sub.add_parser(
-        "export",
-        help="Export a run's selected checkpoint (ONNX with dynamic batch/time axes + a JSON of what a consumer needs).",
-        description="Export a run's selected checkpoint as model.onnx (inputs mask, x.<set>, feature_mask.<set>; "
-        "output y) plus model.json (feature sets with columns, rates and extractor parameters, normaliser "
-        "statistics, targets, label rate, causal or not).",
-    )
-    e.add_argument("run", help="run directory")
-    e.add_argument("--format", default="onnx", help="export format (onnx)")
-    e.add_argument("--out", help="new output folder (default: <run>/export-<timestamp>)")
-    e.add_argument("--seed", type=int, help="export this seed's checkpoint (default: the selected seed)")
-    e.set_defaults(func=cmd_export)
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    from affectflow.export import export_run
-
     out = export_run(args.run, args.out, format=args.format, seed=args.seed)
     print(f"Exported to {out}: {out / 'model.onnx'} and {out / 'model.json'}")
     return 0
 
 
 # ---------------------------------------------------------------------------------------------------- stream
-def _register_stream(sub) -> None:
-    s = sub.add_parser(
-        "stream",
-        help="Replay an audio/video file through a causal run live, printing predictions as they come.",
-        description="Replay the sound of FILE in real time (or as fast as possible with --fast) through live "
-        "feature extraction and the causal streaming model, and print each label step's prediction as soon as "
-        "it is known. The run must be causal and its feature sets computable from audio (eGeMAPS, LLDs, "
-        "log-mel); with --allow-missing its other feature sets are fed as missing.",
-    )
-    s.add_argument("run", help="run directory of a causal run")
-    s.add_argument("--input", required=True, help="audio file, or a video with a sound track")
-    s.add_argument("--fast", action="store_true", help="as fast as possible instead of real time")
-    s.add_argument("--chunk", type=argtypes.positive_float, default=0.1, help="seconds of audio per pushed chunk (default 0.1)")
-    s.add_argument("--block-frames", type=argtypes.positive_int, default=1,
-                   help="compute audio features in blocks of N frames: less CPU, N-1 frames more delay (default 1)")
-    s.add_argument("--allow-missing", action="store_true",
-                   help="feed the run's non-audio feature sets as missing instead of refusing")
-    s.add_argument("--out", help="also write the predictions to this CSV (new file) and a plot beside it (.png)")
-    s.add_argument("--seed", type=int, help="use this seed's checkpoint (default: the selected seed)")
-    s.set_defaults(func=cmd_stream)
-
-
 def stream_file(run, path, *, fast: bool = False, chunk_s: float = 0.1, allow_missing: bool = False,
                 seed: int | None = None, on_step=None, block_frames: int = 1) -> pd.DataFrame:
     """Replay the audio of ``path`` through :class:`~affectflow.streaming.AudioStreamPredictor`; call
     ``on_step(step, latency_s)`` for every label step as it is emitted (``latency_s``: wall time since the step's
     audio was due, in real-time mode) and return all steps as a DataFrame."""
-    from affectflow.io.audio import iter_audio_blocks
-    from affectflow.streaming import AudioStreamPredictor
-
     if not Path(path).is_file():
         raise AffectflowError(f"Input file {str(path)!r} does not exist.")
     live = AudioStreamPredictor(run, seed=seed, allow_missing=allow_missing, block_frames=block_frames)
@@ -270,8 +199,6 @@ def stream_file(run, path, *, fast: bool = False, chunk_s: float = 0.1, allow_mi
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from affectflow.predictions import write_prediction_csv
-
     if args.out and Path(args.out).exists():
         raise AffectflowError(f"{args.out!r} exists; choose a new file.")
 

@@ -1,8 +1,10 @@
 """The ``affectflow`` command line: one subcommand per pipeline stage, each a thin wrapper over the Python API.
 
-Every ``affectflow/cli/<area>.py`` has ``register(subparsers)`` adding its commands (:data:`COMMAND_MODULES`, in
-``--help`` order); shared option helpers are in :mod:`affectflow.cli.options`. The CLI writes no files itself: the
-Python API does. Errors a user can fix (bad config, path or corpus) are printed as one paragraph, with exit code 2;
+Every area has a light parser module ``affectflow/cli/parsers/<area>.py`` whose ``register(subparsers)`` adds its
+commands (:data:`COMMAND_MODULES`, in ``--help`` order) and names each command's handler as ``"module:function"``
+(:class:`affectflow.cli.options.Handler`); the handler's module ``affectflow/cli/<area>.py`` imports the Python API
+at its top and is imported only when its command runs (so ``--help`` and argument errors load no torch).
+Shared option helpers are in :mod:`affectflow.cli.options`. The CLI writes no files itself: the Python API does. Errors a user can fix (bad config, path or corpus) are printed as one paragraph, with exit code 2;
 unexpected errors keep their traceback.
 """
 
@@ -15,38 +17,50 @@ import os
 import sys
 import textwrap
 
+from typing import Any
+
 from affectflow import __version__
-from affectflow.cli import core
-from affectflow.cli.core import (  # noqa: F401 - re-exported: the commands lived here
-    cmd_demo,
-    cmd_evaluate,
-    cmd_generate,
-    cmd_import_muse,
-    cmd_info,
-    cmd_models,
-    cmd_predict,
-    cmd_train,
-)
-from affectflow.cli.options import load_cfg as _load_cfg  # noqa: F401 - old name
+from affectflow.cli.options import resolve_handler
 from affectflow.cli.options import split_list as _split  # noqa: F401 - old name
 from affectflow.errors import AffectflowError
 
-#: The modules whose ``register(subparsers)`` add the subcommands, in ``--help`` order (``module:function``).
+#: The parser modules whose ``register(subparsers)`` add the subcommands, in ``--help`` order
+#: (``module:function``; light modules: see :mod:`affectflow.cli.parsers`).
 COMMAND_MODULES = [
-    "affectflow.cli.core:register",  # generate, import-muse, info, models, train, evaluate, predict
-    "affectflow.cli.deploy:register",  # export, stream
-    "affectflow.cli.core:register_demo",
-    "affectflow.cli.extract:register",  # import-media, extract
-    "affectflow.cli.procedures:register",  # sweep, cv, fuse, late-fusion
-    "affectflow.cli.personalise:register",
-    "affectflow.cli.yardstick:register",  # linear yardstick
-    "affectflow.cli.augment:register",  # augmented copies of training media
-    "affectflow.cli.runs:register",  # runs table
-    "affectflow.cli.tune:register",  # Optuna search
-    "affectflow.cli.serve:register",
-    "affectflow.cli.data:register",  # challenge importers, submit, fuse-raters
-    "affectflow.cli.recipe:register",  # recipe list | show | run
+    "affectflow.cli.parsers.core:register",  # generate, import-muse, info, models, train, evaluate, predict
+    "affectflow.cli.parsers.deploy:register",  # export, stream
+    "affectflow.cli.parsers.core:register_demo",
+    "affectflow.cli.parsers.extract:register",  # import-media, extract
+    "affectflow.cli.parsers.procedures:register",  # sweep, cv, fuse, late-fusion
+    "affectflow.cli.parsers.personalise:register",
+    "affectflow.cli.parsers.yardstick:register",  # linear yardstick
+    "affectflow.cli.parsers.augment:register",  # augmented copies of training media
+    "affectflow.cli.parsers.runs:register",  # runs table
+    "affectflow.cli.parsers.tune:register",  # Optuna search
+    "affectflow.cli.parsers.serve:register",
+    "affectflow.cli.parsers.data:register",  # challenge importers, submit, fuse-raters
+    "affectflow.cli.parsers.recipe:register",  # recipe list | show | run
 ]
+
+#: Names that lived here, importable from here still (``from affectflow.cli.main import cmd_train``): a
+#: ``"module:name"`` or a module. They import the Python API, so they are loaded on first use, not with the parser.
+MOVED = {
+    **{name: f"affectflow.cli.core:{name}" for name in ("cmd_evaluate", "cmd_info", "cmd_models", "cmd_predict",
+                                                        "cmd_train")},
+    "cmd_generate": "affectflow.cli.corpora:cmd_generate",
+    "cmd_import_muse": "affectflow.cli.corpora:cmd_import_muse",
+    "cmd_demo": "affectflow.cli.demo:cmd_demo",
+    "core": "affectflow.cli.core",
+    "_load_cfg": "affectflow.cli.common:load_cfg",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, _, attr = MOVED[name].partition(":")
+    mod = importlib.import_module(module)
+    return getattr(mod, attr) if attr else mod
 
 
 # ---------------------------------------------------------------------------- parser
@@ -77,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         # native libraries' start-up lines (MediaPipe, TensorFlow Lite, absl) are shown too (affectflow.nativelogs)
         os.environ["AFFECTFLOW_NATIVE_LOGS"] = "1"
     try:
-        return int(args.func(args) or 0)
+        func = resolve_handler(args.func)  # imports the command's handler module (and with it the Python API)
+        return int(func(args) or 0)
     except AffectflowError as e:
         text = str(e)
         body = "\n".join(textwrap.fill(line, 110) if len(line) > 110 else line for line in text.splitlines())
