@@ -9,9 +9,12 @@ from typing import Callable
 
 from affectflow.config import load_config
 from affectflow.corpus import Corpus
+from affectflow.errors import AffectflowError
 from affectflow.experiment import evaluate, predict, train
+from affectflow.features.pipeline import default_config_path, extract
 from affectflow.layout import plots_folder, results_text
 from affectflow.synthetic.corpus import generate_corpus
+from affectflow.synthetic.media import generate_media_corpus
 
 
 SYNTHETIC_FEATURES = ["acoustic", "visual", "physio"]
@@ -86,9 +89,6 @@ def run_media_demo(out: str | Path = "demo_media_out", *, quick: bool = False, p
 
     ``quick`` uses 6 subjects x 60 s instead of 12 subjects x 150 s. Returns the run directory.
     """
-    from affectflow.features.pipeline import default_config_path, extract
-    from affectflow.synthetic.media import generate_media_corpus
-
     out = Path(out)
     t0 = time.perf_counter()
     corpus_dir = out / "corpus"
@@ -103,8 +103,6 @@ def run_media_demo(out: str | Path = "demo_media_out", *, quick: bool = False, p
     summary = extract(corpus, default_config_path(), workers=workers, progress=progress)
     print(summary.format())
     if not summary.ok:
-        from affectflow.errors import AffectflowError
-
         raise AffectflowError("Feature extraction failed for some recordings (listed above); the demo stops here.")
     overrides = [f"data.corpus={corpus_dir}", f"output.runs_dir={out / 'runs'}", f"data.features={MEDIA_FEATURES}",
                  "data.window.size=40", "data.window.hop=20", "model.d_model=64", "training.batch_size=16",

@@ -29,6 +29,7 @@ import pandas as pd
 
 from affectflow.errors import ConfigError, RunError
 from affectflow.layout import find_run_folders, read_run_config  # noqa: F401 - find_run_folders re-exported (it lived here)
+from affectflow.runs import Run
 
 MAIN_METRICS = {"continuous": ["ccc"], "segment": ["macro_f1", "ccc"], "clip": ["weighted_f1", "mse", "value"]}
 #: Metrics where lower is better (sorting puts the lowest first).
@@ -55,8 +56,6 @@ def _main_metric(task: str, mets: dict[str, Any]) -> str | None:
 
 def run_row(path: Path, root: Path) -> dict[str, Any]:
     """The table row of one run folder (see the module docstring)."""
-    from affectflow.runs import Run
-
     row: dict[str, Any] = {"run": str(path.relative_to(root)) if path != root else path.name}
     try:
         run = Run(path)

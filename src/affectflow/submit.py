@@ -35,11 +35,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from affectflow.corpus.affwild2 import parse_annotation
 from affectflow.corpus.corpus import Corpus
+from affectflow.corpus.importreport import ChallengeImportReport
 from affectflow.corpus.staging import staged_folder
 from affectflow.errors import RunError
 from affectflow.fsutil import child_path
 from affectflow.experiment import run_predictions
+from affectflow.metrics import ccc
 from affectflow.predictions import prediction_frame
 from affectflow.runs import Run
 
@@ -89,10 +92,6 @@ def score_abaw(submission: str | os.PathLike, labels: str | os.PathLike) -> dict
     ``-5`` (or that lie past either file's end) are left out; CCC (population moments) per dimension over all
     valid frames of all videos pooled; ``abaw_score = (CCC_valence + CCC_arousal) / 2``.
     """
-    from affectflow.corpus.affwild2 import parse_annotation
-    from affectflow.corpus.importreport import ChallengeImportReport
-    from affectflow.metrics import ccc
-
     ys, ps = [], []
     files = sorted(Path(labels).glob("*.txt"))
     if not files:

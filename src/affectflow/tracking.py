@@ -31,8 +31,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from affectflow.errors import ConfigError
+from affectflow.errors import AffectflowWarning, ConfigError
+from affectflow.fsutil import write_json
 from affectflow.layout import plots_folder, results_file
+from affectflow.runs import Run
+from affectflow.runs_table import find_run_folders
 
 EXPERIMENT = "affectflow"
 MARKER = "mlflow.json"
@@ -44,8 +47,6 @@ def safely(fn: Any) -> Any:
     """Run a tracking call; a failure is a warning, not an error (the procedure's results are on disk either way)."""
     import logging
     import warnings
-
-    from affectflow.errors import AffectflowWarning
 
     try:
         return fn()
@@ -66,7 +67,8 @@ def cli_uri(value: str, runs_dir: str | os.PathLike) -> str:
 
 
 def add_flag(parser: Any) -> None:
-    """Add ``--mlflow [URI]`` to an argparse parser."""
+    """Add ``--mlflow [URI]`` to an argparse parser (deprecated: the CLI uses
+    :func:`affectflow.cli.options.mlflow_flag`, which adds the same option without importing this module)."""
     parser.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
                         help="log to MLflow (default URI sqlite:///<runs_dir>/mlflow.db; same as tracking.mlflow)")
 
@@ -115,8 +117,6 @@ def logged_run_id(folder: Path, uri: str) -> str | None:
 
 
 def _remember(folder: Path, uri: str, run_id: str) -> None:
-    from affectflow.fsutil import write_json
-
     f = folder / MARKER
     try:
         doc = json.loads(f.read_text())
@@ -198,8 +198,6 @@ def log_run(folder: str | os.PathLike, uri: str, *, parent: str | None = None, n
 
     Nested under ``parent`` (an MLflow run id) when given. A folder already logged to ``uri`` is not logged again.
     """
-    from affectflow.runs import Run
-
     folder = Path(folder).resolve()
     uri = normalise_uri(uri)
     done = logged_run_id(folder, uri)
@@ -259,8 +257,6 @@ def finish_parent(run_id: str, folder: str | os.PathLike, uri: str, *, ok: bool 
 def log_tree(folder: str | os.PathLike, uri: str, *, parent: str | None, kind: str, name: str) -> str | None:
     """Log a procedure folder (e.g. a recipe step) as a parent run with every run folder below it nested under it
     (each logged once; see :func:`log_run`); return the parent's id."""
-    from affectflow.runs_table import find_run_folders
-
     folder = Path(folder)
     if not folder.is_dir():
         return None

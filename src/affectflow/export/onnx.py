@@ -59,8 +59,10 @@ import torch
 from torch import nn
 
 from affectflow.errors import AffectflowError
-from affectflow.fsutil import out_folder
+from affectflow.experiment import TrainedModel
+from affectflow.fsutil import out_folder, write_json
 from affectflow.runs import Run, open_run
+from affectflow.streaming.streamer import streaming_problem
 
 FORMATS = ("onnx",)
 OPSET = 17
@@ -211,12 +213,8 @@ def export_info(trained: Any, *old_args: Any) -> dict[str, Any]:
     (:class:`affectflow.experiment.TrainedModel`, from :meth:`affectflow.runs.Run.model`).
 
     The earlier form ``export_info(run, ckpt, model, normalizer)`` still works for one release (deprecated)."""
-    from affectflow.streaming.streamer import streaming_problem
-
     if old_args:
         import warnings
-
-        from affectflow.experiment import TrainedModel
 
         warnings.warn("export_info(run, ckpt, model, normalizer) is deprecated; pass the TrainedModel of "
                       "Run(path).model(seed)", DeprecationWarning, stacklevel=2)
@@ -284,8 +282,6 @@ def export_run(run: Run | str | os.PathLike, out_dir: str | os.PathLike | None =
     ExportError
         Unknown format, or a model the exporter cannot convert.
     """
-    from affectflow.fsutil import write_json
-
     if format not in FORMATS:
         raise ExportError(f"Unknown export format {format!r}; supported: {list(FORMATS)}.")
     run = open_run(run)

@@ -37,6 +37,7 @@ from affectflow.corpus.corpus import Corpus, read_partition_map, write_partition
 from affectflow.errors import RunError
 from affectflow.fsutil import atomic_write, out_folder, write_json
 from affectflow.procedures.folds import cv_folds
+from affectflow.procedures.fuse import fuse_runs
 from affectflow.procedures.sweep import MAIN_METRICS, SweepSpec, load_cells, run_sweep
 from affectflow.layout import results_file
 from affectflow.runs import Run, new_run_dir
@@ -143,8 +144,6 @@ def _main(task: str, mets: dict[str, Any]) -> str:
 
 def summarise_cv(cv_dir: Path, info: dict[str, Any], cfg: ExperimentConfig) -> dict[str, Any]:
     """Per fold and target scores, mean ± std over folds, best fold and the fold average on test."""
-    from affectflow.procedures.fuse import fuse_runs
-
     d = cfg.data
     metrics = [Run(fi["run"]).metrics() for fi in info["folds"]]
     task = metrics[0].get("task", "continuous")

@@ -51,7 +51,11 @@ import numpy as np
 from affectflow.errors import ConfigError, RunError
 from affectflow.fsutil import out_folder, write_json
 from affectflow.layout import is_run_folder
+from affectflow.predictions import Predictions
+from affectflow.procedures.sweep import MAIN_METRICS
+from affectflow.procedures.weights import grid_search
 from affectflow.runs import Predictor, Run, environment_info, new_run_dir, run_kind, source_list, write_run_info
+from affectflow.scoring import score, selection_score
 
 FUSION_KIND = "fusion"
 
@@ -107,8 +111,6 @@ def _columns(specs) -> list[slice]:
 
 def combine(preds: Sequence[Any], weights: np.ndarray) -> Any:
     """Fuse aligned predictions with ``weights`` of shape ``(n_runs, n_targets)`` (columns sum to 1)."""
-    from affectflow.predictions import Predictions
-
     first = preds[0]
     w = np.asarray(weights, dtype=np.float64)
     if first.continuous:
@@ -130,8 +132,6 @@ def combine(preds: Sequence[Any], weights: np.ndarray) -> Any:
 
 def _one_target(preds: Any, k: int) -> Any:
     """``preds`` restricted to target ``k`` (so that scoring it costs one target)."""
-    from affectflow.predictions import Predictions
-
     if preds.continuous:
         return Predictions(preds.task, [preds.specs[k]], list(preds.recordings), times=preds.times,
                            values=[v[:, k : k + 1] for v in preds.values],
@@ -144,15 +144,11 @@ def _one_target(preds: Any, k: int) -> Any:
 def choose_weights(preds: Sequence[Any], *, method: str = "weighted", step: float = 0.05,
                    per_target: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
     """Weights ``(n_runs, n_targets)`` for aligned selection-partition predictions, and how they were chosen."""
-    from affectflow.predictions import selection_score
-
     n, specs = len(preds), preds[0].specs
     if method == "mean":
         return np.full((n, len(specs)), 1.0 / n), {"method": "mean"}
     if method != "weighted":
         raise ConfigError(f"Fusion method must be 'mean' or 'weighted', got {method!r}.")
-    from affectflow.procedures.weights import grid_search
-
     info: dict[str, Any] = {"method": "weighted", "search": f"grid over the simplex, step {step}",
                             "per_target": per_target}
     if per_target:
@@ -215,8 +211,6 @@ def fuse_runs(
     out:
         New folder (must not exist or be empty); default ``<first run's parent>/fusion-<time>``.
     """
-    from affectflow.scoring import score, selection_score
-
     if out is not None:
         out_folder(out, what="output folder", create=False)  # checked before any work
     paths = [Path(r).resolve() for r in runs]
@@ -278,8 +272,6 @@ def fuse_runs(
 
 
 def _metric_of(task: str, mets: dict[str, Any]) -> str:
-    from affectflow.procedures.sweep import MAIN_METRICS
-
     for m in MAIN_METRICS.get(task, ["ccc"]):
         if m in mets:
             return m

@@ -39,7 +39,9 @@ import pandas as pd
 from affectflow.config import config_from_dict, merge_config, parse_override
 from affectflow.corpus.corpus import TIME, Corpus, FeatureSetInfo, write_partition_map
 from affectflow.errors import ConfigError, CorpusError, RunError
+from affectflow.experiment import train
 from affectflow.fsutil import atomic_write, check_names, write_json
+from affectflow.predictions import Predictions
 from affectflow.procedures.folds import subject_groups
 from affectflow.procedures.sweep import SweepSpec, load_cells, run_sweep
 from affectflow.layout import results_file
@@ -67,8 +69,6 @@ def crossfit(run: str | Path, *, folds: int = 5, seed: int = 0, workers: int = 1
     Returns the train recordings' :class:`~affectflow.predictions.Predictions` (each from the fold model that did
     not see its subject) and a description (groups, fold run dirs).
     """
-    from affectflow.predictions import Predictions
-
     r = Run(run)
     _finished(r)
     cfg = copy.deepcopy(r.config_dict)
@@ -129,8 +129,6 @@ def prediction_features(run: str | Path, *, name: str | None = None, folds: int 
     An existing feature set of the same name is reused when it was made from the same run with the same folds and
     seed; otherwise it is refused.
     """
-    from affectflow.predictions import Predictions
-
     r = Run(run)
     _finished(r)
     d = r.config_dict["data"]
@@ -176,8 +174,6 @@ def staged_late_fusion(
     ``data.features`` = the prediction feature sets, model :data:`FUSION_MODEL`, the first run's training section,
     then ``overrides`` (``key=value``). Returns the fusion's run directory (an ordinary run).
     """
-    from affectflow.experiment import train
-
     if len(runs) < 2:
         raise ConfigError("Staged late fusion needs at least two unimodal runs.")
     members = [Run(r) for r in runs]

@@ -49,6 +49,7 @@ import torch
 from affectflow.corpus.corpus import Corpus
 from affectflow.data.dataset import WindowDataset, collate
 from affectflow.errors import AffectflowError, ConfigError, RunError
+from affectflow.execution import get_executor
 from affectflow.fsutil import write_json
 from affectflow.predictions import Predictions
 from affectflow.procedures.finetune import (
@@ -72,7 +73,9 @@ from affectflow.runs import (
     write_run_info,
 )
 from affectflow.tasks import ContinuousTask
+from affectflow.tracking import log_run, logged_run_id, normalise_uri, safely
 from affectflow.training.seeds import resolve_device
+from affectflow.training.stacked import stack_blocker
 
 log = logging.getLogger("affectflow")
 
@@ -226,8 +229,6 @@ def personalise(
                                 batch_size=int(batch_size or t["batch_size"]), weight_decay=float(t["weight_decay"]),
                                 grad_clip=t.get("grad_clip"), loss=t["loss"], l2sp=float(l2sp))
     if implementation == "vectorised" and not supports_vectorised(model):
-        from affectflow.training.stacked import stack_blocker
-
         raise ConfigError(f"The vectorised fine-tuning cannot stack this run's model ({ckpt['model']['type']!r}): "
                           f"{stack_blocker(model)}. Use implementation='loop' (or 'auto').")
     impl = "vectorised" if implementation == "auto" and supports_vectorised(model) else (
@@ -370,8 +371,6 @@ def personalise(
 
 
 def _track(out: Path, base_run: Path, uri: str, status: dict[str, Any]) -> None:
-    from affectflow.tracking import log_run, logged_run_id, normalise_uri, safely
-
     def go() -> None:
         from mlflow.entities import Metric
 
@@ -395,8 +394,6 @@ def finetune_group(job: tuple[str, torch.nn.Module, list, FineTuneSettings]) -> 
 def _finetune_on_executor(impl: str, base: torch.nn.Module, jobs: list, settings: FineTuneSettings,
                           group_size: int | None, backend: str, workers: int, threads: int,
                           options: dict[str, Any]) -> list:
-    from affectflow.execution import get_executor
-
     size = group_size or len(jobs)
     groups = [jobs[i:i + size] for i in range(0, len(jobs), size)]
     out: list[Any] = [None] * len(groups)

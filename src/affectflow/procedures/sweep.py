@@ -58,10 +58,18 @@ from affectflow.config import (
 )
 from affectflow.corpus.corpus import Corpus
 from affectflow.errors import AffectflowError, ConfigError, RunError
-from affectflow.fsutil import atomic_write, check_name, json_fingerprint, resumable_folder, write_json
+from affectflow.experiment import resume_training, train
+from affectflow.fsutil import (
+    atomic_write,
+    check_name,
+    is_inside,
+    json_fingerprint,
+    resumable_folder,
+    write_json,
+)
 from affectflow.execution import execution_settings, get_executor
 from affectflow.layout import is_run_folder, read_run_record, results_file, run_finished
-from affectflow.runs import Run, new_run_dir
+from affectflow.runs import Run, new_run_dir, run_status
 from affectflow.tracking import finish_parent, log_run, safely, start_parent
 
 # main metric per task for the table (first one present in a target's metrics)
@@ -194,8 +202,6 @@ def run_cell(job: dict[str, Any]) -> dict[str, Any]:
     one left behind by a killed attempt is continued from its last epoch state (:func:`resume_training`, equal to
     an undisturbed run), an empty one is trained.
     """
-    from affectflow.experiment import resume_training, train
-
     try:
         cfg = config_from_dict(job["config"]).validate()
         run_dir = Path(job["run_dir"])
@@ -335,9 +341,6 @@ def _discard_half_run(sweep_dir: Path, cell: Cell) -> None:
     ``<sweep>/runs`` that is a real folder (not a symlink) is ever removed.
     """
     import shutil
-
-    from affectflow.fsutil import is_inside
-    from affectflow.runs import run_status
 
     p = Path(cell.run_dir)
     runs = sweep_dir / "runs"

@@ -60,11 +60,15 @@ from affectflow.config import (
     parse_override,
     read_yaml,
 )
+from affectflow.corpus.corpus import Corpus
+from affectflow.experiment import train
 from affectflow.fsutil import atomic_write, check_name, json_fingerprint, make_dirs, resumable_folder, write_json
 from affectflow.errors import AffectflowError, ConfigError, RunError
 from affectflow.execution import execution_settings, get_executor
 from affectflow.layout import is_run_folder, plots_folder, results_file
-from affectflow.runs import Run
+from affectflow.runs import Run, new_run_dir
+from affectflow.tracking import finish_parent, log_run, safely, start_parent
+from affectflow.training.trainer import TrainingStopped
 
 SPACE_KEYS = {"name", "base", "config", "space", "sampler", "pruning"}
 NOT_IDENTITY = ("execution", "tracking")
@@ -233,8 +237,6 @@ def load_space(path: str | Path, overrides: list[str] | None = None) -> TuneSpec
 def check_space(spec: TuneSpec) -> None:
     """Validate the base config with every bound and choice of every parameter (others at the base value); check
     that the feature sets exist in the corpus. Raises :class:`ConfigError` naming the parameter."""
-    from affectflow.corpus.corpus import Corpus
-
     try:
         config_from_dict(spec.base).validate()
     except ConfigError as e:
@@ -310,10 +312,6 @@ def tune_worker(job: dict[str, Any]) -> dict[str, Any]:
     optuna = _optuna()
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
-
-    from affectflow.experiment import train
-    from affectflow.runs import new_run_dir
-    from affectflow.training.trainer import TrainingStopped
 
     spec = _spec_from_dict(job["spec"])
     runs_dir = Path(job["tune_dir"]) / "runs"
@@ -433,8 +431,6 @@ def track_tune(tune_dir: Path, uri: str) -> None:
     """Log a search to MLflow: one parent run (the space as parameters, results.md, best.yaml, plots) with every
     trial's run nested under it (metric ``tune/value``, tags ``optuna.trial`` / ``optuna.state``)."""
     from mlflow.entities import Metric
-
-    from affectflow.tracking import finish_parent, log_run, safely, start_parent
 
     info = json.loads((tune_dir / "tune.json").read_text())
     parent = safely(lambda: start_parent(tune_dir, uri, kind="tune", name=tune_dir.name,

@@ -55,9 +55,13 @@ import torch
 from affectflow.corpus.corpus import Corpus
 from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.errors import ConfigError, RunError
+from affectflow.experiment import training_label_rate
 from affectflow.fsutil import out_folder
 from affectflow.layout import is_run_folder
+from affectflow.predictions import Predictions
 from affectflow.runs import Predictor, Run, checkpoints_folder, environment_info, new_run_dir, run_kind, write_run_info
+from affectflow.scoring import score
+from affectflow.tasks import make_task, specs_from_state, target_specs
 
 YARDSTICK_KIND = "yardstick"
 #: Ridge strengths α tried (strongest first, so ties go to the stronger regularisation).
@@ -187,8 +191,6 @@ class _Samples:
 
     def predictions(self, outputs: np.ndarray, specs=None):
         """:class:`~affectflow.predictions.Predictions` of ``outputs`` (rows = this partition's samples)."""
-        from affectflow.predictions import Predictions
-
         specs = specs or self.task.specs
         recs = self.store.records
         if self.task.name == "continuous":
@@ -213,9 +215,6 @@ def fit_yardstick(cfg, *, context: int = DEFAULT_CONTEXT, alphas: Sequence[float
         The model, the fitted normaliser, the predictions per partition (train, devel, test partitions) and the
         selection record (per target: the grid with its devel scores and the chosen strength).
     """
-    from affectflow.scoring import score
-    from affectflow.tasks import make_task, target_specs
-
     cfg.validate()
     d = cfg.data
     if context < 1:
@@ -258,8 +257,6 @@ def fit_yardstick(cfg, *, context: int = DEFAULT_CONTEXT, alphas: Sequence[float
                                 "grid": tried, "train_samples": int(ok.sum())}
     model = LinearModel(specs, params)
     if d.task == "continuous":
-        from affectflow.experiment import training_label_rate
-
         model.label_rate_hz = training_label_rate(corpus, d.label_set, stores[train_key])
     preds = {p: s.predictions(model.outputs(s.z)) for p, s in samples.items()}
     return model, normalizer, preds, selection
@@ -289,8 +286,6 @@ def run_yardstick(cfg, *, context: int = DEFAULT_CONTEXT, alphas: Sequence[float
     (pathlib.Path, dict)
         The folder and its metrics (``metrics["best"][partition][target][metric]``, as a run's ``metrics.json``).
     """
-    from affectflow.scoring import score
-
     if out is not None:
         out_folder(out, what="output folder", create=False)  # checked before the fit
     model, normalizer, preds, selection = fit_yardstick(cfg, context=context, alphas=alphas, cs=cs, seed=seed,
@@ -356,8 +351,6 @@ def is_yardstick_run(path: str | Path) -> bool:
 
 def load_yardstick(path: str | Path) -> tuple[LinearModel, Normalizer, dict[str, Any]]:
     """The model, normaliser and checkpoint of a yardstick folder (loaded with ``weights_only=True``)."""
-    from affectflow.tasks import specs_from_state
-
     p = checkpoints_folder(path) / CHECKPOINT
     try:
         ck = torch.load(p, map_location="cpu", weights_only=True)
@@ -372,8 +365,6 @@ def load_yardstick(path: str | Path) -> tuple[LinearModel, Normalizer, dict[str,
 
 def yardstick_predictions(path: str | Path, corpus: Corpus, ids: list[str], *, progress: bool = False):
     """A yardstick folder's :class:`~affectflow.predictions.Predictions` on recordings ``ids`` of ``corpus``."""
-    from affectflow.tasks import make_task, specs_from_state
-
     model, normalizer, ck = load_yardstick(path)
     cfg = Run(path).config_dict
     rate = ck.get("label_rate_hz")

@@ -28,11 +28,15 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from affectflow.corpus.corpus import atomic_write, write_json
+from affectflow.corpus.corpus import Corpus, atomic_write, write_json
 from affectflow.errors import AffectflowError, ConfigError, RunError
+from affectflow.execution import get_executor
 from affectflow.fsutil import check_inside, out_folder
-from affectflow.recipes.spec import Recipe, load_recipe, substitute_params, substitute_refs
+from affectflow.recipes.figures import build_figures
+from affectflow.recipes.spec import Recipe, load_recipe, packaged_names, substitute_params, substitute_refs
 from affectflow.recipes.steps import STEP_KINDS, StepContext
+from affectflow.recipes.tables import write_report
+from affectflow.tracking import finish_parent, log_tree, safely, start_parent
 
 ENGINE_VERSION = 1
 
@@ -131,9 +135,6 @@ def _run_recipe(
     step nested under it, and the step's run folders under that (logged by this process,
     :func:`affectflow.tracking.log_tree`).
     """
-    from affectflow.corpus.corpus import Corpus
-    from affectflow.execution import get_executor
-
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, budget=budget, overrides=overrides)
     opened = Corpus(corpus)  # a missing or broken corpus fails here, before any work
@@ -162,8 +163,6 @@ def _run_recipe(
     guess = {s.id: STEP_KINDS[s.kind].units(resolved_params[s.id]) for s in recipe.steps}
     track_parent = None
     if tracking:
-        from affectflow.tracking import log_tree, safely, start_parent
-
         track_parent = safely(lambda: start_parent(folder, tracking, kind="recipe", name=folder.name,
                                                    params={"recipe": recipe.name, "budget": recipe.budget}))
     prog = Progress(sum(guess.values()), progress, write)
@@ -237,13 +236,8 @@ def _run_recipe(
                                                                      kind=f"recipe step {s.kind}", name=s.id))
         finally:
             ex.close()
-    from affectflow.recipes.figures import build_figures
-    from affectflow.recipes.tables import write_report
-
     write_report(folder, recipe, results, state, figures=build_figures)
     if track_parent:
-        from affectflow.tracking import finish_parent
-
         safely(lambda: finish_parent(track_parent, folder, tracking))
     prog.say(f"report: {folder / 'recipe.md'}")
     return folder
@@ -284,8 +278,6 @@ def show_recipe(recipe: Recipe) -> str:
 
 def list_recipes() -> list[tuple[str, str]]:
     """``(name, title)`` of every packaged recipe."""
-    from affectflow.recipes.spec import packaged_names
-
     out = []
     for name in packaged_names():
         try:

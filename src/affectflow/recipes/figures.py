@@ -35,6 +35,9 @@ import numpy as np
 
 from affectflow.errors import ConfigError
 from affectflow.layout import plots_folder
+from affectflow.plots import plot_bar_panels, plot_subject_gains
+from affectflow.recipes.refs import substitute_refs
+from affectflow.recipes.tables import best_by_devel, run_targets, step_runs
 
 FIGURE_KEYS = {"id", "title", "paper", "ours", "kind", "source", "table", "options"}
 FIGURE_KINDS: dict[str, Callable[..., tuple[Callable[[Path], Any], Any]]] = {}
@@ -74,9 +77,6 @@ def _num(cell: Any) -> float:
 
 @figure_kind("subject_gains")
 def subject_gains(spec: dict[str, Any], source: Any, tables: dict[str, Any]):
-    from affectflow.plots import plot_subject_gains
-    from affectflow.recipes.tables import best_by_devel, run_targets, step_runs
-
     runs = step_runs(source)
     data: dict[str, Any] = {}
     for t in run_targets(runs) if runs else []:
@@ -94,8 +94,6 @@ def subject_gains(spec: dict[str, Any], source: Any, tables: dict[str, Any]):
 
 @figure_kind("table_bars")
 def table_bars(spec: dict[str, Any], source: Any, tables: dict[str, Any]):
-    from affectflow.plots import plot_bar_panels
-
     opts = spec.get("options") or {}
     ids = [spec["table"]] if isinstance(spec["table"], str) else list(spec["table"])
     panels = []
@@ -137,8 +135,6 @@ def table_bars(spec: dict[str, Any], source: Any, tables: dict[str, Any]):
 def build_figures(recipe: Any, results: dict[str, Any], tables: list[dict[str, Any]], folder: Path) -> list[dict]:
     """Draw every figure of ``recipe`` into ``<folder>/plots/<id>.png``; a figure that cannot be drawn is reported
     (``note``), never fatal (the finished steps and tables are kept)."""
-    from affectflow.recipes.refs import substitute_refs
-
     by_id = {t.get("id"): t for t in tables}
     out = []
     for spec in getattr(recipe, "figures", []) or []:

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 
+from affectflow.config import config_from_dict, merge_config, parse_override
+from affectflow.corpus.corpus import write_json
 from affectflow.errors import ConfigError
+from affectflow.experiment import train
 from affectflow.runs import Run
 from affectflow.recipes.steps import StepKind, runs_arg, register_step, run_devel_score, select_runs
 
@@ -32,8 +35,6 @@ def _pca_of(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def multitask_config(members: list[str], shared: int, overrides: list[str] | None = None) -> dict[str, Any]:
     """The ``sent_multitask`` config joining the runs ``members`` (main first; see the module docstring)."""
-    from affectflow.config import merge_config, parse_override
-
     cfgs = [Run(m).config_dict for m in members]
     main = json.loads(json.dumps(cfgs[0]))
     feats: list[str] = []
@@ -72,10 +73,6 @@ class MultitaskStep(StepKind):
         return 2
 
     def run(self, ctx, settings):
-        from affectflow.config import config_from_dict
-        from affectflow.corpus.corpus import write_json
-        from affectflow.experiment import train
-
         runs = runs_arg(settings["source"], "`source`")
         chosen = select_runs(runs, settings.get("per", "data.targets"), int(settings.get("top", 2)))
         done_file = ctx.folder / "done.json"

@@ -15,12 +15,17 @@ from typing import Any
 
 import yaml
 
-from affectflow.config import parse_override, preset_dict, read_yaml  # noqa: F401  (preset_dict: re-export)
+from affectflow.config import (  # noqa: F401  (preset_dict: re-export)
+    merge_config, parse_override, preset_dict, read_yaml,
+)
 from affectflow.errors import ConfigError
 from affectflow.fsutil import check_name
+from affectflow.recipes.figures import validate_figure
 from affectflow.recipes.refs import (  # noqa: F401  (substitute_*: re-exported)
     param_names, refs, substitute_params, substitute_refs,
 )
+from affectflow.recipes.steps import STEP_KINDS
+from affectflow.recipes.tables import TABLE_LAYOUTS
 
 TOP_KEYS = {"name", "title", "paper", "description", "params", "budgets", "steps", "tables", "figures", "final"}
 STEP_COMMON = {"id", "kind", "title", "paper", "ours", "when"}
@@ -131,9 +136,6 @@ def load_recipe(name_or_path: str | Path, *, budget: str = "paper", overrides: l
     ``overrides`` are ``name=value`` (value parsed as YAML) for the recipe's parameters; a name that is not a
     parameter is an error. Raises :class:`ConfigError` for any problem, before any work.
     """
-    from affectflow.recipes.steps import STEP_KINDS
-    from affectflow.recipes.tables import TABLE_LAYOUTS
-
     text, where = recipe_text(name_or_path)
     try:
         doc = yaml.safe_load(text)
@@ -171,8 +173,6 @@ def load_recipe(name_or_path: str | Path, *, budget: str = "paper", overrides: l
         if "." in o.split("=", 1)[0]:  # name.key=value changes one key of a mapping parameter
             if not isinstance(params[k].value, dict):
                 raise ConfigError(f"--set {o!r}: parameter {k!r} is not a mapping; set it whole ({k}=value).")
-            from affectflow.config import merge_config
-
             v = merge_config(params[k].value, v)
         params[k] = Param(k, v, "ours", f"--set {o}")
     known_params = set(params) | set(BUILTIN_PARAMS)
@@ -229,8 +229,6 @@ def load_recipe(name_or_path: str | Path, *, budget: str = "paper", overrides: l
             if r not in seen:
                 raise ConfigError(f"Table {t.get('id')!r} of recipe {where} reads @{r}, which is not a step.")
         tables.append(dict(t))
-    from affectflow.recipes.figures import validate_figure
-
     figures = []
     for f in doc.get("figures") or []:
         validate_figure(f, where, {str(t.get("id")) for t in tables})

@@ -23,9 +23,26 @@ from typing import Any, Callable
 
 import numpy as np
 
-from affectflow.config import config_from_dict, default_config_dict, merge_config, parse_override, preset_dict
+from affectflow.config import (
+    config_from_dict,
+    default_config_dict,
+    merge_config,
+    nested_override as _nested,
+    parse_override,
+    preset_dict,
+)
+from affectflow.corpus.corpus import Corpus, write_json
 from affectflow.errors import AffectflowError, ConfigError, RunError
+from affectflow.execution import get_executor
+from affectflow.experiment import check_buildable
+from affectflow.predictions import Predictions
+from affectflow.procedures.cv import run_cv
+from affectflow.procedures.fuse import fuse_runs, run_partition_predictions
+from affectflow.procedures.latefusion import staged_late_fusion
+from affectflow.procedures.personalise import personalise
+from affectflow.procedures.sweep import SweepSpec, load_cells, run_sweep
 from affectflow.runs import Run
+from affectflow.submit import FORMATS, write_submission
 
 
 @dataclass
@@ -114,9 +131,6 @@ def _check_config(settings: dict[str, Any], what: str) -> None:
 
 def check_builds(settings: dict[str, Any], corpus: Any, what: str, cells: list[dict[str, Any]] | None = None) -> None:
     """Build every cell's model once on the corpus's feature widths (no data read); one ConfigError otherwise."""
-    from affectflow.experiment import check_buildable
-    from affectflow.config import nested_override as _nested
-
     base = base_config(settings)
     base["data"]["corpus"] = str(corpus.path)
     for cell in cells or [{}]:
@@ -200,8 +214,6 @@ class _CellSweep:
 
     @staticmethod
     def spec(name: str, base: dict[str, Any], cells: list[dict[str, Any]], grid: dict[str, list]) -> Any:
-        from affectflow.procedures.sweep import SweepSpec
-
         product = [dict(zip(grid, vals)) for vals in itertools.product(*grid.values())] if grid else [{}]
         all_cells = [{**c, **g} for c in (cells or [{}]) for g in product]
 
@@ -221,8 +233,6 @@ def _grid(settings: dict[str, Any]) -> dict[str, list]:
 
 def run_sweep_step(ctx: StepContext, settings: dict[str, Any], name: str) -> dict[str, Any]:
     """Train the step's cells as a sweep in ``<folder>/sweep`` (resumable) and return ``{"runs": [...]}``."""
-    from affectflow.procedures.sweep import load_cells, run_sweep
-
     base = base_config(settings, ctx)
     spec = _CellSweep.spec(name, base, list(settings.get("cells") or []), _grid(settings))
     out = run_sweep(spec, out=ctx.folder / "sweep", workers=ctx.workers, threads=ctx.threads, backend=ctx.backend)
@@ -360,8 +370,6 @@ class CombinationsStep(StepKind):
 
 # ---------------------------------------------------------------------------- personalise / fuse
 def _personalise_job(job: dict[str, Any]) -> dict[str, Any]:
-    from affectflow.procedures.personalise import personalise
-
     try:
         folder = personalise(job["run"], **job["options"])
         return {"ok": True, "folder": str(folder)}
@@ -381,8 +389,6 @@ class PersonaliseStep(StepKind):
     def validate(self, step, settings):
         import inspect
 
-        from affectflow.procedures.personalise import personalise
-
         allowed = set(inspect.signature(personalise).parameters) - {"run_path", "corpus", "progress"}
         bad = sorted(set(settings.get("options") or {}) - allowed)
         if bad:
@@ -393,8 +399,6 @@ class PersonaliseStep(StepKind):
         return 2
 
     def run(self, ctx, settings):
-        from affectflow.execution import get_executor
-
         runs = runs_arg(settings["source"], "`source`")
         sel = settings.get("select")
         if sel:
@@ -413,8 +417,6 @@ class PersonaliseStep(StepKind):
                     if not res["ok"]:
                         raise RunError(f"Personalising {todo[i]['run']!r} failed: {res['error']}")
                     done[todo[i]["run"]] = res["folder"]
-                    from affectflow.corpus.corpus import write_json
-
                     write_json(done_file, done)
             finally:
                 ex.close()
@@ -439,8 +441,6 @@ class FuseStep(StepKind):
     required = ("source",)
 
     def run(self, ctx, settings):
-        from affectflow.procedures.fuse import fuse_runs
-
         per = settings.get("per", "data.targets")
         runs = runs_arg(settings["source"], "`source`")
         chosen = select_runs(runs, per, settings.get("top"))
@@ -501,9 +501,6 @@ class LateFusionStep(StepKind):
         return len(settings["combinations"]) + int(settings.get("folds", 5))
 
     def run(self, ctx, settings):
-        from affectflow.corpus.corpus import write_json
-        from affectflow.procedures.latefusion import staged_late_fusion
-
         done_file = ctx.folder / "done.json"
         done = json.loads(done_file.read_text()) if done_file.is_file() else {}
         out = []
@@ -541,8 +538,6 @@ class CVStep(StepKind):
         check_builds({k: v for k, v in settings.items() if k not in ("folds", "seed")}, corpus, "CV step")
 
     def run(self, ctx, settings):
-        from affectflow.procedures.cv import run_cv
-
         cfg = config_from_dict(base_config(settings, ctx)).validate()
         cv_dir = run_cv(cfg, k=int(settings.get("folds", 6)), seed=int(settings.get("seed", 0)),
                         out=ctx.folder / "cv", workers=ctx.workers, threads=ctx.threads, backend=ctx.backend)
@@ -560,9 +555,6 @@ class CVStep(StepKind):
 def merged_predictions(runs: list[str], partition: str) -> Any:
     """The saved predictions of ``runs`` on ``partition``, joined target-wise (runs of different targets, e.g. one
     fused run per dimension) into one :class:`~affectflow.predictions.Predictions`."""
-    from affectflow.predictions import Predictions
-    from affectflow.procedures.fuse import run_partition_predictions
-
     preds = [run_partition_predictions(r, partition) for r in runs]
     if len(preds) == 1:
         return preds[0]
@@ -588,8 +580,6 @@ def merged_predictions(runs: list[str], partition: str) -> Any:
 
 def _merged_samples(preds: list[Any], runs: list[str], partition: str) -> Any:
     """Segment / clip predictions of runs of different targets joined column-wise (same samples, any order)."""
-    from affectflow.predictions import Predictions
-
     first = preds[0]
     keys = [k if isinstance(k, str) else tuple(k) for k in first.keys]
     specs, outputs, labels = list(first.specs), [np.asarray(first.outputs)], [first.label_matrix()]
@@ -621,16 +611,11 @@ class SubmitStep(StepKind):
     required = ("source", "format")
 
     def validate(self, step, settings):
-        from affectflow.submit import FORMATS
-
         if settings["format"] not in FORMATS:
             raise ConfigError(f"`format:` of step {step.id!r} must be one of {list(FORMATS)}, got "
                               f"{settings['format']!r}.")
 
     def run(self, ctx, settings):
-        from affectflow.corpus.corpus import Corpus
-        from affectflow.submit import write_submission
-
         parts = list(settings.get("partitions") or ["test"])
         corpus = Corpus(ctx.corpus)
         src = settings["source"]

@@ -34,9 +34,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from affectflow.config import config_from_dict, default_config_dict, merge_config
 from affectflow.corpus.corpus import atomic_write, write_json
 from affectflow.errors import AffectflowError
 from affectflow.layout import is_run_folder
+from affectflow.procedures.yardstick import run_yardstick
 from affectflow.recipes.refs import substitute_refs
 from affectflow.runs import Run
 
@@ -130,9 +132,6 @@ def yardstick_run(run: str) -> str:
     the same features and normalisation, fitted on train, strength chosen on devel) of ``run``'s data section, in
     ``<recipe>/yardsticks/<hash>`` (made once per distinct data section and reused); returns its folder."""
     import hashlib
-
-    from affectflow.config import config_from_dict, default_config_dict, merge_config
-    from affectflow.procedures.yardstick import run_yardstick
 
     cfg_d = run_config(run)
     data = cfg_d["data"]

@@ -62,9 +62,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from affectflow.errors import AffectflowError
 from affectflow.predictions import prediction_csv_text
 from affectflow.serve.guard import AccessGuard
+from affectflow.serve.isolation import IsolatedCrash, run_isolated, shutdown, warm_up
 from affectflow.serve.jobs import Job, JobFailure, JobManager, QueueFull
 from affectflow.serve.model import ServedModel, load_served_model
 from affectflow.serve.settings import MEDIA_EXTENSIONS, ServeSettings
+from affectflow.serve.stream import serve_stream
 from affectflow.serve.uploads import UploadError, UploadStore, receive_upload
 
 log = logging.getLogger(__name__)
@@ -212,8 +214,6 @@ def create_app(run: str | Path | ServedModel, settings: ServeSettings | None = N
     # ------------------------------------------------------------------------------------------- streaming
     @app.websocket("/stream")
     async def stream(ws: WebSocket):
-        from affectflow.serve.stream import serve_stream
-
         await serve_stream(ws, svc)
 
     return app
@@ -246,8 +246,6 @@ class _Service:
         if s.isolate_jobs:
             import threading
 
-            from affectflow.serve.isolation import warm_up
-
             threading.Thread(target=warm_up, args=(s.max_concurrent_jobs, s.threads, s.max_background_jobs,
                                                    s.background_nice),
                              name="affectflow-workers", daemon=True).start()
@@ -256,8 +254,6 @@ class _Service:
         if self.jobs is not None:
             self.jobs.shutdown()
         if self.settings.isolate_jobs:
-            from affectflow.serve.isolation import shutdown
-
             shutdown()
         if self.store is not None:
             self.store.close()
@@ -300,8 +296,6 @@ class _Service:
         try:
             if not self.settings.isolate_jobs:
                 return self.model.predict_file(path, progress=job.report, workdir=workdir)
-            from affectflow.serve.isolation import IsolatedCrash, run_isolated
-
             try:
                 return run_isolated(self.model, path, workdir=workdir, progress=job.report, check=job.check,
                                     threads=self.settings.threads,

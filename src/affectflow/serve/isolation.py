@@ -24,6 +24,7 @@ import threading
 import traceback
 from typing import Any, Callable
 
+from affectflow.errors import AffectflowError
 from affectflow.procutil import die_with_parent, kill_process_tree
 
 #: Modules the forkserver imports once, so that workers start warm.
@@ -73,8 +74,6 @@ def _worker_main(conn, threads: int, nice: int = 0) -> None:
         import torch
 
         torch.set_num_threads(int(threads))
-    from affectflow.errors import AffectflowError
-
     def progress(fraction: float, message: str | None = None) -> None:
         conn.send(("progress", float(fraction), message))
 

@@ -20,8 +20,13 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from affectflow.errors import AffectflowError, ExtractionError, RunError
+from affectflow.inference.media import predict_media, run_info
+from affectflow.io.audio import audio_duration
+from affectflow.io.video import video_info
+from affectflow.streaming import AudioStreamPredictor, Streamer
 
 #: Media kinds one uploaded file can provide.
 FILE_KINDS = ("audio", "video")
@@ -50,11 +55,7 @@ class ServedModel:
     """
 
     def __init__(self, run: str | os.PathLike, *, seed: int | None = None, threads: int = 1) -> None:
-        from affectflow.inference.media import run_info
-
         if threads:
-            import torch
-
             torch.set_num_threads(int(threads))
         self.path = Path(run)
         self.seed = seed
@@ -80,17 +81,12 @@ class ServedModel:
         inputs = ["features"]
         self.stream_refusal = None
         if self.needs == ["audio"]:
-            try:
-                from affectflow.streaming import AudioStreamPredictor
-            except ImportError:
-                self.stream_refusal = "live audio needs affectflow.streaming.AudioStreamPredictor (not installed)"
+            try:  # the extractors may have no streaming implementation: ask once, at start-up
+                AudioStreamPredictor(self.path, seed=self.seed, device="cpu")
+            except AffectflowError as e:
+                self.stream_refusal = str(e)
             else:
-                try:  # the extractors may have no streaming implementation: ask once, at start-up
-                    AudioStreamPredictor(self.path, seed=self.seed, device="cpu")
-                except AffectflowError as e:
-                    self.stream_refusal = str(e)
-                else:
-                    inputs.insert(0, "audio")
+                inputs.insert(0, "audio")
         else:
             self.stream_refusal = (f"live audio needs a run whose feature sets all come from audio; this run needs "
                                    f"{self.needs}")
@@ -155,12 +151,8 @@ class ServedModel:
         durations = []
         try:
             if "audio" in self.file_kinds:
-                from affectflow.io.audio import audio_duration
-
                 durations.append(audio_duration(path, limit_s=limit_s))
             if "video" in self.file_kinds:
-                from affectflow.io.video import video_info
-
                 durations.append(video_info(path).duration)
         except ExtractionError as e:
             raise MediaError(f"{e} The run needs {' and '.join(self.file_kinds)} from the uploaded file.") from None
@@ -179,8 +171,6 @@ class ServedModel:
         ``progress(fraction, message)`` is called now and then; it may raise to stop the prediction.
         ``workdir`` (a folder that does not exist yet) holds the temporary corpus and is removed afterwards.
         """
-        from affectflow.inference.media import predict_media
-
         self._check_media_supported()
         inputs = {k: str(path) for k in self.file_kinds}
         wd = Path(workdir) if workdir is not None else Path(path).parent / f"work-{uuid.uuid4().hex}"
@@ -208,8 +198,6 @@ class ServedModel:
             if not isinstance(sample_rate, (int, float)) or isinstance(sample_rate, bool) or not (
                     4000 <= sample_rate <= 384000):
                 raise MediaError(f"'sample_rate' must be a number of Hz between 4000 and 384000; got {sample_rate!r}.")
-            from affectflow.streaming import AudioStreamPredictor
-
             return StreamSession(self, AudioStreamPredictor(self.path, seed=self.seed, device="cpu"),
                                  int(sample_rate))
         return StreamSession(self, self._streamer().clone(), None)
@@ -217,8 +205,6 @@ class ServedModel:
     def _streamer(self):
         """The run's :class:`~affectflow.streaming.Streamer`, loaded once; each stream gets a clone."""
         if getattr(self, "_template", None) is None:
-            from affectflow.streaming import Streamer
-
             self._template = Streamer(self.path, seed=self.seed, device="cpu")
         return self._template
 

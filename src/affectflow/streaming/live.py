@@ -42,20 +42,25 @@ the 2 s of context that makes block-wise openSMILE equal a whole-file pass), so 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Iterable
 
 import numpy as np
 
 from affectflow.data.align import align_to_grid
-from affectflow.errors import AffectflowError
+from affectflow.errors import AffectflowError, AffectflowWarning
+from affectflow.features.audio import AudioFramer
+from affectflow.features.base import EXTRACTORS
+from affectflow.features.face import FaceExtractor, FaceTracker
+from affectflow.features.physio import MIN_ECG_RATE, PhysioExtractor
+from affectflow.features.pipeline import load_builtin_extractors
+from affectflow.io.physio import normalise_channel_name
 from affectflow.runs import Run
 from affectflow.streaming.streamer import Streamer, StreamingError
 
 
 def _audio_sets(run: Run, streamer: Streamer) -> tuple[dict[str, Any], dict[str, str]]:
     """Set → extractor instance for the sets computable from live audio, and set → reason for the others."""
-    from affectflow.features.base import EXTRACTORS
-    from affectflow.features.pipeline import load_builtin_extractors
     load_builtin_extractors()
     infos = streamer.trained.feature_sets()
     live, other = {}, {}
@@ -85,7 +90,6 @@ def _audio_sets(run: Run, streamer: Streamer) -> tuple[dict[str, Any], dict[str,
 def _sets_made_by(run: Run, streamer: Streamer, names: Iterable[str], base: type) -> dict[str, Any]:
     """Set → extractor instance, rebuilt with the run's stored parameters, for the sets among ``names`` whose
     extractor is an instance of ``base``."""
-    from affectflow.features.base import EXTRACTORS
     infos = streamer.trained.feature_sets()
     out = {}
     for name in names:
@@ -104,20 +108,12 @@ def _sets_made_by(run: Run, streamer: Streamer, names: Iterable[str], base: type
 
 def _video_sets(run: Run, streamer: Streamer, names: Iterable[str]) -> dict[str, Any]:
     """Set → face extractor instance for the sets among ``names`` made by affectflow's face extractors."""
-    try:
-        from affectflow.features.face import FaceExtractor
-    except Exception:  # noqa: BLE001 - face extractors unavailable: no live video
-        return {}
     return _sets_made_by(run, streamer, names, FaceExtractor)
 
 
 def _physio_sets(run: Run, streamer: Streamer, names: Iterable[str]) -> dict[str, Any]:
     """Set → physio extractor instance (``hrv``, ``physio_rates``, ``physio_raw``, ``phys``) for the sets among
     ``names`` made by affectflow's physiology extractors, rebuilt with the run's stored parameters."""
-    try:
-        from affectflow.features.physio import PhysioExtractor
-    except Exception:  # noqa: BLE001 - physio extractors unavailable: no live physiology
-        return {}
     return _sets_made_by(run, streamer, names, PhysioExtractor)
 
 
@@ -173,10 +169,6 @@ class _PhysioSet:
         data = buf[lo - buf_start:]
         # local clock shifted by a whole number of frames so that local frame j is global frame j + k0
         k0 = int(np.floor(lo / fs * self.rate))
-        import warnings
-
-        from affectflow.errors import AffectflowWarning
-
         ex = self.ex
         with warnings.catch_warnings():  # the offline extractor's code, over the in-memory window (signal verb)
             warnings.simplefilter("ignore", AffectflowWarning)
@@ -211,8 +203,6 @@ class _FaceGroup:
         self.steps: list[Any] = []
 
     def _process(self, image: np.ndarray, t: float) -> list[np.ndarray]:
-        from affectflow.features.face import FaceTracker
-
         if self.tracker is None:
             for ex in self.exts:
                 ex._load()
@@ -268,8 +258,6 @@ class _AudioSet:
     """One feature set computed from live audio."""
 
     def __init__(self, ex: Any, block_frames: int = 1) -> None:
-        from affectflow.features.audio import AudioFramer
-
         spec = ex.block_spec()
         self.ex = ex
         self.compute = spec["compute"]
@@ -498,8 +486,6 @@ class LivePredictor:
             raise StreamingError(f"Run {self.run.path} has no feature set made by a physio extractor "
                                  f"(feature sets: {self.streamer.feature_sets}).")
         self._check_open()
-        from affectflow.io.physio import normalise_channel_name
-
         if not isinstance(samples, dict) or not samples:
             raise StreamingError("push_physio takes a non-empty dict channel -> 1-D array of samples.")
         fs = float(sample_rate)
@@ -515,14 +501,8 @@ class LivePredictor:
         if self._ph_rate is None:
             self._ph_rate, self._ph_channels = fs, names
             self._ph_buf = np.zeros((0, len(names)))
-            from affectflow.features.physio import MIN_ECG_RATE
-
             ecg = {e.ecg_channel for e in self._physio_ex.values() if hasattr(e, "ecg_channel")} & set(names)
             if ecg and fs < MIN_ECG_RATE:
-                import warnings
-
-                from affectflow.errors import AffectflowWarning
-
                 warnings.warn(f"ECG sampled at {fs:g} Hz, below the {MIN_ECG_RATE:g} Hz R-peak detection needs; "
                               "HRV and heart-rate values are NaN.", AffectflowWarning, stacklevel=2)
         elif fs != self._ph_rate:
