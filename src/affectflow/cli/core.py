@@ -1,7 +1,8 @@
-"""The run commands ``info``, ``models``, ``train``, ``evaluate`` and ``predict`` (each a thin wrapper over the Python
-API; see :mod:`affectflow.cli.main`). Their parsers, and those of ``generate``, ``import-muse`` (handlers in
-:mod:`affectflow.cli.corpora`) and ``demo`` (:mod:`affectflow.cli.demo`), are in :mod:`affectflow.cli.parsers.core`.
-``predict --media ...`` runs :func:`affectflow.cli.deploy.predict_media_files`, loaded when it is asked for."""
+"""The run commands ``info``, ``models``, ``train``, ``evaluate`` and ``predict`` (each a thin wrapper over the
+Python API; see :mod:`affectflow.cli.main`). Their parsers, and those of ``generate``, ``import-muse`` (handlers
+in :mod:`affectflow.cli.corpora`) and ``demo`` (:mod:`affectflow.cli.demo`), are in
+:mod:`affectflow.cli.parsers.core`. ``predict --media ...`` runs :func:`affectflow.cli.deploy.predict_media_files`,
+loaded when it is asked for."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``affectflow demo``: the end-to-end demo of :mod:`affectflow.demo` (parser in :mod:`affectflow.cli.parsers.core`)."""
+"""``affectflow demo``: the end-to-end demo of :mod:`affectflow.demo` (parser in
+:mod:`affectflow.cli.parsers.core`)."""
 
 from __future__ import annotations
 

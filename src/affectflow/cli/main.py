@@ -4,8 +4,9 @@ Every area has a light parser module ``affectflow/cli/parsers/<area>.py`` whose 
 commands (:data:`COMMAND_MODULES`, in ``--help`` order) and names each command's handler as ``"module:function"``
 (:class:`affectflow.cli.options.Handler`); the handler's module ``affectflow/cli/<area>.py`` imports the Python API
 at its top and is imported only when its command runs (so ``--help`` and argument errors load no torch).
-Shared option helpers are in :mod:`affectflow.cli.options`. The CLI writes no files itself: the Python API does. Errors a user can fix (bad config, path or corpus) are printed as one paragraph, with exit code 2;
-unexpected errors keep their traceback.
+Shared option helpers are in :mod:`affectflow.cli.options`. The CLI writes no files itself: the Python API does.
+Errors a user can fix (bad config, path or corpus) are printed as one paragraph, with exit code 2; unexpected errors
+keep their traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import logging
 import os
 import sys
 import textwrap
-
 from typing import Any
 
 from affectflow import __version__
