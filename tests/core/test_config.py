@@ -51,3 +51,26 @@ def test_bad_files(tmp_path):
     f.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping at the top level"):
         load_config(f)
+
+
+def test_validate_checks_the_registries_and_the_config_module_stays_light():
+    """config sits above the layers it names: validate() reaches the model, loss and task registries (imported
+    when it runs), while importing affectflow.config loads no torch (the CLI imports it at start-up)."""
+    import subprocess
+    import sys
+
+    from affectflow.config import TrainingConfig, config_from_dict
+    from affectflow.training import settings
+
+    assert TrainingConfig is settings.TrainingConfig  # re-exported from its new home
+    for key, value, match in [("model", {"type": "lstmx"}, "Unknown model 'lstmx'; valid models:"),
+                              ("training", {"loss": "huber"}, "`training.loss` must be one of"),
+                              ("data", {"corpus": "x", "task": "frames"}, "`data.task` must be one of")]:
+        d = {"data": {"corpus": "x", "features": ["a"]}, key: value}
+        if key == "data":
+            d["data"] = {**value, "features": ["a"]}
+        with pytest.raises(ConfigError, match=match):
+            config_from_dict(d).validate()
+    code = "import sys, affectflow.config; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
