@@ -32,9 +32,8 @@ Usage::
     python scripts/import_graph.py [--src src/affectflow] [--verbose] [--json]
 
 ``tests/core/test_import_graph.py`` fails on a circle, a private import, an upward import and a plain function-level
-import not listed in :data:`PENDING_UPPER` (the upper layers' ones found when the rule came in, to be fixed; an entry
-that no longer matches fails too, so the list only shrinks and nothing is ever added to it). A function-level import
-is named ``importer:function -> imported`` (the function's qualified name, so line shifts do not matter).
+affectflow import. A function-level import is named ``importer:function -> imported`` (the function's qualified
+name).
 """
 
 from __future__ import annotations
@@ -61,13 +60,6 @@ LAYERS: list[list[str]] = [
     ["procedures", "inference", "streaming", "export", "submit", "serve", "recipes"],
     ["cli", "demo"],
 ]
-
-
-
-
-#: Plain function-level imports of cli/, recipes/, procedures/, serve/, streaming/, export/, inference/,
-#: submit.py, demo.py, tracking.py, runs_table.py found when the rule came in; to be moved to the top.
-PENDING_UPPER: frozenset[str] = frozenset()  # all moved to their modules' tops
 
 
 def layer_of(module: str) -> int:
@@ -410,9 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"upward imports: {len(r['upward'])}")
     cls = r["function_level_classes"]
     print(f"function-level affectflow imports: {len(r['function_level'])} ("
-          + ", ".join(f"{k} {len(v)}" for k, v in cls.items())
-          + f"; plain keys: {len(r['plain_keys'])}, "
-          f"{len(set(r['plain_keys']) & PENDING_UPPER)} of them pending)")
+          + ", ".join(f"{k} {len(v)}" for k, v in cls.items()) + ")")
     out = r["outside_function_level"]
     print("function-level imports of other packages (not enforced): "
           + ", ".join(f"{k} {len(v)}" for k, v in out.items()) + " (light: standard library, "

@@ -137,7 +137,7 @@ class ExperimentConfig:
     def validate(self) -> "ExperimentConfig":
         """Check cross-field constraints, the names against their registries (models, losses, task types, multitask
         forms, normalisation modes, executors) and the model's hyperparameters; return self."""
-        # lazy: these pull torch, and the CLI loads the config module at start-up (`affectflow --help`)
+        # lazy: these pull torch, which `affectflow extract` (it loads this module for --set) does not need
         from affectflow.data.normalize import MODES, check_pca
         from affectflow.data.windows import check_window
         from affectflow.models import MODELS

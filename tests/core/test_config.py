@@ -55,7 +55,7 @@ def test_bad_files(tmp_path):
 
 def test_validate_checks_the_registries_and_the_config_module_stays_light():
     """config sits above the layers it names: validate() reaches the model, loss and task registries (imported
-    when it runs), while importing affectflow.config loads no torch (the CLI imports it at start-up)."""
+    when it runs), while importing affectflow.config loads no torch (`affectflow extract` imports it for --set)."""
     import subprocess
     import sys
 

@@ -39,15 +39,11 @@ def test_no_upward_import():
                                "and the ones below (README, Layout); move the shared piece down")
 
 
-def test_no_new_plain_function_level_import():
-    g, r = _graph(), _main_report()
-    pending = g.PENDING_UPPER
-    new = sorted(set(r["plain_keys"]) - pending)
-    assert not new, (f"function-level affectflow imports {new}: move them to the module top; keep one inside the "
-                     "function only for a heavy optional dependency (found automatically) or with a one-line "
-                     "'# lazy: <reason>' comment on the import (see scripts/import_graph.py)")
-    gone = sorted(pending - set(r["plain_keys"]))
-    assert not gone, f"moved or justified imports {gone}: remove them from PENDING_UPPER in scripts/import_graph.py"
+def test_no_plain_function_level_import():
+    plain = _main_report()["function_level_classes"]["plain"]
+    assert not plain, (f"function-level affectflow imports {plain}: move them to the module top; keep one inside the "
+                       "function only for a heavy optional dependency (found automatically) or with a one-line "
+                       "'# lazy: <reason>' comment on the import (see scripts/import_graph.py)")
 
 
 def test_the_graph_finds_a_circle_and_an_upward_import(tmp_path):

@@ -71,7 +71,7 @@ class Executor(Protocol):
 
 
 def _set_threads(threads: int) -> None:
-    import torch  # lazy: the config (and so `affectflow --help`) loads this module
+    import torch  # lazy: config, and so `affectflow extract`, loads this module
 
     torch.set_num_threads(int(threads))
 
@@ -90,7 +90,7 @@ class SerialExecutor:
         self.threads = threads  # options of other backends (address, gpus, ...) do not apply here
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
-        import torch  # lazy: the config (and so `affectflow --help`) loads this module
+        import torch  # lazy: config, and so `affectflow extract`, loads this module
 
         before = torch.get_num_threads()
         try:
