@@ -40,6 +40,7 @@ from affectflow.features.face import (  # noqa: E402
     FaceTracker,
     extract_face_features,
     head_pose_from_matrix,
+    process_face_frames,
 )
 from affectflow.io.video import iter_frames, video_info  # noqa: E402
 from affectflow.io.video import write_video as encode_video  # noqa: E402
@@ -116,6 +117,18 @@ def joint_25hz(rec):
     """All four extractors in one shared pass at the video's frame rate."""
     exts = [EXTRACTORS.build(n, {"rate_hz": 25.0}) for n in NAMES]
     return dict(zip(NAMES, extract_face_features(rec, exts)))
+
+
+@pytest.fixture(scope="module")
+def decoded(video):
+    """Every decoded frame of the video as ``(time_s, rgb)``, as a caller holding frames in memory has them."""
+    return [(f.time, f.image) for f in iter_frames(video, None)]
+
+
+@pytest.fixture(scope="module")
+def pose_every_frame(rec):
+    """head_pose at every video frame (rate_hz None), by extract."""
+    return EXTRACTORS.build("head_pose", {"rate_hz": None}).extract(rec)
 
 
 def face_mask(times: np.ndarray) -> np.ndarray:
@@ -349,10 +362,56 @@ def test_tracker_redetects_after_a_jump():
     assert found == [True, True, True, True]
 
 
-def test_rate_none_uses_every_frame(rec, joint_25hz):
-    df = EXTRACTORS.build("head_pose", {"rate_hz": None}).extract(rec)
+def test_rate_none_uses_every_frame(pose_every_frame, joint_25hz):
+    df = pose_every_frame
     np.testing.assert_allclose(df["time"], np.arange(100) / 25)
     pd.testing.assert_frame_equal(df, joint_25hz["head_pose"], rtol=1e-4, atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------------ frames in memory
+def test_process_frames_equals_extract(decoded, alone_2hz):
+    for name in NAMES:  # each extractor alone at 2 Hz: the same frames, the same tracking, bit for bit
+        pd.testing.assert_frame_equal(EXTRACTORS.build(name).process_frames(decoded), alone_2hz[name],
+                                      check_exact=True)
+
+
+def test_process_face_frames_shares_one_pass_per_rate(decoded, alone_2hz, pose_every_frame):
+    exts = [EXTRACTORS.build("fer"), EXTRACTORS.build("head_pose", {"rate_hz": None}),
+            EXTRACTORS.build("face_embedding")]
+    fer, pose, emb = process_face_frames(iter(decoded), exts)  # one pass over a one-shot iterator
+    pd.testing.assert_frame_equal(pose, pose_every_frame, check_exact=True)
+    pd.testing.assert_frame_equal(fer, alone_2hz["fer"], check_exact=True)
+    pd.testing.assert_frame_equal(emb, alone_2hz["face_embedding"], check_exact=True)
+
+
+def test_process_frames_end_and_missing_images(decoded):
+    ext = EXTRACTORS.build("head_pose", {"rate_hz": 10.0})
+    first = decoded[:3]  # 0, 0.04, 0.08 s: by default the last frame shows until 0.12 s
+    assert ext.process_frames(first)["time"].tolist() == [0.0, 0.1]
+    assert ext.process_frames(first, end_s=0.5)["time"].tolist() == [0.0, 0.1, 0.2, 0.3, 0.4]
+    blank = [(t, None) for t, _ in first]  # frames without an image (an image folder's missing frames): NaN rows
+    df = ext.process_frames(blank, end_s=0.3)
+    assert df["time"].tolist() == [0.0, 0.1, 0.2] and df[list(HEAD_POSE_COLUMNS)].isna().all().all()
+    empty = ext.process_frames([])
+    assert list(empty.columns) == ["time", *HEAD_POSE_COLUMNS] and len(empty) == 0
+
+
+@pytest.mark.parametrize(
+    ("frames", "end_s", "message"),
+    [
+        ([(0.0, np.zeros((4, 4, 3), np.uint8)), (0.0, np.zeros((4, 4, 3), np.uint8))], None,
+         "Video frame times must increase: frame 1 is at 0.0 s, after a frame at 0.0 s."),
+        ([(0.0, np.zeros((4, 4, 3), np.float32))], None, "Video frame 0 (t = 0.0 s) is a float32 array of shape"),
+        ([(0.0, np.zeros((4, 4), np.uint8))], None, "shape (4, 4); frames are uint8 RGB arrays (height, width, 3)"),
+        ([(float("nan"), np.zeros((4, 4, 3), np.uint8))], None, "Video frame 0 has time nan"),
+        ([np.zeros((4, 4, 3), np.uint8)], None, "Video frame 0 is not a (time_s, rgb) pair"),
+        ([(0.5, np.zeros((4, 4, 3), np.uint8))], 0.5, "end_s = 0.5 s is not after the last frame (at 0.5 s)"),
+    ],
+)
+def test_process_frames_names_bad_input(frames, end_s, message):
+    with pytest.raises(ExtractionError) as err:
+        EXTRACTORS.build("fer").process_frames(frames, end_s=end_s)
+    assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_module_import_is_cheap():

@@ -46,8 +46,9 @@ Models (all loaded by local path from installed packages, never downloaded; see 
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -63,7 +64,7 @@ from affectflow.features.base import (
     MediaRecording,
     feature_frame,
 )
-from affectflow.io.video import iter_video_frames
+from affectflow.io.video import NearestFrames, frame_time, iter_video_frames
 
 BLENDSHAPES: tuple[str, ...] = (
     "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
@@ -342,6 +343,270 @@ class FaceExtractor(Extractor):
         """Frames of this feature set for ``rec`` (``time`` then :meth:`columns`; NaN rows where no face)."""
         return extract_face_features(rec, [self])[0]
 
+    def process_frames(
+        self, frames: Iterable[tuple[float, np.ndarray | None]], *, end_s: float | None = None
+    ) -> pd.DataFrame:
+        """Frames of this feature set for decoded video frames in memory: the frames :meth:`extract` gives for a
+        video of them.
+
+        Parameters
+        ----------
+        frames:
+            ``(time_s, rgb)`` pairs in strictly increasing time: every decoded frame of the video, each ``rgb`` a
+            ``uint8`` array ``(height, width, 3)`` (or ``None`` for a frame without an image, a NaN row).
+            ``time_s`` is a ``float`` (seconds; read as in :func:`affectflow.io.video.frame_time`, which recovers
+            a container's exact presentation times) or a :class:`~fractions.Fraction`.
+        end_s:
+            Where the last frame stops showing, in s (after the last frame's time). Default: the last time plus
+            the median step between the last (up to 50) frames, 1/25 s for a single frame; for a constant-rate
+            video that is the last time plus ``1 / fps``, :meth:`extract`'s end.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``time`` (``k / rate_hz``, or each frame's time when ``rate_hz`` is ``None``) then :meth:`columns`,
+            NaN rows where no face: for the frames ``iter_frames(path, None)`` decodes from a file, exactly
+            ``extract`` of that file (same frame selection by :class:`~affectflow.io.video.NearestFrames`, same
+            face tracking, :class:`FaceFeatureRows`).
+
+        Raises
+        ------
+        ExtractionError
+            A time that is not a finite number or does not increase, an image that is not ``uint8``
+            ``(height, width, 3)``, or an ``end_s`` not after the last frame.
+        """
+        return process_face_frames(frames, [self], end_s=end_s)[0]
+
+
+def _groups(extractors: Sequence[FaceExtractor]) -> dict[tuple[float | None, float], list[int]]:
+    """Indices of the extractors sharing one frame selection and tracker, by ``(rate_hz, min_confidence)``."""
+    groups: dict[tuple[float | None, float], list[int]] = {}
+    for i, ext in enumerate(extractors):
+        groups.setdefault((ext.rate_hz, ext.min_confidence), []).append(i)
+    return groups
+
+
+class FaceFeatureRows:
+    """Selected frames in, one feature row per extractor out: face extractors sharing one :class:`FaceTracker`.
+
+    The one place where a frame meets the tracker and the extractors' :meth:`~FaceExtractor.features`, used by
+    :func:`extract_face_features` (frames selected while decoding a file), :class:`FaceFrameStream` (frames
+    selected from frames in memory) and so by the live predictor. Models and the tracker are loaded on the first
+    frame; use as a context manager, or call :meth:`close`.
+
+    ::
+
+        with FaceFeatureRows(extractors, min_confidence=0.5) as rows:
+            for f in iter_frames(path, 2.0):
+                fer_row, pose_row = rows(f.image, f.time)
+
+    Parameters
+    ----------
+    extractors:
+        Face extractors (one row each, in order).
+    min_confidence:
+        The tracker's threshold (their shared ``min_confidence``).
+    """
+
+    def __init__(self, extractors: Sequence[FaceExtractor], *, min_confidence: float) -> None:
+        self.extractors = list(extractors)
+        self.min_confidence = min_confidence
+        self._nan = [np.full(len(e.columns()), np.nan, dtype=np.float32) for e in self.extractors]
+        self._tracker: FaceTracker | None = None
+
+    def __enter__(self) -> FaceFeatureRows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __call__(self, image: np.ndarray | None, time_s: float) -> list[np.ndarray]:
+        """Feature rows of one selected frame.
+
+        Parameters
+        ----------
+        image:
+            ``uint8`` RGB ``(height, width, 3)``, or ``None`` (a frame without an image: NaN rows, tracker not run).
+        time_s:
+            The frame's output instant in s, increasing from call to call (the tracker's clock).
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One ``float32`` row ``(len(ext.columns()),)`` per extractor; NaN where no face is found.
+        """
+        if image is None:
+            return list(self._nan)
+        if self._tracker is None:
+            for ext in self.extractors:
+                ext._load()
+            self._tracker = FaceTracker(
+                min_confidence=self.min_confidence,
+                blendshapes=any(e.needs_blendshapes for e in self.extractors),
+                matrix=any(e.needs_matrix for e in self.extractors),
+            )
+        face = self._tracker.detect(image, time_s)
+        if face is None:
+            return list(self._nan)
+        return [np.asarray(ext.features(image, face), dtype=np.float32) for ext in self.extractors]
+
+    def close(self) -> None:
+        """Release the tracker (idempotent; a later frame opens a new one, with a fresh tracking state)."""
+        if self._tracker is not None:
+            self._tracker.close()
+            self._tracker = None
+
+
+class FaceFrameStream:
+    """Decoded frames in, feature rows on the extractors' output grid out, one frame at a time.
+
+    :class:`~affectflow.io.video.NearestFrames` (the selection :func:`~affectflow.io.video.iter_frames` makes)
+    followed by :class:`FaceFeatureRows`, for face extractors sharing ``(rate_hz, min_confidence)``. Used by
+    :func:`process_face_frames` and by the live predictor (:class:`affectflow.streaming.live.LivePredictor`).
+
+    Parameters
+    ----------
+    extractors:
+        Face extractors with these ``rate_hz`` and ``min_confidence``.
+    rate_hz:
+        Output rate in Hz, or ``None`` for every frame at its own time.
+    min_confidence:
+        The tracker's threshold.
+    """
+
+    STEPS_KEPT = 50
+    """Frame steps kept for the default end (their median)."""
+
+    def __init__(
+        self, extractors: Sequence[FaceExtractor], *, rate_hz: float | None, min_confidence: float
+    ) -> None:
+        self.extractors = list(extractors)
+        self._select = NearestFrames(rate_hz)
+        self._rows = FaceFeatureRows(self.extractors, min_confidence=min_confidence)
+        self._steps: list[Fraction] = []
+
+    def push(self, time_s: float | Fraction, image: np.ndarray | None) -> list[tuple[float, list[np.ndarray]]]:
+        """Add the next decoded frame; return the output instants it decides, each ``(t_k, rows)``
+        (``rows``: one ``float32`` row per extractor). Times must increase (``ValueError`` otherwise)."""
+        last = self._select.last_time
+        out = [(s.time, self._rows(s.item, s.time)) for s in self._select.push(time_s, image)]
+        if last is not None:
+            self._steps = [*self._steps[1 - self.STEPS_KEPT :], self._select.last_time - last]
+        return out
+
+    def default_end(self) -> Fraction | None:
+        """The last frame's time plus the median of the last :attr:`STEPS_KEPT` frame steps (the upper one of an
+        even count), 1/25 s after a single frame; ``None`` before the first frame."""
+        last = self._select.last_time
+        if last is None:
+            return None
+        step = sorted(self._steps)[len(self._steps) // 2] if self._steps else Fraction(1, 25)
+        return last + step
+
+    def finish(self, end_s: float | Fraction | None = None) -> list[tuple[float, list[np.ndarray]]]:
+        """The last outputs (``t_k < end_s``, default :meth:`default_end`), then :meth:`close`."""
+        end = self.default_end() if end_s is None else end_s
+        try:
+            return [] if end is None else [(s.time, self._rows(s.item, s.time)) for s in self._select.finish(end)]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the face tracker."""
+        self._rows.close()
+
+
+def _frame_pair(i: int, frame: Any, last: Fraction | None) -> tuple[Fraction, np.ndarray | None]:
+    """Check one ``(time_s, rgb)`` input of :func:`process_face_frames`; its exact time and image."""
+    try:
+        time_s, image = frame
+    except (TypeError, ValueError):
+        raise ExtractionError(
+            f"Video frame {i} is not a (time_s, rgb) pair: got {type(frame).__name__}; process_frames takes an "
+            "iterable of (time in s, uint8 RGB array (height, width, 3)) in increasing time."
+        ) from None
+    if isinstance(time_s, bool) or not isinstance(time_s, (int, float, Fraction, np.integer, np.floating)) \
+            or not np.isfinite(float(time_s)):
+        raise ExtractionError(f"Video frame {i} has time {time_s!r}; frame times are finite numbers of seconds.")
+    t = frame_time(time_s if isinstance(time_s, Fraction) else float(time_s))
+    if last is not None and t <= last:
+        raise ExtractionError(
+            f"Video frame times must increase: frame {i} is at {float(t)} s, after a frame at {float(last)} s."
+        )
+    if image is not None:
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+            raise ExtractionError(
+                f"Video frame {i} (t = {float(t)} s) is a {image.dtype} array of shape {image.shape}; frames are "
+                "uint8 RGB arrays (height, width, 3)."
+            )
+    return t, image
+
+
+def process_face_frames(
+    frames: Iterable[tuple[float, np.ndarray | None]],
+    extractors: Sequence[FaceExtractor],
+    *,
+    end_s: float | None = None,
+) -> list[pd.DataFrame]:
+    """Run several face extractors over decoded frames in memory, sharing frame selection and face tracking.
+
+    The in-memory counterpart of :func:`extract_face_features`: each extractor's output is its
+    :meth:`FaceExtractor.process_frames` (see there for ``frames`` and ``end_s``). Extractors with the same
+    ``(rate_hz, min_confidence)`` share one :class:`FaceFrameStream`; the frames are read once.
+
+    Returns
+    -------
+    list of pandas.DataFrame
+        One per extractor, in order: ``time`` then its columns.
+
+    Raises
+    ------
+    ExtractionError
+        As :meth:`FaceExtractor.process_frames`.
+    """
+    groups = _groups(extractors)
+    streams = [
+        FaceFrameStream([extractors[i] for i in members], rate_hz=rate_hz, min_confidence=min_confidence)
+        for (rate_hz, min_confidence), members in groups.items()
+    ]
+    times: list[list[float]] = [[] for _ in streams]
+    rows: list[list[list[np.ndarray]]] = [[] for _ in streams]
+
+    def collect(g: int, outputs: list[tuple[float, list[np.ndarray]]]) -> None:
+        for t, r in outputs:
+            times[g].append(t)
+            rows[g].append(r)
+
+    try:
+        last: Fraction | None = None
+        for i, frame in enumerate(frames):
+            last, image = _frame_pair(i, frame, last)
+            for g, stream in enumerate(streams):
+                collect(g, stream.push(last, image))
+        if end_s is not None:
+            if isinstance(end_s, bool) or not isinstance(end_s, (int, float, Fraction, np.integer, np.floating)) \
+                    or not np.isfinite(float(end_s)):
+                raise ExtractionError(f"end_s must be a finite number of seconds, got {end_s!r}.")
+            end = frame_time(end_s if isinstance(end_s, Fraction) else float(end_s))
+            if last is not None and end <= last:
+                raise ExtractionError(
+                    f"end_s = {float(end)} s is not after the last frame (at {float(last)} s); it is where the last "
+                    "frame stops showing."
+                )
+        for g, stream in enumerate(streams):
+            collect(g, stream.finish(end_s if end_s is None else end))
+    finally:
+        for stream in streams:
+            stream.close()
+    out: list[pd.DataFrame | None] = [None] * len(extractors)
+    for g, members in enumerate(groups.values()):
+        for j, i in enumerate(members):
+            ext = extractors[i]
+            data = np.vstack([r[j] for r in rows[g]]) if rows[g] else np.empty((0, len(ext.columns())), np.float32)
+            out[i] = feature_frame(times[g], data, ext.columns())
+    return out  # type: ignore[return-value]
+
 
 def extract_face_features(rec: MediaRecording, extractors: Sequence[FaceExtractor]) -> list[pd.DataFrame]:
     """Run several face extractors over one recording, sharing decoding and face tracking.
@@ -352,7 +617,7 @@ def extract_face_features(rec: MediaRecording, extractors: Sequence[FaceExtracto
         The recording; ``rec.video`` is read.
     extractors:
         Face extractors. Those with the same ``(rate_hz, min_confidence)`` share one decoding pass and one
-        :class:`FaceTracker`.
+        :class:`FaceFeatureRows` (one :class:`FaceTracker`).
 
     Returns
     -------
@@ -369,29 +634,17 @@ def extract_face_features(rec: MediaRecording, extractors: Sequence[FaceExtracto
         raise ExtractionError(
             f"Recording {rec.id!r} has no video file; the face extractors read MediaRecording.video."
         )
-    groups: dict[tuple[float | None, float], list[int]] = {}
-    for i, ext in enumerate(extractors):
-        groups.setdefault((ext.rate_hz, ext.min_confidence), []).append(i)
     out: list[pd.DataFrame | None] = [None] * len(extractors)
-    for (rate_hz, min_confidence), members in groups.items():
+    for (rate_hz, min_confidence), members in _groups(extractors).items():
         exts = [extractors[i] for i in members]
-        for ext in exts:
-            ext._load()
-        nan_rows = [np.full(len(ext.columns()), np.nan, dtype=np.float32) for ext in exts]
         times: list[float] = []
-        rows: list[list[np.ndarray]] = [[] for _ in exts]
-        with FaceTracker(
-            min_confidence=min_confidence,
-            blendshapes=any(e.needs_blendshapes for e in exts),
-            matrix=any(e.needs_matrix for e in exts),
-        ) as tracker:
+        rows: list[list[np.ndarray]] = []
+        with FaceFeatureRows(exts, min_confidence=min_confidence) as features:
             for frame in iter_video_frames(rec.video, rate_hz, fps=rec.video_fps, duration=rec.duration):
-                face = None if frame.image is None else tracker.detect(frame.image, frame.time)
                 times.append(frame.time)
-                for j, ext in enumerate(exts):
-                    rows[j].append(nan_rows[j] if face is None else ext.features(frame.image, face))
+                rows.append(features(frame.image, frame.time))
         for j, ext in enumerate(exts):
-            data = np.vstack(rows[j]) if rows[j] else np.empty((0, len(nan_rows[j])), np.float32)
+            data = np.vstack([r[j] for r in rows]) if rows else np.empty((0, len(ext.columns())), np.float32)
             out[members[j]] = feature_frame(times, data, ext.columns())
     return out  # type: ignore[return-value]
 

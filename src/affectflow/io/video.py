@@ -6,6 +6,10 @@ timestamp is nearest ``t_k`` (ties go to the earlier frame). Only the previous d
 not depend on the video's length. Frames are converted to ``uint8`` RGB only when they are yielded, so at 2 Hz
 on a 25 fps video 23 of every 25 frames are decoded but never converted.
 
+:class:`NearestFrames` is that selection rule on its own, push-based (a frame in, the outputs it decides out):
+:func:`iter_frames`, :func:`iter_image_folder`, the face extractors' in-memory verb
+(:meth:`affectflow.features.face.FaceExtractor.process_frames`) and the live predictor all select frames with it.
+
 Times are in seconds from the start of the container (its ``start_time``; else the first frame), the clock the
 audio track of the same file uses. A video that starts late maps its first output instants to its first frame.
 
@@ -27,7 +31,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -195,6 +199,115 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
         container.close()
 
 
+# ---------------------------------------------------------------------------------------------- frame selection
+class SelectedFrame(NamedTuple):
+    """One output of :class:`NearestFrames`: output index ``k``, instant ``t_k`` in seconds, and the chosen frame's
+    item (whatever was pushed with it)."""
+
+    index: int
+    time: float
+    item: Any
+
+
+def frame_time(time: Fraction | float | int) -> Fraction:
+    """A frame time in seconds as the exact fraction :class:`NearestFrames` compares.
+
+    A :class:`~fractions.Fraction` is used as it is (PyAV's ``pts * time_base``); an ``int`` or ``float`` becomes
+    the nearest fraction with a denominator up to 10^6, which recovers the exact presentation time of any container
+    time base up to 1/10^6 s (``1/90000``, ``1/12800``, ``1/1000``...) from its ``float``, so decoded frames
+    handed over as ``float`` seconds are selected exactly as :func:`iter_frames` selects them.
+    """
+    if isinstance(time, Fraction):
+        return time
+    return Fraction(time).limit_denominator(10**6)
+
+
+class NearestFrames:
+    """Push-based nearest-frame selection: decoded frames in, frames on the output grid ``t_k = k / rate_hz`` out.
+
+    The one rule for every video path (:func:`iter_frames`, :func:`iter_image_folder`,
+    :meth:`affectflow.features.face.FaceExtractor.process_frames` and the live predictor): output instant
+    ``t_k`` (``k = 0, 1, ...``) takes the pushed frame ``i`` minimising ``|t_i - t_k|``, the earlier one on a tie.
+    That is decided when the frame after ``t_k`` arrives: pushing frame ``i + 1`` emits every ``t_k`` up to the
+    midpoint ``(t_i + t_{i+1}) / 2`` (inclusive: the tie goes to frame ``i``), with frame ``i``; output instants
+    before the first frame take the first frame. :meth:`finish` serves the remaining ``t_k < end`` with the last
+    frame. Only the last frame is held, so memory does not depend on the video's length.
+
+    ::
+
+        sel = NearestFrames(2.0)
+        for t, image in decoded:                  # increasing times, s
+            for k, t_k, image_k in sel.push(t, image):
+                ...
+        for k, t_k, image_k in sel.finish(sel.last_time + step):
+            ...
+
+    Parameters
+    ----------
+    rate_hz:
+        Output rate in Hz (``> 0``; used exactly: ``Fraction(rate_hz)``), or ``None``: every frame at its own time,
+        emitted as it is pushed (``k`` counts the frames).
+
+    Raises
+    ------
+    ValueError
+        ``rate_hz`` is not ``None`` or positive.
+    """
+
+    def __init__(self, rate_hz: float | Fraction | None) -> None:
+        if rate_hz is not None and not rate_hz > 0:
+            raise ValueError(f"rate_hz must be > 0 or None, got {rate_hz!r}")
+        self.rate = None if rate_hz is None else Fraction(rate_hz)
+        self._k = 0  # next output index
+        self._twice_tk = Fraction(0)  # 2 t_k of the next output (compared with t_i + t_{i+1})
+        self._prev: tuple[Fraction, Any] | None = None  # (time, item) of the last pushed frame
+
+    @property
+    def last_time(self) -> Fraction | None:
+        """Time of the last pushed frame (exact, s), ``None`` before the first."""
+        return None if self._prev is None else self._prev[0]
+
+    def push(self, time: Fraction | float | int, item: Any) -> list[SelectedFrame]:
+        """Add the next frame (at ``time`` s, see :func:`frame_time`) and return the outputs it decides.
+
+        Raises
+        ------
+        ValueError
+            ``time`` is not after the previous frame's.
+        """
+        t = frame_time(time)
+        if self._prev is not None and t <= self._prev[0]:
+            raise ValueError(f"frame times must increase: got {float(t)} s after {float(self._prev[0])} s")
+        out: list[SelectedFrame] = []
+        if self.rate is None:
+            out.append(SelectedFrame(self._k, float(t), item))
+            self._k += 1
+        elif self._prev is not None:
+            twice_mid = self._prev[0] + t
+            while self._twice_tk <= twice_mid:
+                out.append(self._emit(self._prev[1]))
+        self._prev = (t, item)
+        return out
+
+    def _emit(self, item: Any) -> SelectedFrame:
+        sel = SelectedFrame(self._k, float(Fraction(self._k) / self.rate), item)
+        self._k += 1
+        self._twice_tk = 2 * Fraction(self._k) / self.rate
+        return sel
+
+    def finish(self, end: Fraction | float | int) -> list[SelectedFrame]:
+        """The last outputs: every ``t_k < end`` not yet emitted, with the last frame (none if ``rate_hz`` is
+        ``None`` or nothing was pushed). ``end`` is where the last frame stops showing: its time plus one frame
+        step for a video."""
+        if self.rate is None or self._prev is None:
+            return []
+        twice_end = 2 * frame_time(end)
+        out = []
+        while self._twice_tk < twice_end:
+            out.append(self._emit(self._prev[1]))
+        return out
+
+
 def iter_frames(
     path: str | os.PathLike,
     rate_hz: float | None = 2.0,
@@ -217,8 +330,9 @@ def iter_frames(
     ------
     DecodedFrame
         For ``k = 0, 1, ...`` while ``t_k = k / rate_hz < T_end``, where ``T_end`` is the last frame's timestamp plus
-        one frame duration (``1 / fps``, 1/25 s if unknown): the decoded frame ``i`` minimising ``|t_i - t_k|`` (the earlier one on a
-        tie). Timestamps ``t_i`` are exact (rational) presentation times relative to the container start.
+        one frame duration (``1 / fps``, 1/25 s if unknown): the decoded frame ``i`` minimising ``|t_i - t_k|``
+        (the earlier one on a tie), chosen by :class:`NearestFrames`. Timestamps ``t_i`` are exact (rational)
+        presentation times relative to the container start; frames whose timestamp does not increase are skipped.
 
     Raises
     ------
@@ -228,10 +342,8 @@ def iter_frames(
     """
     import av
 
-    if rate_hz is not None and not rate_hz > 0:
-        raise ValueError(f"rate_hz must be > 0 or None, got {rate_hz!r}")
+    selector = NearestFrames(rate_hz)  # raises ValueError for a bad rate
     path, container, stream = _open(path)
-    rate = None if rate_hz is None else Fraction(rate_hz)
     fps = _fps(stream)
     try:
         if threads:
@@ -240,15 +352,19 @@ def iter_frames(
         origin = Fraction(container.start_time, av.time_base) if container.start_time is not None else None
         # nominal frame duration: for frames without a timestamp, and for the end of the last frame
         step = Fraction(1) / Fraction(fps) if fps else Fraction(1, 25)
-        k = 0  # next output index
-        prev: tuple[int, Fraction, Any] | None = None  # (source index, time, av frame) of the last decoded frame
-        prev_img: np.ndarray | None = None  # its RGB array, once converted
+        prev: tuple[int, Fraction] | None = None  # (source index, time) of the last decoded frame
+        converted: tuple[int, np.ndarray] | None = None  # (source index, RGB array) of the last converted frame
         n_decoded = 0
 
-        def rgb(frame: Any) -> np.ndarray:
-            arr = frame.to_ndarray(format="rgb24")
-            arr.flags.writeable = False
-            return arr
+        def output(sel: SelectedFrame) -> DecodedFrame:
+            # frames are converted to RGB only when selected, once each (repeated outputs share the array)
+            nonlocal converted
+            idx, t, frame = sel.item
+            if converted is None or converted[0] != idx:
+                arr = frame.to_ndarray(format="rgb24")
+                arr.flags.writeable = False
+                converted = (idx, arr)
+            return DecodedFrame(sel.index, sel.time, idx, float(t), converted[1])
 
         try:
             for frame in container.decode(stream):
@@ -261,20 +377,10 @@ def iter_frames(
                     t = prev[1] + step if prev is not None else Fraction(0)
                 if prev is not None and t <= prev[1]:
                     continue  # duplicate or out-of-order timestamp: keep the first frame of that instant
-                idx = n_decoded
+                prev = (n_decoded, t)
                 n_decoded += 1
-                if rate is None:
-                    yield DecodedFrame(idx, float(t), idx, float(t), rgb(frame))
-                    prev = (idx, t, None)
-                    continue
-                if prev is not None:
-                    mid = (prev[1] + t) / 2
-                    while Fraction(k) / rate <= mid:
-                        if prev_img is None:
-                            prev_img = rgb(prev[2])
-                        yield DecodedFrame(k, float(Fraction(k) / rate), prev[0], float(prev[1]), prev_img)
-                        k += 1
-                prev, prev_img = (idx, t, frame), None
+                for sel in selector.push(t, (prev[0], t, frame)):
+                    yield output(sel)
         except av.FFmpegError as e:
             where = f"after {n_decoded} frames (t = {float(prev[1]):.3f} s)" if prev else "at the first frame"
             raise _fail(path, f"decoding failed {where} ({type(e).__name__}: {e})") from e
@@ -288,12 +394,8 @@ def iter_frames(
                 f"the file is truncated: its header declares {declared:.2f} s of video, but frames end at "
                 f"{float(end):.2f} s ({n_decoded} frames decoded)",
             )
-        if rate is not None:
-            while Fraction(k) / rate < end:
-                if prev_img is None:
-                    prev_img = rgb(prev[2])
-                yield DecodedFrame(k, float(Fraction(k) / rate), prev[0], float(prev[1]), prev_img)
-                k += 1
+        for sel in selector.finish(end):
+            yield output(sel)
     finally:
         container.close()
 
@@ -364,7 +466,8 @@ def iter_image_folder(
         The image folder.
     rate_hz:
         Output rate in Hz: for ``t_k = k / rate_hz < N / fps`` the frame ``i = round(t_k · fps)`` (clipped to
-        ``N - 1``); ``None`` yields every frame ``i = 0 .. N-1`` at ``t_i``.
+        ``N - 1``; a tie goes to the earlier frame): :func:`iter_frames`' rule, by :class:`NearestFrames`. ``None``
+        yields every frame ``i = 0 .. N-1`` at ``t_i``.
     fps:
         Frame rate of the video the images come from (frames per second, > 0).
     n_frames:
@@ -387,7 +490,7 @@ def iter_image_folder(
             "set the video_fps column of media.csv."
         )
     if rate_hz is not None and not rate_hz > 0:
-        raise ValueError(f"rate_hz must be > 0 or None, got {rate_hz!r}")
+        raise ValueError(f"rate_hz must be > 0 or None, got {rate_hz!r}")  # before reading the folder
     files = image_folder_frames(folder)
     n = int(n_frames) if n_frames is not None else (max(files) if files else 0)
     if n <= 0:
@@ -397,16 +500,14 @@ def iter_image_folder(
         f = files.get(i + 1)
         return DecodedFrame(k, t, i, i / fps, None if f is None else read_image(f))
 
-    if rate_hz is None:
-        for i in range(n):
-            yield frame(i, i / fps, i)
-        return
-    k = 0
-    while k / rate_hz < n / fps - 1e-9:
-        t = k / rate_hz
-        i = min(int(np.floor(t * fps + 0.5 - 1e-9)), n - 1)
-        yield frame(k, t, i)
-        k += 1
+    # the rule of iter_frames: frame i shows at i / fps, the last one until n / fps, with fps read as the fraction it
+    # stands for (frame_time: 29.97 -> 2997/100, 30000/1001 as a float -> 30000/1001); only selected images are read
+    selector, fps_q = NearestFrames(rate_hz), frame_time(fps)
+    for i in range(n):
+        for sel in selector.push(i / fps_q, i):
+            yield frame(sel.index, sel.time, sel.item)
+    for sel in selector.finish(n / fps_q):
+        yield frame(sel.index, sel.time, sel.item)
 
 
 def iter_video_frames(

@@ -19,9 +19,9 @@ audio its window and context need has arrived, so live frames equal the offline 
 resampled with a streaming soxr resampler (offline reads resample the whole file with soxr: values then agree to
 resampling precision, not exactly). Sets made by the face extractors (``fer``, ``face_landmarks``, ``head_pose``,
 ``face_embedding``) are computed from decoded video frames given to :meth:`LivePredictor.push_video` with the
-offline frame selection and face tracking (:class:`_FaceGroup`), so they equal offline too. Sets made by the
-physio extractors (``hrv``, ``physio_rates``, ``physio_raw``, ``phys``) are computed from raw ECG / respiration /
-EDA samples given to :meth:`LivePredictor.push_physio` by running the offline extractor over a bounded trailing
+offline frame selection and face tracking (:class:`~affectflow.features.face.FaceFrameStream`), so they equal
+offline too. Sets made by the physio extractors (``hrv``, ``physio_rates``, ``physio_raw``, ``phys``) are
+computed from raw ECG / respiration / EDA samples given to :meth:`LivePredictor.push_physio` by running the offline extractor over a bounded trailing
 window of samples: **approximately** equal to offline (NeuroKit2's filters and peak detection do not see the
 future; see :meth:`LivePredictor.push_physio`). Other feature sets (text, or any set computed elsewhere) are
 pushed as frames with :meth:`LivePredictor.push_frames` (times in s, raw values), or treated as missing at every
@@ -51,10 +51,11 @@ from affectflow.data.align import align_to_grid
 from affectflow.errors import AffectflowError, AffectflowWarning
 from affectflow.features.audio import AudioFramer
 from affectflow.features.base import EXTRACTORS
-from affectflow.features.face import FaceExtractor, FaceTracker
+from affectflow.features.face import FaceExtractor, FaceFrameStream
 from affectflow.features.physio import MIN_ECG_RATE, PhysioExtractor
 from affectflow.features.pipeline import load_builtin_extractors
 from affectflow.io.physio import normalise_channel_name
+from affectflow.io.video import frame_time
 from affectflow.runs import Run
 from affectflow.streaming.streamer import Streamer, StreamingError
 
@@ -182,76 +183,20 @@ class _PhysioSet:
         return times, vals
 
 
-class _FaceGroup:
-    """Face extractors sharing an output rate and a face tracker, fed one decoded video frame at a time.
+class _FaceGroup(FaceFrameStream):
+    """Face extractors sharing an output rate and a face tracker, fed one decoded video frame at a time, with the
+    names of the feature sets they make.
 
-    Frame selection is :func:`affectflow.io.video.iter_frames`'s: output instant ``t_k = k / rate`` takes the frame
-    nearest to it (the earlier one on a tie), decided once the frame after ``t_k`` has arrived; at the end the last
-    frame serves every ``t_k < t_last + frame step``. Faces are tracked over the selected frames in order, as
-    offline, so the values equal :func:`~affectflow.features.face.extract_face_features` on the same frames.
+    :class:`~affectflow.features.face.FaceFrameStream`: the frame selection of
+    :func:`affectflow.io.video.iter_frames` (:class:`~affectflow.io.video.NearestFrames`) and the face tracking of
+    :func:`~affectflow.features.face.extract_face_features` (:class:`~affectflow.features.face.FaceFeatureRows`),
+    so the values equal offline extraction on the same frames; at :meth:`finish` the last frame serves every
+    ``t_k < t_last + median frame step``.
     """
 
     def __init__(self, names: list[str], exts: list[Any], rate_hz: float | None, min_confidence: float) -> None:
-        from fractions import Fraction
-
-        self.names, self.exts = names, exts
-        self.rate = None if rate_hz is None else Fraction(rate_hz).limit_denominator(10**6)
-        self.min_confidence = min_confidence
-        self.tracker = None
-        self.k = 0
-        self.prev: tuple[Any, np.ndarray] | None = None  # (time as Fraction, image)
-        self.steps: list[Any] = []
-
-    def _process(self, image: np.ndarray, t: float) -> list[np.ndarray]:
-        if self.tracker is None:
-            for ex in self.exts:
-                ex._load()
-            self.tracker = FaceTracker(min_confidence=self.min_confidence,
-                                       blendshapes=any(e.needs_blendshapes for e in self.exts),
-                                       matrix=any(e.needs_matrix for e in self.exts))
-        face = self.tracker.detect(image, t)
-        return [np.full(len(e.columns()), np.nan, np.float32) if face is None
-                else np.asarray(e.features(image, face), np.float32) for e in self.exts]
-
-    def push(self, image: np.ndarray, time_s: float) -> list[tuple[float, list[np.ndarray]]]:
-        from fractions import Fraction
-
-        t = Fraction(time_s).limit_denominator(10**6)
-        if self.prev is not None and t <= self.prev[0]:
-            raise StreamingError(f"Video frame times must increase; got {float(t)} s after {float(self.prev[0])} s.")
-        out = []
-        if self.rate is None:
-            out.append((float(t), self._process(image, float(t))))
-        elif self.prev is not None:
-            mid = (self.prev[0] + t) / 2
-            while Fraction(self.k) / self.rate <= mid:
-                tk = float(Fraction(self.k) / self.rate)
-                out.append((tk, self._process(self.prev[1], tk)))
-                self.k += 1
-        if self.prev is not None:
-            self.steps.append(t - self.prev[0])
-            self.steps = self.steps[-50:]
-        self.prev = (t, image)
-        return out
-
-    def flush(self) -> list[tuple[float, list[np.ndarray]]]:
-        from fractions import Fraction
-
-        out = []
-        if self.rate is not None and self.prev is not None:
-            step = sorted(self.steps)[len(self.steps) // 2] if self.steps else Fraction(1, 25)
-            end = self.prev[0] + step
-            while Fraction(self.k) / self.rate < end:
-                tk = float(Fraction(self.k) / self.rate)
-                out.append((tk, self._process(self.prev[1], tk)))
-                self.k += 1
-        self.close()
-        return out
-
-    def close(self) -> None:
-        if self.tracker is not None:
-            self.tracker.close()
-            self.tracker = None
+        super().__init__(exts, rate_hz=rate_hz, min_confidence=min_confidence)
+        self.names = names
 
 
 class _AudioSet:
@@ -381,6 +326,7 @@ class LivePredictor:
         for n, ex in self._video_ex.items():
             groups.setdefault((ex.rate_hz, ex.min_confidence), []).append(n)
         self._video = [_FaceGroup(ns, [self._video_ex[n] for n in ns], r, c) for (r, c), ns in groups.items()]
+        self._video_t = None  # time of the last video frame pushed (exact, s)
         self._physio = {n: _PhysioSet(ex, self.physio_context, self.physio_lookahead)
                         for n, ex in self._physio_ex.items()}
         self._ph_rate: float | None = None
@@ -442,8 +388,12 @@ class LivePredictor:
         img = np.asarray(image)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise StreamingError(f"Video frames must be uint8 RGB arrays (H, W, 3); got {img.dtype} {img.shape}.")
+        t = frame_time(float(time_s))
+        if self._video_t is not None and t <= self._video_t:
+            raise StreamingError(f"Video frame times must increase; got {float(t)} s after {float(self._video_t)} s.")
+        self._video_t = t
         for g in self._video:
-            self._append_group(g, g.push(img, float(time_s)))
+            self._append_group(g, g.push(t, img))
         return self._emit()
 
     def _append_group(self, g: _FaceGroup, rows: list) -> None:
@@ -563,7 +513,7 @@ class LivePredictor:
         if self.audio_sets and self._in_rate is not None:
             self._feed_audio(np.zeros(0, np.float32), last=True)
         for g in self._video:
-            self._append_group(g, g.flush())
+            self._append_group(g, g.finish())
         if self._physio and self._ph_rate is not None:
             self._feed_physio(last=True)
         if duration is None:
