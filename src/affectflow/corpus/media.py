@@ -346,6 +346,11 @@ class MediaImportReport:
         """Whether every file was imported."""
         return not self.failures
 
+    def fail(self, rid: str, message: str, *, kind: str = "recording", file: str = "") -> None:
+        """Record that ``file`` (a ``kind`` of media or ``labels``; the whole ``recording`` by default) of recording
+        ``rid`` was not imported, and why."""
+        self.failures.append({"id": rid, "kind": kind, "file": file, "message": message})
+
     def format(self) -> str:
         """A human-readable summary."""
         lines = [
@@ -688,21 +693,14 @@ def import_media(
             check_name("recording id", rid)
             check_name("partition", row["partition"])
         except CorpusError as e:
-            report.failures.append({"id": rid, "kind": "recording", "file": "", "message": str(e)})
+            report.fail(rid, str(e))
             continue
         if rid in seen:
-            report.failures.append({"id": rid, "kind": "recording", "file": "", "message": "id listed twice"})
+            report.fail(rid, "id listed twice")
             continue
         seen.add(rid)
         if rid in existing and not overwrite:
-            report.failures.append(
-                {
-                    "id": rid,
-                    "kind": "recording",
-                    "file": "",
-                    "message": "already in the corpus (use overwrite to replace it)",
-                }
-            )
+            report.fail(rid, "already in the corpus (use overwrite to replace it)")
             continue
         subject = row["subject"]
         if rx is not None:
@@ -721,16 +719,9 @@ def import_media(
                 durations[kind] = probe_duration(Path(p), kind, physio_rate_hz=physio_rate_hz)
                 kept[kind] = Path(p).resolve()
             except ProbeError as e:
-                report.failures.append({"id": rid, "kind": kind, "file": str(p), "message": str(e)})
+                report.fail(rid, str(e), kind=kind, file=str(p))
         if not durations:
-            report.failures.append(
-                {
-                    "id": rid,
-                    "kind": "recording",
-                    "file": "",
-                    "message": "no file of this recording could be read; recording not imported",
-                }
-            )
+            report.fail(rid, "no file of this recording could be read; recording not imported")
             continue
         signal = {k: d for k, d in durations.items() if k != "transcript"}
         duration = max(signal.values()) if signal else durations["transcript"]
@@ -746,7 +737,7 @@ def import_media(
             )
         lab, problem = _recording_labels(rid, row.get("labels"), labels_dir)
         if problem:
-            report.failures.append({"id": rid, "kind": "labels", "file": problem[0], "message": problem[1]})
+            report.fail(rid, problem[1], kind="labels", file=problem[0])
         elif lab is not None:
             label_frames[rid] = lab
         new_rec.append(
@@ -866,8 +857,7 @@ def _label_dims(frames: dict[str, pd.DataFrame], corpus: Corpus | None, report: 
         have = corpus.label_set("continuous").dims
         if sorted(have) != dims:
             for rid in list(frames):
-                report.failures.append({"id": rid, "kind": "labels", "file": "",
-                                        "message": f"labels have dimensions {dims}; the corpus's label set has {have}"})
+                report.fail(rid, f"labels have dimensions {dims}; the corpus's label set has {have}", kind="labels")
             frames.clear()
             return []
         dims = list(have)

