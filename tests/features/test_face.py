@@ -392,6 +392,8 @@ def test_process_frames_end_and_missing_images(decoded):
     blank = [(t, None) for t, _ in first]  # frames without an image (an image folder's missing frames): NaN rows
     df = ext.process_frames(blank, end_s=0.3)
     assert df["time"].tolist() == [0.0, 0.1, 0.2] and df[list(HEAD_POSE_COLUMNS)].isna().all().all()
+    own = [0.1, 0.1 + 0.2, 0.7]  # rate_hz None: each frame at its own time, as given
+    assert EXTRACTORS.build("fer", {"rate_hz": None}).process_frames([(t, None) for t in own])["time"].tolist() == own
     empty = ext.process_frames([])
     assert list(empty.columns) == ["time", *HEAD_POSE_COLUMNS] and len(empty) == 0
 

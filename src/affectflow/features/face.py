@@ -506,8 +506,11 @@ class FaceFrameStream:
         self._rows.close()
 
 
-def _frame_pair(i: int, frame: Any, last: Fraction | None) -> tuple[Fraction, np.ndarray | None]:
-    """Check one ``(time_s, rgb)`` input of :func:`process_face_frames`; its exact time and image."""
+def _frame_pair(
+    i: int, frame: Any, last: Fraction | None
+) -> tuple[Fraction, float | Fraction, np.ndarray | None]:
+    """Check one ``(time_s, rgb)`` input of :func:`process_face_frames`: its exact time, its time as given (a
+    ``float`` or ``Fraction``) and its image."""
     try:
         time_s, image = frame
     except (TypeError, ValueError):
@@ -518,7 +521,8 @@ def _frame_pair(i: int, frame: Any, last: Fraction | None) -> tuple[Fraction, np
     if isinstance(time_s, bool) or not isinstance(time_s, (int, float, Fraction, np.integer, np.floating)) \
             or not np.isfinite(float(time_s)):
         raise ExtractionError(f"Video frame {i} has time {time_s!r}; frame times are finite numbers of seconds.")
-    t = frame_time(time_s if isinstance(time_s, Fraction) else float(time_s))
+    given = time_s if isinstance(time_s, Fraction) else float(time_s)
+    t = frame_time(given)
     if last is not None and t <= last:
         raise ExtractionError(
             f"Video frame times must increase: frame {i} is at {float(t)} s, after a frame at {float(last)} s."
@@ -530,7 +534,7 @@ def _frame_pair(i: int, frame: Any, last: Fraction | None) -> tuple[Fraction, np
                 f"Video frame {i} (t = {float(t)} s) is a {image.dtype} array of shape {image.shape}; frames are "
                 "uint8 RGB arrays (height, width, 3)."
             )
-    return t, image
+    return t, given, image
 
 
 def process_face_frames(
@@ -571,9 +575,9 @@ def process_face_frames(
     try:
         last: Fraction | None = None
         for i, frame in enumerate(frames):
-            last, image = _frame_pair(i, frame, last)
+            last, given, image = _frame_pair(i, frame, last)
             for g, stream in enumerate(streams):
-                collect(g, stream.push(last, image))
+                collect(g, stream.push(given, image))
         if end_s is not None:
             if isinstance(end_s, bool) or not isinstance(end_s, (int, float, Fraction, np.integer, np.floating)) \
                     or not np.isfinite(float(end_s)):

@@ -245,8 +245,8 @@ class NearestFrames:
     Parameters
     ----------
     rate_hz:
-        Output rate in Hz (``> 0``; used exactly: ``Fraction(rate_hz)``), or ``None``: every frame at its own time,
-        emitted as it is pushed (``k`` counts the frames).
+        Output rate in Hz (``> 0``; used exactly: ``Fraction(rate_hz)``), or ``None``: every frame at its own time
+        (``float(time)`` as pushed), emitted as it is pushed (``k`` counts the frames).
 
     Raises
     ------
@@ -280,7 +280,7 @@ class NearestFrames:
             raise ValueError(f"frame times must increase: got {float(t)} s after {float(self._prev[0])} s")
         out: list[SelectedFrame] = []
         if self.rate is None:
-            out.append(SelectedFrame(self._k, float(t), item))
+            out.append(SelectedFrame(self._k, float(time), item))  # the frame's own time, as given
             self._k += 1
         elif self._prev is not None:
             twice_mid = self._prev[0] + t
@@ -504,8 +504,8 @@ def iter_image_folder(
     # stands for (frame_time: 29.97 -> 2997/100, 30000/1001 as a float -> 30000/1001); only selected images are read
     selector, fps_q = NearestFrames(rate_hz), frame_time(fps)
     for i in range(n):
-        for sel in selector.push(i / fps_q, i):
-            yield frame(sel.index, sel.time, sel.item)
+        for sel in selector.push(i / fps_q, i):  # rate None: frame i at its own time, i / fps
+            yield frame(sel.index, sel.time if rate_hz is not None else i / fps, sel.item)
     for sel in selector.finish(n / fps_q):
         yield frame(sel.index, sel.time, sel.item)
 
