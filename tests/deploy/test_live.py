@@ -139,6 +139,23 @@ def test_cli_stream_replays_a_file_and_matches_offline(speech, tmp_path, capsys)
     bidi = fake_run(tmp_path / "bidi", "gru", {**SMALL_SETTINGS["gru"], "bidirectional": True})
     assert main(["stream", str(bidi), "--input", str(speech), "--fast"]) == 2
     assert "is not causal" in capsys.readouterr().err.replace("\n", " ")
+    # the CLI only wraps the API: replay_file gives the same steps, and never writes over a file
+    from affectflow.errors import AffectflowError
+    from affectflow.streaming import replay_file
+
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(_csv(replay_file(run, speech, fast=True),
+                                                                      tmp_path / "api.csv")))
+    before = out.read_bytes()
+    with pytest.raises(AffectflowError, match="exists; choose a new file"):
+        replay_file(run, speech, fast=True, out=out)
+    assert out.read_bytes() == before
+    assert main(["stream", str(run), "--input", str(speech), "--fast", "--out", str(out)]) == 2
+
+
+def _csv(df, path):
+    from affectflow.predictions import write_prediction_csv
+
+    return write_prediction_csv(path, df)
 
 
 def test_live_audio_and_video_frames_equal_offline_media_prediction(tmp_path):

@@ -15,7 +15,14 @@ from affectflow.corpus import Corpus
 from affectflow.corpus.media import media_recordings
 from affectflow.experiment import predict, train
 from affectflow.features.pipeline import extract
-from affectflow.inference.media import MediaInputError, UnsupportedRunError, predict_media, required_inputs, run_info
+from affectflow.inference.media import (
+    MediaInputError,
+    UnsupportedRunError,
+    predict_media,
+    predict_media_folder,
+    required_inputs,
+    run_info,
+)
 from affectflow.synthetic.media import espeak_available, generate_media_corpus
 
 media = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (scripts/setup.sh installs it)")
@@ -93,6 +100,28 @@ def test_cli_predict_media_writes_csv_and_plot_per_recording(media_run, tmp_path
     # a missing modality is a one-paragraph error with exit code 2
     assert main(["predict", str(run), "--media", str(rec.audio), "--out", str(tmp_path / "x")]) == 2
     assert "needs video" in capsys.readouterr().err
+
+
+def test_predict_media_folder_is_the_api_behind_the_cli(media_run, tmp_path):
+    """The CLI's per-recording loop is the API's: same CSV, ids checked first, no file written over."""
+    run, _, rec = media_run
+    files = {"video": rec.video, "audio": rec.audio}
+    with pytest.raises(MediaInputError, match=r"\['a b', 'x'\] are not safe, distinct"):
+        list(predict_media_folder(run, [("a b", files), ("x", files), ("x", files)], tmp_path))
+    seen = []
+    out = list(predict_media_folder(run, [("one", files)], tmp_path, progress=lambda rid: seen.append(rid)))
+    assert [r.id for r in out] == ["one"] and seen == ["one"]
+    df = pd.read_csv(out[0].csv)
+    assert out[0].csv == tmp_path / "one.csv" and (tmp_path / "one.png").is_file() and out[0].steps == len(df)
+    pd.testing.assert_frame_equal(df, pd.read_csv(_written(predict_media(run, files), tmp_path / "ref.csv")))
+    with pytest.raises(MediaInputError, match="never written over"):
+        list(predict_media_folder(run, [("one", files)], tmp_path))
+
+
+def _written(df, path):
+    from affectflow.predictions import write_prediction_csv
+
+    return write_prediction_csv(path, df)
 
 
 def test_predict_corpus_without_any_labels_uses_the_runs_label_rate(tiny_run, tiny_corpus, tmp_path):

@@ -22,12 +22,15 @@ from affectflow.cli.parsers.deploy import (  # noqa: F401 - re-exported: they li
 from affectflow.corpus.media import AUDIO_EXTS, VIDEO_EXTS, recording_id_of
 from affectflow.errors import AffectflowError
 from affectflow.export import export_run
-from affectflow.fsutil import child_path, is_safe_name, out_folder
-from affectflow.inference.media import predict_media, required_inputs
-from affectflow.io.audio import iter_audio_blocks
-from affectflow.predictions import write_prediction_csv
+from affectflow.fsutil import out_folder
+from affectflow.inference.media import (  # noqa: F401 - unique_recording_ids re-exported: it lived here
+    predict_media_folder,
+    required_inputs,
+    unique_recording_ids,
+)
 from affectflow.runs import Run
-from affectflow.streaming import AudioStreamPredictor
+from affectflow.streaming.replay import replay_file
+from affectflow.streaming.replay import replay_file as stream_file  # noqa: F401 - the old name, for one release
 
 
 class _Bar:
@@ -93,36 +96,6 @@ def _recordings_from_args(args: argparse.Namespace) -> list[tuple[str, dict[str,
     return recs
 
 
-def unique_recording_ids(recs: list[tuple[str, dict[str, Path]]]) -> tuple[list[tuple[str, dict[str, Path]]],
-                                                                           list[str]]:
-    """Make the recording ids of ``recs`` safe file names (:func:`affectflow.fsutil.check_name`'s rule) and
-    distinct; return the new list and one note per id that had to change.
-
-    An unsafe id (``a b``) has its other characters replaced by ``_``; ids that are then equal (``a b.wav`` and
-    ``a_b.wav``, or the same file name in two folders) are numbered ``<id>-1``, ``<id>-2``, ... in the given order,
-    so that every recording gets its own output file (nothing is overwritten silently).
-    """
-    safe = []
-    for rid, files in recs:
-        new = rid if is_safe_name(rid) else (
-            "".join(c if c.isalnum() and c.isascii() or c in "_.+-" else "_" for c in rid).lstrip("_.+-")[:190]
-            or "recording")
-        safe.append((rid, new, files))
-    names = [n for _, n, _ in safe]
-    dups = {n for n in names if names.count(n) > 1}
-    seen: dict[str, int] = {}
-    out, notes = [], []
-    for rid, new, files in safe:
-        if new in dups:
-            seen[new] = seen.get(new, 0) + 1
-            new = f"{new}-{seen[new]}"
-        if new != rid:
-            first = next(iter(files.values()))
-            notes.append(f"{str(first)!r} is recording {new!r}")
-        out.append((new, files))
-    return out, notes
-
-
 def predict_media_files(args: argparse.Namespace) -> int:
     """``affectflow predict RUN --media ...``: one CSV and one plot per recording under a new output folder."""
     if args.recordings or args.partitions or args.corpus:
@@ -136,19 +109,12 @@ def predict_media_files(args: argparse.Namespace) -> int:
     safe, notes = unique_recording_ids(recs)
     if notes:
         print(f"{len(notes)} recording name(s) changed to safe, distinct file names: " + "; ".join(notes))
-    if args.out:
-        out = out_folder(args.out, what="output folder")
-    else:
-        out = run.new_output_dir("predictions-media")
+    out = out_folder(args.out, what="output folder") if args.out else run.new_output_dir("predictions-media")
     print(f"Run {run.path} needs: " + ", ".join(f"{k} ({', '.join(v)})" for k, v in needs.items()))
-    for rid, files in safe:
-        t0 = time.perf_counter()
-        df = predict_media(run, files, seed=args.seed, device=args.device,
-                           progress=_Bar(rid, args.quiet), recording_id="media")
-        csv = write_prediction_csv(child_path(out, rid, ".csv", kind="recording id"), df,
-                                   plot_title=f"{rid} ({run.path.name})")
-        print(f"{rid}: {len(df)} steps ({df['time'].iloc[-1] if len(df) else 0:.1f} s) in "
-              f"{time.perf_counter() - t0:.1f} s -> {csv}, {csv.with_suffix('.png')}")
+    for r in predict_media_folder(run, safe, out, seed=args.seed, device=args.device,
+                                  progress=lambda rid: _Bar(rid, args.quiet)):
+        print(f"{r.id}: {r.steps} steps ({r.duration_s:.1f} s) in {r.seconds:.1f} s -> {r.csv}, "
+              f"{r.csv.with_suffix('.png')}")
     print(f"Predictions for {len(safe)} recording(s) written to {out}")
     return 0
 
@@ -161,46 +127,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- stream
-def stream_file(run, path, *, fast: bool = False, chunk_s: float = 0.1, allow_missing: bool = False,
-                seed: int | None = None, on_step=None, block_frames: int = 1) -> pd.DataFrame:
-    """Replay the audio of ``path`` through :class:`~affectflow.streaming.AudioStreamPredictor`; call
-    ``on_step(step, latency_s)`` for every label step as it is emitted (``latency_s``: wall time since the step's
-    audio was due, in real-time mode) and return all steps as a DataFrame."""
-    if not Path(path).is_file():
-        raise AffectflowError(f"Input file {str(path)!r} does not exist.")
-    live = AudioStreamPredictor(run, seed=seed, allow_missing=allow_missing, block_frames=block_frames)
-    sr = live.sample_rate
-    rows = []
-    t0 = time.perf_counter()
-    fed = 0
-    try:
-        blocks = iter_audio_blocks(Path(path), sr, max(chunk_s, 0.01))
-        for blk in blocks:
-            x = blk.samples
-            fed += x.size
-            if not fast:
-                due = fed / sr
-                wait = due - (time.perf_counter() - t0)
-                if wait > 0:
-                    time.sleep(wait)
-            for step in live.push(x, sr):
-                rows.append(step)
-                if on_step:
-                    on_step(step, time.perf_counter() - t0 - step["time"])
-    except AffectflowError:
-        raise
-    except Exception as e:  # noqa: BLE001 - unreadable media is a user error
-        raise AffectflowError(f"Cannot read audio from {str(path)!r}: {type(e).__name__}: {e}") from e
-    for step in live.flush():
-        rows.append(step)
-        if on_step:
-            on_step(step, time.perf_counter() - t0 - step["time"])
-    return pd.DataFrame(rows, columns=["time", *live.targets])
-
-
 def cmd_stream(args: argparse.Namespace) -> int:
-    if args.out and Path(args.out).exists():
-        raise AffectflowError(f"{args.out!r} exists; choose a new file.")
 
     def show(step, lag):
         vals = "  ".join(f"{k}={v:+.3f}" for k, v in step.items() if k != "time")
@@ -208,11 +135,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
         print(f"{step['time']:8.2f} s  {vals}{extra}", flush=True)
 
     t0 = time.perf_counter()
-    df = stream_file(args.run, args.input, fast=args.fast, chunk_s=args.chunk, allow_missing=args.allow_missing,
-                     seed=args.seed, on_step=show, block_frames=args.block_frames)
+    df = replay_file(args.run, args.input, fast=args.fast, chunk_s=args.chunk, allow_missing=args.allow_missing,
+                     seed=args.seed, on_step=show, block_frames=args.block_frames, out=args.out)
     dur = df["time"].iloc[-1] if len(df) else 0.0
     print(f"{len(df)} steps ({dur:.1f} s of audio) in {time.perf_counter() - t0:.1f} s")
     if args.out:
-        out = write_prediction_csv(Path(args.out), df, plot_title=f"stream of {Path(args.input).name}")
-        print(f"Written {out} and {out.with_suffix('.png')}")
+        print(f"Written {args.out} and {Path(args.out).with_suffix('.png')}")
     return 0

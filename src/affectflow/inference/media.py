@@ -28,6 +28,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -40,6 +43,8 @@ from affectflow.features.base import EXTRACTORS
 from affectflow.features.pipeline import extract, load_builtin_extractors
 from affectflow.io.audio import audio_info
 from affectflow.plots import plot_prediction  # noqa: F401 - re-exported (it lived here)
+from affectflow.fsutil import child_path, is_safe_name
+from affectflow.predictions import write_prediction_csv
 from affectflow.runs import Run, open_run
 from affectflow.streaming.streamer import streaming_problem
 
@@ -246,6 +251,101 @@ def predict_media(
     if wd.exists() and any(wd.iterdir()):
         raise MediaInputError(f"Work folder {str(wd)!r} exists and is not empty; give a new or empty one.")
     return _predict_in(run, trained, specs, given, wd, seed, device, report, recording_id)
+
+
+# ------------------------------------------------------------------------------------------- many recordings
+def unique_recording_ids(recs: list[tuple[str, dict[str, Path]]]) -> tuple[list[tuple[str, dict[str, Path]]],
+                                                                           list[str]]:
+    """Make the recording ids of ``recs`` safe file names (:func:`affectflow.fsutil.check_name`'s rule) and
+    distinct; return the new list and one note per id that had to change.
+
+    An unsafe id (``a b``) has its other characters replaced by ``_``; ids that are then equal (``a b.wav`` and
+    ``a_b.wav``, or the same file name in two folders) are numbered ``<id>-1``, ``<id>-2``, ... in the given order,
+    so that every recording gets its own output file (nothing is overwritten silently).
+    """
+    safe = []
+    for rid, files in recs:
+        new = rid if is_safe_name(rid) else (
+            "".join(c if c.isalnum() and c.isascii() or c in "_.+-" else "_" for c in rid).lstrip("_.+-")[:190]
+            or "recording")
+        safe.append((rid, new, files))
+    names = [n for _, n, _ in safe]
+    dups = {n for n in names if names.count(n) > 1}
+    seen: dict[str, int] = {}
+    out, notes = [], []
+    for rid, new, files in safe:
+        if new in dups:
+            seen[new] = seen.get(new, 0) + 1
+            new = f"{new}-{seen[new]}"
+        if new != rid:
+            first = next(iter(files.values()))
+            notes.append(f"{str(first)!r} is recording {new!r}")
+        out.append((new, files))
+    return out, notes
+
+
+@dataclass(frozen=True)
+class MediaPrediction:
+    """One recording predicted by :func:`predict_media_folder`: its id, the CSV written (and the PNG next to it),
+    the number of label steps, the last step's time (s) and the wall time the prediction took (s)."""
+
+    id: str
+    csv: Path
+    steps: int
+    duration_s: float
+    seconds: float
+
+
+def predict_media_folder(
+    run: Run | str | os.PathLike,
+    recordings: Sequence[tuple[str, Mapping[str, str | os.PathLike]]],
+    out: str | os.PathLike,
+    *,
+    seed: int | None = None,
+    device: str = "auto",
+    progress: Callable[[str], ProgressFn | None] | None = None,
+) -> Iterator[MediaPrediction]:
+    """Predict several recordings given as media files into the folder ``out``: ``<id>.csv`` (the prediction CSV
+    of :func:`affectflow.predictions.write_prediction_csv`) and ``<id>.png`` per recording, in order; yields each
+    as it is written.
+
+    Parameters
+    ----------
+    run:
+        As :func:`predict_media`.
+    recordings:
+        ``(id, {kind: file})`` pairs; ids must be safe, distinct file names (:func:`unique_recording_ids` makes
+        them so).
+    out:
+        An existing folder (e.g. made by :func:`affectflow.fsutil.out_folder` or ``Run.new_output_dir``); a file
+        that exists in it is never overwritten.
+    seed, device:
+        As :func:`predict_media`.
+    progress:
+        Optional ``progress(id)`` returning the ``progress(fraction, message)`` callback for that recording.
+
+    Raises
+    ------
+    MediaInputError
+        An unsafe or repeated id, or an error of :func:`predict_media` (the recordings before it are written).
+    """
+    ids = [rid for rid, _ in recordings]
+    bad = sorted({rid for rid in ids if not is_safe_name(rid) or ids.count(rid) > 1})
+    if bad:
+        raise MediaInputError(f"Recording ids {bad} are not safe, distinct file names; make them so with "
+                              "unique_recording_ids() first.")
+    run = _run(run)
+    out = Path(out)
+    for rid, files in recordings:
+        t0 = time.perf_counter()
+        df = predict_media(run, files, seed=seed, device=device, progress=progress(rid) if progress else None,
+                           recording_id="media")
+        csv = child_path(out, rid, ".csv", kind="recording id")
+        if csv.exists():
+            raise MediaInputError(f"{str(csv)!r} exists; predictions are never written over an earlier file.")
+        write_prediction_csv(csv, df, plot_title=f"{rid} ({run.path.name})")
+        yield MediaPrediction(rid, csv, len(df), float(df["time"].iloc[-1]) if len(df) else 0.0,
+                              time.perf_counter() - t0)
 
 
 def _predict_in(run, trained, specs, given, wd: Path, seed, device, report, rid: str) -> pd.DataFrame:
