@@ -26,10 +26,15 @@ A folder records its MLflow run in ``mlflow.json``; logging a folder again to th
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from affectflow.errors import AffectflowWarning, ConfigError
 from affectflow.fsutil import write_json
@@ -45,9 +50,6 @@ MAX_PARAM = 6000
 
 def safely(fn: Any) -> Any:
     """Run a tracking call; a failure is a warning, not an error (the procedure's results are on disk either way)."""
-    import logging
-    import warnings
-
     try:
         return fn()
     except Exception as e:  # noqa: BLE001 - tracking is a convenience
@@ -141,7 +143,7 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
 def _log_batch(client: Any, run_id: str, *, params: dict[str, str] | None = None, metrics: list | None = None,
                tags: dict[str, str] | None = None) -> None:
     """Log in chunks within MLflow's batch limits (100 parameters or tags, 1000 metrics per call)."""
-    from mlflow.entities import Param, RunTag
+    from mlflow.entities import Param, RunTag  # optional (requirements/scale.txt): only with tracking on
 
     p = [Param(k, v) for k, v in (params or {}).items()]
     t = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
@@ -156,10 +158,7 @@ def _log_batch(client: Any, run_id: str, *, params: dict[str, str] | None = None
 
 def _metrics_of(run: Any) -> list:
     """Per-epoch history and final metrics of a run (:class:`affectflow.runs.Run`) as MLflow metrics."""
-    import math
-
-    import pandas as pd
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric  # optional (requirements/scale.txt): only with tracking on
 
     now = int(time.time() * 1000)
     out = []

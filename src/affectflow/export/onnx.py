@@ -144,7 +144,7 @@ def example_inputs(dims: dict[str, int], *, batch: int = 2, steps: int = 7, seed
 
 def _fixed_axes(path: Path) -> list[str]:
     """Inputs of the ONNX graph at ``path`` whose batch or time axis is a fixed number instead of a name."""
-    import onnx
+    import onnx  # optional (requirements/deploy.txt): only to inspect an exported graph
 
     graph = onnx.load(str(path), load_external_data=False).graph
     return [i.name for i in graph.input
@@ -214,8 +214,6 @@ def export_info(trained: Any, *old_args: Any) -> dict[str, Any]:
 
     The earlier form ``export_info(run, ckpt, model, normalizer)`` still works for one release (deprecated)."""
     if old_args:
-        import warnings
-
         warnings.warn("export_info(run, ckpt, model, normalizer) is deprecated; pass the TrainedModel of "
                       "Run(path).model(seed)", DeprecationWarning, stacklevel=2)
         ckpt, model, normalizer = old_args

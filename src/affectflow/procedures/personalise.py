@@ -36,6 +36,7 @@ Output: a new folder ``<run>/personalisation/pers-<time>/`` with
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -372,7 +373,7 @@ def personalise(
 
 def _track(out: Path, base_run: Path, uri: str, status: dict[str, Any]) -> None:
     def go() -> None:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # optional (requirements/scale.txt): only with tracking on
 
         parent = logged_run_id(Path(base_run).resolve(), normalise_uri(uri))
         curves = [Metric(f"{subj}/seed{seed}/devel", float(v), 0, epoch)
@@ -500,8 +501,6 @@ class PersonalisedRun(Run):
 
 
 def _with_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> torch.nn.Module:
-    import copy
-
     m = copy.deepcopy(model).cpu()
     m.load_state_dict(state)
     m.eval()

@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -340,8 +341,6 @@ def _discard_half_run(sweep_dir: Path, cell: Cell) -> None:
     A run still ``running`` in a live process is refused (two sweeps in one folder). Only a direct child of
     ``<sweep>/runs`` that is a real folder (not a symlink) is ever removed.
     """
-    import shutil
-
     p = Path(cell.run_dir)
     runs = sweep_dir / "runs"
     if not p.exists() or p.is_symlink() or p.parent.resolve() != runs.resolve() or not is_inside(runs, p):

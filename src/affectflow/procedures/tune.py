@@ -44,6 +44,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,8 +278,6 @@ def storage_url(tune_dir: Path) -> str:
 def _storage(url: str) -> Any:
     """The study storage: heartbeats every 30 s; a trial without one for 120 s (its process died) is marked failed
     and re-run once."""
-    import warnings
-
     _optuna()
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
@@ -310,7 +309,7 @@ def _spec_from_dict(d: dict[str, Any]) -> TuneSpec:
 def tune_worker(job: dict[str, Any]) -> dict[str, Any]:
     """One executor job: run up to ``job["n_trials"]`` trials of the study (stops when the study has ``total``)."""
     optuna = _optuna()
-    from optuna.study import MaxTrialsCallback
+    from optuna.study import MaxTrialsCallback  # optuna is optional (requirements/scale.txt): see _optuna
     from optuna.trial import TrialState
 
     spec = _spec_from_dict(job["spec"])
@@ -430,7 +429,7 @@ def run_tune(
 def track_tune(tune_dir: Path, uri: str) -> None:
     """Log a search to MLflow: one parent run (the space as parameters, results.md, best.yaml, plots) with every
     trial's run nested under it (metric ``tune/value``, tags ``optuna.trial`` / ``optuna.state``)."""
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric  # optional (requirements/scale.txt): only with tracking on
 
     info = json.loads((tune_dir / "tune.json").read_text())
     parent = safely(lambda: start_parent(tune_dir, uri, kind="tune", name=tune_dir.name,
@@ -513,9 +512,7 @@ def _markdown(df: pd.DataFrame) -> str:
 
 
 def _plots(study: Any, folder: Path) -> None:
-    import warnings
-
-    import matplotlib
+    import matplotlib  # heavy: only when the search's plots are drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -15,8 +15,12 @@ personalised folders the mean CCC over targets of its devel predictions): steps 
 from __future__ import annotations
 
 import copy
+import hashlib
+import inspect
 import itertools
 import json
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -387,8 +391,6 @@ class PersonaliseStep(StepKind):
     required = ("source",)
 
     def validate(self, step, settings):
-        import inspect
-
         allowed = set(inspect.signature(personalise).parameters) - {"run_path", "corpus", "progress"}
         bad = sorted(set(settings.get("options") or {}) - allowed)
         if bad:
@@ -449,8 +451,6 @@ class FuseStep(StepKind):
             dest = ctx.folder / f"fused-{g.replace('+', '_')}"
             if not (dest / "fusion.json").is_file():
                 if dest.exists():
-                    import shutil
-
                     shutil.rmtree(dest)  # an interrupted fusion of this step's own folder: redo it
                 if len(rs) == 1:
                     out.append({**rs[0], "members": [rs[0]["run"]], "label": f"{g} (single member)"})
@@ -469,9 +469,6 @@ class FuseStep(StepKind):
 # ---------------------------------------------------------------------------- late fusion / cv
 def prediction_name(run: str) -> str:
     """A corpus-wide unique feature-set name for a run's predictions (``pred_<run folder>_<hash of its path>``)."""
-    import hashlib
-    import re
-
     p = str(Path(run).resolve())
     return "pred_" + re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(p).name)[:40] + "_" + hashlib.sha256(p.encode()).hexdigest()[:8]
 

@@ -28,7 +28,9 @@ same features with a short past context, fitted on train, strength chosen on dev
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -131,8 +133,6 @@ def yardstick_run(run: str) -> str:
     """The linear yardstick (:func:`affectflow.procedures.yardstick.run_yardstick`: ridge / logistic regression on
     the same features and normalisation, fitted on train, strength chosen on devel) of ``run``'s data section, in
     ``<recipe>/yardsticks/<hash>`` (made once per distinct data section and reused); returns its folder."""
-    import hashlib
-
     cfg_d = run_config(run)
     data = cfg_d["data"]
     key = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -140,8 +140,6 @@ def yardstick_run(run: str) -> str:
     dest = root / f"yardstick-{key}"
     if not (is_run_folder(dest) and Run(dest).metrics_path.is_file()):
         if dest.exists():
-            import shutil
-
             shutil.rmtree(dest)  # an interrupted fit: redo it
         cfg = config_from_dict(merge_config(default_config_dict(), {"data": data, "output": cfg_d.get("output", {})}))
         run_yardstick(cfg, out=dest)

@@ -46,6 +46,7 @@ import asyncio
 import logging
 import math
 import shutil
+import threading
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -244,8 +245,6 @@ class _Service:
                                max_background=s.max_background_jobs)
         self.started = time.time()
         if s.isolate_jobs:
-            import threading
-
             threading.Thread(target=warm_up, args=(s.max_concurrent_jobs, s.threads, s.max_background_jobs,
                                                    s.background_nice),
                              name="affectflow-workers", daemon=True).start()

@@ -24,6 +24,8 @@ import threading
 import traceback
 from typing import Any, Callable
 
+import torch
+
 from affectflow.errors import AffectflowError
 from affectflow.procutil import die_with_parent, kill_process_tree
 
@@ -71,8 +73,6 @@ def _worker_main(conn, threads: int, nice: int = 0) -> None:
         except OSError:
             pass
     if threads:
-        import torch
-
         torch.set_num_threads(int(threads))
     def progress(fraction: float, message: str | None = None) -> None:
         conn.send(("progress", float(fraction), message))

@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
@@ -64,8 +65,6 @@ class HeaderTimeoutProtocol(H11Protocol):
 def uvicorn_config(app: Any, *, host: str, port: int, settings: Any, **kw: Any):
     """A ``uvicorn.Config`` for ``app`` with the service's connection limits from ``settings``
     (:class:`~affectflow.serve.settings.ServeSettings`): header and keep-alive timeouts, WebSocket message size."""
-    import uvicorn
-
     proto = type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout_s": settings.header_timeout_s})
     return uvicorn.Config(app, host=host, port=port, http=proto, ws="auto",
                           timeout_keep_alive=max(1, int(round(settings.keep_alive_timeout_s))),

@@ -197,7 +197,7 @@ async def receive_upload(request, store: UploadStore) -> tuple[Path, str, dict[s
 
 
 async def _receive_multipart(request, ctype: str, sink: _Sink) -> tuple[str, dict[str, str]]:
-    from python_multipart.multipart import MultipartParser, parse_options_header
+    from python_multipart.multipart import MultipartParser, parse_options_header  # optional: requirements/serve.txt
 
     _, params = parse_options_header(ctype)
     boundary = params.get(b"boundary")

@@ -41,6 +41,7 @@ the 2 s of context that makes block-wise openSMILE equal a whole-file pass), so 
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from typing import Any, Iterable
@@ -146,8 +147,6 @@ class _PhysioSet:
     trailing window of raw samples (approximate: see :meth:`LivePredictor.push_physio`)."""
 
     def __init__(self, ex: Any, context_s: float, lookahead_s: float) -> None:
-        import copy
-
         self.ex = copy.copy(ex)
         self.rate = float(ex.rate_hz)
         self.lookahead = float(lookahead_s)
@@ -373,7 +372,7 @@ class LivePredictor:
         if self._in_rate is None or self._in_rate == rate:
             return x
         if rate not in self._resamplers:
-            import soxr
+            import soxr  # optional (requirements/audio.txt): only for a pushed rate other than the model's
 
             self._resamplers[rate] = soxr.ResampleStream(self._in_rate, rate, 1, dtype="float32", quality="HQ")
         return self._resamplers[rate].resample_chunk(x, last=last)
