@@ -149,6 +149,8 @@ def test_cli_stream_replays_a_file_and_matches_offline(speech, tmp_path, capsys)
     with pytest.raises(AffectflowError, match="exists; choose a new file"):
         replay_file(run, speech, fast=True, out=out)
     assert out.read_bytes() == before
+    with pytest.raises(AffectflowError, match="does not exist"):  # refused before the file is replayed
+        replay_file(run, speech, fast=True, out=tmp_path / "no" / "s.csv")
     assert main(["stream", str(run), "--input", str(speech), "--fast", "--out", str(out)]) == 2
 
 

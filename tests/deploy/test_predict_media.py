@@ -108,6 +108,8 @@ def test_predict_media_folder_is_the_api_behind_the_cli(media_run, tmp_path):
     files = {"video": rec.video, "audio": rec.audio}
     with pytest.raises(MediaInputError, match=r"\['a b', 'x'\] are not safe, distinct"):
         list(predict_media_folder(run, [("a b", files), ("x", files), ("x", files)], tmp_path))
+    with pytest.raises(MediaInputError, match="does not exist or is not a folder"):
+        list(predict_media_folder(run, [("one", files)], tmp_path / "missing"))
     seen = []
     out = list(predict_media_folder(run, [("one", files)], tmp_path, progress=lambda rid: seen.append(rid)))
     assert [r.id for r in out] == ["one"] and seen == ["one"]

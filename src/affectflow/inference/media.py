@@ -336,6 +336,8 @@ def predict_media_folder(
                               "unique_recording_ids() first.")
     run = _run(run)
     out = Path(out)
+    if not out.is_dir():
+        raise MediaInputError(f"Output folder {str(out)!r} does not exist or is not a folder.")
     for rid, files in recordings:
         t0 = time.perf_counter()
         df = predict_media(run, files, seed=seed, device=device, progress=progress(rid) if progress else None,

@@ -27,6 +27,8 @@ def replay_file(run, path, *, fast: bool = False, chunk_s: float = 0.1, allow_mi
     (:func:`affectflow.predictions.write_prediction_csv`, with its PNG); ``out`` must not exist (checked first)."""
     if out is not None and Path(out).exists():
         raise AffectflowError(f"{str(out)!r} exists; choose a new file.")
+    if out is not None and not Path(out).parent.is_dir():
+        raise AffectflowError(f"The folder of {str(out)!r} does not exist; create it or choose another file.")
     if not Path(path).is_file():
         raise AffectflowError(f"Input file {str(path)!r} does not exist.")
     live = AudioStreamPredictor(run, seed=seed, allow_missing=allow_missing, block_frames=block_frames)
