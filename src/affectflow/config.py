@@ -5,7 +5,7 @@ A config has four sections (every key has a default, see ``configs/default.yaml`
     data:      corpus, task, features, targets, target_types, label_set, normalize, window {size, hop}, eval_window {size, hop}, ...
     model:     type (a name in the model registry) + that model's hyperparameters
     training:  loss, lr, weight_decay, batch_size, epochs, patience, lr_patience, lr_factor, min_lr, grad_clip,
-               seeds, device, num_workers, num_threads, multitask
+               seeds, device, num_workers, num_threads, multitask, stack_seeds, seed_workers
     output:    runs_dir, name
     execution: backend, address, workers, threads, cpus, gpus, memory_gb, resources, max_retries  (where the jobs
                of procedures run: sweeps, CV folds, tuning trials; see affectflow.execution)
@@ -217,6 +217,12 @@ class ExperimentConfig:
             )
         if t.stack_seeds not in ("auto", True, False):
             raise ConfigError(f"`training.stack_seeds` must be auto, true or false; got {t.stack_seeds!r}.")
+        w = t.seed_workers
+        if w != "auto" and (not isinstance(w, int) or isinstance(w, bool) or w < 1):
+            raise ConfigError(f"`training.seed_workers` must be an integer >= 1 or auto, got {w!r}.")
+        if w != "auto" and w > 1 and t.stack_seeds is True:
+            raise ConfigError("`training.seed_workers` > 1 and `training.stack_seeds: true` exclude each other: "
+                              "stacking trains all seeds as one model in one process.")
         return self
 
 

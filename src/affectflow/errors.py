@@ -25,6 +25,10 @@ class RunError(AffectflowError, ValueError):
     """A run directory is missing, incomplete, or would be overwritten."""
 
 
+class ExecutionError(AffectflowError, RuntimeError):
+    """A worker process died before returning its job's result (killed, out of memory); the message names the job."""
+
+
 class ExtractionError(Exception):
     """A recording's file is corrupt, truncated, empty or unsupported (the message names the file).
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -31,9 +32,11 @@ from affectflow.augment.batch import BatchAugmenter, check_batch_augment
 from affectflow.data.normalize import Normalizer, check_pca
 from affectflow.data.store import SequenceStore
 from affectflow.errors import AffectflowError, AffectflowWarning, ConfigError, CorpusError, RunError
+from affectflow.execution.forked import fork_available, forked_map
 from affectflow.fsutil import atomic_write, make_dirs, out_folder, write_json  # noqa: F401 - atomic_write, write_json re-exported for callers of earlier versions
 from affectflow.models import MODELS, build_model
 from affectflow.plots import plot_run
+from affectflow.progress import progress_bar
 from affectflow.runs import (
     Predictor,
     Run,
@@ -454,6 +457,101 @@ def fit_stacked(setup: TrainingSetup, run_dir: Path, info: dict[str, Any], *, pr
                              on_epoch_end=lambda s: epoch_writer(run_dir, info, s, on_epoch))
 
 
+def seed_model_from(checkpoint: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The model stored in a seed's checkpoint, on ``device``, and the checkpoint."""
+    ck = load_checkpoint(checkpoint)
+    model = build_model(ck["model"])
+    model.load_state_dict(ck["state_dict"])
+    return model.to(device), ck
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def seed_worker_count(cfg: ExperimentConfig, n_seeds: int, device: torch.device, *,
+                      per_epoch_callback: bool = False) -> int:
+    """How many forked processes train ``n_seeds`` seeds side by side (``training.seed_workers``); 1 = one by one.
+
+    ``auto``: ``min(n_seeds, usable CPUs)`` on the CPU where the platform forks; 1 on CUDA. A number ``n > 1`` gives ``min(n, n_seeds)``. With a per-epoch
+    callback (tuning's pruning needs every epoch in this process) the seeds train one by one.
+
+    Raises
+    ------
+    ConfigError
+        A number ``> 1`` on CUDA (one process owns the GPU: use ``training.stack_seeds``) or where the platform
+        cannot fork.
+    """
+    t = cfg.training
+    w = t.seed_workers
+    if w == "auto":
+        if device.type != "cpu" or not fork_available():
+            return 1
+        w = usable_cpus()
+    elif w > 1 and device.type != "cpu":
+        raise ConfigError(f"`training.seed_workers={w}` trains seeds in forked CPU processes, but the device is "
+                          f"{device.type!r}; on a GPU use `training.stack_seeds: true` (all seeds as one model).")
+    elif w > 1 and not fork_available():
+        raise ConfigError(f"`training.seed_workers={w}` needs forked processes, which this platform does not have; "
+                          "set it to 1.")
+    w = min(int(w), n_seeds)
+    if w > 1 and per_epoch_callback:
+        log.info("seeds trained one by one, not in %d workers: a per-epoch callback needs every epoch here", w)
+        return 1
+    return w
+
+
+def fit_in_workers(setup: TrainingSetup, run_dir: Path, info: dict[str, Any], *, progress: bool = False,
+                   resume: bool = False, on_epoch: Callable[[int, dict[str, Any]], None] | None = None
+                   ) -> dict[int, "SeedResult"]:
+    """The seeds still to train, each in a forked worker process with one torch thread, ``training.seed_workers``
+    at a time (:func:`seed_worker_count`, :func:`affectflow.execution.forked.forked_map`); ``seed →``
+    :class:`SeedResult` (each model read back from the checkpoint its worker wrote), or ``{}`` when the seeds train
+    one by one in this process.
+
+    Whole rounds of ``workers`` seeds go to the workers; the seeds left over (3 seeds on 2 workers: the third) are
+    not returned, so the caller trains them here afterwards with this process's threads (``training.num_threads``)
+    instead of leaving cores idle behind one 1-thread worker.
+
+    A worker runs :func:`fit_one_seed` exactly as the one-by-one path does (same seeding, epoch states, history,
+    checkpoint), so its seeds equal a one-by-one run with ``training.num_threads: 1``, bit for bit (and every seed
+    does when ``training.num_threads`` is 1). An interrupted run resumes as usual: finished seeds are kept, a seed
+    with an epoch state continues from it.
+    """
+    t = setup.cfg.training
+    todo = [s for s in t.seeds if not (resume and checkpoint_file(run_dir, s).is_file())]
+    workers = seed_worker_count(setup.cfg, len(todo), setup.device, per_epoch_callback=on_epoch is not None)
+    if workers < 2:
+        return {}
+    # whole rounds in the workers; the rest here afterwards, alone on the machine with this process's threads
+    # (3 seeds, 2 workers: two side by side, then the third with both cores' threads)
+    here = todo[len(todo) - len(todo) % workers:] if len(todo) > workers else []
+    todo = todo[:len(todo) - len(here)]
+    log.info("training seeds %s in %d worker processes (1 torch thread each)%s", todo, workers,
+             f", then {here} here ({torch.get_num_threads()} threads)" if here else "")
+
+    def train_seed(seed: int) -> dict[str, Any]:
+        r = fit_one_seed(setup, seed, run_dir, info, progress=False, resume=resume)
+        return {"selection": r.selection, "scores": r.scores, "windows_per_s": r.windows_per_s,
+                "frames_per_s": r.frames_per_s}
+
+    # torch.optim's Optimizer imports torch._dynamo when it is built (1.2 s of CPU with torch 2.13): build one before
+    # forking, so the workers and the seeds trained here afterwards inherit the import instead of each paying it
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    out: dict[int, SeedResult] = {}
+    bar = progress_bar(total=len(todo), desc=f"seeds ({workers} workers)", unit="seed", disable=not progress)
+    try:
+        for i, r in forked_map(train_seed, todo, workers=workers, describe=lambda s: f"seed {s}"):
+            seed = todo[i]
+            model, _ = seed_model_from(checkpoint_file(run_dir, seed), setup.device)
+            out[seed] = SeedResult(model=model, **r)
+            bar.update(1)
+    finally:
+        bar.close()
+    return out
+
+
 def fit_one_seed(setup: TrainingSetup, seed: int, run_dir: Path, info: dict[str, Any], *, progress: bool = False,
                  resume: bool = False, on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
                  fitted: tuple | None = None) -> SeedResult:
@@ -465,10 +563,7 @@ def fit_one_seed(setup: TrainingSetup, seed: int, run_dir: Path, info: dict[str,
     d, t = cfg.data, cfg.training
     final = checkpoint_file(run_dir, seed)
     if resume and final.is_file():  # finished before the interruption: kept as it is
-        ck = load_checkpoint(final)
-        model = build_model(ck["model"])
-        model.load_state_dict(ck["state_dict"])
-        model.to(device)
+        model, ck = seed_model_from(final, device)
         kept = SeedResult(model=model, selection=float(ck["devel_score"]), scores=setup.scores(model),
                           windows_per_s=float(ck.get("windows_per_s", float("nan"))),
                           frames_per_s=float(ck.get("frames_per_s", float("nan"))))
@@ -907,8 +1002,11 @@ class TrainedRun(Run):
         log.info("run %s: config %s", run_dir, cfg.to_dict())
         setup = prepare_training(cfg, corpus, device=device, progress=progress, info=info, run_dir=run_dir)
         stacked = fit_stacked(setup, run_dir, info, progress=progress, resume=resume, on_epoch=on_epoch)
-        seeds = {seed: fit_one_seed(setup, seed, run_dir, info, progress=progress, resume=resume, on_epoch=on_epoch,
-                                    fitted=stacked.get(seed))
+        forked = {} if stacked else fit_in_workers(setup, run_dir, info, progress=progress, resume=resume,
+                                                   on_epoch=on_epoch)
+        seeds = {seed: forked[seed] if seed in forked else
+                 fit_one_seed(setup, seed, run_dir, info, progress=progress, resume=resume, on_epoch=on_epoch,
+                              fitted=stacked.get(seed))
                  for seed in cfg.training.seeds}
         metrics = training_metrics(setup, seeds)
         best = seeds[metrics["selection"]["best_seed"]].model

@@ -65,3 +65,4 @@ class TrainingConfig:
     amp: bool | None = None
     augment: dict[str, dict] = field(default_factory=dict)
     stack_seeds: Any = "auto"  # auto | true | false: all seeds as one stacked model (training/stacked.py)
+    seed_workers: Any = 1  # 1 | n | auto: seeds trained side by side in forked 1-thread processes (CPU only)
