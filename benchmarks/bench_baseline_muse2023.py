@@ -30,7 +30,9 @@ Prints one table: per stage the wall time and the CPU time (user + system of the
 each, and the ratios; writes everything (commands, logs, numbers) to ``--work`` (``results.json``).
 Both sides get ``--threads`` torch/OpenMP threads (default 1) through ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``
 (the baseline has no thread option; affectflow also gets ``training.num_threads`` / ``--threads``); the baseline's
-DataLoaders keep their hard-coded ``num_workers=4``.
+DataLoaders keep their hard-coded ``num_workers=4``. ``--workers N`` has affectflow run in ``N`` forked 1-thread
+processes: stage 1's seeds (``training.seed_workers``) and stage 2's groups of subject × seed jobs
+(``personalise --backend forked``); give both sides the same cores with ``--threads N --workers N``.
 
 Known differences of the "equal" configuration (not settable on one side or the other): affectflow's input
 projection has a bias and its ``model.dropout`` (0.5 = the baseline's ``linear_dropout``) also applies after the
@@ -93,7 +95,8 @@ BASELINE_DEFAULTS = {"batch_size": 256, "d_fc_out": 64, "linear_dropout": 0.5, "
                      "lr_factor": 0.5, "min_lr": 1e-5, "pers_seeds": 5, "seed": 101}
 
 
-def ours_train_settings(s1: dict, dim: str, feature: str, seeds: list[int], epochs: int, threads: int) -> list[str]:
+def ours_train_settings(s1: dict, dim: str, feature: str, seeds: list[int], epochs: int, threads: int,
+                        seed_workers: int = 1) -> list[str]:
     """``--set`` overrides giving affectflow's ``train`` the stage-1 configuration ``s1`` the baseline runs with."""
     d = BASELINE_DEFAULTS
     return [
@@ -107,7 +110,7 @@ def ours_train_settings(s1: dict, dim: str, feature: str, seeds: list[int], epoc
         f"training.patience={s1['early_stopping_patience']}", f"training.lr_patience={d['reduce_lr_patience']}",
         f"training.lr_factor={d['lr_factor']}", f"training.min_lr={d['min_lr']}", "training.grad_clip=0",
         f"training.seeds=[{','.join(map(str, seeds))}]", "training.device=cpu", "training.num_workers=0",
-        f"training.num_threads={threads}", "output.plots=false",
+        f"training.num_threads={threads}", f"training.seed_workers={seed_workers}", "output.plots=false",
     ]
 
 
@@ -170,6 +173,12 @@ def main() -> None:
                     help="personalisation seeds 101.. (default 5, personalisation.py's default)")
     ap.add_argument("--pers-epochs", type=int, default=None, help="stage-2 epoch cap (default: the published call's)")
     ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads for both sides (default 1)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="affectflow runs its work in this many forked 1-thread processes: stage 1's seeds "
+                         "(training.seed_workers; seeds left over from whole rounds train after them with --threads "
+                         "threads) and stage 2's groups of subject x seed jobs (personalise --backend forked); "
+                         "default 1: one process. Compare with --threads equal to it: both sides then use that many "
+                         "cores")
     ap.add_argument("--work", help="work folder, must not exist (default: bench_baseline_muse2023-<time> in the "
                     "current folder)")
     args = ap.parse_args()
@@ -243,7 +252,8 @@ def main() -> None:
     o1 = run_stage("affectflow stage 1", [*af, "train", "-q", "--corpus", str(corpus_dir), "--runs-dir",
                                           str(work / "runs"),
                                           *[a for s in ours_train_settings(s1, args.dim, args.feature, seeds1,
-                                                                           s1["epochs"], args.threads)
+                                                                           s1["epochs"], args.threads,
+                                                                           args.workers)
                                             for a in ("--set", s)]], work / "ours-stage1.log", env)
     run_dir = Path(grab(r"Run directory: (.+)", o1["text"], "the run directory").group(1).strip())
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -266,7 +276,9 @@ def main() -> None:
     o2 = run_stage("affectflow stage 2", [
         *af, "personalise", str(run_dir), "-q", "--seed-list", ",".join(map(str, seeds2)), "--window",
         str(s2["win_len"]), "--hop", str(s2["hop_len"]), "--epochs", str(s2["epochs"]), "--patience",
-        str(s2["early_stopping_patience"]), "--lr", str(s2["lr"]), "--threads", str(args.threads),
+        str(s2["early_stopping_patience"]), "--lr", str(s2["lr"]),
+        *(["--threads", str(args.threads)] if args.workers == 1 else
+          ["--backend", "forked", "--workers", str(args.workers), "--threads", "1"]),
         "--batch-size", str(BASELINE_DEFAULTS["batch_size"])],  # personalisation.py's default, whatever stage 1 had
         work / "ours-stage2.log", env)
     reports = sorted((run_dir / "personalisation").glob("*/report.json"))
@@ -292,7 +304,8 @@ def main() -> None:
     ]
     print()
     print(f"MuSe 2023 personalisation, {args.config} stage-1 configuration, {args.feature} -> {args.dim} ({emo_dim}); "
-          f"{args.subjects} subjects x {args.duration:g} s; {args.threads} thread(s); test CCC pooled over all test subjects")
+          f"{args.subjects} subjects x {args.duration:g} s; {args.threads} thread(s), affectflow forked workers "
+          f"{args.workers}; test CCC pooled over all test subjects")
     print()
     print("| stage | baseline wall s | affectflow wall s | speed-up (wall) | baseline CPU s | affectflow CPU s | "
           "speed-up (CPU) | baseline test CCC | affectflow test CCC | difference |")

@@ -62,3 +62,16 @@ def test_bad_worker_counts_and_nesting_are_refused():
         list(forked_map(str, [1], workers=1))
     gen.close()
     assert forked._JOB is None
+
+
+def test_forked_backend_is_an_executor_with_one_thread_per_worker():
+    from affectflow.execution import EXECUTORS, get_executor
+
+    assert "forked" in EXECUTORS
+    ex = get_executor("forked", workers=2, threads=1)
+    try:
+        assert dict(ex.map(lambda k: (k, torch.get_num_threads()), [3, 4])) == {0: (3, 1), 1: (4, 1)}
+    finally:
+        ex.close()
+    with pytest.raises(ConfigError, match="one torch thread .* got threads=2; set threads to 1 or use the local"):
+        get_executor("forked", workers=2, threads=2)

@@ -264,3 +264,20 @@ def test_personalise_average_and_shrink(pers_run):
     for bad, msg in (({"combine": "vote"}, "`combine`"), ({"shrink": 0}, "`shrink`"), ({"l2sp": -1}, "`l2sp`")):
         with pytest.raises(ConfigError, match=msg):
             personalise(pers_run, seeds=1, **bad)
+
+
+def test_forked_workers_give_the_same_personalisation(pers_run):
+    from affectflow.execution.forked import fork_available
+
+    if not fork_available():
+        pytest.skip("needs the fork start method")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' one thread: same arithmetic as in this process
+    try:
+        here = load_report(personalise(pers_run, seeds=2, epochs=3, patience=5, group_size=3))
+        forked = load_report(personalise(pers_run, seeds=2, epochs=3, patience=5, group_size=3, backend="forked",
+                                         workers=2))
+    finally:
+        torch.set_num_threads(before)
+    assert here["subjects"] == forked["subjects"]  # per subject and seed: histories, selected seeds, scores
+    assert here["partitions"] == forked["partitions"]

@@ -25,6 +25,9 @@ Backends
     calls ``torch.set_num_threads(threads)`` once at start and dies with its parent
     (:func:`affectflow.procutil.die_with_parent`: a killed sweep or CV leaves no orphan finishing its job).
 
+``forked``
+    Processes forked from this one (:mod:`affectflow.execution.forked`): no start-up, no import, the job inputs
+    inherited instead of pickled; one torch thread per worker (``threads`` must be 1); Linux/macOS only.
 ``ray``
     Ray tasks on a private local cluster or an existing one (``address="auto"`` / ``"ray://host:port"``), each
     task declaring its resources (CPUs, GPU fraction, memory, custom resources) and retried by Ray when its worker
@@ -54,6 +57,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from affectflow.errors import ConfigError
+from affectflow.execution.forked import ForkedExecutor
 from affectflow.execution.ray_executor import RayExecutor
 from affectflow.procutil import die_with_parent
 
@@ -150,7 +154,7 @@ class LocalProcessExecutor:
 
 
 EXECUTORS: dict[str, Callable[..., Any]] = {"serial": SerialExecutor, "local": LocalProcessExecutor,
-                                            "ray": RayExecutor}  # ray itself is imported when a RayExecutor starts
+                                            "forked": ForkedExecutor, "ray": RayExecutor}  # ray itself is imported when a RayExecutor starts
 
 #: Keys of a config's ``execution:`` section that are executor options (passed to the backend).
 OPTION_KEYS = ("address", "cpus", "gpus", "memory_gb", "resources", "max_retries")

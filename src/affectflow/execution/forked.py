@@ -117,3 +117,32 @@ def forked_map(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int,
                     proc.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
         _JOB = None
+
+
+class ForkedExecutor:
+    """Backend ``forked``: :func:`forked_map` behind the :class:`~affectflow.execution.Executor` interface, for jobs
+    whose inputs are already in this process (personalisation groups: ``affectflow personalise --backend forked
+    --workers 2``). Every worker has one torch thread (see the module docstring), so ``threads`` must be 1."""
+
+    def __init__(self, workers: int = 2, threads: int = 1, **options: Any) -> None:
+        if threads != 1:
+            raise ConfigError(
+                f"The forked backend runs every job with one torch thread (GNU OpenMP does not survive fork with a "
+                f"thread team), got threads={threads}; set threads to 1 or use the local backend."
+            )
+        if not fork_available():
+            raise ConfigError("The forked backend needs the 'fork' start method, which this platform does not have; "
+                              "use the local backend.")
+        self.workers = workers  # options of other backends (address, gpus, ...) do not apply here
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        yield from forked_map(fn, items, workers=self.workers)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "ForkedExecutor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
