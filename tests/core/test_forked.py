@@ -75,3 +75,13 @@ def test_forked_backend_is_an_executor_with_one_thread_per_worker():
         ex.close()
     with pytest.raises(ConfigError, match="one torch thread .* got threads=2; set threads to 1 or use the local"):
         get_executor("forked", workers=2, threads=2)
+
+
+def test_a_job_may_run_forked_workers_of_its_own():
+    def inner(k):
+        return dict(forked_map(lambda j: (k, j, os.getpid()), [0, 1], workers=2))
+
+    out = dict(forked_map(inner, [10, 20, 30], workers=2))  # a worker serves several jobs, each nesting a pool
+    assert {i: sorted(v[:2] for v in r.values()) for i, r in out.items()} == {
+        0: [(10, 0), (10, 1)], 1: [(20, 0), (20, 1)], 2: [(30, 0), (30, 1)]}
+    assert forked._JOB is None

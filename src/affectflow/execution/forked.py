@@ -36,6 +36,9 @@ from affectflow.procutil import die_with_parent
 #: The job of the pool being run: (fn, items, started flags in shared memory). Set before the workers fork, so they
 #: inherit it; a worker sets ``started[i]`` when it takes item ``i`` (to name the items a dead worker may have held).
 _JOB: tuple[Callable[[Any], Any], Sequence[Any], Any] | None = None
+#: In a worker: the job it serves (taken from the inherited :data:`_JOB`, which is cleared so that a job may run a
+#: :func:`forked_map` of its own, e.g. a training with seed workers inside a forked sweep cell).
+_WORKER_JOB: tuple[Callable[[Any], Any], Sequence[Any], Any] | None = None
 
 
 def fork_available() -> bool:
@@ -44,6 +47,8 @@ def fork_available() -> bool:
 
 
 def _init_forked_worker() -> None:
+    global _JOB, _WORKER_JOB
+    _WORKER_JOB, _JOB = _JOB, None
     die_with_parent()
     import torch  # lazy: config, and so `affectflow extract`, loads this package
 
@@ -51,7 +56,7 @@ def _init_forked_worker() -> None:
 
 
 def _run_item(index: int) -> Any:
-    fn, items, started = _JOB  # inherited from the parent at fork time
+    fn, items, started = _WORKER_JOB  # inherited from the parent at fork time
     started[index] = 1
     return fn(items[index])
 
