@@ -54,12 +54,17 @@ def setup(tmp_path_factory):
     return base, args, reference
 
 
-def _killed_run(base: Path, args: list[str], seed: int, epoch: int) -> Path:
-    runs = base / f"killed-{seed}-{epoch}"
+def run_killer(seed: int, epoch: int, args: list[str], runs_dir: Path) -> subprocess.CompletedProcess:
+    """Train ``args`` into ``runs_dir`` in a subprocess that :data:`KILLER` kills after (``seed``, ``epoch``)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "src"),
                                                         os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(seed), str(epoch), *args, f"output.runs_dir={runs}"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", KILLER, str(seed), str(epoch), *args, f"output.runs_dir={runs_dir}"],
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def _killed_run(base: Path, args: list[str], seed: int, epoch: int) -> Path:
+    runs = base / f"killed-{seed}-{epoch}"
+    proc = run_killer(seed, epoch, args, runs)
     assert proc.returncode == -9, proc.stderr[-2000:]
     (run,) = list(runs.iterdir())
     return run

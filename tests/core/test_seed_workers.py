@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +18,7 @@ from affectflow.execution.forked import fork_available
 from affectflow.experiment import resume_training, seed_worker_count, train
 from affectflow.runs import Run, load_checkpoint
 from affectflow.synthetic.corpus import generate_corpus
-from tests.core.test_resume import KILLER, OVERRIDES  # KILLER: SIGKILL after the epoch state of (seed, epoch)
+from tests.core.test_resume import OVERRIDES, run_killer  # run_killer: SIGKILL after the epoch state of (seed, epoch)
 
 pytestmark = pytest.mark.skipif(not fork_available(), reason="needs the fork start method")
 
@@ -73,11 +71,8 @@ def test_seed_workers_equal_one_by_one_bit_for_bit(runs):
 def test_killed_worker_fails_the_run_naming_its_seed_and_resume_gives_the_same_numbers(runs):
     base, args, one, _ = runs
     out = base / "killed"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "src"),
-                                                        os.environ.get("PYTHONPATH", "")])}
     # the patched save_epoch_state is inherited by the workers: seed 2's worker kills itself after epoch 2
-    proc = subprocess.run([sys.executable, "-c", KILLER, "2", "2", *args, "training.seed_workers=2",
-                           f"output.runs_dir={out}"], env=env, capture_output=True, text=True, timeout=600)
+    proc = run_killer(2, 2, [*args, "training.seed_workers=2"], out)
     assert proc.returncode not in (0, -9), proc.stderr[-2000:]  # the parent lived and reported the failure
     assert "A worker process died (killed, or out of memory?) while running seed 1, seed 2" in proc.stderr
     (run,) = list(out.iterdir())

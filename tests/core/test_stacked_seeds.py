@@ -5,9 +5,6 @@ kernel), dropout masks and learning-rate schedules included; a killed stacked ru
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,7 @@ from affectflow.config import load_config
 from affectflow.experiment import resume_training, train
 from affectflow.runs import load_checkpoint
 from affectflow.synthetic.corpus import generate_corpus
-from tests.core.test_resume import KILLER  # kills its process after the epoch state of (seed, epoch)
+from tests.core.test_resume import run_killer  # kills its process after the epoch state of (seed, epoch)
 
 # dropout, and a plateau scheduler with lr_patience=0: per-seed RNG streams and schedules matter
 OVERRIDES = ["data.features=[acoustic,visual]", "data.window.size=20", "data.window.hop=10", "training.epochs=3",
@@ -79,10 +76,7 @@ def test_stacked_seeds_equal_one_by_one(runs):
 def test_stacked_run_killed_then_resumed_equals_uninterrupted(runs):
     base, args, _, stacked = runs
     out = base / "killed"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "src"),
-                                                        os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", KILLER, "2", "2", *args, "training.stack_seeds=true",
-                           f"output.runs_dir={out}"], env=env, capture_output=True, text=True, timeout=600)
+    proc = run_killer(2, 2, [*args, "training.stack_seeds=true"], out)
     assert proc.returncode != 0  # killed
     run = next(out.iterdir())
     assert not (run / "metrics.json").exists() and (run / "resume" / "seed-1.pt").is_file()
