@@ -177,9 +177,10 @@ def personalise(
         and buffers) after fine-tuning and selection (1 = off; the own-devel scores in the report are before it).
     backend, workers, threads, executor_options:
         ``None``: fine-tune in this process. Otherwise the subject × seed jobs go, one group of ``group_size`` jobs
-        (default 8) per task, through that executor backend (``local``, ``ray``, see
+        (default 8) per task, through that executor backend (``local``, ``forked``, ``ray``, see
         :mod:`affectflow.execution`) with ``threads`` torch threads per task; groups are the same as in
-        this process, so the results are equal.
+        this process, so the results are equal (``forked``: processes forked from this one, no start-up cost,
+        one thread each; the fastest on one machine).
     tracking:
         An MLflow tracking URI (default: the base run's ``tracking.mlflow``): the folder is logged as a run nested
         under the base run's MLflow run, with every subject × seed own-devel curve as metrics
