@@ -32,7 +32,8 @@ Both sides get ``--threads`` torch/OpenMP threads (default 1) through ``OMP_NUM_
 (the baseline has no thread option; affectflow also gets ``training.num_threads`` / ``--threads``); the baseline's
 DataLoaders keep their hard-coded ``num_workers=4``. ``--workers N`` has affectflow run in ``N`` forked 1-thread
 processes: stage 1's seeds (``training.seed_workers``) and stage 2's groups of subject × seed jobs
-(``personalise --backend forked``); give both sides the same cores with ``--threads N --workers N``.
+(``personalise --backend forked``); ``--workers auto`` gives stage 1 ``training.seed_workers=auto`` and stage 2 one
+worker per CPU. Give the baseline the same cores with ``--threads`` (2 on the 2-core machine).
 
 Known differences of the "equal" configuration (not settable on one side or the other): affectflow's input
 projection has a bias and its ``model.dropout`` (0.5 = the baseline's ``linear_dropout``) also applies after the
@@ -173,12 +174,12 @@ def main() -> None:
                     help="personalisation seeds 101.. (default 5, personalisation.py's default)")
     ap.add_argument("--pers-epochs", type=int, default=None, help="stage-2 epoch cap (default: the published call's)")
     ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads for both sides (default 1)")
-    ap.add_argument("--workers", type=int, default=1,
+    ap.add_argument("--workers", type=lambda v: v if v == "auto" else int(v), default=1,
                     help="affectflow runs its work in this many forked 1-thread processes: stage 1's seeds "
                          "(training.seed_workers; seeds left over from whole rounds train after them with --threads "
                          "threads) and stage 2's groups of subject x seed jobs (personalise --backend forked); "
-                         "default 1: one process. Compare with --threads equal to it: both sides then use that many "
-                         "cores")
+                         "default 1: one process; auto: training.seed_workers=auto and one stage-2 worker per CPU. "
+                         "Give the baseline the same cores with --threads")
     ap.add_argument("--work", help="work folder, must not exist (default: bench_baseline_muse2023-<time> in the "
                     "current folder)")
     args = ap.parse_args()
@@ -278,7 +279,8 @@ def main() -> None:
         str(s2["win_len"]), "--hop", str(s2["hop_len"]), "--epochs", str(s2["epochs"]), "--patience",
         str(s2["early_stopping_patience"]), "--lr", str(s2["lr"]),
         *(["--threads", str(args.threads)] if args.workers == 1 else
-          ["--backend", "forked", "--workers", str(args.workers), "--threads", "1"]),
+          ["--backend", "forked", "--workers", str(len(os.sched_getaffinity(0)) if args.workers == "auto"
+                                                   else args.workers), "--threads", "1"]),
         "--batch-size", str(BASELINE_DEFAULTS["batch_size"])],  # personalisation.py's default, whatever stage 1 had
         work / "ours-stage2.log", env)
     reports = sorted((run_dir / "personalisation").glob("*/report.json"))

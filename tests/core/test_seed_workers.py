@@ -92,7 +92,10 @@ def test_worker_counts(runs):
     assert seed_worker_count(two, 1, cpu) == 1  # one seed left: nothing to run side by side
     assert seed_worker_count(two, 3, cpu, per_epoch_callback=True) == 1  # tuning's pruning sees every epoch
     auto = load_config(None, [*args, "training.seed_workers=auto"])
-    assert seed_worker_count(auto, 3, cpu) == min(3, len(os.sched_getaffinity(0)))
+    cpus = len(os.sched_getaffinity(0))
+    assert seed_worker_count(auto, 3, cpu) == (3 if 3 < 2 * cpus else cpus)  # all seeds at once below 2 x CPUs
+    assert seed_worker_count(auto, 2 * cpus, cpu) == cpus  # else one per CPU, in whole rounds
+    assert seed_worker_count(auto, 1, cpu) == 1
     assert seed_worker_count(auto, 3, cuda) == 1
     with pytest.raises(ConfigError, match="device is 'cuda'; on a GPU use `training.stack_seeds: true`"):
         seed_worker_count(two, 3, cuda)
