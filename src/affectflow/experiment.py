@@ -545,7 +545,7 @@ def fit_in_workers(setup: TrainingSetup, run_dir: Path, info: dict[str, Any], *,
     # forking, so the workers and the seeds trained here afterwards inherit the import instead of each paying it
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     out: dict[int, SeedResult] = {}
-    bar = progress_bar(total=len(todo), desc=f"seeds ({workers} workers)", unit="seed", disable=not progress)
+    bar = progress_bar(total=len(todo), desc=f"training in {workers} workers", unit="seeds", disable=not progress)
     try:
         for i, r in forked_map(train_seed, todo, workers=workers, describe=lambda s: f"seed {s}"):
             seed = todo[i]

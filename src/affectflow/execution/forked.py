@@ -42,7 +42,7 @@ _WORKER_JOB: tuple[Callable[[Any], Any], Sequence[Any], Any] | None = None
 
 
 def fork_available() -> bool:
-    """Whether this platform can fork worker processes (Linux, macOS; not Windows)."""
+    """Whether this platform can fork worker processes (Linux, tested; macOS allows it, untested; not Windows)."""
     return "fork" in multiprocessing.get_all_start_methods()
 
 
