@@ -149,3 +149,22 @@ def test_old_executor_paths_still_work_for_one_release():
             assert mod.register_executor is register_executor
         else:
             assert mod.RayExecutor is new.RayExecutor and mod.loopback_only is new.loopback_only
+
+
+def test_forked_sweep_with_seed_workers_in_its_cells_equals_a_serial_sweep(tmp_path, tiny_corpus):
+    from affectflow.execution.forked import fork_available
+
+    if not fork_available():
+        pytest.skip("needs the fork start method")
+    grid = {"data.features": [["acoustic"], ["physio"]]}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    serial = run_sweep(_sweep_file(tmp_path / "a", tiny_corpus.path, grid), backend="serial")
+    # cells in forked workers, each training its 2 seeds in forked workers of its own: 1 thread everywhere
+    forked = run_sweep(_sweep_file(tmp_path / "b", tiny_corpus.path, grid), backend="forked", workers=2,
+                       overrides=["training.seed_workers=2"])
+    a, b = (pd.read_csv(out / "results.csv") for out in (serial, forked))
+    assert set(b["status"]) == {"finished"}
+    cols = [c for c in a.columns if c.startswith(("devel/", "test/"))]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    assert "in 2 worker processes" in (Path(b["run"][0]) / "train.log").read_text()
