@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 import warnings
 from pathlib import Path
@@ -36,6 +35,7 @@ from affectflow.execution.forked import fork_available, forked_map
 from affectflow.fsutil import atomic_write, make_dirs, out_folder, write_json  # noqa: F401 - atomic_write, write_json re-exported for callers of earlier versions
 from affectflow.models import MODELS, build_model
 from affectflow.plots import plot_run
+from affectflow.procutil import usable_cpus
 from affectflow.progress import progress_bar
 from affectflow.runs import (
     Predictor,
@@ -463,11 +463,6 @@ def seed_model_from(checkpoint: Path, device: torch.device) -> tuple[torch.nn.Mo
     model = build_model(ck["model"])
     model.load_state_dict(ck["state_dict"])
     return model.to(device), ck
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the platform has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def seed_worker_count(cfg: ExperimentConfig, n_seeds: int, device: torch.device, *,

@@ -83,7 +83,7 @@ from affectflow.execution import get_executor
 from affectflow.features.base import EXTRACTORS, ExtractionError, Extractor, MediaRecording
 from affectflow.fsutil import SAFE_NAME, check_name, child_path, write_json
 from affectflow.nativelogs import native_log_filter
-from affectflow.procutil import die_with_parent
+from affectflow.procutil import die_with_parent, usable_cpus
 from affectflow.progress import progress_bar
 from affectflow.registry import Registry
 
@@ -924,8 +924,7 @@ def _run_pool(
     """Run ``jobs`` in a process pool, restarting the pool when a worker dies (see the module docstring)."""
     method = mp_context or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     ctx = multiprocessing.get_context(method)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cpus // workers)
+    threads = max(1, usable_cpus() // workers)
     pending: deque[_Job] = deque(jobs)
 
     def failed(job: _Job, message: str, **fields: Any) -> None:
