@@ -107,7 +107,9 @@ def forked_map(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int,
                 try:
                     result = fut.result()
                 except BrokenProcessPool as e:  # which worker died is not known: name what was running
-                    running = [describe(items[k]) for k in sorted([i, *pending.values()]) if _JOB[2][k]]
+                    unfinished = sorted([i, *pending.values()])
+                    running = [describe(items[k]) for k in unfinished if _JOB[2][k]] or [
+                        describe(items[k]) for k in unfinished]  # died before marking its item
                     raise ExecutionError(
                         f"A worker process died (killed, or out of memory?) while running {', '.join(running)}; "
                         "what had finished is kept."
